@@ -1,0 +1,1 @@
+"""scalebench harness: CLI, specs, training/evaluation, metrics, launchers, results."""

@@ -1,0 +1,116 @@
+"""Metric definitions (DESIGN.md): accuracy, scale consistency, equivariance error.
+
+Equivariance error of a feature map ``f`` at a target size ``s < N`` (``N`` the
+full input size), with ``D_m = fourier_resize(., m)``::
+
+    m = size of f(D_s x)
+    a = D_m f(x),  b = D_m f(D_s x)
+    err = mean over samples and channels of ||a - b||^2 / (||a||^2 + 1e-12)
+
+Reported per layer and per size; the headline ``eq_err`` is the mean over the
+size grid of the last spatial layer. The invariant counterpart compares logits:
+``||z(x) - z(D_s x)||^2 / (||z(x)||^2 + 1e-12)`` per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+
+from datasets.scaling import fourier_resize
+
+__all__ = [
+    "EPS",
+    "accuracy",
+    "equivariance_errors",
+    "grouped_accuracy",
+    "headline_eq_err",
+    "relative_sq_error",
+    "scale_consistency",
+]
+
+EPS = 1e-12
+
+FeatureFn = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    if target.numel() == 0:
+        return float("nan")
+    return (pred == target).double().mean().item()
+
+
+def grouped_accuracy(pred: torch.Tensor, target: torch.Tensor, groups: Iterable) -> dict[str, float]:
+    """Accuracy per group label (a test size, or a scale bin), keys as strings, sorted."""
+    groups = list(groups)
+    out: dict[str, list[int]] = {}
+    for p, t, g in zip(pred.tolist(), target.tolist(), groups):
+        out.setdefault(str(g), []).append(int(p == t))
+    key = (lambda k: float(k.split("-")[0])) if all(
+        _is_number(k.split("-")[0]) for k in out) else str
+    return {k: sum(v) / len(v) for k, v in sorted(out.items(), key=lambda kv: key(kv[0]))}
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def scale_consistency(preds: torch.Tensor) -> float:
+    """Fraction of images whose predicted label is the same in every view.
+
+    ``preds`` is ``(V, N)``: the prediction for each of ``V`` scaled views of ``N`` images.
+    """
+    if preds.dim() != 2 or preds.shape[1] == 0:
+        return float("nan")
+    return (preds == preds[:1]).all(dim=0).double().mean().item()
+
+
+def relative_sq_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per sample and channel ``||a-b||^2 / (||a||^2 + EPS)`` over the trailing spatial axes."""
+    a, b = a.double(), b.double()
+    dims = tuple(range(2, a.dim())) if a.dim() > 2 else (1,)
+    return ((a - b) ** 2).sum(dims) / ((a ** 2).sum(dims) + EPS)
+
+
+@torch.no_grad()
+def equivariance_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.Tensor] | None,
+                        x: torch.Tensor, sizes: Iterable[int]) -> dict[str, dict[int, float]]:
+    """Equivariance error per layer and size for images ``x`` at full size (B, C, N, N).
+
+    Returns ``{layer: {size: err}}``; with ``logits`` given, the invariance error
+    of the logits is included under the key ``"logits"``. Layers whose maps are
+    not spatial (fewer than 4 dims) are skipped.
+    """
+    n = x.shape[-1]
+    ref = {k: v for k, v in features(x).items() if v.dim() == 4}
+    ref_logits = logits(x) if logits is not None else None
+    out: dict[str, dict[int, float]] = {k: {} for k in ref}
+    if ref_logits is not None:
+        out["logits"] = {}
+    for s in sizes:
+        if s >= n:
+            continue
+        xs = fourier_resize(x, s)
+        got = features(xs)
+        for name, fx in ref.items():
+            fs = got[name]
+            m = fs.shape[-1]
+            err = relative_sq_error(fourier_resize(fx, m), fourier_resize(fs, m))
+            out[name][s] = err.mean().item()
+        if ref_logits is not None:
+            out["logits"][s] = relative_sq_error(ref_logits, logits(xs)).mean().item()
+    return out
+
+
+def headline_eq_err(per_layer: Mapping[str, Mapping[int, float]]) -> float:
+    """Mean over the size grid of the last spatial layer (``logits`` excluded)."""
+    layers = [k for k in per_layer if k != "logits" and per_layer[k]]
+    if not layers:
+        return float("nan")
+    vals = list(per_layer[layers[-1]].values())
+    return sum(vals) / len(vals)

@@ -1,0 +1,24 @@
+"""Scaled image-classification datasets: sources, scaling operators, protocols, cache.
+
+``datasets`` imports neither ``bench`` nor ``methods`` (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from datasets.cache import cache_path, default_cache_dir, load_or_build
+from datasets.protocols import (
+    DATASETS,
+    UnknownDatasetError,
+    build,
+    dataset_info,
+    list_datasets,
+)
+from datasets.scaling import canvas_rescale, fourier_resize
+from datasets.sources import SOURCES, SourceError
+from datasets.splits import ScaledDataset, Split
+
+__all__ = [
+    "DATASETS", "SOURCES", "ScaledDataset", "SourceError", "Split", "UnknownDatasetError",
+    "build", "cache_path", "canvas_rescale", "default_cache_dir", "dataset_info",
+    "fourier_resize", "list_datasets", "load_or_build",
+]

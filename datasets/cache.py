@@ -1,0 +1,108 @@
+"""The on-disk dataset cache: built datasets keyed by a hash of everything that defines them.
+
+A cache file ``<name>-<key>.pt`` is written atomically (temporary file, fsync,
+rename) next to ``<name>-<key>.sha256``, the digest of its bytes. On load the
+digest is checked: a truncated or corrupt file is reported, deleted and
+rebuilt, never silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from datasets.protocols import build, dataset_info
+from datasets.splits import ScaledDataset
+
+__all__ = ["cache_key", "cache_path", "default_cache_dir", "load_or_build"]
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$SCALEBENCH_CACHE``, else ``$XDG_CACHE_HOME/scalebench``, else ``~/.cache/scalebench``."""
+    if os.environ.get("SCALEBENCH_CACHE"):
+        return Path(os.environ["SCALEBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "scalebench"
+
+
+def cache_key(name: str, source: str, seed: int) -> str:
+    info = dataset_info(name)
+    ident = {"dataset": name, "protocol": info.protocol, "source": source, "seed": seed,
+             "sizes": list(info.sizes), "builder_version": info.version}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(name: str, source: str, seed: int, cache_dir: str | os.PathLike | None = None
+               ) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder / f"{name}-{source}-s{seed}-{cache_key(name, source, seed)}.pt"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _try_load(path: Path) -> ScaledDataset | None:
+    digest_file = path.with_suffix(".sha256")
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    expected = digest_file.read_text().strip() if digest_file.is_file() else None
+    if expected != _digest(data):
+        log.warning("dataset cache %s is truncated or corrupt (checksum mismatch); rebuilding",
+                    path)
+        return None
+    try:
+        return ScaledDataset.from_state(torch.load(io.BytesIO(data), weights_only=False))
+    except Exception as exc:  # a valid digest of an unreadable payload: still never used
+        log.warning("dataset cache %s cannot be read (%s); rebuilding", path, exc)
+        return None
+
+
+def load_or_build(name: str, source: str = "embedded", seed: int = 0,
+                  data_root: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | None = None,
+                  use_cache: bool = True) -> tuple[ScaledDataset, Path | None]:
+    """The dataset from the cache when it is there and intact, else built (and cached)."""
+    path = cache_path(name, source, seed, cache_dir)
+    if use_cache:
+        ds = _try_load(path)
+        if ds is not None:
+            return ds, path
+    ds = build(name, source=source, seed=seed, data_root=data_root)
+    if not use_cache:
+        return ds, None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(ds.to_state(), buf)
+        data = buf.getvalue()
+        # digest first: a crash between the two writes leaves a mismatch, i.e. a rebuild
+        _atomic_write(path.with_suffix(".sha256"), _digest(data).encode())
+        _atomic_write(path, data)
+    except OSError as exc:
+        log.warning("could not write the dataset cache %s (%s); continuing without it", path, exc)
+        return ds, None
+    return ds, path

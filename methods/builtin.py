@@ -1,0 +1,8 @@
+"""Imports every built-in method module so that its ``@register_method`` runs.
+
+A new method family adds one import line here.
+"""
+
+from __future__ import annotations
+
+import methods.cnn  # noqa: F401

@@ -1,0 +1,66 @@
+"""``timm:<model-name>``: any timm model as a generic (non-equivariant) baseline.
+
+``in_chans`` and ``num_classes`` are passed through to ``timm.create_model``
+(never pretrained: no weights are downloaded). Inputs smaller than
+``min_size`` are up-sampled to it by :func:`datasets.scaling.fourier_resize`,
+which adds no frequencies, so that ImageNet-style stems with a large total
+stride still see a non-degenerate map. ``features()`` uses timm's
+``forward_intermediates`` (every timm model family that supports it).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from datasets.scaling import fourier_resize
+from methods.registry import MethodEntry, UnknownMethodError
+
+
+class TimmBaseline(nn.Module):
+    """A timm classifier behind the model protocol."""
+
+    def __init__(self, model_name: str, in_channels: int = 1, num_classes: int = 10,
+                 min_size: int = 32, **timm_kwargs):
+        super().__init__()
+        import timm
+
+        if not timm.is_model(model_name):
+            close = timm.list_models(f"*{model_name}*")[:5]
+            raise UnknownMethodError(
+                f"timm has no model {model_name!r}"
+                + (f"; similar: {', '.join(close)}" if close else "; see timm.list_models()"))
+        self.model_name = model_name
+        self.min_size = min_size
+        self.model = timm.create_model(model_name, pretrained=False, in_chans=in_channels,
+                                       num_classes=num_classes, **timm_kwargs)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return fourier_resize(x, self.min_size) if x.shape[-1] < self.min_size else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self._prepare(x))
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not hasattr(self.model, "forward_intermediates"):
+            raise NotImplementedError(
+                f"timm model {self.model_name!r} has no forward_intermediates; "
+                "its equivariance error cannot be measured")
+        maps = self.model.forward_intermediates(self._prepare(x), intermediates_only=True)
+        return {f"stage{i + 1}": m for i, m in enumerate(maps) if m.dim() == 4}
+
+
+def timm_entry(model_name: str) -> MethodEntry:
+    """A registry entry, made on demand, for ``timm:<model_name>``."""
+
+    def build(in_channels: int = 1, num_classes: int = 10, **kwargs) -> TimmBaseline:
+        return TimmBaseline(model_name, in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+    # validate eagerly so that `bench run --methods timm:typo` fails before any work
+    import timm
+    if not timm.is_model(model_name):
+        TimmBaseline(model_name)
+    return MethodEntry(
+        name=f"timm:{model_name}", builder=build, family="baseline",
+        paper="timm (Wightman)", description=f"timm model {model_name}",
+        configs={"mnist": {}, "stl10": {}, "quick": {}}, source="timm")
