@@ -6,3 +6,4 @@ A new method family adds one import line here.
 from __future__ import annotations
 
 import methods.cnn  # noqa: F401
+import methods.sesn  # noqa: F401

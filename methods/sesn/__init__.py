@@ -1,0 +1,87 @@
+"""SESN -- Scale-Equivariant Steerable Networks (Sosnovik, Szmaja & Smeulders, ICLR 2020).
+
+Registered methods:
+
+* ``sesn`` -- the scalar variant (scale max after every block). It is the
+  default because its block outputs carry no scale axis: each is a map that is
+  (approximately) equivariant to dilations without a scale shift, which is
+  exactly what the benchmark's per-channel equivariance error compares.
+* ``sesn_vector`` -- the vector variant (scale axis kept through blocks 1-2,
+  max over scales at the end of block 3).
+
+Keyword options (``sesn[plus=True]``, ``sesn_vector[scale_depth=2]``, ...):
+``variant`` (``scalar`` / ``vector``), ``plus`` (the published "+" hyper-
+parameters, tuned for training with rescale augmentation), and any
+:class:`~methods.sesn.models.SESNMnist` argument (``scales``, ``kernel_size``,
+``mult``, ``effective_size``, ``basis``, ``scale_depth``, ``channels`` ...).
+
+Configurations: ``mnist`` (published MNIST config of the variant), ``stl10``
+(WRN-16-8 SESN, variant B for ``sesn``, A for ``sesn_vector``) and ``quick``
+(reduced width and kernel for the harness's CPU budget).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from methods.registry import TrainRecipe, register_method
+from methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
+
+__all__ = ["SESNMnist", "SESNWideResNet", "build_sesn", "build_sesn_vector"]
+
+PAPER = "Sosnovik, Szmaja & Smeulders, Scale-Equivariant Steerable Networks, ICLR 2020"
+
+MNIST_RECIPE = TrainRecipe()  # Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128
+STL10_RECIPE = TrainRecipe(optimizer="sgd", lr=0.1, weight_decay=5e-4, momentum=0.9,
+                           nesterov=True, milestones=(300, 400, 600, 800), gamma=0.2,
+                           epochs=1000, batch_size=128)
+
+#: quick: the cnn baseline's quick widths and head; a 9x9 kernel with 3 scales
+#: spanning the same factor 3 as the published configs, so that the run fits
+#: the CPU budget (~1.5 min for the whole quick run on 2 shared cores).
+QUICK = dict(channels=(16, 32, 48), hidden=128, dropout=0.3, kernel_size=9,
+             scales=(1.0, 1.73, 3.0), mult=1.5)
+
+
+def _build(default_variant: str, in_channels: int, num_classes: int, arch: str,
+           variant: str | None, plus: bool, kwargs: dict[str, Any]) -> nn.Module:
+    if arch == "wrn":
+        if variant is not None or plus:
+            raise ValueError("the STL-10 WRN takes wrn_variant='A'|'B'|'C', not variant/plus")
+        return SESNWideResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if arch != "mnist":
+        raise ValueError(f"unknown SESN arch {arch!r}; use 'mnist' or 'wrn'")
+    variant = variant or default_variant
+    hp = mnist_hparams(variant, plus)
+    hp.update(kwargs)  # explicit keywords win over the published table
+    return SESNMnist(in_channels=in_channels, num_classes=num_classes, variant=variant, **hp)
+
+
+@register_method(
+    "sesn", family="scale-equivariant", paper=PAPER, year=2020,
+    configs={
+        "mnist": dict(arch="mnist"),
+        "stl10": dict(arch="wrn", wrn_variant="B"),
+        "quick": dict(arch="mnist", **QUICK),
+    },
+    recipes={"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE})
+def build_sesn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
+               variant: str | None = None, plus: bool = False, **kwargs: Any) -> nn.Module:
+    """SESN (scalar): Hermite-Gaussian steerable convs at several scales, scale max after each block."""
+    return _build("scalar", in_channels, num_classes, arch, variant, plus, kwargs)
+
+
+@register_method(
+    "sesn_vector", family="scale-equivariant", paper=PAPER, year=2020,
+    configs={
+        "mnist": dict(arch="mnist"),
+        "stl10": dict(arch="wrn", wrn_variant="A"),
+        "quick": dict(arch="mnist", **QUICK),
+    },
+    recipes={"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE})
+def build_sesn_vector(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
+                      variant: str | None = None, plus: bool = False, **kwargs: Any) -> nn.Module:
+    """SESN (vector): scale axis kept through the network, scale max at the end."""
+    return _build("vector", in_channels, num_classes, arch, variant, plus, kwargs)

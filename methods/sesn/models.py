@@ -1,0 +1,255 @@
+"""SESN model assembly: the MNIST scalar / vector networks and the STL-10 WRN-16-8.
+
+Layers live in :mod:`methods.sesn.layers`; this module only wires them into the
+paper's networks (Sosnovik, Szmaja & Smeulders, ICLR 2020) and resolves the
+published hyper-parameters (:data:`MNIST_PUBLISHED`, :data:`STL10_SCALES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.sesn.layers import (
+    ScaleBatchNorm,
+    ScaleMaxPool,
+    ScalePool,
+    SESConv1x1,
+    SESConvHH,
+    SESLift,
+)
+
+__all__ = ["MNIST_PUBLISHED", "STL10_SCALES", "SESNMnist", "SESNWideResNet", "mnist_hparams"]
+
+#: Published MNIST configurations, effective size 7, max order 4, basis B:
+#: (variant, "+") -> scales, mult, kernel size. The scales are ``s0 * 3^(i/(S-1))``
+#: rounded to two decimals, as in the paper's appendix.
+MNIST_PUBLISHED: dict[tuple[str, bool], dict[str, Any]] = {
+    ("scalar", False): dict(scales=(1.7, 2.45, 3.54, 5.1), mult=1.5, kernel_size=15),
+    ("scalar", True): dict(scales=(1.5, 2.16, 3.12, 4.5), mult=1.4, kernel_size=13),
+    ("vector", False): dict(scales=(1.5, 2.6, 4.5), mult=1.5, kernel_size=13),
+    ("vector", True): dict(scales=(1.5, 2.6, 4.5), mult=1.4, kernel_size=15),
+}
+
+#: STL-10 WRN-16-8 SESN scales (variants A and B): 0.9 * 1.41^i, i = 0, 1, 2.
+STL10_SCALES: tuple[float, ...] = tuple(0.9 * 1.41 ** i for i in range(3))
+#: Variant C starts its scales at 1.1 instead.
+STL10_SCALES_C: tuple[float, ...] = tuple(1.1 * 1.41 ** i for i in range(3))
+
+
+def mnist_hparams(variant: str, plus: bool) -> dict[str, Any]:
+    """The published (scales, mult, kernel_size) of an MNIST variant."""
+    key = (variant, bool(plus))
+    if key not in MNIST_PUBLISHED:
+        raise ValueError(f"unknown SESN variant {variant!r}; use 'scalar' or 'vector'")
+    return dict(MNIST_PUBLISHED[key])
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, S, H, W)`` -> ``(B, C*S, H, W)`` (channel-major), 4-D maps unchanged."""
+    return x.flatten(1, 2) if x.dim() == 5 else x
+
+
+class SESNBlock(nn.Module):
+    """One MNIST block: SES conv -> [scale max] -> ReLU -> [2x2 max-pool] -> BN (the paper's order).
+
+    ``lift`` picks Z2 -> H (input ``(B, C, H, W)``) or H -> H (input on H);
+    ``project`` takes the max over scales, making the output a plain
+    ``(B, C', H', W')`` map that is (approximately) invariant to the scale
+    shifts of the conv, i.e. equivariant to dilations of the input. Otherwise
+    the output stays on H and is equivariant to dilations as scale shifts.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, lift: bool, project: bool, pool: bool,
+                 conv_kw: dict[str, Any], scale_depth: int = 1):
+        super().__init__()
+        if lift:
+            self.conv: nn.Module = SESLift(c_in, c_out, **conv_kw)
+        else:
+            self.conv = SESConvHH(c_in, c_out, scale_depth=scale_depth, **conv_kw)
+        self.project = ScalePool() if project else None
+        self.act = nn.ReLU(inplace=True)
+        if pool:
+            self.pool: nn.Module | None = (nn.MaxPool2d(2, ceil_mode=True) if project
+                                           else ScaleMaxPool(2))
+        else:
+            self.pool = None
+        self.bn = nn.BatchNorm2d(c_out) if project else ScaleBatchNorm(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.project is not None:
+            x = self.project(x)
+        x = self.act(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        return self.bn(x)
+
+
+class SESNMnist(nn.Module):
+    """SESN for MNIST: three SES conv blocks (32/63/95), basis B, effective size 7.
+
+    ``variant="scalar"``: every block lifts its (plain) input to all scales and
+    takes the max over scales right away -- each block is Z2 -> H -> Z2.
+    ``variant="vector"``: block 1 lifts, blocks 2 and 3 are H -> H scale
+    convolutions (scale-kernel depth ``scale_depth``), and the max over scales
+    comes only at the end of block 3.
+
+    With ``scale_depth=1`` the parameter count equals that of the ``cnn``
+    baseline with the same channels and head (the conv coefficients are
+    ``C' x C x eff^2``, one bias per channel).
+
+    Departure from the paper: the head pools globally (max over space) before
+    the MLP instead of a 4x4 max-pool and flattening a fixed 2x2 map, so that
+    every input size (8...28) is accepted; the MLP's first Linear has a bias,
+    exactly as the ``cnn`` baseline's head, so both have the same parameter count.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, variant: str = "scalar",
+                 channels: Sequence[int] = (32, 63, 95), scales: Sequence[float] = (1.7, 2.45, 3.54, 5.1),
+                 kernel_size: int = 15, effective_size: int = 7, basis: str = "B",
+                 mult: float = 1.5, max_order: int = 4, scale_depth: int = 1,
+                 hidden: int = 256, dropout: float = 0.7):
+        super().__init__()
+        if variant not in ("scalar", "vector"):
+            raise ValueError(f"unknown SESN variant {variant!r}; use 'scalar' or 'vector'")
+        self.variant = variant
+        conv_kw = dict(kernel_size=kernel_size, effective_size=effective_size, scales=scales,
+                       basis=basis, mult=mult, max_order=max_order, bias=True)
+        blocks, c_prev = [], in_channels
+        for i, c in enumerate(channels):
+            last = i == len(channels) - 1
+            scalar = variant == "scalar"
+            blocks.append(SESNBlock(c_prev, c, lift=scalar or i == 0, project=scalar or last,
+                                    pool=not last, conv_kw=conv_kw, scale_depth=scale_depth))
+            c_prev = c
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Sequential(
+            nn.Linear(c_prev, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each block's output, the scale axis (vector variant) folded into channels."""
+        out = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            out[f"block{i + 1}"] = _fold(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.head(torch.amax(x, dim=(-2, -1)))
+
+
+class SESWideBlock(nn.Module):
+    """Pre-activation WRN basic block on H: BN-ReLU-conv-BN-ReLU-dropout-conv plus shortcut.
+
+    ``relift=True`` (SESN-B's first conv of groups 2 and 3): the max over
+    scales followed by a fresh Z2 -> H lift replaces the first H -> H conv,
+    which lets the block re-select the scale of every feature. Equivariant to
+    dilations as scale shifts (up to discretisation and the ends of the
+    scale axis) and to translations by multiples of ``stride``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float,
+                 conv_kw: dict[str, Any], relift: bool = False, scale_depth: int = 1):
+        super().__init__()
+        self.bn1 = ScaleBatchNorm(c_in)
+        if relift:
+            self.conv1: nn.Module = nn.Sequential(
+                ScalePool(), SESLift(c_in, c_out, stride=stride, bias=False, **conv_kw))
+        else:
+            self.conv1 = SESConvHH(c_in, c_out, scale_depth=scale_depth, stride=stride,
+                                   bias=False, **conv_kw)
+        self.bn2 = ScaleBatchNorm(c_out)
+        self.conv2 = SESConvHH(c_out, c_out, stride=1, bias=False, **conv_kw)
+        self.dropout = dropout
+        self.shortcut = (SESConv1x1(c_in, c_out, stride) if c_in != c_out or stride != 1
+                         else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = F.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(o)
+        y = F.relu(self.bn2(self.conv1(o)))
+        if self.dropout > 0:
+            y = F.dropout(y, p=self.dropout, training=self.training)
+        return self.conv2(y) + skip
+
+
+class SESNWideResNet(nn.Module):
+    """WRN-16-8 with SES convolutions (k 7, effective 3, basis A, 3 scales) for STL-10.
+
+    ``wrn_variant``: ``"A"`` keeps the scale axis to the end; ``"B"`` (the
+    published default here) pools over scales and re-lifts at the first conv
+    of groups 2 and 3; ``"C"`` keeps the scale axis, uses scale-kernel depth 2
+    in the first conv of group 1 and scales ``1.1 * 1.41^i``. The head takes
+    the max over scales, BN, ReLU, global average pooling and a Linear layer,
+    as in the paper, so any input size (96; 49...97) is accepted as published.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
+                 widen: int = 8, dropout: float = 0.3, wrn_variant: str = "B",
+                 scales: Sequence[float] | None = None, kernel_size: int = 7,
+                 effective_size: int = 3, basis: str = "A", mult: float = 1.5, max_order: int = 4):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+        wrn_variant = wrn_variant.upper()
+        if wrn_variant not in ("A", "B", "C"):
+            raise ValueError(f"unknown SESN WRN variant {wrn_variant!r}; use 'A', 'B' or 'C'")
+        if scales is None:
+            scales = STL10_SCALES_C if wrn_variant == "C" else STL10_SCALES
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        conv_kw = dict(kernel_size=kernel_size, effective_size=effective_size, scales=scales,
+                       basis=basis, mult=mult, max_order=max_order)
+        self.stem = SESLift(in_channels, widths[0], bias=False, **conv_kw)
+        groups = []
+        for g in range(3):
+            blocks = []
+            for i in range(n):
+                first = i == 0
+                blocks.append(SESWideBlock(
+                    widths[g] if first else widths[g + 1], widths[g + 1],
+                    stride=(1 if g == 0 else 2) if first else 1, dropout=dropout, conv_kw=conv_kw,
+                    relift=first and wrn_variant == "B" and g > 0,
+                    scale_depth=2 if first and wrn_variant == "C" and g == 0 else 1))
+            groups.append(nn.Sequential(*blocks))
+        self.groups = nn.ModuleList(groups)
+        self.project = ScalePool()
+        self.bn = nn.BatchNorm2d(widths[3])
+        self.fc = nn.Linear(widths[3], num_classes)
+        self._init()
+
+    def _init(self) -> None:
+        # WRN's He-normal initialisation over the fan-out of the coefficients
+        for m in self.modules():
+            if isinstance(m, (SESLift, SESConvHH)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
+        x = self.stem(x)
+        out = {"stem": _fold(x)}
+        for g, group in enumerate(self.groups):
+            x = group(x)
+            out[f"group{g + 1}"] = _fold(x)
+        out["proj"] = F.relu(self.bn(self.project(x)))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for group in self.groups:
+            x = group(x)
+        x = F.relu(self.bn(self.project(x)))
+        return self.fc(x.mean((-2, -1)))
