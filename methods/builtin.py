@@ -7,3 +7,4 @@ from __future__ import annotations
 
 import methods.cnn  # noqa: F401
 import methods.sesn  # noqa: F401
+import methods.dss  # noqa: F401

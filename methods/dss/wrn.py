@@ -1,0 +1,117 @@
+"""DSS wide ResNet for STL-10 (WRN-16-8 with scale convolutions), the paper's STL-10 model.
+
+A pre-activation wide ResNet (Zagoruyko & Komodakis, 2016) whose 3x3
+convolutions are DSS scale convolutions over a 4-scale discrete Gaussian
+scale-space (base 2, zero scale 0.5). The first convolution of groups 1 and 2
+reads two scales at once (scale-kernel depth 2, computed in "valid" mode along
+scale), so the scale axis shrinks 4 -> 3 -> 2 over the network, as in the
+published model; the widths (16, 128, 240, 512) are the published ones, the
+middle group narrowed to pay for its deeper scale kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, fold_scales
+from methods.dss.scale_space import ScaleSpaceLift
+
+__all__ = ["DSSWideResNet", "ScaleBasicBlock"]
+
+
+class ScaleBasicBlock(nn.Module):
+    """Pre-activation residual block: BN-ReLU-conv(depth d, stride)-BN-ReLU-[dropout]-conv.
+
+    ``(B, C_in, S, H, W) -> (B, C_out, S - d + 1, H / stride, W / stride)``. The
+    shortcut is the identity when shapes allow, else a 1x1 scale convolution of
+    the same scale depth and stride (so both branches have the same scales).
+    Every part is equivariant to shifts along the scale axis and translation-
+    equivariant; strided convolutions make 2x down-sampling equivariance approximate.
+    """
+
+    def __init__(self, c_in: int, c_out: int, n_scales: int, stride: int, depth: int,
+                 dropout: float, base: int, init: str):
+        super().__init__()
+        self.bn1 = ScaleBatchNorm(c_in)
+        self.conv1 = ScaleConv(c_in, c_out, 3, n_scales, depth=depth, base=base,
+                               stride=stride, init=init)
+        self.out_scales = self.conv1.out_scales
+        self.bn2 = ScaleBatchNorm(c_out)
+        self.conv2 = ScaleConv(c_out, c_out, 3, self.out_scales, depth=1, base=base, init=init)
+        self.dropout = dropout
+        self.shortcut: nn.Module | None = None
+        if c_in != c_out or stride != 1 or depth != 1:
+            self.shortcut = ScaleConv(c_in, c_out, 1, n_scales, depth=depth, base=base,
+                                      stride=stride, init=init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        out = F.relu(self.bn2(self.conv1(pre)))
+        if self.dropout > 0:
+            out = F.dropout(out, p=self.dropout, training=self.training)
+        out = self.conv2(out)
+        # as in the usual WRN, a projected shortcut reads the pre-activated input
+        skip = x if self.shortcut is None else self.shortcut(pre)
+        return skip + out
+
+
+class DSSWideResNet(nn.Module):
+    """WRN-``depth``-``k`` with DSS layers; global average-pool head over the scale-max map.
+
+    Groups of ``(depth - 4) / 6`` blocks at strides 1, 2, 2; ``scale_depths``
+    gives the scale depth of each group's first convolution (the rest use 1).
+    Head: BN -> ReLU -> max over scales -> global average over space -> linear.
+    Departure from the paper: the spatial average is global (``adaptive``)
+    rather than a fixed 24x24 window, so sizes other than 96 (49...97) work.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
+                 widths: tuple[int, int, int, int] = (16, 128, 240, 512),
+                 n_scales: int = 4, zero_scale: float = 0.5, base: int = 2,
+                 scale_depths: tuple[int, int, int] = (2, 2, 1), dropout: float = 0.3,
+                 init: str = "delta"):
+        super().__init__()
+        if (depth - 4) % 6 != 0:
+            raise ValueError(f"WRN depth must be 6 n + 4, got {depth}")
+        n_blocks = (depth - 4) // 6
+        self.lift = ScaleSpaceLift(n_scales, zero_scale, base)
+        self.conv1 = ScaleConv(in_channels, widths[0], 3, n_scales, depth=1, base=base,
+                               init=init)
+        groups = []
+        c_prev, s_prev = widths[0], n_scales
+        for g, (c, stride) in enumerate(zip(widths[1:], (1, 2, 2))):
+            blocks = []
+            for i in range(n_blocks):
+                block = ScaleBasicBlock(c_prev, c, s_prev, stride if i == 0 else 1,
+                                        scale_depths[g] if i == 0 else 1, dropout, base, init)
+                blocks.append(block)
+                c_prev, s_prev = c, block.out_scales
+            groups.append(nn.Sequential(*blocks))
+        self.groups = nn.ModuleList(groups)
+        self.bn = ScaleBatchNorm(c_prev)
+        self.scale_pool = ScaleMaxPool()
+        self.fc = nn.Linear(c_prev, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def _maps(self, x: torch.Tensor):
+        x = self.conv1(self.lift(x))
+        for g, group in enumerate(self.groups):
+            x = group(x)
+            yield f"block{g + 1}", x
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each group's output with its scale axis folded into channels, ``(B, C * S, H', W')``."""
+        return {k: fold_scales(v) for k, v in self._maps(x)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _, x in self._maps(x):
+            pass
+        x = self.scale_pool(F.relu(self.bn(x)))
+        return self.fc(x.mean(dim=(-2, -1)))
