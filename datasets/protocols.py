@@ -89,7 +89,7 @@ def _build_mnist_res(source: str, seed: int, data_root=None) -> ScaledDataset:
     return ScaledDataset(
         name="mnist-res", protocol="mnist-res", source=source, seed=seed, in_channels=1,
         num_classes=10, full_size=28, sizes=MNIST_RES_SIZES, scale_kind="size",
-        consistency=("fourier", MNIST_RES_SIZES), augment=None,
+        consistency=("fourier", MNIST_RES_SIZES), eq_sizes=MNIST_RES_SIZES[:-1], augment=None,
         train=splits[0], val=splits[1], test=splits[2],
         meta={"counts": dict(zip(("train", "val", "test"), counts))})
 
@@ -110,7 +110,7 @@ def _build_mnist_scale(source: str, seed: int, data_root=None, name: str = "mnis
     return ScaledDataset(
         name=name, protocol="mnist-scale", source=source, seed=seed, in_channels=1,
         num_classes=10, full_size=28, sizes=(28,), scale_kind="factor",
-        consistency=("canvas", CONSISTENCY_FACTORS),
+        consistency=("canvas", CONSISTENCY_FACTORS), eq_sizes=MNIST_RES_SIZES[:-1],
         augment="rescale" if name.endswith("+") else None,
         train=splits[0], val=splits[1], test=splits[2],
         meta={"counts": dict(zip(("train", "val", "test"), counts)),
@@ -142,6 +142,7 @@ def _build_stl10(source: str, seed: int, data_root=None, resolutions: bool = Fal
     return ScaledDataset(
         name=name, protocol=name, source=source, seed=seed, in_channels=3, num_classes=10,
         full_size=full_size, sizes=sizes, scale_kind="size", consistency=consistency,
+        eq_sizes=tuple(range(49, full_size)),
         augment=augment, train=splits[0], val=splits[1], test=splits[2],
         meta={"counts": {"train": len(tr), "val": len(va), "test": len(yte)}})
 

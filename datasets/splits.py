@@ -71,7 +71,8 @@ class ScaledDataset:
     ``scale_kind`` says what ``Split.scale`` holds (``"size"`` or ``"factor"``);
     ``consistency`` says how the scale-consistency views of a test image are
     made: ``("fourier", sizes)`` re-samples ``full`` to each size,
-    ``("canvas", factors)`` zooms ``full`` on its canvas. ``augment`` names the
+    ``("canvas", factors)`` zooms ``full`` on its canvas. ``eq_sizes`` are the
+    target sizes ``s < full_size`` of the equivariance error. ``augment`` names the
     train-time augmentation (``None``, ``"rescale"``, ``"stl"``).
     """
 
@@ -85,6 +86,7 @@ class ScaledDataset:
     sizes: tuple[int, ...]
     scale_kind: str
     consistency: tuple[str, tuple]
+    eq_sizes: tuple[int, ...]
     augment: str | None
     train: Split
     val: Split
@@ -99,7 +101,7 @@ class ScaledDataset:
     def to_state(self) -> dict:
         state = {k: getattr(self, k) for k in (
             "name", "protocol", "source", "seed", "in_channels", "num_classes", "full_size",
-            "sizes", "scale_kind", "consistency", "augment", "meta")}
+            "sizes", "scale_kind", "consistency", "eq_sizes", "augment", "meta")}
         state.update(train=self.train.to_state(), val=self.val.to_state(),
                      test=self.test.to_state())
         return state
@@ -110,6 +112,7 @@ class ScaledDataset:
         for split in ("train", "val", "test"):
             state[split] = Split.from_state(state[split])
         state["sizes"] = tuple(state["sizes"])
+        state["eq_sizes"] = tuple(state["eq_sizes"])
         state["consistency"] = (state["consistency"][0], tuple(state["consistency"][1]))
         return cls(**state)
 

@@ -1,0 +1,131 @@
+"""The ``bench`` command line: list, data build, run, leaderboard, equivariance, perf.
+
+User errors (unknown names, bad lists, missing data, unwritable or locked
+output folders) print one line on stderr and exit non-zero; Ctrl-C during a
+sweep keeps the finished records and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bench.errors import BadArgumentError, user_error_types
+from bench.spec import PRESETS, expand, parse_int_list, parse_methods
+
+DEFAULT_DATASET = "mnist-res"
+DEFAULT_SOURCE = "embedded"
+
+
+def _add_data_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    p.add_argument("--source", default=DEFAULT_SOURCE, help="embedded (default) or torchvision")
+    p.add_argument("--data-root", default=None, help="folder of the torchvision / STL-10 data")
+    p.add_argument("--cache-dir", default=None,
+                   help="dataset cache (default $SCALEBENCH_CACHE or ~/.cache/scalebench)")
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="dataset realization")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="scalebench: benchmark "
+                                     "scale-equivariant image classifiers")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, fewer logs")
+    # --quiet is accepted after the sub-command too; SUPPRESS keeps the top-level value otherwise
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars, fewer logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = add("list", help="list methods, datasets or presets")
+    p.add_argument("what", choices=["methods", "datasets", "presets"])
+
+    p = add("data", help="dataset commands")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    b = dsub.add_parser("build", parents=[common], help="materialise a dataset and describe it")
+    b.add_argument("dataset")
+    _add_data_args(b)
+
+    p = add("run", help="train and evaluate a sweep, then print the leaderboard")
+    p.add_argument("--methods", default="all",
+                   help="all, a comma list, wildcards ('s*'), timm:<name>, NAME[k=v,...]")
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
+    p.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-5")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS))
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--out", default=None, help="experiment folder (default results/<dataset>-<preset>)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
+    p.add_argument("--limit-train", type=int, default=None, help="train on a random subset")
+    p.add_argument("--limit-eval", type=int, default=None, help="validate/test on a subset")
+    _add_data_args(p, seed=False)
+
+    p = add("leaderboard", help="collate experiment folders into a leaderboard")
+    p.add_argument("folders", nargs="+")
+    p.add_argument("--out", default=None, help="also write leaderboard.md/.csv here")
+
+    p = add("equivariance",
+                       help="equivariance error of fresh or checkpointed models, no training")
+    p.add_argument("--methods", default="all")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="a checkpoint written by bench run (repeatable); replaces --methods")
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
+    p.add_argument("--config", default=None, help="method config (default: the dataset's family)")
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--sizes", default=None, help="target sizes (default: the dataset's grid)")
+    p.add_argument("--device", default="auto")
+    _add_data_args(p)
+
+    p = add("perf", help="training-step time, inference throughput, peak memory")
+    p.add_argument("--methods", default="all")
+    p.add_argument("--sizes", default="8,16,28")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--config", default="mnist")
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="results/perf/perf.json")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from bench import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args) or 0
+    except user_error_types() as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+
+
+def sweep_specs(args: argparse.Namespace):
+    """The RunSpecs of a ``bench run`` invocation (validated)."""
+    from datasets import dataset_info
+
+    dataset_info(args.dataset)
+    methods = parse_methods(args.methods)
+    seeds = parse_int_list(args.seeds, "seed", lo=0)
+    if args.epochs is not None and args.epochs < 1:
+        raise BadArgumentError(f"--epochs must be >= 1, got {args.epochs}")
+    for flag in ("limit_train", "limit_eval"):
+        v = getattr(args, flag)
+        if v is not None and v < 2:
+            raise BadArgumentError(f"--{flag.replace('_', '-')} must be >= 2, got {v}")
+    out = Path(args.out or f"results/{args.dataset}-{args.preset}")
+    specs = expand(methods, args.dataset, seeds, args.preset, source=args.source,
+                   epochs=args.epochs, limit_train=args.limit_train, limit_eval=args.limit_eval,
+                   experiment=out.name, data_root=args.data_root, cache_dir=args.cache_dir,
+                   device=args.device)
+    return specs, out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

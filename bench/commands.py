@@ -1,0 +1,191 @@
+"""The sub-commands behind ``bench`` (argument parsing lives in :mod:`bench.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench.errors import BadArgumentError, DataSourceError
+from bench.spec import PRESETS, format_method, parse_int_list, parse_methods
+
+log = logging.getLogger(__name__)
+
+
+def _quiet(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "quiet", False))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "methods":
+        import methods
+
+        rows = []
+        for name in methods.list_methods():
+            e = methods.get_method(name)
+            rows.append({"method": name, "family": e.family, "paper": e.paper,
+                         "configs": ", ".join(e.configs), "source": e.source})
+        print(pd.DataFrame(rows).to_markdown(index=False))
+        print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18)")
+    elif args.what == "datasets":
+        from datasets import DATASETS
+
+        rows = [{"dataset": d.name, "sources": ", ".join(d.sources),
+                 "sizes": f"{min(d.sizes)}..{max(d.sizes)}" if len(d.sizes) > 1 else d.sizes[0],
+                 "description": d.description} for d in DATASETS.values()]
+        print(pd.DataFrame(rows).to_markdown(index=False))
+    else:
+        rows = [{"preset": p.name, "config": p.config or "dataset family (mnist / stl10)",
+                 "description": p.description} for p in PRESETS.values()]
+        print(pd.DataFrame(rows).to_markdown(index=False))
+    return 0
+
+
+def _load_dataset(name: str, args: argparse.Namespace, seed: int):
+    from datasets import load_or_build
+
+    t0 = time.perf_counter()
+    ds, path = load_or_build(name, source=args.source, seed=seed, data_root=args.data_root,
+                             cache_dir=args.cache_dir)
+    return ds, path, time.perf_counter() - t0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    ds, path, secs = _load_dataset(args.dataset, args, args.seed)
+    print(f"dataset {ds.name} (protocol {ds.protocol}, source {ds.source}, seed {ds.seed}) "
+          f"ready in {secs:.1f} s")
+    print(f"cache: {path or '(not cached)'}")
+    print(f"channels {ds.in_channels}, classes {ds.num_classes}, full size {ds.full_size}, "
+          f"augmentation {ds.augment or 'none'}")
+    for split_name in ("train", "val", "test"):
+        split = getattr(ds, split_name)
+        print(f"{split_name:5s} {len(split):6d} images")
+    if ds.scale_kind == "size":
+        hist = ds.train.size_histogram()
+        print("train images per size: " + ", ".join(f"{s}:{n}" for s, n in hist.items()))
+    else:
+        counts = torch.histc(ds.train.scale, bins=7, min=0.3, max=1.0).long().tolist()
+        edges = [0.3 + 0.1 * i for i in range(8)]
+        print("train images per shrink factor: " + ", ".join(
+            f"[{a:.1f},{b:.1f}):{n}" for a, b, n in zip(edges, edges[1:], counts)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cli import sweep_specs
+    from bench.launchers import LocalLauncher, pending
+    from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from bench.records import ExperimentLock, ensure_writable
+
+    specs, out = sweep_specs(args)
+    ensure_writable(out)
+    with ExperimentLock(out):
+        todo = pending(specs, out)
+        print(f"bench run: {len(specs)} runs in {out} ({len(specs) - len(todo)} already done)")
+        try:
+            records = LocalLauncher(progress=not _quiet(args)).launch(todo, out)
+        except KeyboardInterrupt:
+            print(f"\nbench run: interrupted; finished records are kept in {out}/runs; "
+                  "re-run the same command to resume", flush=True)
+            return 130
+        failed = [r for r in records if r["status"] != "ok"]
+        board = summarize(collate([out]))
+        md, csv = write_leaderboard(board, out)
+    print(format_leaderboard(board))
+    print(f"\nwrote {md} and {csv}")
+    for r in failed:
+        last = (r.get("error") or "").strip().splitlines()[-1:] or ["?"]
+        print(f"failed: {r['method']} seed {r['seed']}: {last[0]} (record {r['run_id']})")
+    return 1 if failed and len(failed) == len(records) else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+
+    board = summarize(collate(args.folders))
+    print(format_leaderboard(board))
+    if args.out:
+        md, csv = write_leaderboard(board, Path(args.out))
+        print(f"\nwrote {md} and {csv}")
+    return 0
+
+
+def _models_for_equivariance(args: argparse.Namespace, ds):
+    """(label, model) pairs: fresh models from --methods, or models from --checkpoint files."""
+    import methods
+
+    if args.checkpoint:
+        for path in args.checkpoint:
+            try:
+                ckpt = torch.load(path, map_location="cpu", weights_only=False)
+                spec = ckpt["spec"]
+            except (OSError, KeyError, RuntimeError) as exc:
+                raise DataSourceError(f"cannot read checkpoint {path} ({exc}); pass a "
+                                      "checkpoints/<run-id>.pt written by bench run") from exc
+            model = methods.create(spec["method"], in_channels=ds.in_channels,
+                                   num_classes=ds.num_classes, config=ckpt["config"],
+                                   **spec.get("method_kwargs", {}))
+            model.load_state_dict(ckpt["state_dict"])
+            yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
+                  f"(trained, seed {spec['seed']})", model
+        return
+    config = args.config or ds.method_config
+    for name, kwargs in parse_methods(args.methods):
+        torch.manual_seed(args.seed)
+        yield format_method(name, kwargs), methods.create(
+            name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config, **kwargs)
+
+
+def cmd_equivariance(args: argparse.Namespace) -> int:
+    from bench.evaluate import eq_subset, measure_equivariance
+    from bench.metrics import headline_eq_err
+    from bench.train import pick_device
+
+    ds, _, _ = _load_dataset(args.dataset, args, args.seed)
+    sizes = (parse_int_list(args.sizes, "size", lo=1, hi=ds.full_size - 1) if args.sizes
+             else list(ds.eq_sizes))
+    if args.images < 1:
+        raise BadArgumentError(f"--images must be >= 1, got {args.images}")
+    device = pick_device(args.device)
+    images = eq_subset(ds, args.images, args.seed)
+    rows = []
+    for label, model in _models_for_equivariance(args, ds):
+        model = model.to(device).eval()
+        try:
+            per_layer = measure_equivariance(model, images, sizes, device)
+        except NotImplementedError as exc:
+            print(f"{label}: {exc}")
+            continue
+        row = {"method": label, "eq_err (last layer)": headline_eq_err(per_layer)}
+        for layer, per_size in per_layer.items():
+            row[layer] = sum(per_size.values()) / max(len(per_size), 1)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    print(f"equivariance error on {len(images)} {ds.name} test images "
+          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), mean over sizes:")
+    print(table.to_markdown(index=False, floatfmt=".3e"))
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    try:
+        from bench import perf
+    except ImportError as exc:
+        raise BadArgumentError(f"bench perf is not available in this build ({exc})") from exc
+    from bench.train import pick_device
+
+    sizes = parse_int_list(args.sizes, "size", lo=1)
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise BadArgumentError("--batch and --repeats must be >= 1 and --warmup >= 0")
+    rows = perf.run_perf(parse_methods(args.methods), sizes, batch=args.batch,
+                         repeats=args.repeats, warmup=args.warmup, config=args.config,
+                         in_channels=args.channels, device=str(pick_device(args.device)),
+                         progress=not _quiet(args))
+    print(perf.format_perf_table(rows))
+    perf.write_perf_json(rows, Path(args.out))
+    print(f"\nwrote {args.out}")
+    return 0

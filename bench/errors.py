@@ -1,0 +1,56 @@
+"""The errors a user can cause, one type per failure; the CLI prints their message on one line.
+
+Each message says what was wrong and what to do. Errors raised by ``methods``
+and ``datasets`` (unknown names, missing sources) are mapped onto these by
+:func:`user_error_types`.
+"""
+
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """Base class: a user error with a one-line message."""
+
+    exit_code = 2
+
+
+class BadArgumentError(BenchError):
+    """A malformed command-line value (size list, seed list, method options...)."""
+
+
+class UnknownNameError(BenchError):
+    """An unknown method, dataset, preset or configuration."""
+
+
+class DataSourceError(BenchError):
+    """A missing or corrupt data source."""
+
+
+class OutputNotWritableError(BenchError):
+    """The output folder cannot be created or written."""
+
+
+class ExperimentLockedError(BenchError):
+    """Another ``bench run`` holds the experiment folder."""
+
+    exit_code = 3
+
+
+class NoRecordsError(BenchError):
+    """A folder with no run records where some were expected."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss (recorded as a failed run, not a user error)."""
+
+    def __init__(self, epoch: int, step: int, value: float):
+        super().__init__(f"non-finite loss {value} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.value = epoch, step, value
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Every exception type the CLI reports as a one-line user error."""
+    from datasets import SourceError, UnknownDatasetError
+    from methods import UnknownConfigError, UnknownMethodError
+
+    return (BenchError, SourceError, UnknownDatasetError, UnknownMethodError, UnknownConfigError)

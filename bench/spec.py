@@ -1,0 +1,184 @@
+"""Experiment specifications: frozen RunSpecs, presets, and parsing of sweep arguments.
+
+A :class:`RunSpec` is a pure description of one job (method x dataset x seed x
+preset); its hash over the identity fields is the run id, so re-running a
+sweep finds the records it already has. Paths and the device are not part of
+the identity: moving the data or running on a GPU does not make a new run.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.errors import BadArgumentError, UnknownNameError
+
+__all__ = ["PRESETS", "Preset", "RunSpec", "expand", "format_method", "parse_int_list",
+           "parse_method", "parse_methods"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How hard to train: which method configuration and how many epochs."""
+
+    name: str
+    description: str
+    config: str | None  # None: the dataset's published family (mnist / stl10)
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset("quick", "reduced-width 'quick' configs, few epochs: the whole sweep in "
+                    "<= 10 min on 2 CPU cores", "quick"),
+    "paper": Preset("paper", "published widths and training protocol (e.g. MNIST: Adam 1e-2, "
+                    "x0.1 at 20/40, 60 epochs, batch 128)", None),
+}
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UnknownNameError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One job. ``seed`` seeds the model, the batches and the dataset realization."""
+
+    method: str
+    dataset: str = "mnist-res"
+    source: str = "embedded"
+    seed: int = 0
+    preset: str = "quick"
+    epochs: int | None = None  # None: the recipe's
+    method_kwargs: tuple[tuple[str, Any], ...] = ()
+    limit_train: int | None = None  # tiny slices, for smoke tests
+    limit_eval: int | None = None
+    eq_images: int = 256
+    experiment: str = "default"
+    data_root: str | None = field(default=None, compare=False)
+    cache_dir: str | None = field(default=None, compare=False)
+    device: str = field(default="auto", compare=False)
+
+    IDENTITY = ("method", "dataset", "source", "seed", "preset", "epochs", "method_kwargs",
+                "limit_train", "limit_eval", "eq_images", "experiment")
+
+    def identity(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.IDENTITY}
+        d["method_kwargs"] = [list(kv) for kv in self.method_kwargs]
+        return d
+
+    @property
+    def run_id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.method)
+        return f"{safe}-s{self.seed}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+    @property
+    def label(self) -> str:
+        return format_method(self.method, dict(self.method_kwargs))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["method_kwargs"] = dict(self.method_kwargs)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        d = dict(d)
+        d["method_kwargs"] = tuple(sorted(dict(d.get("method_kwargs") or {}).items()))
+        return cls(**d)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_method(text: str) -> tuple[str, dict[str, Any]]:
+    """``'fourier[impl=reference,width=2]'`` -> ``('fourier', {'impl': 'reference', 'width': 2})``."""
+    m = re.fullmatch(r"\s*([^\[\]]+?)\s*(?:\[(.*)\])?\s*", text)
+    if not m or not m.group(1):
+        raise BadArgumentError(f"cannot parse method {text!r}; write NAME or NAME[key=value,...]")
+    kwargs: dict[str, Any] = {}
+    if m.group(2):
+        for item in m.group(2).split(","):
+            if "=" not in item:
+                raise BadArgumentError(f"method option {item!r} in {text!r} is not key=value")
+            k, v = item.split("=", 1)
+            kwargs[k.strip()] = _literal(v.strip())
+    return m.group(1), kwargs
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """Expand ``all``, comma lists, wildcards and ``timm:`` names, each with optional ``[k=v]``."""
+    from methods import resolve_methods
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    for part in _split_top_level(text):
+        name, kwargs = parse_method(part)
+        for resolved in resolve_methods(name):
+            if (resolved, kwargs) not in out:
+                out.append((resolved, kwargs))
+    if not out:
+        raise BadArgumentError(f"no methods in {text!r}; try --methods all")
+    return out
+
+
+def format_method(name: str, kwargs: dict[str, Any]) -> str:
+    if not kwargs:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(kwargs.items()))}]"
+
+
+def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None = None
+                   ) -> list[int]:
+    """``'0,1,2'``, ``'0-5'`` or a mix, as sorted unique ints within [lo, hi]."""
+    values: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+))?", part)
+        if not m:
+            raise BadArgumentError(f"bad {what} {part!r} in {text!r}; write e.g. 0,1,2 or 0-5")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        if b < a:
+            raise BadArgumentError(f"bad {what} range {part!r}: the end is before the start")
+        values.extend(range(a, b + 1))
+    if not values:
+        raise BadArgumentError(f"no {what} given in {text!r}")
+    for v in values:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            bounds = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            raise BadArgumentError(f"{what} {v} is out of range {bounds}")
+    return sorted(set(values))
+
+
+def expand(methods: list[tuple[str, dict[str, Any]]], dataset: str, seeds: list[int],
+           preset_name: str = "quick", **common: Any) -> list[RunSpec]:
+    """The sweep as RunSpecs: every method x seed, methods in the order given."""
+    preset(preset_name)
+    return [RunSpec(method=name, dataset=dataset, seed=seed, preset=preset_name,
+                    method_kwargs=tuple(sorted(kwargs.items())), **common)
+            for name, kwargs in methods for seed in seeds]

@@ -1,0 +1,232 @@
+"""One job: ``run_one(spec)`` builds the data and model, trains, evaluates and records.
+
+The job is a pure function of its frozen :class:`~bench.spec.RunSpec`: every
+random draw comes from generators seeded by ``spec.seed``. Training follows the
+method's recipe for the preset's configuration; the best-validation weights
+are kept and evaluated. A failure becomes a record with status ``failed`` and
+its traceback; only Ctrl-C propagates (the sweep stops, finished records stay).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import logging
+import platform
+import random
+import resource
+import subprocess
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import methods
+from bench.errors import NonFiniteLossError
+from bench.evaluate import evaluate, predict
+from bench.metrics import accuracy
+from bench.records import write_record
+from bench.spec import RunSpec, preset
+from datasets import load_or_build
+from datasets.augment import augment
+from datasets.sampler import iterate_batches
+from datasets.splits import ScaledDataset
+
+__all__ = ["build_optimizer", "pick_device", "prepare_data", "run_one", "versions"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import timm
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "numpy": np.__version__, "timm": timm.__version__, "git": _git_revision()}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build_optimizer(model: nn.Module, recipe: methods.TrainRecipe):
+    """Optimiser and LR scheduler from a recipe (``no_decay`` names get no weight decay)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if any(s in name for s in recipe.no_decay) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    kind = recipe.optimizer.lower()
+    if kind == "adam":
+        opt = torch.optim.Adam(groups, lr=recipe.lr)
+    elif kind == "adamw":
+        opt = torch.optim.AdamW(groups, lr=recipe.lr)
+    elif kind == "sgd":
+        opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
+                              nesterov=recipe.nesterov)
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r} (adam, adamw, sgd)")
+    if recipe.schedule == "multistep":
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(recipe.milestones), recipe.gamma)
+    elif recipe.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, recipe.step_size, recipe.gamma)
+    elif recipe.schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        raise ValueError(f"unknown schedule {recipe.schedule!r} (multistep, step, constant)")
+    return opt, sched
+
+
+def prepare_data(spec: RunSpec) -> tuple[ScaledDataset, str | None]:
+    """The dataset of a spec (cached), cut to the spec's limits."""
+    ds, path = load_or_build(spec.dataset, source=spec.source, seed=spec.seed,
+                             data_root=spec.data_root, cache_dir=spec.cache_dir)
+    g = torch.Generator().manual_seed(spec.seed)
+    if spec.limit_train:
+        ds.train = ds.train.subset(spec.limit_train, g)
+    if spec.limit_eval:
+        ds.val = ds.val.subset(spec.limit_eval, g)
+        ds.test = ds.test.subset(spec.limit_eval, g)
+    return ds, str(path) if path else None
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # process peak RSS (Linux reports KiB): an upper bound when runs share a process
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.MethodEntry,
+           recipe: methods.TrainRecipe, device: torch.device, g: torch.Generator,
+           progress: bool) -> dict:
+    opt, sched = build_optimizer(model, recipe)
+    loss_fn = entry.loss_fn()
+    best_acc, best_state, best_epoch = -1.0, None, 0
+    history, seen, train_s = [], 0, 0.0
+    bar = tqdm(range(recipe.epochs), desc=f"{spec.label} s{spec.seed}", leave=False,
+               disable=not progress)
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, count = 0.0, 0, 0
+        for step, (x, y, _) in enumerate(iterate_batches(ds.train, recipe.batch_size,
+                                                         shuffle=True, generator=g)):
+            if x.shape[0] < 2:  # BatchNorm cannot train on a single image
+                continue
+            x = augment(ds.augment, x, g).to(device)
+            y = y.to(device)
+            loss, logits = loss_fn(model, x, y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(epoch + 1, step, float(loss))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * x.shape[0]
+            correct += int((logits.argmax(1) == y).sum())
+            count += x.shape[0]
+        sched.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_s += time.perf_counter() - t0
+        seen += count
+        val_acc = accuracy(predict(model, ds.val, 256, device), ds.val.full_labels)
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
+                        "train_acc": correct / max(count, 1), "val_acc": val_acc,
+                        "lr": opt.param_groups[0]["lr"], "time_s": train_s})
+        bar.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", val=f"{val_acc:.3f}")
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch + 1
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"val_acc": best_acc, "best_epoch": best_epoch, "history": history,
+            "train_time_s": train_s, "train_img_per_s": seen / max(train_s, 1e-9),
+            "best_state": best_state}
+
+
+def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = False) -> dict:
+    """Train and evaluate one spec; write its record to ``out_dir/runs`` when given."""
+    record: dict = {
+        "run_id": spec.run_id, "experiment": spec.experiment, "method": spec.label,
+        "method_name": spec.method, "method_kwargs": dict(spec.method_kwargs),
+        "dataset": spec.dataset, "source": spec.source, "seed": spec.seed,
+        "preset": spec.preset, "spec": spec.to_dict(), "started_at": _now(),
+        "versions": versions(), "status": "failed", "error": None,
+    }
+    t_start = time.perf_counter()
+    try:
+        g = _seed_everything(spec.seed)
+        device = pick_device(spec.device)
+        record["device"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                            else f"cpu ({platform.processor() or platform.machine()})")
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        ds, cache = prepare_data(spec)
+        entry = methods.get_method(spec.method)
+        config = preset(spec.preset).config or ds.method_config
+        recipe = entry.recipe(config)
+        if spec.epochs is not None:
+            recipe = recipe.with_epochs(spec.epochs)
+        model = methods.create(spec.method, in_channels=ds.in_channels,
+                               num_classes=ds.num_classes, config=config,
+                               **dict(spec.method_kwargs)).to(device)
+        record.update(config=config, epochs=recipe.epochs, recipe=dataclasses.asdict(recipe),
+                      params=sum(p.numel() for p in model.parameters()),
+                      dataset_cache=cache, dataset_meta=ds.meta,
+                      split_sizes={"train": len(ds.train), "val": len(ds.val),
+                                   "test": len(ds.test)})
+        trained = _train(spec, ds, model, entry, recipe, device, g, progress)
+        best_state = trained.pop("best_state")
+        record.update(trained)
+        record.update(evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
+                               progress=progress))
+        record["peak_mem_mb"] = _peak_mem_mb(device)
+        if out_dir is not None and best_state is not None:
+            ckpt = Path(out_dir) / "checkpoints" / f"{spec.run_id}.pt"
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"spec": spec.to_dict(), "config": config, "state_dict": best_state}, tmp)
+            tmp.replace(ckpt)
+            record["checkpoint"] = str(ckpt)
+        record["status"] = "ok"
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        record["error"] = traceback.format_exc()
+        if isinstance(exc, NonFiniteLossError):
+            record["failed_epoch"] = exc.epoch
+        log.warning("run %s (%s seed %d) failed: %s", spec.run_id, spec.label, spec.seed, exc)
+    record["wall_time_s"] = time.perf_counter() - t_start
+    record["finished_at"] = _now()
+    if out_dir is not None:
+        write_record(Path(out_dir), record)
+    return record

@@ -1,0 +1,36 @@
+"""Shared fixtures: an isolated dataset cache and the embedded datasets built once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sbcache")
+    old = os.environ.get("SCALEBENCH_CACHE")
+    os.environ["SCALEBENCH_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SCALEBENCH_CACHE", None)
+    else:
+        os.environ["SCALEBENCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def mnist_res(cache_dir):
+    from datasets import load_or_build
+
+    return load_or_build("mnist-res", cache_dir=cache_dir)[0]
+
+
+@pytest.fixture(scope="session")
+def mnist_scale(cache_dir):
+    from datasets import load_or_build
+
+    return load_or_build("mnist-scale", cache_dir=cache_dir)[0]

@@ -1,0 +1,159 @@
+"""The bench CLI end to end: a smoke sweep, resume, and every user error as one clear line."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench import cli
+from bench.records import ExperimentLock, load_records
+
+TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet"]
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main(list(argv))
+
+
+@pytest.fixture()
+def out(tmp_path, cache_dir):
+    return tmp_path / "exp"
+
+
+def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeypatch):
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), *TINY) == 0
+    text = capsys.readouterr().out
+    assert "cnn" in text and "equiv. err" in text
+    records = load_records(out)
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    rec = records[0]
+    for key in ("run_id", "experiment", "method", "dataset", "source", "seed", "preset", "epochs",
+                "params", "test_acc", "val_acc", "per_size_acc", "scale_consistency",
+                "equivariance_error", "eq_err", "train_time_s", "train_img_per_s",
+                "infer_img_per_s", "peak_mem_mb", "device", "versions", "started_at",
+                "finished_at", "history"):
+        assert key in rec, key
+    assert 0 <= rec["test_acc"] <= 1 and rec["eq_err"] > 0
+    assert set(rec["equivariance_error"]) >= {"block1", "block2", "block3", "logits"}
+    assert (out / "leaderboard.md").read_text().count("cnn") == 1
+    assert "test_acc_mean" in (out / "leaderboard.csv").read_text()
+    assert Path(rec["checkpoint"]).is_file()
+
+    # resume: nothing is recomputed
+    import bench.launchers as launchers
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run was recomputed")
+
+    monkeypatch.setattr(launchers, "run_one", boom)
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), *TINY) == 0
+    assert "2 already done" in capsys.readouterr().out
+
+
+def test_leaderboard_and_equivariance_commands(out, capsys):
+    assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY) == 0
+    capsys.readouterr()
+    assert run_cli("leaderboard", str(out)) == 0
+    assert "cnn" in capsys.readouterr().out
+    ckpt = next((out / "checkpoints").glob("*.pt"))
+    assert run_cli("equivariance", "--checkpoint", str(ckpt), "--images", "8",
+                   "--sizes", "8,16") == 0
+    assert "trained, seed 0" in capsys.readouterr().out
+    assert run_cli("equivariance", "--methods", "cnn", "--images", "8", "--sizes", "8-10") == 0
+    assert "block3" in capsys.readouterr().out
+
+
+def test_list_and_data_build(capsys):
+    assert run_cli("list", "methods") == 0 and "cnn" in capsys.readouterr().out
+    assert run_cli("list", "presets") == 0 and "paper" in capsys.readouterr().out
+    assert run_cli("data", "build", "mnist-res") == 0
+    text = capsys.readouterr().out
+    assert re.search(r"train +3000 images", text) and "8:143" in text and "cache:" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--methods", "cnnn"], "did you mean 'cnn'"),
+    (["run", "--dataset", "mnist-resx"], "did you mean 'mnist-res'"),
+    (["run", "--seeds", "0,x"], "bad seed"),
+    (["run", "--seeds", "3-1"], "end is before the start"),
+    (["run", "--source", "torchvision"], "--data-root"),
+    (["run", "--source", "torchvision", "--data-root", "/nonexistent/data"], "MNIST"),
+    (["equivariance", "--sizes", "4,99"], "out of range"),
+    (["leaderboard", "/nonexistent/experiment"], "no run records"),
+    (["perf", "--sizes", "8,a"], "bad size"),
+])
+def test_user_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, cache_dir):
+    if argv[0] == "run":
+        argv = [*argv, "--out", str(tmp_path / "e"), *TINY]
+    code = run_cli(*argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in err and err.startswith("bench: error:") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run_cli("run", "--methods", "cnn", "--out", str(blocker / "exp"), *TINY) == 2
+    assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_second_run_on_a_locked_experiment_exits(out, capsys):
+    out.mkdir(parents=True)
+    with ExperimentLock(out):
+        # flock is per open file description: a second open in this process conflicts too
+        assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY) == 3
+    assert f"(pid {os.getpid()})" in capsys.readouterr().err
+    assert not load_records(out)
+
+
+def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
+    import bench.launchers as launchers
+
+    real = launchers.run_one
+    calls = []
+
+    def interrupt_second(spec, *a, **k):
+        calls.append(spec.seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(spec, *a, **k)
+
+    monkeypatch.setattr(launchers, "run_one", interrupt_second)
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY) == 130
+    assert "re-run the same command to resume" in capsys.readouterr().out
+    assert [r["seed"] for r in load_records(out)] == [0]
+    monkeypatch.setattr(launchers, "run_one", real)
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY) == 0
+    assert "1 already done" in capsys.readouterr().out
+    assert sorted(r["seed"] for r in load_records(out)) == [0, 1, 2]
+
+
+def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
+    import methods
+
+    entry = methods.get_method("cnn")
+
+    def nan_loss(model, x, y):
+        logits = model(x)
+        return logits.sum() * float("nan"), logits
+
+    monkeypatch.setattr(type(entry), "loss_fn", lambda self: nan_loss if self.name == "cnn"
+                        else methods.cross_entropy_loss)
+    code = run_cli("run", "--methods", "cnn,timm:resnet18", "--out", str(out), *TINY)
+    assert code == 0
+    recs = {r["method"]: r for r in load_records(out)}
+    assert recs["cnn"]["status"] == "failed" and recs["cnn"]["failed_epoch"] == 1
+    assert "non-finite loss" in recs["cnn"]["error"]
+    assert recs["timm:resnet18"]["status"] == "ok"
+    text = capsys.readouterr().out
+    assert "failed: cnn seed 0" in text
+    board = (out / "leaderboard.csv").read_text()
+    assert "timm:resnet18" in board
+    json.loads(Path(recs["cnn"]["record_path"]).read_text())  # the failed record is valid JSON
