@@ -8,3 +8,4 @@ from __future__ import annotations
 import methods.cnn  # noqa: F401
 import methods.sesn  # noqa: F401
 import methods.dss  # noqa: F401
+import methods.fourier  # noqa: F401
