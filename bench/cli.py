@@ -61,7 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
     p.add_argument("--limit-train", type=int, default=None, help="train on a random subset")
     p.add_argument("--limit-eval", type=int, default=None, help="validate/test on a subset")
+    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                   help="keep failed records instead of re-running them")
     _add_data_args(p, seed=False)
+    _add_launcher_args(p)
+
+    p = add("status", help="per-run state of an experiment (queued, running, done, failed...)")
+    p.add_argument("experiment", help="the experiment folder (the --out of bench run)")
+
+    p = add("collect", help="settle ended jobs and collate an experiment's leaderboard")
+    p.add_argument("experiment")
 
     p = add("leaderboard", help="collate experiment folders into a leaderboard")
     p.add_argument("folders", nargs="+")
@@ -92,8 +101,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_launcher_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("launcher (see bench/slurm_config.py for the config file)")
+    g.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    g.add_argument("--launcher-config", default=None,
+                   help="TOML file with [slurm] options (also read: [tool.scalebench.slurm] "
+                        "of ./pyproject.toml)")
+    g.add_argument("--detach", action="store_true", help="submit and return at once")
+    g.add_argument("--partition")
+    g.add_argument("--gpus-per-job", type=int)
+    g.add_argument("--cpus-per-job", type=int)
+    g.add_argument("--mem")
+    g.add_argument("--time", help="per-job time limit, e.g. 4:00:00 or 30 (minutes)")
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--constraint")
+    g.add_argument("--array-parallelism", type=int)
+    g.add_argument("--signal-delay-s", type=int,
+                   help="seconds before the time limit at which a job checkpoints and requeues")
+    g.add_argument("--max-requeues", type=int)
+    g.add_argument("--sbatch-extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option (repeatable)")
+
+
+SLURM_FLAGS = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "account", "qos",
+               "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     from bench import commands

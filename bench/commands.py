@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -75,32 +77,109 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.cli import sweep_specs
-    from bench.launchers import LocalLauncher, pending
-    from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
-    from bench.records import ExperimentLock, ensure_writable
+def _launcher(args: argparse.Namespace):
+    from bench.launchers import LocalLauncher
 
-    specs, out = sweep_specs(args)
-    ensure_writable(out)
-    with ExperimentLock(out):
-        todo = pending(specs, out)
-        print(f"bench run: {len(specs)} runs in {out} ({len(specs) - len(todo)} already done)")
-        try:
-            records = LocalLauncher(progress=not _quiet(args)).launch(todo, out)
-        except KeyboardInterrupt:
-            print(f"\nbench run: interrupted; finished records are kept in {out}/runs; "
-                  "re-run the same command to resume", flush=True)
-            return 130
-        failed = [r for r in records if r["status"] != "ok"]
-        board = summarize(collate([out]))
-        md, csv = write_leaderboard(board, out)
+    if args.launcher == "local":
+        if args.detach:
+            raise BadArgumentError("--detach needs --launcher slurm (a local sweep runs here)")
+        return LocalLauncher(progress=not _quiet(args))
+    from bench.cli import SLURM_FLAGS
+    from bench.slurm import SlurmLauncher
+    from bench.slurm_config import load_slurm_config, parse_sbatch_extra
+
+    overrides = {k: getattr(args, k) for k in SLURM_FLAGS}
+    overrides["sbatch_extra"] = parse_sbatch_extra(args.sbatch_extra)
+    config = load_slurm_config(args.launcher_config, overrides)
+    if shutil.which("sbatch") is None:
+        raise BadArgumentError("--launcher slurm needs Slurm's sbatch on PATH (run bench on a "
+                               "login node), or use --launcher local")
+    return SlurmLauncher(config, progress=not _quiet(args))
+
+
+def _finish(out: Path, records: list[dict], strict: bool = True) -> int:
+    """Collate and print the leaderboard; non-zero when ``strict`` and every run failed."""
+    from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+
+    board = summarize(collate([out]))
+    md, csv = write_leaderboard(board, out)
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
+    failed = [r for r in records if r and r.get("status") != "ok"]
     for r in failed:
         last = (r.get("error") or "").strip().splitlines()[-1:] or ["?"]
         print(f"failed: {r['method']} seed {r['seed']}: {last[0]} (record {r['run_id']})")
-    return 1 if failed and len(failed) == len(records) else 0
+    return 1 if strict and failed and len(failed) == len(records) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cli import sweep_specs
+    from bench.launchers import pending
+    from bench.records import ExperimentLock, ensure_writable, load_record, record_path
+    from bench.sweep import run_states, save_sweep
+
+    specs, out = sweep_specs(args)
+    launcher = _launcher(args)
+    ensure_writable(out)
+    command = "bench " + " ".join(shlex.quote(a) for a in args.argv)
+    with ExperimentLock(out):
+        save_sweep(out, specs)
+        todo = pending(specs, out, retry_failed=args.retry_failed)
+        if args.launcher == "slurm" and todo:
+            active = {r["run_id"] for r in run_states(out) if r["state"] in ("queued", "running")}
+            if active & {s.run_id for s in todo}:
+                print(f"bench run: {len(active)} run(s) still queued or running on Slurm; "
+                      "not resubmitted")
+            todo = [s for s in todo if s.run_id not in active]
+        print(f"bench run: {len(specs)} runs in {out} ({len(specs) - len(todo)} done or active)")
+        try:
+            if args.launcher == "local":
+                records = launcher.launch(todo, out, command)
+            else:
+                jobs = launcher.submit(todo, out, command) if todo else {}
+                if args.detach:
+                    ids = sorted({j.job_id.split("_")[0] for j in jobs.values()})
+                    print(f"bench run: submitted {len(jobs)} task(s) as Slurm job "
+                          f"{', '.join(ids) or '-'}; follow with `bench status {out}`, "
+                          f"collate with `bench collect {out}`")
+                    return 0
+                launcher.follow(todo, jobs, out)
+                records = [load_record(record_path(out, s.run_id)) for s in todo]
+        except KeyboardInterrupt:
+            where = ("jobs keep running on the cluster; see `bench status`"
+                     if args.launcher == "slurm" else "finished records are kept in "
+                     f"{out}/runs")
+            print(f"\nbench run: interrupted; {where}; re-run the same command to resume",
+                  flush=True)
+            return 130
+        return _finish(out, records)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bench.slurm import STATES
+    from bench.sweep import run_states
+
+    rows = run_states(Path(args.experiment))
+    table = pd.DataFrame(rows, columns=["method", "seed", "state", "job", "run_id", "detail"])
+    print(table.to_markdown(index=False))
+    counts = table.state.value_counts()
+    print("\n" + ", ".join(f"{counts[s]} {s}" for s in STATES if s in counts))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from bench.records import ExperimentLock, load_records
+    from bench.sweep import collect_unfinished, load_sweep
+
+    out = Path(args.experiment)
+    load_sweep(out)
+    with ExperimentLock(out):
+        settled = collect_unfinished(out) if shutil.which("sacct") else 0
+        if settled:
+            print(f"bench collect: {settled} run(s) ended on Slurm without a record; "
+                  "recorded as failed")
+        return _finish(out, [r for r in load_records(out) if r.get("status") != "ok"],
+                       strict=False)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

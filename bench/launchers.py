@@ -1,35 +1,38 @@
 """Launchers: where the jobs of a sweep run. Launch configuration is data (a frozen dataclass).
 
 ``LocalLauncher`` runs each pending RunSpec in this process, one after the
-other. A spec whose record already exists with status ``ok`` is skipped, so a
-sweep that was interrupted resumes where it stopped.
+other, through the same :class:`~bench.job.SweepJob` that a Slurm array task
+runs (``bench.slurm.SlurmLauncher``). A spec whose record already exists with
+status ``ok`` is skipped, so a sweep that was interrupted resumes where it
+stopped; failed runs are retried unless ``retry_failed`` is off.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bench.job import SweepJob
 from bench.records import load_record, record_path
 from bench.spec import RunSpec
-from bench.train import run_one
 
 __all__ = ["LocalLauncher", "pending"]
 
 log = logging.getLogger(__name__)
 
 
-def pending(specs: list[RunSpec], out_dir: Path) -> list[RunSpec]:
-    """The specs without an ``ok`` record in ``out_dir`` (failed ones are retried)."""
+def pending(specs: list[RunSpec], out_dir: Path, retry_failed: bool = True) -> list[RunSpec]:
+    """The specs without an ``ok`` record in ``out_dir`` (and without a failed one, unless
+    ``retry_failed``)."""
     todo = []
     for spec in specs:
         rec = load_record(record_path(out_dir, spec.run_id))
-        if rec is not None and rec.get("status") == "ok":
-            log.info("skip %s seed %d: record %s exists", spec.label, spec.seed, spec.run_id)
+        if rec is not None and (rec.get("status") == "ok" or not retry_failed):
+            log.info("skip %s seed %d: %s record %s exists", spec.label, spec.seed,
+                     rec.get("status"), spec.run_id)
             continue
         todo.append(spec)
     return todo
@@ -41,12 +44,10 @@ class LocalLauncher:
 
     progress: bool = True
 
-    def launch(self, specs: list[RunSpec], out_dir: Path,
-               on_record: Callable[[dict], None] | None = None) -> list[dict]:
+    def launch(self, specs: list[RunSpec], out_dir: Path, command: str | None = None
+               ) -> list[dict]:
         records = []
         for spec in tqdm(specs, desc="sweep", disable=not self.progress or len(specs) < 2):
-            rec = run_one(spec, out_dir, progress=self.progress)
-            records.append(rec)
-            if on_record is not None:
-                on_record(rec)
+            SweepJob(spec.to_dict(), str(out_dir), command)(progress=self.progress)
+            records.append(load_record(record_path(out_dir, spec.run_id)))
         return records

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import methods
+from bench.checkpoint import TrainState, last_checkpoint_path, load_state, save_state
 from bench.errors import NonFiniteLossError
 from bench.evaluate import evaluate, predict
 from bench.metrics import accuracy
@@ -126,13 +127,14 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.MethodEntry,
            recipe: methods.TrainRecipe, device: torch.device, g: torch.Generator,
-           progress: bool) -> dict:
+           progress: bool, last_ckpt: Path | None) -> TrainState:
     opt, sched = build_optimizer(model, recipe)
     loss_fn = entry.loss_fn()
-    best_acc, best_state, best_epoch = -1.0, None, 0
-    history, seen, train_s = [], 0, 0.0
-    bar = tqdm(range(recipe.epochs), desc=f"{spec.label} s{spec.seed}", leave=False,
-               disable=not progress)
+    st = (load_state(last_ckpt, model, opt, sched, g) if last_ckpt else None) or TrainState()
+    if st.resumed_from:
+        log.info("%s seed %d: resuming after epoch %d", spec.label, spec.seed, st.epoch)
+    bar = tqdm(range(st.epoch, recipe.epochs), desc=f"{spec.label} s{spec.seed}", leave=False,
+               disable=not progress, initial=st.epoch, total=recipe.epochs)
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
@@ -155,27 +157,33 @@ def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.Me
         sched.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        train_s += time.perf_counter() - t0
-        seen += count
+        st.train_s += time.perf_counter() - t0
+        st.seen += count
         val_acc = accuracy(predict(model, ds.val, 256, device), ds.val.full_labels)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
-                        "train_acc": correct / max(count, 1), "val_acc": val_acc,
-                        "lr": opt.param_groups[0]["lr"], "time_s": train_s})
+        st.history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
+                           "train_acc": correct / max(count, 1), "val_acc": val_acc,
+                           "lr": opt.param_groups[0]["lr"], "time_s": st.train_s})
         bar.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", val=f"{val_acc:.3f}")
-        if val_acc > best_acc:
-            best_acc, best_epoch = val_acc, epoch + 1
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if val_acc > st.best_acc:
+            st.best_acc, st.best_epoch = val_acc, epoch + 1
+            st.best_state = copy.deepcopy({k: v.detach().cpu()
+                                           for k, v in model.state_dict().items()})
+        st.epoch = epoch + 1
+        if last_ckpt is not None:
+            save_state(last_ckpt, st, model, opt, sched, g)
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return {"val_acc": best_acc, "best_epoch": best_epoch, "history": history,
-            "train_time_s": train_s, "train_img_per_s": seen / max(train_s, 1e-9),
-            "best_state": best_state}
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state)
+    return st
 
 
-def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = False) -> dict:
-    """Train and evaluate one spec; write its record to ``out_dir/runs`` when given."""
-    record: dict = {
+def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = False,
+            context: dict | None = None) -> dict:
+    """Train and evaluate one spec; write its record to ``out_dir/runs`` when given.
+
+    ``context`` adds launcher facts to the record (job id, log path, command).
+    """
+    record: dict = {**(context or {}),
         "run_id": spec.run_id, "experiment": spec.experiment, "method": spec.label,
         "method_name": spec.method, "method_kwargs": dict(spec.method_kwargs),
         "dataset": spec.dataset, "source": spec.source, "seed": spec.seed,
@@ -204,9 +212,12 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
                       dataset_cache=cache, dataset_meta=ds.meta,
                       split_sizes={"train": len(ds.train), "val": len(ds.val),
                                    "test": len(ds.test)})
-        trained = _train(spec, ds, model, entry, recipe, device, g, progress)
-        best_state = trained.pop("best_state")
-        record.update(trained)
+        last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
+        st = _train(spec, ds, model, entry, recipe, device, g, progress, last_ckpt)
+        best_state = st.best_state
+        record.update(val_acc=st.best_acc, best_epoch=st.best_epoch, history=st.history,
+                      train_time_s=st.train_s, train_img_per_s=st.seen / max(st.train_s, 1e-9),
+                      resumed_from_epoch=st.resumed_from)
         record.update(evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
                                progress=progress))
         record["peak_mem_mb"] = _peak_mem_mb(device)
@@ -217,6 +228,8 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
             torch.save({"spec": spec.to_dict(), "config": config, "state_dict": best_state}, tmp)
             tmp.replace(ckpt)
             record["checkpoint"] = str(ckpt)
+        if last_ckpt is not None:
+            last_ckpt.unlink(missing_ok=True)  # the run is complete: nothing left to resume
         record["status"] = "ok"
     except KeyboardInterrupt:
         raise

@@ -45,7 +45,7 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
     assert Path(rec["checkpoint"]).is_file()
 
     # resume: nothing is recomputed
-    import bench.launchers as launchers
+    import bench.job as launchers
 
     def boom(*a, **k):
         raise AssertionError("a finished run was recomputed")
@@ -114,7 +114,7 @@ def test_second_run_on_a_locked_experiment_exits(out, capsys):
 
 
 def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
-    import bench.launchers as launchers
+    import bench.job as launchers
 
     real = launchers.run_one
     calls = []

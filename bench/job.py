@@ -1,0 +1,45 @@
+"""The unit of work every launcher runs: a checkpointable job around ``run_one``.
+
+A job is a pure function of its frozen spec (stored as a plain dict so that it
+pickles across machines). Through submitit's ``Checkpointable`` interface a job
+that is preempted or reaches its time limit is requeued with the same spec;
+``run_one`` then resumes from the last per-epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import submitit
+
+from bench.spec import RunSpec
+from bench.train import run_one
+
+__all__ = ["SweepJob"]
+
+
+def _job_context() -> dict:
+    """Where this job runs and logs, when it runs under submitit (empty in-process)."""
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:
+        return {}
+    return {"job_id": env.job_id, "log": str(env.paths.stdout), "log_err": str(env.paths.stderr),
+            "hostname": env.hostname,
+            "slurm_restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))}
+
+
+class SweepJob(submitit.helpers.Checkpointable):
+    """``SweepJob(spec_dict, out_dir)()`` trains and evaluates one run and returns a summary."""
+
+    def __init__(self, spec: dict, out_dir: str, command: str | None = None):
+        self.spec, self.out_dir, self.command = dict(spec), str(out_dir), command
+
+    def __call__(self, progress: bool = False) -> dict:
+        spec = RunSpec.from_dict(self.spec)
+        context = _job_context()
+        if self.command:
+            context["command"] = self.command
+        record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
+        return {"run_id": record["run_id"], "status": record["status"]}

@@ -1,0 +1,208 @@
+"""``bench perf``: training-step time, inference throughput and peak memory per method and size.
+
+For every ``(method, create() overrides)`` and every input size, one row::
+
+    method          label: the name, plus "[k=v,...]" when overrides are given
+    size, batch     the input is (batch, in_channels, size, size)
+    params          parameter count
+    train_step_s    median over ``repeats`` timed steps (after ``warmup`` untimed ones) of
+                    forward + backward + optimizer step, with the method's own loss
+                    (``get_method(name).loss_fn()``) and optimiser (its recipe for ``config``)
+    infer_img_per_s batch / median time of one forward pass in eval mode, no grad
+    peak_mem_mb     CUDA: ``torch.cuda.max_memory_allocated`` over the timed training steps.
+                    CPU: the peak growth of the process's resident set (``/proc/self/statm``,
+                    sampled every millisecond by a thread) over its level just before the
+                    steps. Large tensors are mmap-ed and returned on free, so this tracks the
+                    step's live tensors; allocator caching of small blocks can make it an
+                    underestimate, and it is ``nan`` where ``/proc`` is unavailable.
+    device          where it ran
+
+Inputs are band-limited random images (``fourier_resize`` of noise) with random
+labels: timing does not depend on the data. Timings are wall-clock medians;
+compare methods only within one run (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import methods
+from bench.spec import format_method
+from bench.train import build_optimizer
+from datasets.scaling import fourier_resize
+
+__all__ = ["format_perf_table", "method_label", "run_perf", "write_perf_json"]
+
+log = logging.getLogger(__name__)
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_STATM = Path("/proc/self/statm")
+
+
+def method_label(name: str, kwargs: dict[str, Any]) -> str:
+    """``name`` or ``name[k=v,...]`` (keys sorted), the spelling the CLI parses back."""
+    return format_method(name, dict(kwargs))
+
+
+def _rss_bytes() -> int:
+    return int(_STATM.read_text().split()[1]) * _PAGE
+
+
+class _RssPeak:
+    """Samples the resident set size every ``interval`` s in a thread; ``peak - baseline`` in MB."""
+
+    def __init__(self, interval: float = 1e-3):
+        self.interval = interval
+        self.available = _STATM.exists()
+        self._stop = threading.Event()
+        self.base = self.peak = 0
+
+    def __enter__(self) -> _RssPeak:
+        if self.available:
+            self.base = self.peak = _rss_bytes()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        if self.available:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.base) / 2**20 if self.available else float("nan")
+
+
+def _median_time(fn: Callable[[], None], repeats: int, warmup: int,
+                 sync: Callable[[], None]) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
+             batch: int = 128, repeats: int = 5, warmup: int = 2, config: str = "mnist",
+             in_channels: int = 1, num_classes: int = 10, device: str = "cpu",
+             progress: bool = True, seed: int = 0) -> list[dict[str, Any]]:
+    """Measure every (method, size); see the module docstring for the columns."""
+    if repeats < 1 or warmup < 0 or batch < 1:
+        raise ValueError("need repeats >= 1, warmup >= 0 and batch >= 1")
+    dev = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    dev_name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                else f"cpu ({torch.get_num_threads()} threads)")
+    methods_, sizes = list(methods_), [int(s) for s in sizes]
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=len(methods_) * len(sizes), desc="perf", disable=not progress, leave=False)
+    for name, kwargs in methods_:
+        entry = methods.get_method(name)
+        label = method_label(name, kwargs)
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
+                               config=config, **kwargs).to(dev)
+        params = sum(p.numel() for p in model.parameters())
+        loss_fn = entry.loss_fn()
+        opt, _ = build_optimizer(model, entry.recipe(config))
+        for size in sizes:
+            bar.set_postfix_str(f"{label} @ {size}")
+            noise = torch.randn(batch, in_channels, 2 * size, 2 * size, generator=g)
+            x = fourier_resize(noise.double(), size).float().to(dev)
+            y = torch.randint(0, num_classes, (batch,), generator=g).to(dev)
+
+            def step() -> None:
+                loss, _ = loss_fn(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            def infer() -> None:
+                with torch.no_grad():
+                    model(x)
+
+            model.train()
+            for _ in range(warmup):
+                step()
+            sync()
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            with _RssPeak() as rss:
+                train_s = _median_time(step, repeats, 0, sync)
+            peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
+                    else rss.growth_mb)
+            model.eval()
+            infer_s = _median_time(infer, repeats, warmup, sync)
+            rows.append({"method": label, "size": size, "batch": batch, "params": params,
+                         "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
+                         "peak_mem_mb": peak, "device": dev_name})
+            log.info("perf %s size %d: step %.3f s, %.0f img/s", label, size, train_s,
+                     batch / infer_s)
+            bar.update()
+        del model, opt
+    bar.close()
+    return rows
+
+
+def format_perf_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table, one line per row, plus each method's step time relative to the first."""
+    header = ["method", "size", "batch", "params", "train_step_s", "infer_img/s",
+              "peak_mem_mb", "vs_first"]
+    first: dict[int, float] = {}
+    lines = []
+    for r in rows:
+        first.setdefault(r["size"], r["train_step_s"])
+        rel = r["train_step_s"] / first[r["size"]] if first[r["size"]] else float("nan")
+        lines.append([r["method"], str(r["size"]), str(r["batch"]), f"{r['params']:,}",
+                      f"{r['train_step_s']:.3f}", f"{r['infer_img_per_s']:.0f}",
+                      f"{r['peak_mem_mb']:.0f}", f"{rel:.2f}x"])
+    widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h)
+              for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(ln) for ln in lines]
+    if rows:
+        out.append(f"device: {rows[0]['device']}; vs_first: train step time / that of the "
+                   "first method at the same size")
+    return "\n".join(out)
+
+
+def write_perf_json(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write the rows as JSON atomically (temp file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"rows": rows, "torch": torch.__version__}, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,218 @@
+"""Leaderboard tables of a report: Markdown, CSV and LaTeX (booktabs), one section per protocol.
+
+The numbers come from :func:`bench.leaderboard.summarize` (run per section, so
+that results from different data sources never share a mean) and the strings
+from :func:`bench.leaderboard.display_frame`; this module adds what a paper
+table needs on top: the section split, the published reference with the delta
+to ours, inference throughput, and the best value per column marked.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import pandas as pd
+
+from bench.leaderboard import display_frame, summarize
+from bench.report.data import ReportData, section_title, sections
+
+__all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "table_notes", "to_csv", "to_latex",
+           "to_markdown"]
+
+# (leaderboard column, displayed column, which way is better)
+METRICS: list[tuple[str, str, str]] = [
+    ("test_acc_mean", "test acc (%)", "max"),
+    ("scale_consistency", "scale consist. (%)", "max"),
+    ("eq_err", "equiv. err", "min"),
+    ("logit_inv_err", "logit inv. err", "min"),
+    ("train_time_s", "train time (s)", "min"),
+    ("infer_img_per_s", "infer (img/s)", "max"),
+]
+PUBLISHED_COLUMNS = {  # leaderboard column -> (published metric, display, delta display, scale)
+    "published_acc": ("test_acc", "published acc (%)", "Δ acc (pp)", 100.0),
+    "published_eq_err": ("eq_err", "published eq. err", "Δ eq. err", 1.0),
+}
+OURS = {"test_acc": "test_acc_mean", "eq_err": "eq_err"}
+
+
+def leaderboard(data: ReportData) -> pd.DataFrame:
+    """The numeric table: ``summarize`` per (dataset, source, preset), plus published numbers."""
+    parts = []
+    runs = data.runs
+    for dataset, source, preset in sections(runs):
+        sub = runs[(runs.dataset == dataset) & (runs.source == source) & (runs.preset == preset)]
+        board = summarize(sub)
+        board.insert(1, "source", source)
+        board["method_name"] = [m.split("[", 1)[0] for m in board.method]
+        parts.append(board)
+    if not parts:
+        return pd.DataFrame()
+    board = pd.concat(parts, ignore_index=True)
+    pub = data.published
+    for col, (metric, _, _, _) in PUBLISHED_COLUMNS.items():
+        ref = {(d, m): v for d, m, v in pub.loc[pub.metric == metric,
+                                                ["dataset", "method", "value"]].itertuples(index=False)}
+        board[col] = [ref.get((d, m), math.nan) for d, m in zip(board.dataset, board.method_name)]
+        board[col.replace("published", "delta")] = board[OURS[metric]] - board[col]
+    return board
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def best_mask(board: pd.DataFrame) -> pd.DataFrame:
+    """True where a row holds the best value of its section in a metric column.
+
+    Marked only where at least two rows of the section have a value (a best of
+    one is no information); ties are all marked.
+    """
+    mask = pd.DataFrame(False, index=board.index, columns=[c for c, _, _ in METRICS])
+    for _, idx in board.groupby(["dataset", "source", "preset"], sort=False).groups.items():
+        for col, _, better in METRICS:
+            vals = board.loc[idx, col]
+            vals = vals[[_finite(v) for v in vals]].astype(float)
+            if len(vals) < 2:
+                continue
+            target = vals.max() if better == "max" else vals.min()
+            mask.loc[vals.index[vals == target], col] = True
+    return mask
+
+
+def _num(x, fmt: str) -> str:
+    return format(float(x), fmt) if _finite(x) else "—"
+
+
+def _signed(x, fmt: str) -> str:
+    return format(float(x), "+" + fmt) if _finite(x) else "—"
+
+
+def display_table(board: pd.DataFrame, with_published: bool | None = None) -> pd.DataFrame:
+    """The leaderboard as strings: ``display_frame``'s columns plus throughput and published.
+
+    ``with_published=None`` keeps the published columns only when a row has a value.
+    """
+    shown = display_frame(board).drop(columns=["dataset", "preset"])
+    runs_col = shown.pop("runs (failed)")
+    shown["infer (img/s)"] = [_num(v, ",.0f") for v in board.infer_img_per_s]
+    for col, (_, name, delta_name, scale) in PUBLISHED_COLUMNS.items():
+        keep = board[col].notna().any() if with_published is None else with_published
+        if not keep:
+            continue
+        fmt = ".2f" if scale == 100.0 else ".2e"
+        shown[name] = [_num(scale * v, fmt) if _finite(v) else "—" for v in board[col]]
+        delta = board[col.replace("published", "delta")]
+        shown[delta_name] = [_signed(scale * v, fmt) for v in delta]
+    shown["runs (failed)"] = runs_col
+    return shown.reset_index(drop=True)
+
+
+def _marked(board: pd.DataFrame, shown: pd.DataFrame, wrap: Callable[[str], str]) -> pd.DataFrame:
+    mask = best_mask(board).reset_index(drop=True)
+    out = shown.copy()
+    for col, name, _ in METRICS:
+        out[name] = [wrap(s) if m else s for s, m in zip(out[name], mask[col])]
+    return out
+
+
+def _section_frames(board: pd.DataFrame):
+    for (dataset, source, preset), sub in board.groupby(["dataset", "source", "preset"],
+                                                        sort=False):
+        yield (dataset, source, preset), sub
+
+
+def table_notes(data: ReportData | None, board: pd.DataFrame) -> list[str]:
+    notes = ["Best value per column in bold (per section, among rows with a value). "
+             "Test accuracy: mean ± std over seeds of the runs that finished (status ok); "
+             "failed runs are counted in the last column, never averaged in. "
+             "Equivariance error: relative squared error of the last spatial layer, mean over "
+             "the size grid; logit inv. err: the same on the logits."]
+    if data is not None and board.filter(like="published").notna().any().any():
+        pub = data.published
+        used = pub[pub.set_index(["dataset", "method"]).index.isin(
+            list(zip(board.dataset, board.method_name)))]
+        for src in dict.fromkeys(used.source):
+            names = used[used.source == src]
+            renamed = sorted({f"{m} = {p}" for m, p in zip(names.method, names.paper_method)
+                              if m != p.lower().replace("-", "_")})
+            notes.append(f"Published: {src}" + (f" ({', '.join(renamed)})" if renamed else "")
+                         + ". Δ = ours − published.")
+    return notes
+
+
+def to_markdown(board: pd.DataFrame, data: ReportData | None = None) -> str:
+    """``leaderboard.md``: one table per section, best values in bold."""
+    if board.empty:
+        return "# Leaderboard\n\n(no runs)\n"
+    out = ["# Leaderboard", ""]
+    for key, sub in _section_frames(board):
+        shown = _marked(sub, display_table(sub), lambda s: f"**{s}**")
+        out += [f"## {section_title(*key)}", "",
+                shown.to_markdown(index=False, disable_numparse=True), ""]
+    out += [f"- {n}" for n in table_notes(data, board)]
+    return "\n".join(out) + "\n"
+
+
+def to_csv(board: pd.DataFrame) -> str:
+    """``leaderboard.csv``: the raw numbers and a ``best`` column naming the metrics a row leads."""
+    if board.empty:
+        return ""
+    mask = best_mask(board)
+    out = board.drop(columns=["method_name"]).copy()
+    out["best"] = [";".join(c for c, _, _ in METRICS if mask.at[i, c]) for i in board.index]
+    return out.to_csv(index=False)
+
+
+_TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+               "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+               "^": r"\textasciicircum{}"}
+
+
+def _tex_text(s: str) -> str:
+    return "".join(_TEX_ESCAPE.get(ch, ch) for ch in str(s))
+
+
+def _tex_cell(s: str) -> str:
+    """A display string in LaTeX: ± and scientific notation in math mode, dashes as --."""
+    s = str(s)
+    if s == "—":
+        return "--"
+    m = re.fullmatch(r"([+-]?\d[\d.,]*)e([+-]\d+)", s)
+    if m:
+        return f"${m.group(1)}\\times 10^{{{int(m.group(2))}}}$"
+    if "±" in s:
+        a, b = (p.strip() for p in s.split("±"))
+        return f"${a} \\pm {b}$"
+    return _tex_text(s).replace("Δ", r"$\Delta$")
+
+
+def to_latex(board: pd.DataFrame, data: ReportData | None = None) -> str:
+    """``leaderboard.tex``: one booktabs ``tabular``, a ``\\midrule``-headed block per section."""
+    if board.empty:
+        return "% no runs\n"
+    with_pub = bool(board.filter(like="published").notna().any().any())
+    header = list(display_table(board, with_published=with_pub).columns)
+    lines = ["% generated by `bench report`; needs \\usepackage{booktabs}",
+             "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
+             " & ".join(_tex_cell(h) for h in header) + " \\\\"]
+    for key, sub in _section_frames(board):
+        shown = _marked(sub, display_table(sub, with_published=with_pub),
+                        lambda s: f"\\textbf{{{s}}}" if s != "—" else s)
+        lines += ["\\midrule",
+                  f"\\multicolumn{{{len(header)}}}{{l}}{{\\emph{{{_tex_text(section_title(*key))}}}}} \\\\"]
+        for row in shown.itertuples(index=False):
+            cells = []
+            for s in row:
+                bold = s.startswith("\\textbf{")
+                inner = _tex_cell(s[8:-1] if bold else s)
+                # \boldmath: \textbf alone leaves the math-mode part (± and exponents) light
+                cells.append(f"\\textbf{{\\boldmath {inner}}}" if bold else inner)
+            lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    lines += [f"% {n}" for n in table_notes(data, board)]
+    return "\n".join(lines) + "\n"

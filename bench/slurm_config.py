@@ -1,0 +1,181 @@
+"""Slurm launch configuration as data: a frozen dataclass read from flags, a TOML file or pyproject.
+
+Precedence (later wins): defaults < ``[tool.scalebench.slurm]`` of ``./pyproject.toml``
+< ``--launcher-config FILE`` (its ``[slurm]`` table, ``[tool.scalebench.slurm]``, or
+top-level keys) < command-line flags. A cluster's defaults are written once::
+
+    # slurm.toml
+    partition = "gpu"
+    gpus_per_job = 1
+    cpus_per_job = 8
+    mem = "32G"
+    time = "4:00:00"
+    array_parallelism = 16
+    setup = ["module load cuda"]
+    [sbatch_extra]
+    exclude = "node13"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BadArgumentError
+
+__all__ = ["SlurmConfig", "load_slurm_config", "parse_slurm_time"]
+
+
+def parse_slurm_time(text: str | int) -> int:
+    """Slurm time (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in whole minutes (ceil)."""
+    if isinstance(text, int):
+        if text < 1:
+            raise BadArgumentError(f"--time must be at least 1 minute, got {text}")
+        return text
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", str(text).strip())
+    if not m:
+        raise BadArgumentError(f"bad --time {text!r}; write minutes, MM:SS, HH:MM:SS or D-HH:MM:SS")
+    days, a, b, c = (int(g) if g else None for g in m.groups())
+    if days is not None:  # D-HH[:MM[:SS]]
+        seconds = days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    elif c is not None:  # HH:MM:SS
+        seconds = a * 3600 + b * 60 + c
+    elif b is not None:  # MM:SS
+        seconds = a * 60 + b
+    else:  # MM
+        seconds = a * 60
+    if seconds < 1:
+        raise BadArgumentError(f"--time {text!r} is zero")
+    return max(1, math.ceil(seconds / 60))
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """Everything ``bench run --launcher slurm`` asks of the cluster."""
+
+    partition: str | None = None
+    gpus_per_job: int = 0
+    cpus_per_job: int = 1
+    mem: str | None = None
+    time: str = "1:00:00"
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    array_parallelism: int = 16
+    signal_delay_s: int = 90  # the job is told this long before its time limit, to checkpoint
+    max_requeues: int = 10  # timeouts/preemptions survived before a run is reported timed out
+    setup: tuple[str, ...] = ()  # shell lines run before each job (module load, conda activate)
+    sbatch_extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    python: str | None = None  # interpreter on the nodes; default: the one running bench
+
+    @property
+    def minutes(self) -> int:
+        return parse_slurm_time(self.time)
+
+    def executor_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of ``submitit.SlurmExecutor.update_parameters``."""
+        params: dict[str, Any] = {
+            "time": self.minutes, "cpus_per_task": self.cpus_per_job, "ntasks_per_node": 1,
+            "array_parallelism": self.array_parallelism, "signal_delay_s": self.signal_delay_s,
+        }
+        optional = {"partition": self.partition, "mem": self.mem, "account": self.account,
+                    "qos": self.qos, "constraint": self.constraint}
+        params.update({k: v for k, v in optional.items() if v})
+        if self.gpus_per_job:
+            params["gpus_per_node"] = self.gpus_per_job
+        if self.setup:
+            params["setup"] = list(self.setup)
+        if self.sbatch_extra:
+            params["additional_parameters"] = dict(self.sbatch_extra)
+        return params
+
+
+FIELDS = {f.name for f in dataclasses.fields(SlurmConfig)}
+
+
+def _coerce(values: dict[str, Any], origin: str) -> dict[str, Any]:
+    unknown = set(values) - FIELDS
+    if unknown:
+        raise BadArgumentError(f"unknown Slurm option(s) {', '.join(sorted(unknown))} in {origin}; "
+                               f"valid: {', '.join(sorted(FIELDS))}")
+    out = dict(values)
+    if "sbatch_extra" in out:
+        extra = out["sbatch_extra"]
+        if isinstance(extra, dict):
+            extra = extra.items()
+        out["sbatch_extra"] = tuple(sorted((str(k), str(v)) for k, v in extra))
+    if "setup" in out:
+        setup = out["setup"]
+        out["setup"] = (setup,) if isinstance(setup, str) else tuple(setup)
+    if "time" in out:
+        out["time"] = str(out["time"])
+        parse_slurm_time(out["time"])
+    for key in ("gpus_per_job", "cpus_per_job", "array_parallelism", "signal_delay_s",
+                "max_requeues"):
+        if key in out:
+            try:
+                out[key] = int(out[key])
+            except (TypeError, ValueError):
+                raise BadArgumentError(f"Slurm option {key} must be an integer in {origin}, "
+                                       f"got {out[key]!r}") from None
+            if out[key] < 0:
+                raise BadArgumentError(f"Slurm option {key} must be >= 0 in {origin}")
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadArgumentError(f"launcher config {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BadArgumentError(f"cannot read launcher config {path}: {exc}") from None
+    if "tool" in data:
+        return data.get("tool", {}).get("scalebench", {}).get("slurm", {})
+    return data.get("slurm", data)
+
+
+def parse_sbatch_extra(items: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise BadArgumentError(f"--sbatch-extra {item!r} is not KEY=VALUE")
+        k, v = item.split("=", 1)
+        out.append((k.strip().lstrip("-").replace("-", "_"), v.strip()))
+    return tuple(out)
+
+
+def load_slurm_config(config_file: str | Path | None = None,
+                      overrides: dict[str, Any] | None = None,
+                      project_file: str | Path = "pyproject.toml") -> SlurmConfig:
+    """The effective Slurm configuration (see the module docstring for precedence)."""
+    values: dict[str, Any] = {}
+    project = Path(project_file)
+    if project.is_file():
+        values.update(_coerce(_read_toml(project) if _has_table(project) else {}, str(project)))
+    if config_file is not None:
+        values.update(_coerce(_read_toml(Path(config_file)), str(config_file)))
+    extra = dict(values.get("sbatch_extra", ()))
+    for k, v in (overrides or {}).items():
+        if v is None or v == () or v == []:
+            continue
+        if k == "sbatch_extra":
+            extra.update(dict(v))
+            continue
+        values.update(_coerce({k: v}, "the command line"))
+    if extra:
+        values["sbatch_extra"] = tuple(sorted(extra.items()))
+    return SlurmConfig(**values)
+
+
+def _has_table(pyproject: Path) -> bool:
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "slurm" in data.get("tool", {}).get("scalebench", {})
