@@ -39,7 +39,7 @@ td.failed{color:#b00}td.text{text-align:left;white-space:normal}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.88em;color:#444}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;
 font-size:.85em;white-space:pre-wrap;word-break:break-all}
-.note{font-size:.85em;color:#555}nav ul{columns:2}code{font-size:.9em}
+.note{font-size:.85em;color:#555}.scroll{overflow-x:auto}nav ul{columns:2}code{font-size:.9em}
 """
 
 
@@ -74,7 +74,9 @@ def _table(columns: list[str], rows: list[list[tuple[str, str]]]) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f'<td class="{cls}">{cell}</td>' if cls else f"<td>{cell}</td>"
                                     for cell, cls in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # wide tables scroll inside their box instead of widening the page
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            "</table></div>")
 
 
 def _leaderboard_html(board: pd.DataFrame) -> str:
@@ -134,7 +136,16 @@ def experiment_commands(exp: Experiment) -> list[tuple[str, bool]]:
                                                                           "method_kwargs")})
             rebuilt.setdefault(key, []).append(spec)
     for specs in rebuilt.values():
-        out.setdefault(_spec_command(specs, exp.folder), False)
+        # methods run with different seed sets get one command each, so each line re-creates
+        # exactly the runs it stands for
+        seeds: dict[str, set[int]] = {}
+        for spec in specs:
+            seeds.setdefault(_method_label(spec), set()).add(int(spec.get("seed") or 0))
+        by_seeds: dict[tuple[int, ...], list[dict]] = {}
+        for spec in specs:
+            by_seeds.setdefault(tuple(sorted(seeds[_method_label(spec)])), []).append(spec)
+        for group in by_seeds.values():
+            out.setdefault(_spec_command(group, exp.folder), False)
     return list(out.items())
 
 
@@ -170,7 +181,7 @@ def _runs_table(exp: Experiment, out_dir: Path) -> str:
         rows.append([(_e(r.get("method")), ""), (_e(r.get("dataset")), ""), (_e(r.get("seed")), ""),
                      (_e(r.get("status")), "" if ok else "failed"),
                      (_fmt(r.get("test_acc"), 100), ""), (_fmt(r.get("eq_err"), 1, ".2e"), ""),
-                     (_fmt(r.get("train_time_s"), 1, ".1f"), ""), (_e(r.get("device")), "text"),
+                     (_fmt(r.get("train_time_s"), 1, ".1f"), ""), (_e(r.get("device")), ""),
                      (_e(r.get("finished_at")), ""), (link, ""), (_e(err[0]), "text failed")])
     return _table(["method", "dataset", "seed", "status", "test acc (%)", "equiv. err",
                    "train time (s)", "device", "finished", "record", "error"], rows)

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_vs_size",
            "learning_curves", "pareto_front", "perf_cost", "save_figure"]
@@ -49,9 +50,13 @@ class Style:
     color: str
     marker: str
     linestyle: str = "-"
+    hollow: bool = False  # a method's variant: its marker hollow, so a lone point differs too
 
     def kw(self) -> dict:
-        return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
+        kw = {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
+        if self.hollow:
+            kw["markerfacecolor"] = "white"
+        return kw
 
 
 class Palette:
@@ -84,7 +89,8 @@ class Palette:
         variants = self._variants.setdefault(base, [])
         if label not in variants:
             variants.append(label)
-        return Style(color, marker, LINESTYLES[1 + variants.index(label) % (len(LINESTYLES) - 1)])
+        return Style(color, marker, LINESTYLES[1 + variants.index(label) % (len(LINESTYLES) - 1)],
+                     hollow=True)
 
 
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
@@ -177,7 +183,8 @@ def eq_vs_size(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
     panels = [(name, df) for name, df in panels if not df.empty]
     if not panels:
         return None
-    per_run = eq.groupby(["method", "seed", "layer", "size"])["err"].mean()
+    shown = pd.concat([df for _, df in panels])
+    per_run = shown.groupby(["method", "seed", "layer", "size"])["err"].mean()
     floor, has_zero = _log_floor(per_run)
     fig, axes = _figure(len(panels), width=5.4)
     for ax, (name, df) in zip(axes, panels):
@@ -245,8 +252,8 @@ def acc_vs_eq(board: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     for i, method in enumerate(df.method):
         st = palette.style(method)
         yerr = 100 * df.test_acc_std[i] if pd.notna(df.test_acc_std[i]) else None
-        ax.errorbar([x[i]], [y[i]], yerr=yerr, label=method, color=st.color, marker=st.marker,
-                    linestyle="none", markersize=7, capsize=3)
+        kw = {**st.kw(), "linestyle": "none"}
+        ax.errorbar([x[i]], [y[i]], yerr=yerr, label=method, markersize=7, capsize=3, **kw)
     front = pareto_front(x, y)
     ax.plot([x[i] for i in front], [y[i] for i in front], drawstyle="steps-post",
             color="#555555", linestyle="--", linewidth=1, label="Pareto front", zorder=0)
@@ -256,6 +263,8 @@ def acc_vs_eq(board: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     ax.set_xlim(floor / 3, max(max(x) * 3, floor * 30))
     if has_zero:
         ax.axvline(floor, color="#777777", linestyle=":", linewidth=0.8)
+        ax.annotate("exact 0", (floor, 0.01), xycoords=("data", "axes fraction"), rotation=90,
+                    xytext=(2, 0), textcoords="offset points", fontsize=7, color="#555555")
     ax.set_xlabel("equivariance error (log; lower is better)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
@@ -319,8 +328,11 @@ def learning_curves(hist: pd.DataFrame, palette: Palette, title: str) -> Figure 
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     loss = hist.train_loss.dropna()
-    if not loss.empty and (loss > 0).all():
+    # a log axis only pays when the loss spans more than a decade (e.g. a diverging run)
+    if not loss.empty and (loss > 0).all() and loss.max() > 10 * loss.min():
         axes[0].set_yscale("log")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=10)
     _legend(fig, axes)
     return fig

@@ -1,0 +1,102 @@
+"""``bench report``: comparison tables, figures and a self-contained HTML page from run records.
+
+:func:`build_report` reads any number of experiment folders and writes, into
+``out_dir``: ``leaderboard.md`` / ``.csv`` / ``.tex`` (one section per dataset,
+source and preset; mean ± std over seeds; best per column marked; published
+reference numbers with the delta to ours), ``figures/*.png`` and ``*.pdf``,
+and ``index.html`` (everything inlined; links to the record of every run).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from bench.records import atomic_write_text
+from bench.report import plots, tables
+from bench.report.data import (
+    ReportData,
+    eq_frame,
+    history_frame,
+    load,
+    per_size_frame,
+    section_title,
+    sections,
+)
+from bench.report.html import FigureEntry, render_html, slug
+
+__all__ = ["build_report", "make_figures"]
+
+log = logging.getLogger(__name__)
+
+
+def _in_section(df: pd.DataFrame, key: tuple[str, str, str]) -> pd.DataFrame:
+    return df[(df.dataset == key[0]) & (df.source == key[1]) & (df.preset == key[2])]
+
+
+def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[FigureEntry]:
+    """Draw and save every figure the data supports (a figure without data is left out)."""
+    labels = list(data.runs.method) + (list(data.perf.method) if data.perf is not None else [])
+    palette = plots.Palette(labels)
+    per_size, eq, hist = (per_size_frame(data.records), eq_frame(data.records),
+                          history_frame(data.records))
+    entries: list[FigureEntry] = []
+
+    def add(fig, name: str, title: str, caption: str, key=None) -> None:
+        if fig is None:
+            return
+        png, pdf = plots.save_figure(fig, fig_dir / name)
+        entries.append(FigureEntry(name, title, caption, png, pdf, key))
+
+    for key in sections(data.runs):
+        title, tag = section_title(*key), slug(*key)
+        add(plots.acc_vs_size(_in_section(per_size, key), palette, title), f"acc_vs_size-{tag}",
+            "Test accuracy vs test size", "Mean over seeds; band: ± one standard deviation.", key)
+        sec_eq = _in_section(eq, key)
+        add(plots.eq_vs_size(sec_eq, palette, title), f"eq_vs_size-{tag}",
+            "Equivariance error vs target size",
+            "Last spatial layer and logits; log axis; mean over seeds, band: seed range; "
+            "an exact zero is drawn on the dotted floor line.", key)
+        add(plots.eq_per_layer(sec_eq, palette, title), f"eq_per_layer-{tag}",
+            "Equivariance error per layer", "Mean over target sizes; band: seed range.", key)
+        add(plots.acc_vs_eq(_in_section(board, key), palette, title), f"acc_vs_eq-{tag}",
+            "Accuracy vs equivariance error",
+            "Error bars: std over seeds; dashed: the Pareto front (no method is both more "
+            "accurate and more equivariant than a circled one).", key)
+        add(plots.learning_curves(_in_section(hist, key), palette, title),
+            f"learning_curves-{tag}", "Learning curves",
+            "Train loss and validation accuracy per epoch; mean over finished runs, band: seed "
+            "range; dotted: failed runs.", key)
+    add(plots.perf_cost(data.perf, palette), "training_cost", "Training cost vs input size",
+        "From `bench perf`: training-step time per image and inference throughput, median "
+        "over the measured batch sizes.")
+    return entries
+
+
+def build_report(folders: list[Path], out_dir: Path, perf_json: Path | None = None
+                 ) -> list[Path]:
+    """Write the report of ``folders`` into ``out_dir``; return the files written.
+
+    Raises :class:`bench.errors.NoRecordsError` when a folder holds no records.
+    ``perf_json`` (``bench perf``'s output) adds the training-cost figure when it exists.
+    """
+    out_dir = Path(out_dir)
+    data = load([Path(f) for f in folders], perf_json=perf_json)
+    board = tables.leaderboard(data)
+    written: list[Path] = []
+    for name, text in (("leaderboard.md", tables.to_markdown(board, data)),
+                       ("leaderboard.csv", tables.to_csv(board)),
+                       ("leaderboard.tex", tables.to_latex(board, data))):
+        atomic_write_text(out_dir / name, text)
+        written.append(out_dir / name)
+    figures = make_figures(data, board, out_dir / "figures")
+    for f in figures:
+        written += [f.png, f.pdf]
+    page = render_html(data, board, figures, out_dir, tables.table_notes(data, board),
+                       written[:3])
+    atomic_write_text(out_dir / "index.html", page)
+    written.append(out_dir / "index.html")
+    log.info("report: %d files in %s", len(written), out_dir)
+    return written

@@ -1,0 +1,424 @@
+"""The report (``bench.report``): tables, figures and the HTML page from synthetic records.
+
+The records cover what real sweeps produce: several datasets and sources, failed
+runs, missing metrics, a single seed, a method in one dataset only, a method
+variant, float-precision equivariance errors (and an exact zero).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import shutil
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.errors import NoRecordsError
+from bench.records import write_record
+from bench.report import build_report, plots, tables
+from bench.report.data import eq_frame, load, load_published, per_size_frame
+from bench.report.html import experiment_commands
+
+SIZES = {"mnist-res": [str(s) for s in range(8, 29, 4)], "stl10-res": ["49", "65", "81", "97"],
+         "mnist-scale": [f"{b / 10:.1f}-{(b + 1) / 10:.1f}" for b in range(3, 10)]}
+# the equivariance error is always measured at pixel sizes, scale-bin protocols included
+EQ_SIZES = {**SIZES, "mnist-scale": SIZES["mnist-res"]}
+
+
+def make_record(method: str, dataset: str, seed: int, *, experiment: str, status: str = "ok",
+                source: str = "embedded", acc: float = 0.9, eq: float = 0.3,
+                missing: tuple[str, ...] = (), command: list[str] | None = None) -> dict:
+    """A record shaped like ``bench.train.run_one``'s, with seeded noise."""
+    rng = np.random.default_rng(zlib.crc32(f"{method}/{dataset}/{seed}".encode()))
+    name, _, opts = method.partition("[")
+    spec = {"method": name, "dataset": dataset, "source": source, "seed": seed,
+            "preset": "quick", "epochs": 3, "method_kwargs": dict(
+                kv.split("=") for kv in opts.rstrip("]").split(",") if kv),
+            "limit_train": None, "limit_eval": None, "eq_images": 256,
+            "experiment": experiment, "data_root": None, "cache_dir": None, "device": "auto"}
+    rec: dict = {
+        "run_id": f"{re.sub(r'[^A-Za-z0-9]+', '_', method)}-{dataset}-s{seed}", "experiment": experiment,
+        "method": method, "method_name": name, "method_kwargs": spec["method_kwargs"],
+        "dataset": dataset, "source": source, "seed": seed, "preset": "quick", "spec": spec,
+        "versions": {"torch": "2.4.0", "python": "3.11.7", "git": "abc1234"},
+        "status": status, "error": None, "device": "cpu (x86_64)",
+        "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:01:00+00:00",
+        "history": [{"epoch": e, "train_loss": 2.0 / e + 0.01 * seed, "train_acc": 0.5,
+                     "val_acc": min(1.0, acc - 0.2 / e), "lr": 0.01, "time_s": 2.0 * e}
+                    for e in range(1, 4)],
+    }
+    if command is not None:
+        rec["command"] = command
+    if status != "ok":
+        rec["error"] = "Traceback (most recent call last):\n  ...\nRuntimeError: loss is nan"
+        rec["history"] = rec["history"][:2]
+        return rec
+    test_acc = float(np.clip(acc + rng.normal(0, 0.01), 0, 1))
+    layers = {f"block{i}": {s: float(eq * i * rng.uniform(0.5, 1.5)) for s in EQ_SIZES[dataset]}
+              for i in (1, 2, 3)}
+    layers["logits"] = {s: float(eq * 2 * rng.uniform(0.5, 1.5)) for s in EQ_SIZES[dataset]}
+    if eq == 0.0:  # an exactly equivariant model: exact zeros a log axis cannot show
+        layers = {k: {s: 0.0 for s in v} for k, v in layers.items()}
+    rec.update({
+        "params": 10_000 + 1000 * len(name), "epochs": 3, "val_acc": acc, "test_acc": test_acc,
+        "per_size_acc": {s: float(np.clip(test_acc + rng.normal(0, 0.02), 0, 1))
+                         for s in SIZES[dataset]},
+        "scale_consistency": float(test_acc * 0.9), "equivariance_error": layers,
+        "eq_err": float(np.mean(list(layers["block3"].values()))),
+        "logit_inv_err": float(np.mean(list(layers["logits"].values()))),
+        "train_time_s": 10.0 + seed + len(name), "train_img_per_s": 300.0,
+        "infer_img_per_s": 1000.0 / len(name), "peak_mem_mb": 500.0,
+    })
+    for key in missing:
+        rec.pop(key, None)
+    return rec
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("report-records")
+    res, stl, scale = root / "res", root / "stl", root / "scale"
+    cmd = ["bench", "run", "--methods", "cnn,fourier", "--dataset", "stl10-res", "--out", str(stl)]
+    recs = {res: [], stl: [], scale: []}
+    for s in (0, 1, 2):
+        recs[res].append(make_record("cnn", "mnist-res", s, experiment="res", acc=0.95, eq=0.4))
+        recs[res].append(make_record("fourier", "mnist-res", s, experiment="res", acc=0.97,
+                                     eq=1e-30 * (1 + s)))  # float precision
+    recs[res] += [
+        make_record("fourier[impl=reference]", "mnist-res", 0, experiment="res", acc=0.96, eq=0.0),
+        make_record("sesn", "mnist-res", 0, experiment="res", acc=0.96, eq=0.05),  # one seed
+        make_record("dss", "mnist-res", 0, experiment="res", acc=0.93, eq=0.02),
+        make_record("dss", "mnist-res", 1, experiment="res", status="failed"),
+        make_record("si_convnet", "mnist-res", 0, experiment="res", status="failed"),  # all failed
+        make_record("disco", "mnist-res", 0, experiment="res", acc=0.94, missing=(
+            "equivariance_error", "eq_err", "logit_inv_err", "scale_consistency", "per_size_acc",
+            "history", "infer_img_per_s")),
+    ]
+    for s in (0, 1):
+        recs[stl].append(make_record("cnn", "stl10-res", s, experiment="stl", acc=0.55, eq=0.2,
+                                     command=cmd))
+        recs[stl].append(make_record("fourier", "stl10-res", s, experiment="stl", acc=0.70,
+                                     eq=1e-20, command=cmd))
+    recs[stl].append(make_record("sevf", "stl10-res", 0, experiment="stl", acc=0.5, eq=0.1,
+                                 command=cmd))  # a method of one dataset only
+    for s in (0, 1):
+        for m, a in (("cnn", 0.97), ("sesn", 0.98)):
+            recs[scale].append(make_record(m, "mnist-scale", s, experiment="scale", acc=a,
+                                           source="torchvision", eq=0.1))
+    for folder, rs in recs.items():
+        for r in rs:
+            write_record(folder, r)
+    return [res, stl, scale]
+
+
+@pytest.fixture(scope="module")
+def perf_json(tmp_path_factory) -> Path:
+    rows = [{"method": m, "size": s, "batch": b, "params": 1000, "train_step_s": 0.01 * s * k,
+             "infer_img_per_s": 1e4 / (s * k), "peak_mem_mb": 100.0, "device": "cpu"}
+            for k, m in enumerate(["cnn", "fourier", "sesn"], 1) for s in (8, 16, 28)
+            for b in (32, 64)]
+    path = tmp_path_factory.mktemp("perf") / "perf.json"
+    pd.DataFrame(rows).to_json(path, orient="records")
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(experiments, perf_json, tmp_path_factory) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("report")
+    return out, build_report(experiments, out, perf_json=perf_json)
+
+
+@pytest.fixture(scope="module")
+def data(experiments, perf_json):
+    return load(experiments, perf_json=perf_json)
+
+
+@pytest.fixture(scope="module")
+def board(data) -> pd.DataFrame:
+    return tables.leaderboard(data)
+
+
+def test_report_files(report):
+    out, written = report
+    names = {p.relative_to(out).as_posix() for p in written}
+    assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "index.html"} <= names
+    for kind in ("acc_vs_size", "eq_vs_size", "eq_per_layer", "acc_vs_eq", "learning_curves"):
+        for section in ("mnist-res-embedded-quick", "stl10-res-embedded-quick",
+                        "mnist-scale-torchvision-quick"):
+            assert f"figures/{kind}-{section}.png" in names
+            assert f"figures/{kind}-{section}.pdf" in names
+    assert "figures/training_cost.png" in names
+    for p in written:
+        assert p.is_file() and p.stat().st_size > 0, p
+    assert all(p.read_bytes().startswith(b"%PDF") for p in written if p.suffix == ".pdf")
+
+
+def test_no_records_is_a_clear_error(tmp_path):
+    with pytest.raises(NoRecordsError, match="no run records"):
+        build_report([tmp_path], tmp_path / "out")
+
+
+def _parse_markdown(md: str) -> dict[str, pd.DataFrame]:
+    """Each ``## section`` table of leaderboard.md as a DataFrame of strings."""
+    out, title, rows = {}, None, []
+    for line in md.splitlines() + [""]:
+        if line.startswith("## "):
+            title, rows = line[3:], []
+        elif line.startswith("|") and title:
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif rows and title:
+            out[title] = pd.DataFrame(rows[2:], columns=rows[0])
+            title, rows = None, []
+    return out
+
+
+def _num(cell: str) -> float:
+    cell = cell.replace("**", "").replace(",", "")
+    return math.nan if cell == "—" else float(cell)
+
+
+def _close(shown: float, value, scale: float, fmt: str) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.isnan(shown)
+    # the cell shows the value rounded to its format: parse back, compare with that rounding
+    return shown == float(format(scale * float(value), fmt))
+
+
+def test_markdown_numbers_equal_dataframe(report, board):
+    out, _ = report
+    parsed = _parse_markdown((out / "leaderboard.md").read_text())
+    assert set(parsed) == {"mnist-res (source embedded, preset quick)",
+                           "stl10-res (source embedded, preset quick)",
+                           "mnist-scale (source torchvision, preset quick)"}
+    checked = 0
+    for title, table in parsed.items():
+        dataset, source = title.split(" (source ")[0], title.split("source ")[1].split(",")[0]
+        sec = board[(board.dataset == dataset) & (board.source == source)]
+        assert list(table.method) == list(sec.method)  # same rows, same order
+        for (_, row), (_, ref) in zip(table.iterrows(), sec.iterrows()):
+            acc = row["test acc (%)"].replace("**", "").split("±")
+            assert _close(_num(acc[0]), ref.test_acc_mean, 100, ".2f")
+            if len(acc) == 2:
+                assert _close(_num(acc[1]), ref.test_acc_std, 100, ".2f")
+            else:  # one seed (or none): no std to show
+                assert not (ref.test_acc_std == ref.test_acc_std)
+            assert _close(_num(row["params"]), ref.params, 1, ".0f")
+            assert _close(_num(row["scale consist. (%)"]), ref.scale_consistency, 100, ".2f")
+            assert _close(_num(row["equiv. err"]), ref.eq_err, 1, ".2e")
+            assert _close(_num(row["logit inv. err"]), ref.logit_inv_err, 1, ".2e")
+            assert _close(_num(row["train time (s)"]), ref.train_time_s, 1, ".1f")
+            assert _close(_num(row["infer (img/s)"]), ref.infer_img_per_s, 1, ".0f")
+            if "published acc (%)" in table:
+                assert _close(_num(row["published acc (%)"]), ref.published_acc, 100, ".2f")
+                assert _close(_num(row["Δ acc (pp)"]), ref.delta_acc, 100, ".2f")
+            if "published eq. err" in table:
+                assert _close(_num(row["published eq. err"]), ref.published_eq_err, 1, ".2e")
+                assert _close(_num(row["Δ eq. err"]), ref.delta_eq_err, 1, ".2e")
+            runs = row["runs (failed)"]
+            assert runs == (f"{ref.runs} ({ref.failed})" if ref.failed else str(ref.runs))
+            checked += 1
+    assert checked == len(board)
+
+
+def test_best_per_column_is_bold(report, board):
+    out, _ = report
+    table = _parse_markdown((out / "leaderboard.md").read_text())[
+        "mnist-res (source embedded, preset quick)"]
+    sec = board[board.dataset == "mnist-res"].reset_index(drop=True)
+    best_acc = sec.test_acc_mean.idxmax()
+    assert table.at[best_acc, "test acc (%)"].startswith("**")
+    assert sum(c.startswith("**") for c in table["test acc (%)"]) == 1
+    assert sec.at[table["equiv. err"].str.startswith("**").idxmax(), "method"] == "fourier[impl=reference]"
+    # every failed run is counted, none averaged in
+    failed = sec.set_index("method")
+    assert failed.at["si_convnet", "failed"] == 1 and math.isnan(failed.at["si_convnet", "test_acc_mean"])
+    assert failed.at["dss", "runs"] == 2 and failed.at["dss", "failed"] == 1
+
+
+def test_published_column_and_delta(board, data):
+    pub = load_published()
+    assert {"mnist-res", "stl10-res"} <= set(pub.dataset)
+    assert pub.source.str.contains("Rahman").all()
+    row = board[(board.dataset == "mnist-res") & (board.method == "fourier")].iloc[0]
+    assert row.published_acc == pytest.approx(0.9889)
+    assert row.delta_acc == pytest.approx(row.test_acc_mean - 0.9889)
+    variant = board[board.method == "fourier[impl=reference]"].iloc[0]
+    assert variant.published_acc == pytest.approx(0.9889)  # a variant compares to its method
+    stl = board[(board.dataset == "stl10-res") & (board.method == "cnn")].iloc[0]
+    assert stl.published_acc == pytest.approx(0.5596) and stl.published_eq_err == pytest.approx(0.16)
+    assert board[board.dataset == "mnist-scale"].published_acc.isna().all()
+
+
+def test_csv_and_latex(report, board):
+    out, _ = report
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert len(csv) == len(board)
+    assert np.allclose(csv.test_acc_mean, board.test_acc_mean, equal_nan=True)
+    assert csv.loc[csv.method == "fourier[impl=reference]", "best"].str.contains("eq_err").all()
+    tex = (out / "leaderboard.tex").read_text()
+    assert tex.count("\\toprule") == 1 and tex.count("\\bottomrule") == 1
+    assert tex.count("\\midrule") == 3 and "\\begin{tabular}" in tex and "\\end{tabular}" in tex
+    body = "\n".join(ln for ln in tex.splitlines() if not ln.startswith("%"))
+    assert "si\\_convnet" in body and "\\pm" in body and "\\textbf{" in body
+    assert body.count("{") == body.count("}") and body.count("$") % 2 == 0
+
+
+def _lines(ax) -> list[str]:
+    return [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
+def test_plots_have_content(data, board):
+    palette = plots.Palette(list(data.runs.method))
+    res = per_size_frame(data.records)
+    res = res[res.dataset == "mnist-res"]
+    fig = plots.acc_vs_size(res, palette, "mnist-res")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "test image size (px)" and ax.get_ylabel() == "test accuracy (%)"
+    assert sorted(_lines(ax)) == sorted(res.method.unique())  # one line per method with data
+    assert "disco" not in _lines(ax)  # it recorded no per-size accuracy
+    scale = per_size_frame(data.records)
+    fig = plots.acc_vs_size(scale[scale.dataset == "mnist-scale"], palette, "mnist-scale")
+    assert fig.axes[0].get_xlabel() == "object scale (bin centre)"
+
+    eq = eq_frame(data.records)
+    fig = plots.eq_vs_size(eq[eq.dataset == "mnist-res"], palette, "mnist-res")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "equivariance error"
+    assert sorted(_lines(ax)) == ["cnn", "dss", "fourier", "fourier[impl=reference]", "sesn"]
+    lo, hi = ax.get_ylim()
+    fourier = ax.get_lines()[_lines(ax).index("fourier")].get_ydata()
+    assert lo < min(fourier) and min(fourier) < 1e-28 and hi > 1  # float precision is visible
+    exact = ax.get_lines()[_lines(ax).index("fourier[impl=reference]")].get_ydata()
+    assert np.all(exact > lo) and np.all(exact < min(fourier))  # exact zero drawn on the floor
+    fig = plots.eq_per_layer(eq[eq.dataset == "mnist-res"], palette, "mnist-res")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["1", "2", "3", "logits"] and len(_lines(fig.axes[0])) == 5
+
+
+def test_colour_and_marker_fixed_per_method(data, board):
+    palette = plots.Palette(list(data.runs.method))
+    styles = {}
+    eq = eq_frame(data.records)
+    res = board[board.dataset == "mnist-res"]
+    for fig in (plots.eq_vs_size(eq[eq.dataset == "mnist-res"], palette, "t"),
+                plots.acc_vs_eq(res, palette, "t")):
+        for ln in fig.axes[0].get_lines():
+            if not ln.get_label().startswith("_") and ln.get_label() != "Pareto front":
+                seen = styles.setdefault(ln.get_label(), (ln.get_color(), ln.get_marker()))
+                assert seen == (ln.get_color(), ln.get_marker()), ln.get_label()
+    # the style is a function of the name: another report draws a method the same way
+    assert plots.Palette(["zz_new", "cnn"]).style("zz_new") == plots.Palette(["zz_new"]).style("zz_new")
+    assert plots.Palette().style("fourier") == plots.Palette(["a", "b"]).style("fourier")
+    base, variant = palette.style("fourier"), palette.style("fourier[impl=reference]")
+    assert (base.color, base.marker) == (variant.color, variant.marker)
+    assert base.linestyle != variant.linestyle
+
+
+def test_pareto_front_and_scatter(board):
+    assert plots.pareto_front([0.1, 0.2, 0.05, 0.3], [0.9, 0.95, 0.8, 0.94]) == [2, 0, 1]
+    res = board[board.dataset == "mnist-res"]
+    fig = plots.acc_vs_eq(res, plots.Palette(list(res.method)), "mnist-res")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "equivariance error" in ax.get_xlabel()
+    assert "Pareto front" in _lines(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    with_both = res[res.test_acc_mean.notna() & res.eq_err.notna()]
+    assert sorted(set(labels) - {"Pareto front"}) == sorted(with_both.method)
+
+
+def test_learning_curves_and_perf(data, perf_json):
+    from bench.report.data import history_frame, load_perf
+
+    hist = history_frame(data.records)
+    fig = plots.learning_curves(hist[hist.dataset == "mnist-res"], plots.Palette(), "mnist-res")
+    loss_ax, acc_ax = fig.axes[:2]
+    assert loss_ax.get_ylabel() == "train loss" and acc_ax.get_ylabel() == "validation accuracy (%)"
+    assert loss_ax.get_xlabel() == "epoch"
+    assert "si_convnet (failed)" in _lines(loss_ax)  # a failed run's curve is still shown
+    assert "cnn" in _lines(acc_ax)
+    fig = plots.perf_cost(load_perf(perf_json), plots.Palette())
+    assert sorted(_lines(fig.axes[0])) == ["cnn", "fourier", "sesn"]
+    assert fig.axes[0].get_xlabel() == "input size (px)" and fig.axes[0].get_yscale() == "log"
+    assert plots.perf_cost(load_perf(perf_json.parent / "absent.json"), plots.Palette()) is None
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_html_is_self_contained(report, experiments):
+    out, _ = report
+    page = (out / "index.html").read_text()
+    parser = _Refs()
+    parser.feed(page)
+    images = [r for r in parser.refs if r.startswith("data:image/png;base64,")]
+    assert len(images) == 16  # 5 figures x 3 sections + training cost
+    for img in images:
+        assert base64.b64decode(img.split(",", 1)[1]).startswith(b"\x89PNG")
+    for ref in parser.refs:
+        assert not re.match(r"(https?:)?//", ref), ref  # nothing from the network
+        if not ref.startswith(("data:", "#")):
+            assert (out / unquote(ref)).resolve().is_file(), ref  # links resolve
+    records = [r for r in parser.refs if r.endswith(".json")]
+    assert len(records) == sum(len(list((f / "runs").glob("*.json"))) for f in experiments)
+    assert "bench run --methods cnn,fourier --dataset stl10-res" in page  # recorded command
+    assert "rebuilt from the records" in page and "abc1234" in page
+
+
+def test_commands_rebuilt_from_specs(data):
+    res = data.experiments[0]
+    cmd, recorded = experiment_commands(res)[0]
+    assert not recorded
+    assert cmd.startswith("bench run --methods ") and "--dataset mnist-res" in cmd
+    assert "--epochs 3" in cmd and "--out " in cmd
+    # one command per seed set, so that re-running it makes exactly these runs
+    cmds = [c for c, _ in experiment_commands(res)]
+    assert "bench run --methods cnn,fourier --dataset mnist-res --seeds 0,1,2" in cmds[0]
+    assert any("'disco,fourier[impl=reference],sesn,si_convnet'" in c and "--seeds 0 " in c
+               for c in cmds)
+    (cmd, recorded), = experiment_commands(data.experiments[1])
+    assert recorded and cmd.startswith("bench run --methods cnn,fourier")
+
+
+def _chromium() -> str | None:
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+def test_html_in_headless_chromium(report, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed; run `sh tests/browser/install-chromium.sh`")
+    out, _ = report
+    shot = tmp_path / "page.png"
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+         "--v=0", "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1200,2000",
+         (out / "index.html").resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    # the page has no scripts: any console message (an error, a blocked load) is a fault
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    assert console == [], console
+    assert shot.is_file(), proc.stderr[-2000:]
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    non_white = (pixels < 0.95).any(axis=-1).mean()
+    assert 0.01 < non_white < 0.9, non_white  # text, tables and figures, not a blank page
+    assert pixels.std() > 0.05
