@@ -24,13 +24,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ScaleBatchNorm", "ScaleConv", "ScaleMaxPool", "SpatialMaxPool", "fold_scales"]
+__all__ = ["ScaleBatchNorm", "ScaleConv", "ScaleMaxPool", "SpatialMaxPool", "dilated_conv2d",
+           "fold_scales"]
 
 
 def fold_scales(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, S, H, W) -> (B, C * S, H, W)``, channel-major (channel c, scale s -> c * S + s)."""
     b, c, s, h, w = x.shape
     return x.reshape(b, c * s, h, w)
+
+
+def dilated_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                   dilation: int) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, padding=dilation * (k // 2), dilation=dilation)``, computed
+    by space-to-batch: the ``dilation**2`` polyphase sub-grids of ``x`` are convolved with the
+    undilated kernel and interleaved back.
+
+    Exactly the same sums (zero padding included: the grid is zero-extended to a
+    multiple of ``dilation`` and cropped back); it exists because CPU dilated
+    convolutions are 1.5-3x slower than undilated ones of the same FLOPs, and
+    most of a large dilated kernel would otherwise fall on padding at MNIST sizes.
+    """
+    half = weight.shape[-1] // 2
+    if dilation == 1:
+        return F.conv2d(x, weight, bias, padding=half)
+    b, c, h, w = x.shape
+    d = dilation
+    hp, wp = -(-h // d), -(-w // d)
+    x = F.pad(x, (0, wp * d - w, 0, hp * d - h))
+    x = x.reshape(b, c, hp, d, wp, d).permute(0, 3, 5, 1, 2, 4).reshape(b * d * d, c, hp, wp)
+    y = F.conv2d(x, weight, bias, padding=half)
+    o = y.shape[1]
+    y = y.reshape(b, d, d, o, hp, wp).permute(0, 3, 4, 1, 5, 2).reshape(b, o, hp * d, wp * d)
+    return y[..., :h, :w]
 
 
 class ScaleConv(nn.Module):
@@ -120,8 +146,11 @@ class ScaleConv(nn.Module):
         for s in range(self.out_scales):
             xs = x[:, :, s:s + self.depth].reshape(b, c * self.depth, h, w)
             d = self.dilation(s)
-            outs.append(F.conv2d(xs, ws, self.bias, stride=self.stride,
-                                 padding=d * half, dilation=d))
+            if self.stride == 1:
+                outs.append(dilated_conv2d(xs, ws, self.bias, d))
+            else:  # strided (WRN): the polyphase split does not apply directly
+                outs.append(F.conv2d(xs, ws, self.bias, stride=self.stride,
+                                     padding=d * half, dilation=d))
         return torch.stack(outs, dim=2)
 
 
