@@ -201,7 +201,8 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     gits = sorted({str((r.get("versions") or {}).get("git", "unknown")) for r in data.records})
-    keys = list(board.groupby(["dataset", "source", "preset"], sort=False).groups) if len(board) else []
+    keys = (list(board.groupby(["dataset", "source", "preset"], sort=False).groups)
+            if len(board) else [])
     toc = "".join(f'<li><a href="#{slug(*k)}">{_e(section_title(*k))}</a></li>' for k in keys)
     parts = [f"<h1>scalebench report</h1><p class=\"note\">Generated {now} from "
              f"{len(data.experiments)} experiment folder(s), {len(data.records)} run record(s); "
@@ -223,8 +224,9 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
     parts.append('<h2 id="experiments">Experiments and runs</h2>')
     for exp in data.experiments:
         n_ok = sum(r.get("status") == "ok" for r in exp.records)
-        parts.append(f"<h3>{_e(exp.name)}</h3><p class=\"note\">folder <code>{_e(exp.folder)}</code>"
-                     f": {len(exp.records)} run(s), {n_ok} ok, {len(exp.records) - n_ok} failed</p>")
+        n_failed = len(exp.records) - n_ok
+        parts.append(f'<h3>{_e(exp.name)}</h3><p class="note">folder <code>{_e(exp.folder)}'
+                     f"</code>: {len(exp.records)} run(s), {n_ok} ok, {n_failed} failed</p>")
         for cmd, recorded in experiment_commands(exp):
             label = "command" if recorded else "command (rebuilt from the records' specs)"
             parts.append(f'<p class="note">{label}:</p><pre>{_e(cmd)}</pre>')

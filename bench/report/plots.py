@@ -63,7 +63,8 @@ class Palette:
     """One fixed style per method label, the same in every figure of a report."""
 
     def __init__(self, labels: list[str] | None = None):
-        self._base: dict[str, tuple[str, str]] = {k: (OKABE_ITO[c], m) for k, (c, m) in KNOWN.items()}
+        self._base: dict[str, tuple[str, str]] = {k: (OKABE_ITO[c], m)
+                                                  for k, (c, m) in KNOWN.items()}
         self._variants: dict[str, list[str]] = {}
         for label in sorted(set(labels or [])):
             self.style(label)
@@ -210,7 +211,8 @@ def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
         return None
     per_run = eq.groupby(["method", "seed", "layer", "depth", "is_logits"],
                          as_index=False)["err"].mean()
-    max_depth = int(per_run.loc[~per_run.is_logits, "depth"].max()) if (~per_run.is_logits).any() else 0
+    spatial = per_run.loc[~per_run.is_logits, "depth"]
+    max_depth = int(spatial.max()) if not spatial.empty else 0
     per_run["x"] = np.where(per_run.is_logits, max_depth + 1, per_run.depth)
     floor, has_zero = _log_floor(per_run.err)
     per_run["err"] = per_run.err.where(per_run.err > 0, floor)

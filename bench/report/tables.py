@@ -52,8 +52,8 @@ def leaderboard(data: ReportData) -> pd.DataFrame:
     board = pd.concat(parts, ignore_index=True)
     pub = data.published
     for col, (metric, _, _, _) in PUBLISHED_COLUMNS.items():
-        ref = {(d, m): v for d, m, v in pub.loc[pub.metric == metric,
-                                                ["dataset", "method", "value"]].itertuples(index=False)}
+        rows = pub.loc[pub.metric == metric, ["dataset", "method", "value"]]
+        ref = {(d, m): v for d, m, v in rows.itertuples(index=False)}
         board[col] = [ref.get((d, m), math.nan) for d, m in zip(board.dataset, board.method_name)]
         board[col.replace("published", "delta")] = board[OURS[metric]] - board[col]
     return board
@@ -190,6 +190,8 @@ def _tex_cell(s: str) -> str:
     m = re.fullmatch(r"([+-]?\d[\d.,]*)e([+-]\d+)", s)
     if m:
         return f"${m.group(1)}\\times 10^{{{int(m.group(2))}}}$"
+    if re.fullmatch(r"[+-][\d.,]+", s):  # a signed delta: a real minus sign, not a hyphen
+        return f"${s}$"
     if "±" in s:
         a, b = (p.strip() for p in s.split("±"))
         return f"${a} \\pm {b}$"
@@ -210,7 +212,8 @@ def to_latex(board: pd.DataFrame, data: ReportData | None = None) -> str:
         shown = _marked(sub, display_table(sub, pub),
                         lambda s: f"\\textbf{{{s}}}" if s != "—" else s)
         lines += ["\\midrule",
-                  f"\\multicolumn{{{len(header)}}}{{l}}{{\\emph{{{_tex_text(section_title(*key))}}}}} \\\\"]
+                  f"\\multicolumn{{{len(header)}}}{{l}}"
+                  f"{{\\emph{{{_tex_text(section_title(*key))}}}}} \\\\"]
         for row in shown.itertuples(index=False):
             cells = []
             for s in row:
