@@ -8,6 +8,7 @@ variant, float-precision equivariance errors (and an exact zero).
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import shutil
@@ -122,13 +123,14 @@ def experiments(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def perf_json(tmp_path_factory) -> Path:
+    from bench.perf import write_perf_json
+
     rows = [{"method": m, "size": s, "batch": b, "params": 1000, "train_step_s": 0.01 * s * k,
-             "infer_img_per_s": 1e4 / (s * k), "peak_mem_mb": 100.0, "device": "cpu"}
+             "infer_img_per_s": 1e4 / (s * k), "peak_mem_mb": 100.0 if m != "sesn" else math.nan,
+             "device": "cpu"}
             for k, m in enumerate(["cnn", "fourier", "sesn"], 1) for s in (8, 16, 28)
             for b in (32, 64)]
-    path = tmp_path_factory.mktemp("perf") / "perf.json"
-    pd.DataFrame(rows).to_json(path, orient="records")
-    return path
+    return write_perf_json(rows, tmp_path_factory.mktemp("perf") / "perf.json")
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +354,12 @@ def test_learning_curves_and_perf(data, perf_json):
     fig = plots.perf_cost(load_perf(perf_json), plots.Palette())
     assert sorted(_lines(fig.axes[0])) == ["cnn", "fourier", "sesn"]
     assert fig.axes[0].get_xlabel() == "input size (px)" and fig.axes[0].get_yscale() == "log"
+    assert fig.axes[2].get_ylabel() == "peak memory (MiB)"
+    assert sorted(_lines(fig.axes[2])) == ["cnn", "fourier"]  # sesn: no memory reading
     assert plots.perf_cost(load_perf(perf_json.parent / "absent.json"), plots.Palette()) is None
+    bare = perf_json.parent / "bare.json"  # a bare list of rows is read too
+    bare.write_text(json.dumps(json.loads(perf_json.read_text())["rows"]))
+    assert len(load_perf(bare)) == len(load_perf(perf_json)) == 18
 
 
 class _Refs(HTMLParser):

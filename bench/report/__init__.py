@@ -70,8 +70,8 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
             "Train loss and validation accuracy per epoch; mean over finished runs, band: seed "
             "range; dotted: failed runs.", key)
     add(plots.perf_cost(data.perf, palette), "training_cost", "Training cost vs input size",
-        "From `bench perf`: training-step time per image and inference throughput, median "
-        "over the measured batch sizes.")
+        "From `bench perf`: training-step time per image, inference throughput and peak "
+        "memory; median over the measured batch sizes; timings compare only within one run.")
     return entries
 
 

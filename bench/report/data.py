@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -213,14 +214,17 @@ def load_published(path: Path | None = None) -> pd.DataFrame:
 
 
 def load_perf(path: Path | None) -> pd.DataFrame | None:
-    """``bench perf``'s rows, or None when there is no readable perf file."""
+    """``bench perf``'s rows (``{"rows": [...], ...}`` or a bare list), or None without a
+    readable perf file."""
     if path is None or not Path(path).is_file():
         return None
     try:
-        df = pd.read_json(Path(path), orient="records")
-    except ValueError as exc:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
         log.warning("cannot read %s (%s); the training-cost figure is left out", path, exc)
         return None
+    rows = raw.get("rows") if isinstance(raw, dict) else raw
+    df = pd.DataFrame([r for r in rows or [] if isinstance(r, dict)])
     need = {"method", "size"}
     if df.empty or not need <= set(df.columns):
         log.warning("%s has no method/size rows; the training-cost figure is left out", path)

@@ -19,15 +19,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")  # no display here, and a backend switch later must not pop windows
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+# Figures are made without pyplot: no global figure registry, no GUI backend, and the caller's
+# backend (a notebook's, say) is left alone; savefig renders PNG with Agg and PDF with the
+# pdf backend on its own.
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 __all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_vs_size",
            "learning_curves", "pareto_front", "perf_cost", "save_figure"]
@@ -131,6 +131,15 @@ def _line(ax: Axes, agg: pd.DataFrame, label: str, style: Style, scale: float = 
     if not band.empty:
         ax.fill_between(band.index, scale * band["lo"], scale * band["hi"], color=style.color,
                         alpha=0.18, linewidth=0)
+
+
+def _plain_log_labels(ax: Axes) -> None:
+    """Plain numbers ("20", "0.5") on a log y axis of a few decades, where the default
+    "2 x 10^1" labels crowd; minor labels only while the axis spans under two decades."""
+    lo, hi = ax.get_ylim()
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain if hi < 100 * lo else NullFormatter())
 
 
 def _legend(fig: Figure, axes: list[Axes]) -> None:
@@ -287,18 +296,22 @@ def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:
         panels.append(("train_ms_per_img", "training step time per image (ms)"))
     if "infer_img_per_s" in df.columns:
         panels.append(("infer_img_per_s", "inference throughput (img/s)"))
-    panels = [(c, lab) for c, lab in panels if df[c].notna().any()]
+    if "peak_mem_mb" in df.columns:
+        panels.append(("peak_mem_mb", "peak memory (MiB)"))
+    panels = [(c, lab) for c, lab in panels if (df[c] > 0).any()]
     if not panels:
         return None
-    fig, axes = _figure(len(panels), width=5.4)
+    fig, axes = _figure(len(panels), width=4.6)
     for ax, (col, label) in zip(axes, panels):
         for method in _methods(df):
-            sub = df[(df.method == method) & df[col].notna()]
+            # a log axis: a zero or negative peak-memory growth reading has no place on it
+            sub = df[(df.method == method) & (df[col] > 0)]
             if sub.empty:
                 continue
             agg = sub.groupby("size")[col].median().sort_index()
             ax.plot(agg.index, agg.values, label=method, markersize=4, **palette.style(method).kw())
         ax.set_yscale("log")
+        _plain_log_labels(ax)
         ax.set_xlabel("input size (px)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
@@ -333,6 +346,7 @@ def learning_curves(hist: pd.DataFrame, palette: Palette, title: str) -> Figure 
     # a log axis only pays when the loss spans more than a decade (e.g. a diverging run)
     if not loss.empty and (loss > 0).all() and loss.max() > 10 * loss.min():
         axes[0].set_yscale("log")
+        _plain_log_labels(axes[0])
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=10)
