@@ -36,7 +36,7 @@ EQ_SIZES = {**SIZES, "mnist-scale": SIZES["mnist-res"]}
 
 def make_record(method: str, dataset: str, seed: int, *, experiment: str, status: str = "ok",
                 source: str = "embedded", acc: float = 0.9, eq: float = 0.3,
-                missing: tuple[str, ...] = (), command: list[str] | None = None) -> dict:
+                missing: tuple[str, ...] = (), command: list[str] | str | None = None) -> dict:
     """A record shaped like ``bench.train.run_one``'s, with seeded noise."""
     rng = np.random.default_rng(zlib.crc32(f"{method}/{dataset}/{seed}".encode()))
     name, _, opts = method.partition("[")
@@ -105,8 +105,9 @@ def experiments(tmp_path_factory) -> list[Path]:
             "history", "infer_img_per_s")),
     ]
     for s in (0, 1):
+        # bench run records its command line as a string; an argv list is understood too
         recs[stl].append(make_record("cnn", "stl10-res", s, experiment="stl", acc=0.55, eq=0.2,
-                                     command=cmd))
+                                     command=" ".join(cmd)))
         recs[stl].append(make_record("fourier", "stl10-res", s, experiment="stl", acc=0.70,
                                      eq=1e-20, command=cmd))
     recs[stl].append(make_record("sevf", "stl10-res", 0, experiment="stl", acc=0.5, eq=0.1,
