@@ -15,10 +15,13 @@ scale axis. On pixels this holds up to the sampling of the basis on the integer
 grid and up to the ends of the finite scale axis (scales shifted out are lost;
 in H -> H with scale-kernel depth > 1 the missing larger scales are zeros).
 
-Implementation note: the kernel of scale ``s`` is zero outside its
+Implementation notes: the kernel of scale ``s`` is zero outside its
 ``support[s] x support[s]`` centre (the basis is sampled on a grid proportional
 to ``sigma_s``), so each scale is convolved with its cropped kernel: the same
 result as the padded ``k x k`` kernel at a fraction of the multiply-adds.
+The layers return ``(B, C, S, H, W)`` *views* of scale-major ``(S, B, C, H, W)``
+memory, so that every scale slice is contiguous for the next convolution and
+BN / pooling run on a free ``(S*B, C, H, W)`` reshape (:func:`to_batch`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from torch import nn
 from methods.sesn.basis import steerable_basis
 
 __all__ = [
+    "from_batch",
+    "to_batch",
     "ScaleBatchNorm",
     "ScaleMaxPool",
     "ScalePool",
@@ -41,6 +46,18 @@ __all__ = [
     "SESLift",
     "SteerableKernel",
 ]
+
+
+def to_batch(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, S, H, W)`` -> ``(S*B, C, H, W)``; free (a view) for scale-major memory."""
+    b, c, n_s, h, w = x.shape
+    return x.permute(2, 0, 1, 3, 4).reshape(n_s * b, c, h, w)
+
+
+def from_batch(y: torch.Tensor, num_scales: int) -> torch.Tensor:
+    """Inverse of :func:`to_batch`: ``(S*B, C, H, W)`` -> ``(B, C, S, H, W)`` view."""
+    sb, c, h, w = y.shape
+    return y.reshape(num_scales, sb // num_scales, c, h, w).permute(1, 2, 0, 3, 4)
 
 
 class SteerableKernel(nn.Module):
@@ -55,7 +72,8 @@ class SteerableKernel(nn.Module):
         super().__init__()
         b = steerable_basis(basis, kernel_size, scales, effective_size, mult=mult,
                             max_order=max_order)
-        self.register_buffer("basis", b.float(), persistent=False)
+        # computed in float64, stored in the default dtype (moves with .to() / .double())
+        self.register_buffer("basis", b.to(torch.get_default_dtype()), persistent=False)
         self.kernel_size = kernel_size
         self.effective_size = effective_size
         self.scales = tuple(float(s) for s in scales)
@@ -85,7 +103,8 @@ class SteerableKernel(nn.Module):
     def synthesize(self, weight: torch.Tensor) -> torch.Tensor:
         """``(..., F)`` coefficients -> ``(S, ..., k, k)`` kernels, one per scale."""
         k = self.kernel_size
-        out = weight @ self.basis.reshape(self.num_funcs, -1)  # (..., S*k*k)
+        basis = self.basis.to(weight.dtype).reshape(self.num_funcs, -1)
+        out = weight @ basis  # (..., S*k*k)
         out = out.reshape(*weight.shape[:-1], self.num_scales, k, k)
         return out.movedim(-3, 0)
 
@@ -128,9 +147,9 @@ class SESLift(nn.Module):
         kernels = self.kernel.synthesize(self.weight)  # (S, C', C, k, k)
         outs = []
         for s in range(self.kernel.num_scales):
-            w = self.kernel.crop(kernels[s], s)
+            w = self.kernel.crop(kernels[s], s).contiguous()
             outs.append(F.conv2d(x, w, self.bias, stride=self.stride, padding=w.shape[-1] // 2))
-        return torch.stack(outs, 2)
+        return torch.stack(outs, 0).permute(1, 2, 0, 3, 4)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
@@ -173,11 +192,12 @@ class SESConvHH(nn.Module):
         b, c, _, h, w = x.shape
         outs = []
         for s in range(n_s):
-            xs = x[:, :, s:s + depth].reshape(b, c * depth, h, w)
-            ks = self.kernel.crop(kernels[s], s).flatten(1, 2)  # (C', C*D, c_s, c_s)
+            # depth 1: x[:, :, s] is contiguous for scale-major memory, so no copy
+            xs = x[:, :, s] if depth == 1 else x[:, :, s:s + depth].reshape(b, c * depth, h, w)
+            ks = self.kernel.crop(kernels[s], s).flatten(1, 2).contiguous()  # (C', C*D, c, c)
             outs.append(F.conv2d(xs, ks, self.bias, stride=self.stride,
                                  padding=ks.shape[-1] // 2))
-        return torch.stack(outs, 2)
+        return torch.stack(outs, 0).permute(1, 2, 0, 3, 4)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, scale_depth={self.scale_depth}, "
@@ -193,10 +213,10 @@ class SESConv1x1(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, bias: bool = False):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=bias)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return from_batch(self.conv(to_batch(x)), x.shape[2])
 
 
 class ScalePool(nn.Module):
@@ -208,7 +228,8 @@ class ScalePool(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(2)
+        # max (with indices) rather than amax: its backward is one scatter, not masks and sums
+        return x.max(2).values
 
 
 class ScaleMaxPool(nn.Module):
@@ -221,15 +242,25 @@ class ScaleMaxPool(nn.Module):
 
     def __init__(self, kernel_size: int = 2):
         super().__init__()
-        self.pool = nn.MaxPool3d((1, kernel_size, kernel_size), ceil_mode=True)
+        self.pool = nn.MaxPool2d(kernel_size, ceil_mode=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x)
+        return from_batch(self.pool(to_batch(x)), x.shape[2])
 
 
-class ScaleBatchNorm(nn.BatchNorm3d):
+class ScaleBatchNorm(nn.BatchNorm2d):
     """BatchNorm on ``(B, C, S, H, W)`` with statistics and affine maps shared over the scales.
 
-    One mean/variance/gamma/beta per channel for all scales: a per-scale
+    One mean/variance/gamma/beta per channel for all scales (the statistics
+    run over batch, scales and space, as ``BatchNorm3d`` would): a per-scale
     normalisation would break the scale-shift equivariance.
     """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:  # called on the (S*B, C, H, W) reshape
+            raise ValueError(f"ScaleBatchNorm expects (B, C, S, H, W), got {x.dim() + 1}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"ScaleBatchNorm expects (B, C, S, H, W), got {tuple(x.shape)}")
+        return from_batch(super().forward(to_batch(x)), x.shape[2])

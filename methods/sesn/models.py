@@ -72,7 +72,8 @@ class SESNBlock(nn.Module):
         else:
             self.conv = SESConvHH(c_in, c_out, scale_depth=scale_depth, **conv_kw)
         self.project = ScalePool() if project else None
-        self.act = nn.ReLU(inplace=True)
+        # not in place: the scale max before it may need its output for the backward pass
+        self.act = nn.ReLU()
         if pool:
             self.pool: nn.Module | None = (nn.MaxPool2d(2, ceil_mode=True) if project
                                            else ScaleMaxPool(2))
