@@ -208,7 +208,8 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
             pre = torch.addcmul(shift[:, None, :, None], grids, scale[:, None, :, None])
         else:
             pre = grids
-        y = torch.relu_(pre) if (act == "relu" and gamma is not None) else act_fn(pre)
+        # in place is safe: neither the affine nor the synthesis product saves its output
+        y = torch.relu_(pre) if act == "relu" else act_fn(pre)
         if pool > 1:
             mo = size // pool
             y = y.view(r, mo, pool, nb, mo, pool).amax(dim=(2, 5))

@@ -36,6 +36,17 @@ def _dft_rows(grid: int, kernel: int, kmax: int, dtype: torch.dtype, device: str
     return torch.exp(-2j * math.pi * k[:, None] * t[None, :] / grid).to(dtype=dtype, device=device)
 
 
+def _band(spec: torch.Tensor, jmax: int) -> torch.Tensor:
+    """``(ky, kx, B, C)``: the half band ``|k| <= jmax`` of an rfft2 spectrum ``(B, C, n, n//2+1)``.
+
+    Frequency-major layout, so that the per-frequency channel mixing is one
+    batched GEMM over frequencies.
+    """
+    n = spec.shape[-2]
+    band = torch.cat([spec[..., :jmax + 1, :jmax + 1], spec[..., n - jmax:, :jmax + 1]], dim=-2)
+    return band.permute(2, 3, 0, 1)
+
+
 class SpectralConv2d(nn.Module):
     """Localized spectral convolution with a parallel 1x1 channel mixing.
 
@@ -57,10 +68,11 @@ class SpectralConv2d(nn.Module):
         self.global_grid, self.kernel_size = global_grid, kernel_size
         self.band = ring_count(global_grid)  # |k| < G/2
         if spectral:
-            # stored as real pairs so that .double() and optimisers treat it as real
+            # taps first, so that its DFT comes out frequency-major (see multiplier); stored as
+            # real pairs so that .double() and the optimisers treat it as real
             std = 1.0 / math.sqrt(2 * in_channels * kernel_size ** 2)
             self.spectral_weight = nn.Parameter(
-                torch.randn(in_channels, out_channels, kernel_size, kernel_size, 2) * std)
+                torch.randn(kernel_size, kernel_size, in_channels, out_channels, 2) * std)
         else:
             self.register_parameter("spectral_weight", None)
         if pointwise:
@@ -76,58 +88,76 @@ class SpectralConv2d(nn.Module):
                 f"pointwise={self.pointwise is not None}")
 
     def multiplier(self, kmax: int, cdtype: torch.dtype) -> torch.Tensor:
-        """``W[k]`` for the half band ``k_y in [-kmax, kmax]`` (FFT order), ``k_x in [0, kmax]``."""
-        lw = torch.view_as_complex(self.spectral_weight.to(
-            torch.float64 if cdtype == torch.complex128 else torch.float32))
+        """``W[k]``, ``(ky, kx, C_in, C_out)``: ``k_y in [-kmax, kmax]`` (FFT order), ``k_x in [0, kmax]``."""
+        real = torch.float64 if cdtype == torch.complex128 else torch.float32
+        lw = torch.view_as_complex(self.spectral_weight.to(real))  # (t, s, i, o)
         e = _dft_rows(self.global_grid, self.kernel_size, kmax, cdtype, str(lw.device))
-        # W = E L E_x^T over the two tap axes; E_x keeps only k_x >= 0
-        return torch.einsum("yt,iots,xs->ioyx", e, lw, e[:kmax + 1])
+        taps, io = self.kernel_size, self.in_channels * self.out_channels
+        # W[y, x] = sum_t E[y, t] sum_s E[x, s] L[t, s]: two GEMMs, frequency-major result
+        half = e[:kmax + 1] @ lw.reshape(taps, taps, io)  # (t, kx, io)
+        w = e @ half.reshape(taps, -1)  # (ky, kx * io)
+        return w.view(2 * kmax + 1, kmax + 1, self.in_channels, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
+        bsz, _, n, _ = x.shape
         jmax = ring_count(n)
         kmax = min(jmax, self.band)
         cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        spec = torch.fft.rfft2(x, norm="forward")
-        # the band |k| <= jmax in FFT order: rows 0..J and n-J..n-1, columns 0..J
-        kept = torch.cat([spec[..., :jmax + 1, :jmax + 1], spec[..., n - jmax:, :jmax + 1]], dim=-2)
-        if self.spectral_weight is None:
-            out = torch.einsum("bixy,io->boxy", kept, self.pointwise.to(cdtype))
-        else:
+        band = _band(torch.fft.rfft2(x, norm="forward"), jmax)  # (ky, kx, B, C_in)
+        out = None
+        if self.spectral_weight is not None:
             w = self.multiplier(kmax, cdtype)
             if self.pointwise is not None and kmax == jmax:
                 # the whole band has a spectral term: fold the 1x1 mixing into it (one product)
-                out = torch.einsum("bixy,ioxy->boxy", kept,
-                                   w + self.pointwise.to(x.dtype)[:, :, None, None])
-            elif kmax == jmax:
-                out = torch.einsum("bixy,ioxy->boxy", kept, w)
-            else:
-                inner = self._inner(kept, jmax, kmax)
-                out = self._outer(torch.einsum("bixy,ioxy->boxy", inner, w), jmax, kmax)
-                if self.pointwise is not None:
-                    out = out + torch.einsum("bixy,io->boxy", kept, self.pointwise.to(cdtype))
+                w = w + self.pointwise.to(x.dtype)
+            inner = band if kmax == jmax else self._inner(band, jmax, kmax)
+            out = self._mix(inner, w)
+            if kmax < jmax:
+                out = self._outer(out, jmax, kmax)
+        if self.pointwise is not None and (out is None or kmax < jmax):
+            flat = band.reshape(-1, self.in_channels) @ self.pointwise.to(cdtype)
+            flat = flat.view(*band.shape[:3], self.out_channels)
+            out = flat if out is None else out + flat
         # back to the rfft layout of an n x n map: zero rows between the halves (and Nyquist)
+        out = out.permute(2, 3, 0, 1)  # (B, C_out, ky, kx)
         top, bottom = out[..., :jmax + 1, :], out[..., jmax + 1:, :]
         gap = torch.zeros(*out.shape[:-2], n - 2 * jmax - 1, jmax + 1, dtype=out.dtype,
                           device=out.device)
-        full = torch.cat([top, gap, bottom], dim=-2)
-        full = nn.functional.pad(full, (0, n // 2 + 1 - (jmax + 1)))
+        full = nn.functional.pad(torch.cat([top, gap, bottom], dim=-2),
+                                 (0, n // 2 + 1 - (jmax + 1)))
         y = torch.fft.irfft2(full, s=(n, n), norm="forward")
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)[:, None, None]
         return y
 
     @staticmethod
-    def _inner(kept: torch.Tensor, jmax: int, kmax: int) -> torch.Tensor:
-        """The sub-band ``|k| <= kmax`` of a band ``|k| <= jmax`` (both FFT order, half plane)."""
-        return torch.cat([kept[..., :kmax + 1, :kmax + 1],
-                          kept[..., 2 * jmax + 1 - kmax:, :kmax + 1]], dim=-2)
+    def _mix(band: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Per frequency, ``(B, C_in) @ (C_in, C_out)`` in complex arithmetic, as real GEMMs.
+
+        Real and imaginary parts of the input are stacked along the batch axis, so
+        the complex product is two real batched GEMMs (``re W`` and ``im W``) whose
+        operands are contiguous -- complex ``bmm`` on transposed or conjugated views
+        (as autograd produces) falls back to a slow per-matrix path on CPU.
+        """
+        ky, kx, b, ci = band.shape
+        f, co = ky * kx, w.shape[-1]
+        stacked = torch.view_as_real(band).reshape(f, b, ci, 2).permute(0, 3, 1, 2)
+        stacked = stacked.reshape(f, 2 * b, ci)  # rows: real parts, then imaginary parts
+        w = w.reshape(f, ci, co)
+        p, q = torch.bmm(stacked, w.real.contiguous()), torch.bmm(stacked, w.imag.contiguous())
+        out = torch.complex(p[:, :b] - q[:, b:], q[:, :b] + p[:, b:])
+        return out.view(ky, kx, b, co)
+
+    @staticmethod
+    def _inner(band: torch.Tensor, jmax: int, kmax: int) -> torch.Tensor:
+        """The sub-band ``|k| <= kmax`` of a band ``|k| <= jmax`` (frequency-major, FFT order)."""
+        return torch.cat([band[:kmax + 1, :kmax + 1], band[2 * jmax + 1 - kmax:, :kmax + 1]])
 
     @staticmethod
     def _outer(inner: torch.Tensor, jmax: int, kmax: int) -> torch.Tensor:
-        """Zero-extend a ``|k| <= kmax`` block to the band ``|k| <= jmax`` (FFT order)."""
-        top, bottom = inner[..., :kmax + 1, :], inner[..., kmax + 1:, :]
-        gap = torch.zeros(*inner.shape[:-2], 2 * (jmax - kmax), kmax + 1, dtype=inner.dtype,
+        """Zero-extend a ``|k| <= kmax`` block to the band ``|k| <= jmax`` (frequency-major)."""
+        top, bottom = inner[:kmax + 1], inner[kmax + 1:]
+        gap = torch.zeros(2 * (jmax - kmax), *inner.shape[1:], dtype=inner.dtype,
                           device=inner.device)
-        block = torch.cat([top, gap, bottom], dim=-2)
-        return nn.functional.pad(block, (0, jmax - kmax))
+        block = torch.cat([top, gap, bottom])
+        return nn.functional.pad(block, (0, 0, 0, 0, 0, jmax - kmax))

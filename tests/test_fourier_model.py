@@ -1,0 +1,179 @@
+"""The ``fourier`` model: exact scale equivariance of every feature map and of the per-size logits.
+
+For a random float64 model, ``||D f(x) - f(D_s x)||^2 / ||D f(x)||^2 <= 1e-20`` for
+every integer size ``s`` from the minimum to the input size (pooling included),
+the logits of ``D_s x`` equal the full-size model's size-``s`` entry, and the
+fast model equals the per-ring reference model.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import methods
+from bench.metrics import equivariance_errors, relative_sq_error
+from datasets.scaling import fourier_resize
+from methods.fourier.loss import per_size_cross_entropy, scale_consistency_loss
+
+EXACT = 1e-20
+
+NARROW_STL = dict(lift=3, channels=(4, 5, 6), hidden=16, dropout=0.0)
+
+
+def images(b: int, c: int, n: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return fourier_resize(torch.randn(b, c, 2 * n, 2 * n, generator=g, dtype=torch.float64),
+                          n).to(dtype)
+
+
+def build(config: str, seed: int = 0, dtype=torch.float64, in_channels: int = 1, **kw):
+    torch.manual_seed(seed)
+    return methods.create("fourier", config=config, in_channels=in_channels, **kw).to(dtype).eval()
+
+
+def check_exact(model, x: torch.Tensor, sizes, tol: float) -> dict[str, float]:
+    """Worst relative squared error of every feature map, the per-size logits and the logits."""
+    fx, px = model.features(x), model.per_size_logits(x)
+    worst: dict[str, float] = {}
+    for s in sizes:
+        xs = fourier_resize(x, s)
+        fs = model.features(xs)
+        for name, f in fx.items():
+            m = fs[name].shape[-1]
+            err = relative_sq_error(fourier_resize(f, m), fs[name]).max().item()
+            worst[name] = max(worst.get(name, 0.0), err)
+        ps = model.per_size_logits(xs)
+        assert ps.shape[1] == model.size_index(s) + 1
+        err = relative_sq_error(px[:, :ps.shape[1]].flatten(1), ps.flatten(1)).max().item()
+        worst["per_size_logits"] = max(worst.get("per_size_logits", 0.0), err)
+        err = relative_sq_error(px[:, model.size_index(s)], model(xs)).max().item()
+        worst["logits"] = max(worst.get("logits", 0.0), err)
+    assert max(worst.values()) <= tol, worst
+    return worst
+
+
+def test_quick_model_is_exact_at_every_size_8_to_27():
+    model = build("quick")
+    check_exact(model, images(3, 1, 28, 0), range(8, 28), EXACT)
+
+
+@settings(max_examples=5, deadline=None)
+@given(n=st.integers(9, 28), seed=st.integers(0, 2**16))
+def test_exact_from_any_input_size_odd_or_even(n, seed):
+    model = build("quick", seed=seed % 7, head_pool="max" if seed % 2 else "rms")
+    check_exact(model, images(2, 1, n, seed), range(8, n), EXACT)
+
+
+def test_paper_mnist_model_is_exact_at_sampled_sizes():
+    model = build("mnist")
+    check_exact(model, images(1, 1, 28, 1), [8, 9, 16, 21, 27], EXACT)
+
+
+@pytest.mark.slow
+def test_paper_mnist_model_is_exact_at_every_size():
+    model = build("mnist")
+    check_exact(model, images(2, 1, 28, 1), range(8, 28), EXACT)
+
+
+def test_float32_is_exact_to_float_precision():
+    model = build("quick", dtype=torch.float32)
+    check_exact(model, images(4, 1, 28, 2, torch.float32), range(8, 28), 1e-10)
+
+
+def test_narrow_stl_model_with_pooling_is_exact_at_sampled_sizes():
+    model = build("stl10", in_channels=3, **NARROW_STL)
+    check_exact(model, images(2, 3, 97, 3), [49, 50, 51, 62, 75, 80, 93, 96], EXACT)
+
+
+@pytest.mark.slow
+def test_narrow_stl_model_is_exact_at_all_49_sizes():
+    model = build("stl10", in_channels=3, **NARROW_STL)
+    check_exact(model, images(2, 3, 97, 4), range(49, 97), EXACT)
+
+
+@pytest.mark.slow
+def test_paper_stl_model_is_exact_at_every_8th_size():
+    model = build("stl10", in_channels=3)
+    check_exact(model, images(1, 3, 97, 5), range(49, 97, 8), EXACT)
+
+
+def test_reference_model_equals_fast_model():
+    fast = build("quick", seed=3)
+    ref = build("quick", seed=3, impl="reference")
+    ref.load_state_dict(fast.state_dict())
+    x = images(3, 1, 23, 6)
+    assert relative_sq_error(fast.per_size_logits(x).flatten(1),
+                             ref.per_size_logits(x).flatten(1)).max() <= 1e-20
+    for name, f in fast.features(x).items():
+        assert relative_sq_error(ref.features(x)[name], f).max() <= 1e-20
+
+
+def test_harness_metric_sees_float_precision_error():
+    """The harness's metric on every block; its "logits" entry compares the prediction at
+    the full size with the one at size s -- different entries of the per-size head by
+    design -- so it is not expected to vanish."""
+    model = build("quick", dtype=torch.float32)
+    x = images(4, 1, 28, 7, torch.float32)
+    errs = equivariance_errors(model.features, model, x, range(8, 28))
+    assert set(errs) == {"block1", "block2", "block3", "logits"}
+    assert max(max(d.values()) for k, d in errs.items() if k != "logits") <= 1e-10
+
+
+def test_parameter_counts_match_the_paper():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 0.95e6 <= count(methods.create("fourier", config="mnist")) <= 1.1e6  # paper: 1.08 M
+    stl = methods.create("fourier", config="stl10", in_channels=3)
+    assert 26.5e6 <= count(stl) <= 28e6  # paper: 27.5 M
+
+
+def test_loss_is_sum_of_cross_entropies_plus_consistency():
+    model = build("quick", dtype=torch.float32)
+    x, y = images(6, 1, 14, 8, torch.float32), torch.arange(6) % 10
+    per_size = model.per_size_logits(x)
+    ce = torch.stack([F.cross_entropy(per_size[:, i], y) for i in range(per_size.shape[1])])
+    assert torch.allclose(per_size_cross_entropy(per_size, y), ce, atol=1e-6)
+    want = ce.sum() + model.consistency_weight * torch.clamp(ce[1:] - ce[:-1], min=0).sum()
+    loss, logits = scale_consistency_loss(model, x, y)
+    assert torch.allclose(loss, want, atol=1e-5)
+    assert torch.equal(logits, model(x))
+    assert per_size.shape == (6, 14 - 8 + 1, 10)
+
+
+def test_registry_entry_declares_configs_recipes_and_loss():
+    entry = methods.get_method("fourier")
+    assert {"mnist", "stl10", "quick"} <= set(entry.configs)
+    assert entry.year == 2023 and entry.family == "fourier"
+    assert entry.loss_fn() is scale_consistency_loss
+    r = entry.recipe("mnist")
+    assert (r.optimizer, r.lr, r.weight_decay, r.schedule, r.step_size, r.epochs,
+            r.batch_size) == ("adamw", 1e-2, 3e-2, "step", 20, 60, 128)
+    model = methods.create("fourier", config="quick")
+    names = [n for n, _ in model.named_parameters() if any(s in n for s in r.no_decay)]
+    assert names and all("spectral_weight" in n for n in names)
+
+
+def test_one_step_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = methods.create("fourier", config="quick")
+    entry = methods.get_method("fourier")
+    x, y = images(16, 1, 16, 9, torch.float32), torch.arange(16) % 10
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    loss0, _ = entry.loss_fn()(model, x, y)
+    opt.zero_grad()
+    loss0.backward()
+    opt.step()
+    loss1, _ = entry.loss_fn()(model, x, y)
+    assert loss1.item() < loss0.item()
+
+
+def test_sizes_outside_the_range_are_refused():
+    model = methods.create("fourier", config="quick")
+    with pytest.raises(ValueError, match="8..28"):
+        model(torch.zeros(1, 1, 7, 7))
+    with pytest.raises(ValueError, match="square"):
+        model(torch.zeros(1, 1, 9, 10))

@@ -1,0 +1,58 @@
+"""``bench.perf``: one row per (method, size) with every column, a table, an atomic JSON file.
+
+Performance itself is never asserted by timing; these tests check the plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bench.perf import format_perf_table, method_label, run_perf, write_perf_json
+
+COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
+           "device"}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return run_perf([("cnn", {}), ("fourier", {}), ("fourier", {"impl": "reference"})],
+                    sizes=[8, 11], batch=3, repeats=1, warmup=1, config="quick",
+                    progress=False)
+
+
+def test_one_row_per_method_and_size_with_every_column(rows):
+    assert [(r["method"], r["size"]) for r in rows] == [
+        ("cnn", 8), ("cnn", 11), ("fourier", 8), ("fourier", 11),
+        ("fourier[impl=reference]", 8), ("fourier[impl=reference]", 11)]
+    for r in rows:
+        assert set(r) == COLUMNS
+        assert r["batch"] == 3 and r["params"] > 0
+        assert r["train_step_s"] > 0 and r["infer_img_per_s"] > 0
+        assert math.isnan(r["peak_mem_mb"]) or r["peak_mem_mb"] >= 0
+        assert r["device"].startswith("cpu")
+    # the reference implementation is the same model: same parameter count
+    assert rows[2]["params"] == rows[4]["params"]
+
+
+def test_table_lists_every_row(rows):
+    table = format_perf_table(rows)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["method", "size", "batch"]
+    assert sum("fourier[impl=reference]" in ln for ln in lines) == 2
+    assert "1.00x" in table
+
+
+def test_json_is_written_atomically(rows, tmp_path):
+    path = write_perf_json(rows, tmp_path / "perf" / "perf.json")
+    assert json.loads(path.read_text())["rows"] == json.loads(json.dumps(rows))
+    assert [p.name for p in path.parent.iterdir()] == ["perf.json"]  # no temp file left
+
+
+def test_labels_and_argument_checks():
+    assert method_label("fourier", {}) == "fourier"
+    assert method_label("fourier", {"impl": "reference", "a": 1}) == "fourier[a=1,impl=reference]"
+    with pytest.raises(ValueError):
+        run_perf([("cnn", {})], [8], repeats=0, progress=False)
