@@ -77,21 +77,25 @@ def test_quick_forward_at_every_mnist_size_and_features(name):
         feats = m.features(torch.randn(2, 1, 19, 19))
     assert list(feats) == ["block1", "block2", "block3"]
     n_s = 2 if m.variant == "vector" else 1
+    # the vector variant's last block ends with the max over scales
     assert [tuple(v.shape) for v in feats.values()] == [
-        (2, 12 * n_s, 10, 10), (2, 24 * n_s, 5, 5), (2, 36 * n_s, 5, 5)]
+        (2, 12 * n_s, 10, 10), (2, 24 * n_s, 5, 5), (2, 36, 5, 5)]
 
 
-def test_vector_features_fold_scales_and_head_takes_max_over_them():
+def test_vector_features_fold_scales_and_the_last_block_projects_them():
     torch.manual_seed(0)
     m = methods.create("dss", config="quick").eval()
     x = torch.randn(3, 1, 16, 16)
     with torch.no_grad():
         maps = dict(m._maps(x))
         feats = m.features(x)
-        last = maps["block3"]
-        torch.testing.assert_close(feats["block3"], last.reshape(3, -1, *last.shape[-2:]))
-        pooled = last.amax(dim=(2, 3, 4))
-        torch.testing.assert_close(m(x), m.head(pooled))
+        mid = maps["block2"]
+        assert mid.shape[2] == 2  # (B, C, S, H, W): the scale axis is kept through block 2
+        torch.testing.assert_close(feats["block2"], mid.reshape(3, -1, *mid.shape[-2:]))
+        last = m.blocks[2]
+        unprojected = last.pool(last.act(last.bn(last.conv(mid))))
+        torch.testing.assert_close(feats["block3"], unprojected.amax(dim=2))
+        torch.testing.assert_close(m(x), m.head(unprojected.amax(dim=(2, 3, 4))))
 
 
 @pytest.mark.parametrize("name", ["dss", "dss_scalar"])
@@ -133,5 +137,5 @@ def test_stl10_forward_at_its_sizes(size):
     with torch.no_grad():
         assert m(torch.randn(1, 3, size, size)).shape == (1, 10)
         feats = m.features(torch.randn(1, 3, size, size))
-    assert [v.shape[1] for v in feats.values()] == [128 * 3, 240 * 2, 512 * 2]
+    assert [v.shape[1] for v in feats.values()] == [128 * 3, 240 * 2, 512 * 2, 512]
     assert all(v.dim() == 4 for v in feats.values())

@@ -35,25 +35,30 @@ def make_head(channels: int, hidden: int, num_classes: int, dropout: float) -> n
 
 
 class VectorBlock(nn.Module):
-    """Scale conv -> BN (shared over scales) -> ReLU [-> 2x2 max-pool]; keeps the scale axis.
+    """Scale conv -> BN (shared over scales) -> ReLU [-> 2x2 max-pool] [-> max over scales].
 
-    ``(B, C_in, S, H, W) -> (B, C_out, S - depth + 1, H', W')``. Equivariant to
-    the 2x down-sampling action on scale-spaces exactly in its convolution,
-    pointwise in BN / ReLU, approximately through the max-pool (see
-    :class:`~methods.dss.layers.SpatialMaxPool`); translation-equivariant.
+    ``(B, C_in, S, H, W) -> (B, C_out, S - depth + 1, H', W')``, or
+    ``(B, C_out, H', W')`` with ``project=True`` (the last block of the vector
+    model). Without projection: equivariant to the 2x down-sampling action on
+    scale-spaces exactly in its convolution, pointwise in BN / ReLU,
+    approximately through the max-pool (see
+    :class:`~methods.dss.layers.SpatialMaxPool`); translation-equivariant. With
+    projection the output is invariant to shifts along the scale axis, up to
+    what falls off its ends.
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, n_scales: int, depth: int,
-                 base: int, pool: bool):
+                 base: int, pool: bool, project: bool = False):
         super().__init__()
         self.conv = ScaleConv(c_in, c_out, kernel_size, n_scales, depth=depth, base=base)
         self.bn = ScaleBatchNorm(c_out)
         self.act = nn.ReLU(inplace=True)
         self.pool = SpatialMaxPool(2) if pool else nn.Identity()
+        self.project = ScaleMaxPool() if project else nn.Identity()
         self.out_scales = self.conv.out_scales
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.act(self.bn(self.conv(x))))
+        return self.project(self.pool(self.act(self.bn(self.conv(x)))))
 
 
 class ScalarBlock(nn.Module):
@@ -85,7 +90,8 @@ class DSSMnist(nn.Module):
     """DSS on the `cnn` skeleton: scale-space lift, three DSS blocks, global max-pool head.
 
     ``variant="vector"`` lifts once and keeps the scale axis through every block,
-    taking the max over scales only before the head; ``variant="scalar"`` takes the
+    taking the max over scales only at the end of the last block, the map the
+    head pools (as the `sesn` vector model does); ``variant="scalar"`` takes the
     max over scales after every convolution and re-lifts the scalar map before
     the next one. Scales: ``n_scales`` slices of a base-``base`` discrete Gaussian
     scale-space from ``zero_scale`` (paper: 2 scales, base 2, zero scale 0.25);
@@ -113,17 +119,16 @@ class DSSMnist(nn.Module):
         if variant == "vector":
             self.lift: nn.Module = ScaleSpaceLift(n_scales, zero_scale, base)
             for i, c in enumerate(channels):
-                block = VectorBlock(c_prev, c, kernel_size, s_prev, scale_depth, base, i < last)
+                block = VectorBlock(c_prev, c, kernel_size, s_prev, scale_depth, base,
+                                    pool=i < last, project=i == last)
                 blocks.append(block)
                 c_prev, s_prev = c, block.out_scales
-            self.scale_pool: nn.Module = ScaleMaxPool()
         else:
             self.lift = nn.Identity()  # every scalar block lifts its own input
             for i, c in enumerate(channels):
                 blocks.append(ScalarBlock(c_prev, c, kernel_size, n_scales, scale_depth, base,
                                           zero_scale, i < last))
                 c_prev = c
-            self.scale_pool = nn.Identity()
         self.blocks = nn.ModuleList(blocks)
         self.head = make_head(c_prev, hidden, num_classes, dropout)
 
@@ -134,11 +139,12 @@ class DSSMnist(nn.Module):
             yield f"block{i + 1}", x
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each block's output, ``(B, C, H', W')``; the vector variant folds its scale axis
-        into channels (channel-major: ``c * S + s``)."""
+        """Each block's output, ``(B, C, H', W')``; the vector variant's blocks 1 and 2 fold
+        their scale axis into channels (channel-major: ``c * S + s``), its block 3 is the
+        scale-projected map."""
         return {k: fold_scales(v) if v.dim() == 5 else v for k, v in self._maps(x)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _, x in self._maps(x):
             pass
-        return self.head(torch.amax(self.scale_pool(x), dim=(-2, -1)))
+        return self.head(torch.amax(x, dim=(-2, -1)))

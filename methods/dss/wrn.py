@@ -106,12 +106,19 @@ class DSSWideResNet(nn.Module):
             x = group(x)
             yield f"block{g + 1}", x
 
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale_pool(F.relu(self.bn(x)))
+
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each group's output with its scale axis folded into channels, ``(B, C * S, H', W')``."""
-        return {k: fold_scales(v) for k, v in self._maps(x)}
+        """Each group's output with its scale axis folded into channels, ``(B, C * S, H', W')``,
+        then ``proj``: the scale-projected map the head averages (as `sesn`'s WRN reports)."""
+        out = {}
+        for k, v in self._maps(x):
+            out[k] = fold_scales(v)
+        out["proj"] = self._project(v)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _, x in self._maps(x):
             pass
-        x = self.scale_pool(F.relu(self.bn(x)))
-        return self.fc(x.mean(dim=(-2, -1)))
+        return self.fc(self._project(x).mean(dim=(-2, -1)))
