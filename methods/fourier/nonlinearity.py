@@ -77,7 +77,7 @@ class _Group:
     size: int  # padded grid size M (multiple of the pool window)
     count: torch.Tensor  # (R, 1) valid points per grid, for the statistics
     synth: torch.Tensor  # (R, M, k)
-    synth_t: torch.Tensor  # (k, R * M)
+    synth_t: torch.Tensor  # (R, k, M)
     base: bool
     ring_rows: torch.Tensor | None = None  # (R, 2, Mo): analysis rows of ring j
     ring_rows_t: torch.Tensor | None = None  # (R, Mo, 2)
@@ -141,7 +141,7 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
     groups.append(_Group(
         index=torch.tensor([0], device=device), k=2 * band + 1, size=g,
         count=torch.tensor([[float(g * g)]], **cast), synth=s.to(**cast),
-        synth_t=s.permute(2, 0, 1).reshape(2 * band + 1, -1).contiguous().to(**cast),
+        synth_t=s.transpose(1, 2).contiguous().to(**cast),
         base=True, base_an=an.to(**cast), base_an_t=an.T.contiguous().to(**cast)))
     for idx in _group_schedule(sched, waste):
         size = max(sched[t][0] for t in idx)
@@ -162,7 +162,7 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             index=torch.tensor([sched[t][2] - jb for t in idx], device=device), k=k, size=size,
             count=torch.tensor([[float(sched[t][0] ** 2)] for t in idx], **cast),
             synth=s.to(**cast),
-            synth_t=s.permute(2, 0, 1).reshape(k, -1).contiguous().to(**cast), base=False,
+            synth_t=s.transpose(1, 2).contiguous().to(**cast), base=False,
             ring_rows=rows.to(**cast), ring_rows_t=rows.transpose(1, 2).contiguous().to(**cast),
             upto=upto.transpose(1, 2).contiguous().to(**cast), below=below.to(**cast)))
     an_in = real_analysis(n, kin)
@@ -187,21 +187,26 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
     """Batched evaluation of the layer defined in the module docstring; ``x`` is (B, C, n, n)."""
     bsz, ch, n, _ = x.shape
     nb = bsz * ch
-    spec = _sep(x.reshape(nb, n, n), plan.analysis_t, plan.analysis_t)  # (N, kin, kin)
+    # input spectrum, frequency-major in its first axis: spec[a, i, b] = (F x_i F^T)[a, b]
+    half = (x.reshape(nb, n, n) @ plan.analysis_t).transpose(0, 1).reshape(n, -1)
+    spec = (plan.analysis @ half).view(-1, nb, plan.analysis.shape[0])
     act_fn = ACTIVATIONS[act]
     rows, cols, z_hat = [], [], None
     k_out = 2 * plan.rings_out + 1
     for grp in plan.groups:
         r, size, k = grp.synth.shape[0], grp.size, grp.k
-        # grids[r, u, i, v] = sum_{a,b} S_r[u, a] X_i[a, b] S_r[v, b]
-        u = spec[:, :k, :k].reshape(nb * k, k) @ grp.synth_t  # (N*k, R*M): contract b
-        u = u.view(nb, k, r, size).permute(2, 1, 0, 3).reshape(r, k, nb * size)
-        grids = torch.bmm(grp.synth, u).view(r, size, nb, size)  # contract a
+        # grids[r, u, i, v] = sum_{a,b} S_r[u, a] X_i[a, b] S_r[v, b]; both products are batched
+        # GEMMs over the grids (the spectrum is shared, broadcast without a copy), and the
+        # intermediate comes out in the layout the second product needs -- no transposes
+        xg = spec[:k, :, :k].reshape(1, k * nb, k).expand(r, k * nb, k)
+        t = torch.bmm(xg, grp.synth_t)  # (R, k*N, M): contract b
+        grids = torch.bmm(grp.synth, t.view(r, k, nb * size)).view(r, size, nb, size)
         if gamma is not None:
-            s1 = grids.sum(dim=(1, 3))
-            s2 = torch.linalg.vector_norm(grids, dim=(1, 3)).square()
-            mean = s1 / grp.count
-            var = (s2 / grp.count - mean.square()).clamp_min(0.0)
+            # moments over each grid: the padding is exactly zero, so plain sums divided
+            # by the grid's own point count are the masked statistics
+            mean = grids.sum(dim=(1, 3)) / grp.count
+            sq = torch.linalg.vector_norm(grids, dim=(1, 3)).square() / grp.count
+            var = (sq - mean.square()).clamp_min(0.0)
             gam = gamma[grp.index].repeat(1, bsz)  # (R, N): channel of row i is i % C
             scale = gam * torch.rsqrt(var + eps)
             shift = beta[grp.index].repeat(1, bsz) - mean * scale
