@@ -140,7 +140,7 @@ def test_loss_is_sum_of_cross_entropies_plus_consistency():
     loss, logits = scale_consistency_loss(model, x, y)
     assert torch.allclose(loss, want, atol=1e-5)
     assert torch.equal(logits, model(x))
-    assert per_size.shape == (6, 14 - 8 + 1, 10)
+    assert per_size.shape == (6, model.size_index(14) + 1, 10)
 
 
 def test_registry_entry_declares_configs_recipes_and_loss():

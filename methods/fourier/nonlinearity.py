@@ -216,8 +216,10 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
         # in place is safe: neither the affine nor the synthesis product saves its output
         y = torch.relu_(pre) if act == "relu" else act_fn(pre)
         if pool > 1:
+            # p x p max-pool in two reductions, each over whole contiguous slabs (a joint
+            # reduction over both strided window axes is several times slower on CPU)
             mo = size // pool
-            y = y.view(r, mo, pool, nb, mo, pool).amax(dim=(2, 5))
+            y = y.view(r, size, nb, mo, pool).amax(dim=-1).view(r, mo, pool, nb, mo).amax(dim=2)
         mo = size // pool
         if grp.base:
             t1 = (grp.base_an @ y.reshape(mo, nb * mo)).view(k_out * nb, mo)
