@@ -1,4 +1,5 @@
-"""The ``bench`` command line: list, data build, run, leaderboard, equivariance, perf.
+"""The ``bench`` command line: list, data build, run, status, collect, leaderboard, report,
+equivariance, perf.
 
 User errors (unknown names, bad lists, missing data, unwritable or locked
 output folders) print one line on stderr and exit non-zero; Ctrl-C during a
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-eval", type=int, default=None, help="validate/test on a subset")
     p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
                    help="keep failed records instead of re-running them")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip the report (tables, figures, index.html) in <out>/report")
     _add_data_args(p, seed=False)
     _add_launcher_args(p)
 
@@ -71,10 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("collect", help="settle ended jobs and collate an experiment's leaderboard")
     p.add_argument("experiment")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip the report in <experiment>/report")
 
     p = add("leaderboard", help="collate experiment folders into a leaderboard")
     p.add_argument("folders", nargs="+")
     p.add_argument("--out", default=None, help="also write leaderboard.md/.csv here")
+
+    p = add("report", help="tables (md/csv/tex), figures and index.html from experiment folders")
+    p.add_argument("folders", nargs="+")
+    p.add_argument("--out", default=None,
+                   help="report folder (default <folder>/report for one folder, else "
+                        "results/report)")
+    p.add_argument("--perf", default="results/perf/perf.json",
+                   help="bench perf's JSON for the training-cost figure (used when it exists)")
 
     p = add("equivariance",
                        help="equivariance error of fresh or checkpointed models, no training")

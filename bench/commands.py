@@ -97,14 +97,51 @@ def _launcher(args: argparse.Namespace):
     return SlurmLauncher(config, progress=not _quiet(args))
 
 
-def _finish(out: Path, records: list[dict], strict: bool = True) -> int:
-    """Collate and print the leaderboard; non-zero when ``strict`` and every run failed."""
+def prepare_datasets(specs) -> None:
+    """Build (or find cached) every dataset the runs need, once, before any job starts.
+
+    A missing data source then fails the command with one line instead of failing every
+    run, and Slurm tasks find the cache filled instead of racing to build it.
+    """
+    from bench.train import prepare_data
+
+    seen = set()
+    for spec in specs:
+        key = (spec.dataset, spec.source, spec.seed, spec.data_root, spec.cache_dir)
+        if key not in seen:
+            seen.add(key)
+            prepare_data(spec)
+
+
+DEFAULT_PERF_JSON = Path("results/perf/perf.json")
+
+
+def write_report(folders: list[Path], out_dir: Path, perf_json: Path | None) -> Path:
+    from bench.report import build_report
+
+    perf = perf_json if perf_json is not None and perf_json.is_file() else None
+    written = build_report(folders, out_dir, perf_json=perf)
+    figures = sum(1 for f in written if f.suffix == ".png")
+    page = next(f for f in written if f.name == "index.html")
+    print(f"report: {len(written)} files ({figures} figures) in {out_dir}; open {page}")
+    return page
+
+
+def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = True) -> int:
+    """Collate and print the leaderboard (and write the report); non-zero when ``strict``
+    and every run failed."""
     from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
 
     board = summarize(collate([out]))
     md, csv = write_leaderboard(board, out)
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
+    if report:
+        try:
+            write_report([out], out / "report", DEFAULT_PERF_JSON)
+        except Exception as exc:  # the records and leaderboard are safe; say so, don't crash
+            log.warning("report not written (%s: %s); retry with `bench report %s`",
+                        type(exc).__name__, exc, out)
     failed = [r for r in records if r and r.get("status") != "ok"]
     for r in failed:
         last = (r.get("error") or "").strip().splitlines()[-1:] or ["?"]
@@ -125,13 +162,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ExperimentLock(out):
         save_sweep(out, specs)
         todo = pending(specs, out, retry_failed=args.retry_failed)
+        done = len(specs) - len(todo)
+        active: set[str] = set()
         if args.launcher == "slurm" and todo:
             active = {r["run_id"] for r in run_states(out) if r["state"] in ("queued", "running")}
-            if active & {s.run_id for s in todo}:
-                print(f"bench run: {len(active)} run(s) still queued or running on Slurm; "
-                      "not resubmitted")
+            active &= {s.run_id for s in todo}
             todo = [s for s in todo if s.run_id not in active]
-        print(f"bench run: {len(specs)} runs in {out} ({len(specs) - len(todo)} done or active)")
+        print(f"bench run: {len(specs)} runs in {out} ({done} already done"
+              + (f", {len(active)} still queued or running on Slurm" if active else "")
+              + f", {len(todo)} to run)")
+        prepare_datasets(todo)
         try:
             if args.launcher == "local":
                 records = launcher.launch(todo, out, command)
@@ -152,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"\nbench run: interrupted; {where}; re-run the same command to resume",
                   flush=True)
             return 130
-        return _finish(out, records)
+        return _finish(out, records, report=args.report)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -179,7 +219,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
             print(f"bench collect: {settled} run(s) ended on Slurm without a record; "
                   "recorded as failed")
         return _finish(out, [r for r in load_records(out) if r.get("status") != "ok"],
-                       strict=False)
+                       strict=False, report=args.report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    folders = [Path(f) for f in args.folders]
+    out = Path(args.out) if args.out else (folders[0] / "report" if len(folders) == 1
+                                           else Path("results/report"))
+    write_report(folders, out, Path(args.perf) if args.perf else None)
+    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

@@ -5,7 +5,14 @@ full input size), with ``D_m = fourier_resize(., m)``::
 
     m = size of f(D_s x)
     a = D_m f(x),  b = D_m f(D_s x)
-    err = mean over samples and channels of ||a - b||^2 / (||a||^2 + 1e-12)
+    err = mean over samples of ||a - b||^2 / (||a||^2 + 1e-12),
+          the norms taken over channels and space together
+
+This departs from DESIGN.md's per-(sample, channel) ratio on purpose: a ReLU
+channel that is dead (or nearly so) on an image has ||a||^2 ~ 0, and its ratio
+(anything / 1e-12) swamps the mean, so freshly initialised CNNs read as 1e6.
+Pooling over channels is the definition SESN (Sosnovik et al. 2020) and DSS use:
+the relative error of the whole feature map of one image.
 
 Reported per layer and per size; the headline ``eq_err`` is the mean over the
 size grid of the last spatial layer. The invariant counterpart compares logits:
@@ -71,9 +78,13 @@ def scale_consistency(preds: torch.Tensor) -> float:
 
 
 def relative_sq_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per sample and channel ``||a-b||^2 / (||a||^2 + EPS)`` over the trailing spatial axes."""
+    """Per sample ``||a-b||^2 / (||a||^2 + EPS)``, norms over every axis but the first.
+
+    For (B, C, H, W) feature maps the norm runs over channels and space together
+    (see the module docstring for why not per channel); for (B, K) logits over K.
+    """
     a, b = a.double(), b.double()
-    dims = tuple(range(2, a.dim())) if a.dim() > 2 else (1,)
+    dims = tuple(range(1, a.dim()))
     return ((a - b) ** 2).sum(dims) / ((a ** 2).sum(dims) + EPS)
 
 

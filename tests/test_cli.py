@@ -14,6 +14,7 @@ from bench import cli
 from bench.records import ExperimentLock, load_records
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet"]
+NO_REPORT = ["--no-report"]
 
 
 def run_cli(*argv: str) -> int:
@@ -29,6 +30,12 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
     assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), *TINY) == 0
     text = capsys.readouterr().out
     assert "cnn" in text and "equiv. err" in text
+    # the end-of-run report: tables, figures and the page, in <out>/report
+    report = out / "report"
+    assert f"open {report / 'index.html'}" in text
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "index.html"):
+        assert (report / name).stat().st_size > 0, name
+    assert list((report / "figures").glob("acc_vs_size-*.png"))
     records = load_records(out)
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
     rec = records[0]
@@ -51,15 +58,19 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
         raise AssertionError("a finished run was recomputed")
 
     monkeypatch.setattr(launchers, "run_one", boom)
-    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), *TINY) == 0
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), *TINY,
+                   *NO_REPORT) == 0
     assert "2 already done" in capsys.readouterr().out
 
 
 def test_leaderboard_and_equivariance_commands(out, capsys):
-    assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY) == 0
+    assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY, *NO_REPORT) == 0
     capsys.readouterr()
     assert run_cli("leaderboard", str(out)) == 0
     assert "cnn" in capsys.readouterr().out
+    assert not (out / "report").exists()  # --no-report
+    assert run_cli("report", str(out), "--out", str(out / "r")) == 0
+    assert (out / "r" / "index.html").is_file() and "figures) in" in capsys.readouterr().out
     ckpt = next((out / "checkpoints").glob("*.pt"))
     assert run_cli("equivariance", "--checkpoint", str(ckpt), "--images", "8",
                    "--sizes", "8,16") == 0
@@ -89,7 +100,7 @@ def test_list_and_data_build(capsys):
 ])
 def test_user_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, cache_dir):
     if argv[0] == "run":
-        argv = [*argv, "--out", str(tmp_path / "e"), *TINY]
+        argv = [*argv, "--out", str(tmp_path / "e"), *TINY, *NO_REPORT]
     code = run_cli(*argv)
     err = capsys.readouterr().err
     assert code != 0
@@ -100,7 +111,7 @@ def test_user_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, c
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert run_cli("run", "--methods", "cnn", "--out", str(blocker / "exp"), *TINY) == 2
+    assert run_cli("run", "--methods", "cnn", "--out", str(blocker / "exp"), *TINY, *NO_REPORT) == 2
     assert "cannot write to the output folder" in capsys.readouterr().err
 
 
@@ -108,7 +119,7 @@ def test_second_run_on_a_locked_experiment_exits(out, capsys):
     out.mkdir(parents=True)
     with ExperimentLock(out):
         # flock is per open file description: a second open in this process conflicts too
-        assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY) == 3
+        assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY, *NO_REPORT) == 3
     assert f"(pid {os.getpid()})" in capsys.readouterr().err
     assert not load_records(out)
 
@@ -126,11 +137,11 @@ def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
         return real(spec, *a, **k)
 
     monkeypatch.setattr(launchers, "run_one", interrupt_second)
-    assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY) == 130
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY, *NO_REPORT) == 130
     assert "re-run the same command to resume" in capsys.readouterr().out
     assert [r["seed"] for r in load_records(out)] == [0]
     monkeypatch.setattr(launchers, "run_one", real)
-    assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY) == 0
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY, *NO_REPORT) == 0
     assert "1 already done" in capsys.readouterr().out
     assert sorted(r["seed"] for r in load_records(out)) == [0, 1, 2]
 
@@ -146,7 +157,7 @@ def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
 
     monkeypatch.setattr(type(entry), "loss_fn", lambda self: nan_loss if self.name == "cnn"
                         else methods.cross_entropy_loss)
-    code = run_cli("run", "--methods", "cnn,timm:resnet18", "--out", str(out), *TINY)
+    code = run_cli("run", "--methods", "cnn,timm:resnet18", "--out", str(out), *TINY, *NO_REPORT)
     assert code == 0
     recs = {r["method"]: r for r in load_records(out)}
     assert recs["cnn"]["status"] == "failed" and recs["cnn"]["failed_epoch"] == 1

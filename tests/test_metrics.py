@@ -61,12 +61,23 @@ def test_invariance_error_of_logits_and_headline():
         == 0.375
 
 
-def test_relative_error_is_per_sample_and_channel():
+def test_relative_error_is_per_sample_over_channels_and_space():
     a = torch.ones(2, 3, 4, 4)
     b = a.clone()
-    b[1, 2] = 0
+    b[1, 2] = 0  # one of three equal-energy channels lost: a third of the energy
     err = relative_sq_error(a, b)
-    assert err.shape == (2, 3) and abs(err[1, 2] - 1) < 1e-9 and abs(err.sum() - 1) < 1e-9
+    assert err.shape == (2,) and err[0] == 0 and abs(err[1] - 1 / 3) < 1e-12
+
+
+def test_a_dead_channel_does_not_swamp_the_error():
+    # a channel that is (almost) zero in f(x) but not in f(D x): per-channel ratios would
+    # read 1e-2 / 1e-12 = 1e10; the per-image ratio stays the relative energy.
+    a = torch.ones(1, 2, 4, 4)
+    a[0, 1] = 0
+    b = a.clone()
+    b[0, 1] = 0.025  # 16 * 0.025^2 = 0.01 of stray energy against 16 in channel 0
+    err = relative_sq_error(a, b).item()
+    assert abs(err - 0.01 / 16) < 1e-9  # 0.025 is not exact in float32
 
 
 def test_scale_consistency_counts_images_with_one_label():
