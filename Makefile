@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the main job: every registered method, quick preset, embedded multi-resolution MNIST
 DEMO_ARGS ?= --methods all --dataset mnist-res --preset quick
 
-.PHONY: setup dev demo test test-slow lint clean
+.PHONY: setup dev demo test test-tools test-slurm test-slow lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,24 @@ dev: $(VENV)/.dev-installed
 demo: setup
 	$(BIN)/bench run $(DEMO_ARGS)
 
-test: dev
+# the README's test command (and CI's): the default suite, then the Slurm tests against a real
+# single-node cluster that tests/slurm/slurm-up.sh installs and starts (root; Debian packages)
+# and slurm-down.sh stops, whatever the tests did. Without root the Slurm tests skip, saying why.
+test: dev test-tools
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-slurm
+
+# system tools the tests use when they can be installed here: chromium for the report's page
+test-tools:
+	@if [ "$$(id -u)" = 0 ] || command -v chromium >/dev/null; then \
+	  sh tests/browser/install-chromium.sh; \
+	else echo "test-tools: not root, chromium absent: the browser test will skip"; fi
+
+test-slurm: dev
+	@if [ "$$(id -u)" = 0 ]; then \
+	  trap 'bash tests/slurm/slurm-down.sh' EXIT; \
+	  bash tests/slurm/slurm-up.sh && SCALEBENCH_REQUIRE_SLURM=1 $(BIN)/pytest -m slurm; \
+	else $(BIN)/pytest -m slurm; fi
 
 test-slow: dev
 	$(BIN)/pytest -m slow

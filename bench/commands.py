@@ -80,11 +80,16 @@ def cmd_data(args: argparse.Namespace) -> int:
 def _launcher(args: argparse.Namespace):
     from bench.launchers import LocalLauncher
 
-    if args.launcher == "local":
-        if args.detach:
-            raise BadArgumentError("--detach needs --launcher slurm (a local sweep runs here)")
-        return LocalLauncher(progress=not _quiet(args))
     from bench.cli import SLURM_FLAGS
+
+    if args.launcher == "local":
+        given = [f for f in (*SLURM_FLAGS, "sbatch_extra", "launcher_config", "detach")
+                 if getattr(args, f) not in (None, [], False)]
+        if given:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            raise BadArgumentError(f"{flags} only apply to --launcher slurm (a local sweep "
+                                   "runs here); add --launcher slurm or drop them")
+        return LocalLauncher(progress=not _quiet(args))
     from bench.slurm import SlurmLauncher
     from bench.slurm_config import load_slurm_config, parse_sbatch_extra
 

@@ -12,11 +12,24 @@ import os
 from pathlib import Path
 
 import submitit
+import torch
 
 from bench.spec import RunSpec
 from bench.train import run_one
 
 __all__ = ["SweepJob"]
+
+
+def _use_allocated_cpus() -> None:
+    """Under Slurm, use as many threads as CPUs allocated to the task.
+
+    torch defaults to every core of the node, which oversubscribes a shared node and
+    makes results depend on the node's size (reduction order follows the thread count);
+    with ``--cpus-per-job`` the thread count, and so the arithmetic, is the launch's.
+    """
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit() and int(cpus) > 0:
+        torch.set_num_threads(int(cpus))
 
 
 def _job_context() -> dict:
@@ -25,6 +38,7 @@ def _job_context() -> dict:
         env = submitit.JobEnvironment()
     except RuntimeError:
         return {}
+    _use_allocated_cpus()
     return {"job_id": env.job_id, "log": str(env.paths.stdout), "log_err": str(env.paths.stderr),
             "hostname": env.hostname,
             "slurm_restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))}

@@ -170,7 +170,24 @@ def load_slurm_config(config_file: str | Path | None = None,
         values.update(_coerce({k: v}, "the command line"))
     if extra:
         values["sbatch_extra"] = tuple(sorted(extra.items()))
-    return SlurmConfig(**values)
+    config = SlurmConfig(**values)
+    _check_signal_margin(config)
+    return config
+
+
+# Slurm checks time limits on a coarse clock and may send --signal up to 60 s early; a job
+# must also have started Python (and submitit's handler) before the signal comes, or it dies.
+SIGNAL_SLACK_S = 60 + 20
+
+
+def _check_signal_margin(config: SlurmConfig) -> None:
+    limit_s = 60 * config.minutes
+    if limit_s - config.signal_delay_s < SIGNAL_SLACK_S:
+        raise BadArgumentError(
+            f"--time {config.time} leaves {limit_s - config.signal_delay_s} s before the "
+            f"checkpoint signal ({config.signal_delay_s} s early); Slurm may send it up to 60 s "
+            f"earlier still, killing a job that is starting: give --time at least "
+            f"{config.signal_delay_s + SIGNAL_SLACK_S} s or lower --signal-delay-s")
 
 
 def _has_table(pyproject: Path) -> bool:

@@ -196,6 +196,7 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
         device = pick_device(spec.device)
         record["device"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
                             else f"cpu ({platform.processor() or platform.machine()})")
+        record["threads"] = torch.get_num_threads()  # CPU results depend on it (sum order)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         ds, cache = prepare_data(spec)

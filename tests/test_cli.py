@@ -96,6 +96,8 @@ def test_list_and_data_build(capsys):
     (["run", "--source", "torchvision", "--data-root", "/nonexistent/data"], "MNIST"),
     (["equivariance", "--sizes", "4,99"], "out of range"),
     (["leaderboard", "/nonexistent/experiment"], "no run records"),
+    (["report", "/nonexistent/experiment"], "no run records"),
+    (["run", "--partition", "gpu", "--detach"], "--partition, --detach only apply to --launcher"),
     (["perf", "--sizes", "8,a"], "bad size"),
 ])
 def test_user_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, cache_dir):

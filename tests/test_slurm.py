@@ -1,0 +1,176 @@
+"""Sweeps on a real Slurm cluster through submitit (``-m slurm``; `make test` starts the cluster).
+
+Without Slurm these tests skip with a reason, unless SCALEBENCH_REQUIRE_SLURM=1
+(CI), where a missing cluster is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import cli
+from bench.records import load_records
+from bench.slurm import load_jobs
+from bench.sweep import run_states
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
+
+
+def _cluster_up() -> str | None:
+    if shutil.which("sinfo") is None:
+        return "Slurm is not installed here (no sinfo)"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"sinfo failed: {exc}"
+    if out.returncode != 0 or not {"idle", "mix", "alloc"} & set(out.stdout.split()):
+        return f"no Slurm node is up (sinfo: {out.stdout.strip() or out.stderr.strip()})"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    reason = _cluster_up()
+    if reason:
+        if os.environ.get("SCALEBENCH_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SCALEBENCH_REQUIRE_SLURM=1 but {reason}; start it with "
+                        "tests/slurm/slurm-up.sh")
+        pytest.skip(reason)
+
+
+# one CPU per job: the jobs then compute with one thread, as the tests do (conftest), so
+# Slurm and local runs of the same spec do the same arithmetic
+TINY = ["--limit-train", "100", "--limit-eval", "40", "--epochs", "1", "--quiet", "--no-report"]
+SLURM = ["--launcher", "slurm", "--time", "10", "--cpus-per-job", "1"]
+
+
+def bench(*argv: str) -> int:
+    return cli.main(list(argv))
+
+
+def board(out: Path) -> pd.DataFrame:
+    df = pd.read_csv(out / "leaderboard.csv")
+    return df.sort_values("method").reset_index(drop=True)
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 1.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def state_of(out: Path, method: str) -> str:
+    return next(r["state"] for r in run_states(out) if r["method"] == method)
+
+
+def test_array_sweep_matches_a_local_run(tmp_path, cache_dir, capsys):
+    args = ["--methods", "cnn,timm:resnet18", "--seeds", "0,1", *TINY,
+            "--cache-dir", str(cache_dir)]
+    t0 = time.perf_counter()
+    assert bench("run", *args, "--out", str(tmp_path / "exp"), *SLURM) == 0
+    slurm_s = time.perf_counter() - t0
+    jobs = load_jobs(tmp_path / "exp")
+    assert len(jobs) == 4 and len({j["job_id"].split("_")[0] for j in jobs.values()}) == 1
+    t0 = time.perf_counter()
+    assert bench("run", *args, "--out", str(tmp_path / "exp")) == 0  # resumes: nothing to do
+    assert "4 already done" in capsys.readouterr().out
+    local = tmp_path / "local" / "exp"  # same experiment name: the same run ids
+    assert bench("run", *args, "--out", str(local)) == 0
+    local_s = time.perf_counter() - t0
+    print(f"\nwall time: slurm {slurm_s:.1f} s, local {local_s:.1f} s")
+    a, b = board(tmp_path / "exp"), board(local)
+    assert list(a.method) == list(b.method) == ["cnn", "timm:resnet18"]
+    for col in ("params", "test_acc_mean", "test_acc_std", "scale_consistency", "eq_err",
+                "logit_inv_err"):
+        assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-4, abs=1e-6), col
+    recs = load_records(tmp_path / "exp")
+    assert all(r["job_id"] and Path(r["log"]).parent.parent == tmp_path / "exp" / "slurm"
+               for r in recs)
+
+
+def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_dir, capsys):
+    out = tmp_path / "exp"
+    args = ["run", "--methods", "cnn,cnn[kernel_size=-1]", *TINY, "--cache-dir", str(cache_dir),
+            "--out", str(out), *SLURM]
+    assert bench(*args) == 0
+    recs = {r["method"]: r for r in load_records(out)}
+    bad = recs["cnn[kernel_size=-1]"]
+    assert recs["cnn"]["status"] == "ok" and bad["status"] == "failed"
+    assert "Traceback" in bad["error"] and bad["log"].endswith("_log.out")
+    capsys.readouterr()
+    assert bench("status", str(out)) == 0
+    status = capsys.readouterr().out
+    assert "1 done, 1 failed" in status and "kernel" in status.lower()
+    first = load_jobs(out)
+    assert bench(*args) == 1  # retries the failed run only, which fails again: exit 1
+    again = load_jobs(out)
+    good_id = recs["cnn"]["run_id"]
+    assert again[good_id]["attempts"] == first[good_id]["attempts"]
+    assert len(again[bad["run_id"]]["attempts"]) == 2
+
+
+def test_detach_status_collect_give_the_same_leaderboard(tmp_path, cache_dir, capsys):
+    out = tmp_path / "exp"
+    args = ["--methods", "cnn", "--seeds", "0,1", *TINY, "--cache-dir", str(cache_dir)]
+    assert bench("run", *args, "--out", str(out), *SLURM, "--detach") == 0
+    assert "bench status" in capsys.readouterr().out
+    assert not (out / "leaderboard.csv").exists()
+    wait_for(lambda: all(r["state"] == "done" for r in run_states(out)), 240, "both runs")
+    assert bench("status", str(out)) == 0
+    assert "2 done" in capsys.readouterr().out
+    assert bench("collect", str(out)) == 0
+    local = tmp_path / "local" / "exp"
+    assert bench("run", *args, "--out", str(local)) == 0
+    a, b = board(out), board(local)
+    assert a.test_acc_mean.tolist() == pytest.approx(b.test_acc_mean.tolist(), abs=1e-6)
+    assert a.eq_err.tolist() == pytest.approx(b.eq_err.tolist(), rel=1e-4)
+
+
+def test_a_cancelled_job_is_reported_cancelled(tmp_path, cache_dir, capsys):
+    out = tmp_path / "exp"
+    assert bench("run", "--methods", "cnn", "--epochs", "200", "--limit-train", "300",
+                 "--limit-eval", "40", "--quiet", "--cache-dir", str(cache_dir), "--out",
+                 str(out), *SLURM, "--detach") == 0
+    wait_for(lambda: state_of(out, "cnn") == "running", 120, "the job to start")
+    job_id = next(iter(load_jobs(out).values()))["job_id"]
+    subprocess.run(["scancel", job_id], check=True)
+    wait_for(lambda: state_of(out, "cnn") == "cancelled", 120, "the cancellation")
+    assert bench("collect", str(out)) == 0
+    rec = load_records(out)[0]
+    assert rec["status"] == "failed" and rec["slurm_state"].startswith("CANCELLED")
+    capsys.readouterr()
+    assert bench("status", str(out)) == 0
+    assert "1 cancelled" in capsys.readouterr().out
+
+
+def test_a_job_past_its_time_limit_requeues_and_resumes(tmp_path, cache_dir):
+    """--time 3 with the checkpoint signal 90 s early: Slurm signals each attempt 30-90 s
+    after it starts (its clock is coarse: up to 60 s early), submitit requeues it, and
+    training resumes from the last per-epoch checkpoint until the run completes. The run
+    trains for ~2.5 minutes (80 epochs of 3000 images, one thread): at least one requeue."""
+    out = tmp_path / "exp"
+    assert bench("run", "--methods", "cnn", "--epochs", "80", "--limit-train", "3000",
+                 "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir", str(cache_dir),
+                 "--out",
+                 str(out), *SLURM, "--time", "3", "--signal-delay-s", "90") == 0
+    rec = load_records(out)[0]
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["slurm_restarts"] >= 1 and rec["resumed_from_epoch"] >= 1
+    assert [h["epoch"] for h in rec["history"]] == list(range(1, 81))
+    requeues = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j",
+                               rec["job_id"]], capture_output=True, text=True).stdout
+    assert "REQUEUED" in requeues or "PREEMPTED" in requeues or rec["slurm_restarts"] >= 1
+    assert json.loads((out / "slurm" / "jobs.json").read_text())
