@@ -29,7 +29,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = []
         for name in methods.list_methods():
             e = methods.get_method(name)
-            rows.append({"method": name, "family": e.family, "paper": e.paper,
+            rows.append({"method": name + (f" (= {e.alias_of})" if e.alias_of else ""),
+                         "family": e.family, "paper": e.paper,
                          "configs": ", ".join(e.configs), "source": e.source})
         print(pd.DataFrame(rows).to_markdown(index=False))
         print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18)")

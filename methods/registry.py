@@ -113,6 +113,7 @@ class MethodEntry:
     recipes: Mapping[str, TrainRecipe] = field(default_factory=dict)
     loss: LossFn | None = None
     source: str = "builtin"
+    alias_of: str | None = None  # the same model as another name: left out of ``all``
 
     def config(self, name: str) -> dict[str, Any]:
         if name not in self.configs:
@@ -137,11 +138,14 @@ _plugins_loaded = False
 def register_method(name: str, *, family: str, paper: str = "", year: int | None = None,
                     configs: Mapping[str, Mapping[str, Any]] | None = None,
                     recipes: Mapping[str, TrainRecipe] | None = None,
-                    loss: LossFn | None = None, description: str = ""):
+                    loss: LossFn | None = None, description: str = "",
+                    alias_of: str | None = None):
     """Decorator: register ``builder(in_channels, num_classes, **kwargs)`` under ``name``.
 
     ``configs`` maps configuration names (``mnist``, ``stl10``, ``quick``) to the
     builder's keyword arguments; ``mnist`` is the default of :func:`create`.
+    ``alias_of`` marks a second name for the same model (e.g. ``dss_vector`` for
+    ``dss``): it resolves as usual but ``--methods all`` runs the model once.
     """
     if not name or TIMM_PREFIX in name or any(c in name for c in "*?[], "):
         raise ValueError(f"invalid method name {name!r}")
@@ -155,7 +159,8 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
         _REGISTRY[name] = MethodEntry(
             name=name, builder=builder, family=family, paper=paper, year=year,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
-            configs=cfgs, recipes=dict(recipes or {}), loss=loss, source=source)
+            configs=cfgs, recipes=dict(recipes or {}), loss=loss, source=source,
+            alias_of=alias_of)
         return builder
 
     return wrap
@@ -188,10 +193,12 @@ def _ensure_loaded() -> None:
     _load_plugins()
 
 
-def list_methods(pattern: str = "*") -> list[str]:
-    """Registered method names matching a shell wildcard (``'s*'``), sorted."""
+def list_methods(pattern: str = "*", aliases: bool = True) -> list[str]:
+    """Registered method names matching a shell wildcard (``'s*'``), sorted; ``aliases=False``
+    leaves out second names of a model (``alias_of``)."""
     _ensure_loaded()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n, e in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern)
+                  and (aliases or e.alias_of is None))
 
 
 def get_method(name: str) -> MethodEntry:
@@ -225,7 +232,7 @@ def resolve_methods(spec: str) -> list[str]:
         if not part:
             continue
         if part == "all":
-            found = list_methods()
+            found = list_methods(aliases=False)
         elif part.startswith(TIMM_PREFIX):
             get_method(part)
             found = [part]

@@ -27,7 +27,12 @@ def test_unknown_method_lists_names_and_the_closest_match():
 
 
 def test_resolve_all_commas_patterns_and_timm():
-    assert methods.resolve_methods("all") == methods.list_methods()
+    every = methods.resolve_methods("all")
+    assert every == methods.list_methods(aliases=False)
+    # an alias (a second name for a model) is left out of `all` but resolves by name
+    assert "dss" in every and "dss_vector" not in every
+    assert methods.get_method("dss_vector").alias_of == "dss"
+    assert methods.resolve_methods("dss_*") == ["dss_scalar", "dss_vector"]
     assert methods.resolve_methods("cnn,timm:resnet18,cnn") == ["cnn", "timm:resnet18"]
     with pytest.raises(UnknownMethodError, match="matches no method"):
         methods.resolve_methods("zz*")

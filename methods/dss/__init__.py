@@ -77,7 +77,7 @@ def build_dss_default(in_channels: int = 1, num_classes: int = 10, **kwargs: Any
 
 
 @register_method("dss_vector", family="scale-equivariant", paper=PAPER, year=2019,
-                 configs=_vector_configs(), recipes=_RECIPES)
+                 configs=_vector_configs(), recipes=_RECIPES, alias_of="dss")
 def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, vector variant: scale axis kept to the end, max over scales."""
     return build_dss(in_channels, num_classes, **kwargs)
