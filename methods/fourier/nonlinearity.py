@@ -22,8 +22,9 @@ sizes congruent to the input size modulo ``p``.
 
 Fast implementation. The grids are synthesised from the input's real spectrum
 by separable matrix products (``S_g X S_g^T``), grouped into a few zero-padded
-stacks of similar size; normalisation statistics are masked-free because the
-padding is exactly zero; only ring ``j`` of each evaluated grid is analysed (two
+stacks of similar size. The instance-norm moments of every grid come from the
+spectrum (Parseval: the real basis is orthogonal on every grid that resolves it),
+never from the grids. Only ring ``j`` of each evaluated grid is analysed (two
 thin matrix products), and the output spectrum is assembled by concatenation and
 synthesised once. Every step is a batched GEMM or an elementwise op with the
 grid index as the leading batch axis, on CPU and CUDA alike. The plainly written
@@ -73,9 +74,9 @@ class _Group:
     """A zero-padded stack of grid evaluations of similar size."""
 
     index: torch.Tensor  # which affine parameters (row of gamma / beta) each grid uses
+    top: torch.Tensor  # (R,) index 2 * band of each grid's last spectrum row/column
     k: int  # input spectrum block used (2 * band + 1)
     size: int  # padded grid size M (multiple of the pool window)
-    count: torch.Tensor  # (R, 1) valid points per grid, for the statistics
     synth: torch.Tensor  # (R, M, k)
     synth_t: torch.Tensor  # (R, k, M)
     base: bool
@@ -89,6 +90,7 @@ class _Group:
 
 @dataclass
 class _Plan:
+    energy: torch.Tensor  # (kin,): mean square over a grid of each real basis function
     analysis: torch.Tensor  # (kin, n)
     analysis_t: torch.Tensor  # (n, kin)
     out_synth: torch.Tensor  # (m, 2J+1)
@@ -139,8 +141,9 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
     an = torch.zeros(k_out, g // pool, **f64)
     an[:2 * jb + 1] = real_analysis(g // pool, jb)
     groups.append(_Group(
-        index=torch.tensor([0], device=device), k=2 * band + 1, size=g,
-        count=torch.tensor([[float(g * g)]], **cast), synth=s.to(**cast),
+        index=torch.tensor([0], device=device), top=torch.tensor([2 * band], device=device),
+        k=2 * band + 1, size=g,
+        synth=s.to(**cast),
         synth_t=s.transpose(1, 2).contiguous().to(**cast),
         base=True, base_an=an.to(**cast), base_an_t=an.T.contiguous().to(**cast)))
     for idx in _group_schedule(sched, waste):
@@ -159,15 +162,19 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             upto[r, :2 * j + 1, :o] = a
             below[r, :2 * j - 1, :o] = a[:2 * j - 1]
         groups.append(_Group(
-            index=torch.tensor([sched[t][2] - jb for t in idx], device=device), k=k, size=size,
-            count=torch.tensor([[float(sched[t][0] ** 2)] for t in idx], **cast),
+            index=torch.tensor([sched[t][2] - jb for t in idx], device=device),
+            top=torch.tensor([2 * sched[t][1] for t in idx], device=device), k=k, size=size,
             synth=s.to(**cast),
             synth_t=s.transpose(1, 2).contiguous().to(**cast), base=False,
             ring_rows=rows.to(**cast), ring_rows_t=rows.transpose(1, 2).contiguous().to(**cast),
             upto=upto.transpose(1, 2).contiguous().to(**cast), below=below.to(**cast)))
     an_in = real_analysis(n, kin)
     q = real_synthesis(m, jout)
-    return _Plan(analysis=an_in.to(**cast), analysis_t=an_in.T.contiguous().to(**cast),
+    # the real basis is orthogonal on every grid that resolves it: the constant has mean
+    # square 1, each cosine and sine 1/2, whatever the grid size (Parseval)
+    energy = torch.full((an_in.shape[0],), 0.5, **f64)
+    energy[0] = 1.0
+    return _Plan(energy=energy.to(**cast), analysis=an_in.to(**cast), analysis_t=an_in.T.contiguous().to(**cast),
                  out_synth=q.to(**cast), out_synth_t=q.T.contiguous().to(**cast),
                  groups=groups, rings_out=jout, rings_base=jb)
 
@@ -191,6 +198,13 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
     half = (x.reshape(nb, n, n) @ plan.analysis_t).transpose(0, 1).reshape(n, -1)
     spec = (plan.analysis @ half).view(-1, nb, plan.analysis.shape[0])
     act_fn = ACTIVATIONS[act]
+    if gamma is not None:
+        # grid moments from the spectrum (Parseval): the mean of a grid is the constant
+        # coefficient, its mean square the energy of the band it synthesises, a prefix sum
+        # -- no passes over (or gradients through) the big grid tensors
+        w = plan.energy
+        cum = (spec.square() * (w[:, None, None] * w[None, None, :])).cumsum(0).cumsum(2)
+        mean = spec[0, :, 0]
     rows, cols, z_hat = [], [], None
     k_out = 2 * plan.rings_out + 1
     for grp in plan.groups:
@@ -202,10 +216,7 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
         t = torch.bmm(xg, grp.synth_t)  # (R, k*N, M): contract b
         grids = torch.bmm(grp.synth, t.view(r, k, nb * size)).view(r, size, nb, size)
         if gamma is not None:
-            # moments over each grid: the padding is exactly zero, so plain sums divided
-            # by the grid's own point count are the masked statistics
-            mean = grids.sum(dim=(1, 3)) / grp.count
-            sq = torch.linalg.vector_norm(grids, dim=(1, 3)).square() / grp.count
+            sq = cum[grp.top, :, grp.top]  # (R, N): mean square of each grid
             var = (sq - mean.square()).clamp_min(0.0)
             gam = gamma[grp.index].repeat(1, bsz)  # (R, N): channel of row i is i % C
             scale = gam * torch.rsqrt(var + eps)
