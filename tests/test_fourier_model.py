@@ -139,7 +139,8 @@ def test_loss_is_sum_of_cross_entropies_plus_consistency():
     want = ce.sum() + model.consistency_weight * torch.clamp(ce[1:] - ce[:-1], min=0).sum()
     loss, logits = scale_consistency_loss(model, x, y)
     assert torch.allclose(loss, want, atol=1e-5)
-    assert torch.equal(logits, model(x))
+    # the input-size entry is the plain forward (to float rounding: one size vs all in a GEMM)
+    assert torch.allclose(logits, model(x), rtol=1e-5, atol=1e-6)
     assert per_size.shape == (6, model.size_index(14) + 1, 10)
 
 

@@ -179,13 +179,18 @@ class FourierNet(nn.Module):
         coef = an @ f @ an.T  # real spectrum (B, C, 2J+1, 2J+1)
         mean = coef[..., 0, 0]
         if self.head_pool == "rms":
-            w = torch.full((2 * jm + 1,), 0.5, dtype=f.dtype, device=f.device)
-            w[0] = 1.0
-            weight = w[:, None] * w[None, :]  # mean square over the grid per unit coefficient
-            weight[0, 0] = 0.0  # AC part only: the mean is a feature of its own
-            cum = (coef.square() * weight).cumsum(-1).cumsum(-2)
-            idx = torch.tensor([2 * ring_count(i) for i in sizes], device=f.device)
-            pooled = torch.sqrt(cum[..., idx, idx] + 1e-6)  # (B, C, S): RMS of D_i f - mean
+            # mean square of D_i f over its grid (Parseval): sum_ab coef[a, b]^2 q_i[a] q_i[b],
+            # q_i the mean square of each real basis function (1 constant, 1/2 cos / sin)
+            # cut to the band of size i; two products instead of prefix sums over the map
+            k = 2 * jm + 1
+            q = torch.zeros(len(sizes), k, dtype=f.dtype, device=f.device)
+            for t, i in enumerate(sizes):
+                q[t, 0], q[t, 1:2 * ring_count(i) + 1] = 1.0, 0.5
+            energy = coef.square()
+            left = (energy.reshape(-1, k) @ q.T).view(-1, k, len(sizes))  # sum over b
+            ms = (left * q.T).sum(1).view(*coef.shape[:2], len(sizes))
+            ac = ms - energy[..., :1, 0]  # AC part only: the mean is a feature of its own
+            pooled = torch.sqrt(ac.clamp_min(0.0) + 1e-6)  # (B, C, S): RMS of D_i f - mean
         else:
             mats = [resize_matrix(m, i, f.dtype, f.device) for i in sizes]
             pooled = torch.stack([(a @ f @ a.T).amax(dim=(-2, -1)) for a in mats], dim=-1)

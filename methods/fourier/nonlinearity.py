@@ -74,7 +74,7 @@ class _Group:
     """A zero-padded stack of grid evaluations of similar size."""
 
     index: torch.Tensor  # which affine parameters (row of gamma / beta) each grid uses
-    top: torch.Tensor  # (R,) index 2 * band of each grid's last spectrum row/column
+    band_w: torch.Tensor  # (R, kin): mean square of each basis function on grid r, 0 off-band
     k: int  # input spectrum block used (2 * band + 1)
     size: int  # padded grid size M (multiple of the pool window)
     synth: torch.Tensor  # (R, M, k)
@@ -90,7 +90,6 @@ class _Group:
 
 @dataclass
 class _Plan:
-    energy: torch.Tensor  # (kin,): mean square over a grid of each real basis function
     analysis: torch.Tensor  # (kin, n)
     analysis_t: torch.Tensor  # (n, kin)
     out_synth: torch.Tensor  # (m, 2J+1)
@@ -134,6 +133,15 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             s[r, :g, :2 * band + 1] = real_synthesis(g, band)
         return s
 
+    def band_weights(bands: list[int]) -> torch.Tensor:
+        # the real basis is orthogonal on every grid that resolves it: over the grid the
+        # constant has mean square 1, each cosine and sine 1/2, whatever the grid size
+        w = torch.zeros(len(bands), 2 * kin + 1, **f64)
+        for r, band in enumerate(bands):
+            w[r, 0] = 1.0
+            w[r, 1:2 * band + 1] = 0.5
+        return w.to(**cast)
+
     groups: list[_Group] = []
     # base evaluation: all rings <= J(m_b) come from it
     g, band, _ = sched[0]
@@ -141,7 +149,7 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
     an = torch.zeros(k_out, g // pool, **f64)
     an[:2 * jb + 1] = real_analysis(g // pool, jb)
     groups.append(_Group(
-        index=torch.tensor([0], device=device), top=torch.tensor([2 * band], device=device),
+        index=torch.tensor([0], device=device), band_w=band_weights([band]),
         k=2 * band + 1, size=g,
         synth=s.to(**cast),
         synth_t=s.transpose(1, 2).contiguous().to(**cast),
@@ -163,18 +171,14 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             below[r, :2 * j - 1, :o] = a[:2 * j - 1]
         groups.append(_Group(
             index=torch.tensor([sched[t][2] - jb for t in idx], device=device),
-            top=torch.tensor([2 * sched[t][1] for t in idx], device=device), k=k, size=size,
+            band_w=band_weights([sched[t][1] for t in idx]), k=k, size=size,
             synth=s.to(**cast),
             synth_t=s.transpose(1, 2).contiguous().to(**cast), base=False,
             ring_rows=rows.to(**cast), ring_rows_t=rows.transpose(1, 2).contiguous().to(**cast),
             upto=upto.transpose(1, 2).contiguous().to(**cast), below=below.to(**cast)))
     an_in = real_analysis(n, kin)
     q = real_synthesis(m, jout)
-    # the real basis is orthogonal on every grid that resolves it: the constant has mean
-    # square 1, each cosine and sine 1/2, whatever the grid size (Parseval)
-    energy = torch.full((an_in.shape[0],), 0.5, **f64)
-    energy[0] = 1.0
-    return _Plan(energy=energy.to(**cast), analysis=an_in.to(**cast), analysis_t=an_in.T.contiguous().to(**cast),
+    return _Plan(analysis=an_in.to(**cast), analysis_t=an_in.T.contiguous().to(**cast),
                  out_synth=q.to(**cast), out_synth_t=q.T.contiguous().to(**cast),
                  groups=groups, rings_out=jout, rings_base=jb)
 
@@ -182,11 +186,15 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
 def _sep(x: torch.Tensor, left_t: torch.Tensor, right_t: torch.Tensor) -> torch.Tensor:
     """``L x R^T`` on the last two axes of ``x`` (N, a, b), given ``L^T`` and ``R^T``.
 
-    Both products fold the batch into the GEMM's rows (no broadcast copies): the
-    first gives ``x R^T``, its transpose times ``L^T`` gives ``(L x R^T)^T``, and a
-    final transpose (a view) restores the orientation.
+    Two plain 2-D GEMMs with the batch folded into the rows (a batched 3-D @ 2-D
+    product takes a per-matrix path in backward): ``x R^T``, then its transpose
+    times ``L^T`` gives ``(L x R^T)^T``; a final transpose (a view) restores the
+    orientation.
     """
-    return ((x @ right_t).transpose(-1, -2) @ left_t).transpose(-1, -2)
+    n, a, b = x.shape
+    m2, m1 = right_t.shape[1], left_t.shape[1]
+    t = (x.reshape(n * a, b) @ right_t).view(n, a, m2).transpose(1, 2).reshape(n * m2, a)
+    return (t @ left_t).view(n, m2, m1).transpose(1, 2)
 
 
 def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch.Tensor | None,
@@ -195,15 +203,16 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
     bsz, ch, n, _ = x.shape
     nb = bsz * ch
     # input spectrum, frequency-major in its first axis: spec[a, i, b] = (F x_i F^T)[a, b]
-    half = (x.reshape(nb, n, n) @ plan.analysis_t).transpose(0, 1).reshape(n, -1)
+    # one 2-D GEMM (a batched 3-D @ 2-D product falls back to a per-matrix loop in backward)
+    half = (x.reshape(nb * n, n) @ plan.analysis_t).view(nb, n, -1).transpose(0, 1).reshape(n, -1)
     spec = (plan.analysis @ half).view(-1, nb, plan.analysis.shape[0])
     act_fn = ACTIVATIONS[act]
     if gamma is not None:
         # grid moments from the spectrum (Parseval): the mean of a grid is the constant
         # coefficient, its mean square the energy of the band it synthesises, a prefix sum
         # -- no passes over (or gradients through) the big grid tensors
-        w = plan.energy
-        cum = (spec.square() * (w[:, None, None] * w[None, None, :])).cumsum(0).cumsum(2)
+        kin = spec.shape[0]
+        energy = spec.square().view(kin, nb * kin)
         mean = spec[0, :, 0]
     rows, cols, z_hat = [], [], None
     k_out = 2 * plan.rings_out + 1
@@ -216,7 +225,10 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
         t = torch.bmm(xg, grp.synth_t)  # (R, k*N, M): contract b
         grids = torch.bmm(grp.synth, t.view(r, k, nb * size)).view(r, size, nb, size)
         if gamma is not None:
-            sq = cum[grp.top, :, grp.top]  # (R, N): mean square of each grid
+            # mean square of grid r: sum over a, b of X[a, b]^2 w_r[a] w_r[b], with w_r the
+            # per-basis-function mean square restricted to the grid's band (two products)
+            left = (grp.band_w @ energy).view(r, nb, kin)
+            sq = (left * grp.band_w[:, None, :]).sum(-1)  # (R, N)
             var = (sq - mean.square()).clamp_min(0.0)
             gam = gamma[grp.index].repeat(1, bsz)  # (R, N): channel of row i is i % C
             scale = gam * torch.rsqrt(var + eps)
