@@ -12,9 +12,11 @@ For every ``(method, create() overrides)`` and every input size, one row::
     peak_mem_mb     CUDA: ``torch.cuda.max_memory_allocated`` over the timed training steps.
                     CPU: the peak growth of the process's resident set (``/proc/self/statm``,
                     sampled every millisecond by a thread) over its level just before the
-                    steps. Large tensors are mmap-ed and returned on free, so this tracks the
-                    step's live tensors; allocator caching of small blocks can make it an
-                    underestimate, and it is ``nan`` where ``/proc`` is unavailable.
+                    steps, taken after glibc's ``malloc_trim`` has returned the allocator's
+                    free heap to the OS (otherwise the warm-up leaves the step's working set
+                    resident and the growth reads ~0). It tracks the step's activations,
+                    gradients and temporaries beyond model, optimiser state and batch; it is
+                    ``nan`` where ``/proc`` is unavailable.
     device          where it ran
 
 Inputs are band-limited random images (``fourier_resize`` of noise) with random
@@ -24,6 +26,8 @@ compare methods only within one run (the machine may be shared).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -60,8 +64,23 @@ def _rss_bytes() -> int:
     return int(_STATM.read_text().split()[1]) * _PAGE
 
 
+def _release_free_heap() -> None:
+    """Give memory the allocator holds but does not use back to the OS (glibc's
+    ``malloc_trim``), so that the next step's working set shows up as RSS growth instead
+    of being served from pages the warm-up left resident. A no-op where unavailable."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _RssPeak:
-    """Samples the resident set size every ``interval`` s in a thread; ``peak - baseline`` in MB."""
+    """Samples the resident set size every ``interval`` s in a thread; ``peak - baseline`` in MB.
+
+    The baseline is taken after :func:`_release_free_heap`, so the growth is the memory
+    a step needs beyond the model, optimiser state and batch (activations, gradients,
+    temporaries).
+    """
 
     def __init__(self, interval: float = 1e-3):
         self.interval = interval
@@ -71,6 +90,8 @@ class _RssPeak:
 
     def __enter__(self) -> _RssPeak:
         if self.available:
+            gc.collect()
+            _release_free_heap()
             self.base = self.peak = _rss_bytes()
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()

@@ -56,3 +56,13 @@ def test_labels_and_argument_checks():
     assert method_label("fourier", {"impl": "reference", "a": 1}) == "fourier[a=1,impl=reference]"
     with pytest.raises(ValueError):
         run_perf([("cnn", {})], [8], repeats=0, progress=False)
+
+
+def test_cpu_peak_memory_sees_the_working_set():
+    """A batch 64x larger needs visibly more memory per step: the measure is not stuck at 0
+    by memory the warm-up left resident."""
+    small, big = (run_perf([("cnn", {})], sizes=[28], batch=b, repeats=1, warmup=1,
+                           config="mnist", progress=False)[0]["peak_mem_mb"] for b in (2, 128))
+    if math.isnan(big):
+        pytest.skip("no /proc/self/statm here")
+    assert big > 20 and big > 4 * max(small, 1.0)
