@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bench.metrics import relative_sq_error
 from datasets.scaling import fourier_resize
-from methods.fourier.basis import real_analysis, real_synthesis, ring_count
+from methods.fourier.basis import band_mean_square, real_analysis, real_synthesis, ring_count
 from methods.fourier.nonlinearity import RingNonlinearity, ring_schedule
 from methods.fourier.reference import ring_mask
 from methods.fourier.spectral import SpectralConv2d
@@ -56,6 +56,22 @@ def test_real_analysis_inverts_synthesis(m):
     k = ring_count(m)
     assert torch.allclose(real_analysis(m, k) @ real_synthesis(m, k),
                           torch.eye(2 * k + 1, dtype=torch.float64), atol=1e-12)
+
+
+@given(st.integers(1, 12), st.integers(0, 8), st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_band_mean_square_is_parseval_on_every_resolving_grid(band, extra, seed):
+    """The grid moments of the fast nonlinearity and the head's RMS rest on this: the mean
+    square of a band-limited map, odd or even grid, from its coefficients alone."""
+    g = 2 * band + 1 + extra
+    x = torch.randn(2 * band + 1, 2 * band + 1, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(seed))
+    s = real_synthesis(g, band)
+    grid = s @ x @ s.T
+    w = band_mean_square([band], 2 * band + 5)[0, :2 * band + 1]
+    assert torch.allclose((x.square() * w[:, None] * w[None, :]).sum(), grid.square().mean(),
+                          rtol=1e-12)
+    assert band_mean_square([band], 2 * band + 5)[0, 2 * band + 1:].abs().sum() == 0
 
 
 def test_analysis_refuses_unresolvable_frequencies():

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-__all__ = ["real_analysis", "real_synthesis", "ring_count"]
+__all__ = ["band_mean_square", "real_analysis", "real_synthesis", "ring_count"]
 
 
 def ring_count(n: int) -> int:
@@ -70,3 +70,20 @@ def real_analysis(m: int, k: int, dtype: torch.dtype = torch.float64,
     an even ``m`` the Nyquist component is orthogonal to every row, so it is ignored.
     """
     return _analysis_cached(m, k, dtype, str(torch.device(device)))
+
+
+def band_mean_square(bands: list[int], width: int, dtype: torch.dtype = torch.float64,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(len(bands), width)``: the mean square over a grid of each real basis function,
+    cut to each band.
+
+    The real basis is orthogonal on every grid that resolves it, and over such a grid the
+    constant has mean square 1 and each cosine and sine 1/2, whatever the grid size. So by
+    Parseval the mean square of the map synthesised from coefficients ``X`` within band
+    ``b`` is ``sum_{a, c} X[a, c]^2 w[a] w[c]`` with ``w`` this row (0 beyond ``2b``).
+    """
+    w = torch.zeros(len(bands), width, dtype=torch.float64)
+    for r, band in enumerate(bands):
+        w[r, 0] = 1.0
+        w[r, 1:2 * band + 1] = 0.5
+    return w.to(dtype=dtype, device=device)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from datasets.scaling import resize_matrix
-from methods.fourier.basis import real_analysis, ring_count
+from methods.fourier.basis import band_mean_square, real_analysis, ring_count
 from methods.fourier.nonlinearity import RingNonlinearity
 from methods.fourier.spectral import SpectralConv2d
 
@@ -179,13 +179,9 @@ class FourierNet(nn.Module):
         coef = an @ f @ an.T  # real spectrum (B, C, 2J+1, 2J+1)
         mean = coef[..., 0, 0]
         if self.head_pool == "rms":
-            # mean square of D_i f over its grid (Parseval): sum_ab coef[a, b]^2 q_i[a] q_i[b],
-            # q_i the mean square of each real basis function (1 constant, 1/2 cos / sin)
-            # cut to the band of size i; two products instead of prefix sums over the map
+            # mean square of D_i f over its grid (Parseval): sum_ab coef[a, b]^2 q_i[a] q_i[b]
             k = 2 * jm + 1
-            q = torch.zeros(len(sizes), k, dtype=f.dtype, device=f.device)
-            for t, i in enumerate(sizes):
-                q[t, 0], q[t, 1:2 * ring_count(i) + 1] = 1.0, 0.5
+            q = band_mean_square([ring_count(i) for i in sizes], k, f.dtype, f.device)
             energy = coef.square()
             left = (energy.reshape(-1, k) @ q.T).view(-1, k, len(sizes))  # sum over b
             ms = (left * q.T).sum(1).view(*coef.shape[:2], len(sizes))

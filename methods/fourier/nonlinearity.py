@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.fourier.basis import real_analysis, real_synthesis, ring_count
+from methods.fourier.basis import band_mean_square, real_analysis, real_synthesis, ring_count
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS", "ring_schedule"]
 
@@ -133,15 +133,6 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             s[r, :g, :2 * band + 1] = real_synthesis(g, band)
         return s
 
-    def band_weights(bands: list[int]) -> torch.Tensor:
-        # the real basis is orthogonal on every grid that resolves it: over the grid the
-        # constant has mean square 1, each cosine and sine 1/2, whatever the grid size
-        w = torch.zeros(len(bands), 2 * kin + 1, **f64)
-        for r, band in enumerate(bands):
-            w[r, 0] = 1.0
-            w[r, 1:2 * band + 1] = 0.5
-        return w.to(**cast)
-
     groups: list[_Group] = []
     # base evaluation: all rings <= J(m_b) come from it
     g, band, _ = sched[0]
@@ -149,7 +140,8 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
     an = torch.zeros(k_out, g // pool, **f64)
     an[:2 * jb + 1] = real_analysis(g // pool, jb)
     groups.append(_Group(
-        index=torch.tensor([0], device=device), band_w=band_weights([band]),
+        index=torch.tensor([0], device=device),
+        band_w=band_mean_square([band], 2 * kin + 1, **cast),
         k=2 * band + 1, size=g,
         synth=s.to(**cast),
         synth_t=s.transpose(1, 2).contiguous().to(**cast),
@@ -171,7 +163,8 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             below[r, :2 * j - 1, :o] = a[:2 * j - 1]
         groups.append(_Group(
             index=torch.tensor([sched[t][2] - jb for t in idx], device=device),
-            band_w=band_weights([sched[t][1] for t in idx]), k=k, size=size,
+            band_w=band_mean_square([sched[t][1] for t in idx], 2 * kin + 1,
+                                    **cast), k=k, size=size,
             synth=s.to(**cast),
             synth_t=s.transpose(1, 2).contiguous().to(**cast), base=False,
             ring_rows=rows.to(**cast), ring_rows_t=rows.transpose(1, 2).contiguous().to(**cast),
@@ -208,9 +201,9 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
     spec = (plan.analysis @ half).view(-1, nb, plan.analysis.shape[0])
     act_fn = ACTIVATIONS[act]
     if gamma is not None:
-        # grid moments from the spectrum (Parseval): the mean of a grid is the constant
-        # coefficient, its mean square the energy of the band it synthesises, a prefix sum
-        # -- no passes over (or gradients through) the big grid tensors
+        # grid moments from the spectrum (Parseval, see band_mean_square): the mean of a grid
+        # is the constant coefficient, its mean square a weighted energy of its band -- no
+        # passes over (or gradients through) the big grid tensors
         kin = spec.shape[0]
         energy = spec.square().view(kin, nb * kin)
         mean = spec[0, :, 0]
@@ -225,8 +218,7 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
         t = torch.bmm(xg, grp.synth_t)  # (R, k*N, M): contract b
         grids = torch.bmm(grp.synth, t.view(r, k, nb * size)).view(r, size, nb, size)
         if gamma is not None:
-            # mean square of grid r: sum over a, b of X[a, b]^2 w_r[a] w_r[b], with w_r the
-            # per-basis-function mean square restricted to the grid's band (two products)
+            # mean square of grid r: sum over a, b of X[a, b]^2 w_r[a] w_r[b] (two products)
             left = (grp.band_w @ energy).view(r, nb, kin)
             sq = (left * grp.band_w[:, None, :]).sum(-1)  # (R, N)
             var = (sq - mean.square()).clamp_min(0.0)
