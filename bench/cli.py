@@ -18,6 +18,7 @@ from bench.spec import PRESETS, expand, parse_int_list, parse_methods
 
 DEFAULT_DATASET = "mnist-res"
 DEFAULT_SOURCE = "embedded"
+PERF_JSON = "results/perf/perf.json"  # where `bench perf` writes and the reports look
 
 
 def _add_data_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="report folder (default <folder>/report for one folder, else "
                         "results/report)")
-    p.add_argument("--perf", default="results/perf/perf.json",
+    p.add_argument("--perf", default=PERF_JSON,
                    help="bench perf's JSON for the training-cost figure (used when it exists)")
 
     p = add("equivariance",
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="mnist")
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="results/perf/perf.json")
+    p.add_argument("--out", default=PERF_JSON)
     return parser
 
 

@@ -104,22 +104,17 @@ def _launcher(args: argparse.Namespace):
 
 
 def prepare_datasets(specs) -> None:
-    """Build (or find cached) every dataset the runs need, once, before any job starts.
+    """Make sure every dataset the runs need is cached, once, before any job starts.
 
     A missing data source then fails the command with one line instead of failing every
-    run, and Slurm tasks find the cache filled instead of racing to build it.
+    run, and Slurm tasks find the cache filled instead of racing to build it. A dataset
+    already cached is only checked, not loaded: each run loads its own.
     """
-    from bench.train import prepare_data
+    from datasets import ensure_cached
 
-    seen = set()
-    for spec in specs:
-        key = (spec.dataset, spec.source, spec.seed, spec.data_root, spec.cache_dir)
-        if key not in seen:
-            seen.add(key)
-            prepare_data(spec)
-
-
-DEFAULT_PERF_JSON = Path("results/perf/perf.json")
+    for key in dict.fromkeys((s.dataset, s.source, s.seed, s.data_root, s.cache_dir)
+                             for s in specs):
+        ensure_cached(*key)
 
 
 def write_report(folders: list[Path], out_dir: Path, perf_json: Path | None) -> Path:
@@ -143,8 +138,10 @@ def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = 
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
     if report:
+        from bench.cli import PERF_JSON
+
         try:
-            write_report([out], out / "report", DEFAULT_PERF_JSON)
+            write_report([out], out / "report", Path(PERF_JSON))
         except Exception as exc:  # the records and leaderboard are safe; say so, don't crash
             log.warning("report not written (%s: %s); retry with `bench report %s`",
                         type(exc).__name__, exc, out)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from datasets.cache import cache_path, default_cache_dir, load_or_build
+from datasets.cache import cache_path, default_cache_dir, ensure_cached, load_or_build
 from datasets.protocols import (
     DATASETS,
     UnknownDatasetError,
@@ -20,5 +20,5 @@ from datasets.splits import ScaledDataset, Split
 __all__ = [
     "DATASETS", "SOURCES", "ScaledDataset", "SourceError", "Split", "UnknownDatasetError",
     "build", "cache_path", "canvas_rescale", "default_cache_dir", "dataset_info",
-    "fourier_resize", "list_datasets", "load_or_build",
+    "ensure_cached", "fourier_resize", "list_datasets", "load_or_build",
 ]

@@ -21,7 +21,7 @@ import torch
 from datasets.protocols import build, dataset_info
 from datasets.splits import ScaledDataset
 
-__all__ = ["cache_key", "cache_path", "default_cache_dir", "load_or_build"]
+__all__ = ["cache_key", "cache_path", "default_cache_dir", "ensure_cached", "load_or_build"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _try_load(path: Path) -> ScaledDataset | None:
+def _read_intact(path: Path) -> bytes | None:
+    """The cache file's bytes when it exists and matches its digest, else ``None``."""
     digest_file = path.with_suffix(".sha256")
     if not path.is_file():
         return None
@@ -73,6 +74,13 @@ def _try_load(path: Path) -> ScaledDataset | None:
     if expected != _digest(data):
         log.warning("dataset cache %s is truncated or corrupt (checksum mismatch); rebuilding",
                     path)
+        return None
+    return data
+
+
+def _try_load(path: Path) -> ScaledDataset | None:
+    data = _read_intact(path)
+    if data is None:
         return None
     try:
         return ScaledDataset.from_state(torch.load(io.BytesIO(data), weights_only=False))
@@ -106,3 +114,19 @@ def load_or_build(name: str, source: str = "embedded", seed: int = 0,
         log.warning("could not write the dataset cache %s (%s); continuing without it", path, exc)
         return ds, None
     return ds, path
+
+
+def ensure_cached(name: str, source: str = "embedded", seed: int = 0,
+                  data_root: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """Build and cache the dataset unless an intact cache file is there; returns its path.
+
+    An intact file is only checked against its digest, not unpickled: a launcher can make
+    sure every run will find its data (and fail early when a source is missing) without
+    holding the dataset itself.
+    """
+    path = cache_path(name, source, seed, cache_dir)
+    if _read_intact(path) is not None:
+        return path
+    return load_or_build(name, source=source, seed=seed, data_root=data_root,
+                         cache_dir=cache_dir)[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import SourceError, build, cache_path, load_or_build
+from datasets import SourceError, build, cache_path, ensure_cached, load_or_build
 from datasets.sampler import SizeBucketSampler, iterate_batches
 from datasets.scaling import fourier_resize
 from datasets.sources import load_embedded_mnist, load_stl10
@@ -80,6 +80,26 @@ def test_cache_is_reused_and_a_corrupt_file_is_rebuilt(tmp_path, caplog):
     assert "corrupt" in caplog.text
     assert torch.equal(rebuilt.test.full, ds.test.full)
     assert path.read_bytes() == data
+
+
+def test_ensure_cached_builds_once_checks_without_loading_and_rebuilds_corrupt(tmp_path,
+                                                                                monkeypatch):
+    path = ensure_cached("mnist-res", seed=4, cache_dir=tmp_path)
+    assert path == cache_path("mnist-res", "embedded", 4, tmp_path) and path.is_file()
+    data = path.read_bytes()
+    import datasets.cache as cache
+
+    def no_load(*a, **k):
+        raise AssertionError("an intact cache was unpickled")
+
+    monkeypatch.setattr(cache.torch, "load", no_load)
+    assert ensure_cached("mnist-res", seed=4, cache_dir=tmp_path) == path
+    monkeypatch.undo()
+    path.write_bytes(data[:100])  # truncated: rebuilt, to the same bytes
+    assert ensure_cached("mnist-res", seed=4, cache_dir=tmp_path) == path
+    assert path.read_bytes() == data
+    with pytest.raises(SourceError, match="--data-root"):
+        ensure_cached("mnist-res", source="torchvision", cache_dir=tmp_path)
 
 
 def test_torchvision_source_without_data_is_a_clear_error(tmp_path):
