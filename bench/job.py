@@ -38,7 +38,6 @@ def _job_context() -> dict:
         env = submitit.JobEnvironment()
     except RuntimeError:
         return {}
-    _use_allocated_cpus()
     return {"job_id": env.job_id, "log": str(env.paths.stdout), "log_err": str(env.paths.stderr),
             "hostname": env.hostname,
             "slurm_restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))}
@@ -53,6 +52,8 @@ class SweepJob(submitit.helpers.Checkpointable):
     def __call__(self, progress: bool = False) -> dict:
         spec = RunSpec.from_dict(self.spec)
         context = _job_context()
+        if context:  # a submitit job: compute with the CPUs the launch allocated
+            _use_allocated_cpus()
         if self.command:
             context["command"] = self.command
         record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
