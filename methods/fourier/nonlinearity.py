@@ -20,15 +20,17 @@ every input size ``s >= b``: ``layer(D_s x) == D_{s // p} layer(x)`` (odd and
 even sizes alike, float precision). The official implementation is exact only for
 sizes congruent to the input size modulo ``p``.
 
-Fast implementation. The grids are synthesised from the input's real spectrum
-by separable matrix products (``S_g X S_g^T``), grouped into a few zero-padded
-stacks of similar size. The instance-norm moments of every grid come from the
+Fast implementation. The instance-norm moments of every grid come from the
 spectrum (Parseval: the real basis is orthogonal on every grid that resolves it),
-never from the grids. Only ring ``j`` of each evaluated grid is analysed (two
-thin matrix products), and the output spectrum is assembled by concatenation and
-synthesised once. Every step is a batched GEMM or an elementwise op with the
-grid index as the leading batch axis, on CPU and CUDA alike. The plainly written
-per-ring version lives in :mod:`methods.fourier.reference`.
+never from the grids. The grids themselves are synthesised from the input's real
+spectrum by separable matrix products (``S_g X S_g^T``), grouped into a few
+zero-padded stacks of similar size, and only ring ``j`` of each grid is analysed
+(two thin matrix products) straight into the output spectrum, which is
+synthesised once. That grid stage is one autograd function that works through
+the maps in cache-sized chunks and keeps only the raw grids for backward
+(:mod:`methods.fourier.grid_rings`). Every step is a GEMM or an elementwise op
+with the grid index as the leading batch axis, on CPU and CUDA alike. The
+plainly written per-ring version lives in :mod:`methods.fourier.reference`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.fourier.basis import band_mean_square, real_analysis, real_synthesis, ring_count
+from methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS", "ring_schedule"]
 
@@ -71,7 +74,7 @@ def ring_schedule(n: int, base: int, pool: int) -> list[tuple[int, int, int]]:
 
 @dataclass
 class _Group:
-    """A zero-padded stack of grid evaluations of similar size."""
+    """A zero-padded stack of grid evaluations of similar size (``R`` grids of ``M x M``)."""
 
     index: torch.Tensor  # which affine parameters (row of gamma / beta) each grid uses
     band_w: torch.Tensor  # (R, kin): mean square of each basis function on grid r, 0 off-band
@@ -79,12 +82,17 @@ class _Group:
     size: int  # padded grid size M (multiple of the pool window)
     synth: torch.Tensor  # (R, M, k)
     synth_t: torch.Tensor  # (R, k, M)
+    synth_cat: torch.Tensor  # (R * M, k): the stack as one matrix
+    synth_cat_t: torch.Tensor  # (k, R * M)
     base: bool
+    row0: int = 0  # first output row / column of the group's rings: 2 j_0 - 1
     ring_rows: torch.Tensor | None = None  # (R, 2, Mo): analysis rows of ring j
     ring_rows_t: torch.Tensor | None = None  # (R, Mo, 2)
     upto: torch.Tensor | None = None  # (R, Mo, 2J+1): analysis rows <= 2j, transposed
+    upto_t: torch.Tensor | None = None  # (R, 2J+1, Mo)
     below: torch.Tensor | None = None  # (R, 2J+1, Mo): analysis rows < 2j - 1
-    base_an: torch.Tensor | None = None  # (2J+1, Mo) for the base grid
+    below_t: torch.Tensor | None = None  # (R, Mo, 2J+1)
+    base_an: torch.Tensor | None = None  # (2J_b+1, Mo): the base grid's analysis
     base_an_t: torch.Tensor | None = None
 
 
@@ -97,6 +105,8 @@ class _Plan:
     groups: list[_Group]
     rings_out: int  # J(m)
     rings_base: int  # J(m_b)
+    band_w: torch.Tensor  # (grids, kin): every group's band_w, stacked in evaluation order
+    grid_index: torch.Tensor  # (grids,): every group's index, stacked
 
 
 def _group_schedule(sched: list[tuple[int, int, int]], waste: float) -> list[list[int]]:
@@ -133,23 +143,27 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             s[r, :g, :2 * band + 1] = real_synthesis(g, band)
         return s
 
+    def both(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``t`` and its transpose (last two axes), contiguous, in the working dtype."""
+        return t.to(**cast), t.transpose(-1, -2).contiguous().to(**cast)
+
+    def synth_fields(s: torch.Tensor) -> dict:
+        r, size, k = s.shape
+        (syn, syn_t), (cat, cat_t) = both(s), both(s.reshape(r * size, k))
+        return dict(synth=syn, synth_t=syn_t, synth_cat=cat, synth_cat_t=cat_t)
+
     groups: list[_Group] = []
     # base evaluation: all rings <= J(m_b) come from it
     g, band, _ = sched[0]
-    s = synth_stack([0], g, 2 * band + 1)
-    an = torch.zeros(k_out, g // pool, **f64)
-    an[:2 * jb + 1] = real_analysis(g // pool, jb)
+    base_an, base_an_t = both(real_analysis(g // pool, jb))
     groups.append(_Group(
         index=torch.tensor([0], device=device),
         band_w=band_mean_square([band], 2 * kin + 1, **cast),
-        k=2 * band + 1, size=g,
-        synth=s.to(**cast),
-        synth_t=s.transpose(1, 2).contiguous().to(**cast),
-        base=True, base_an=an.to(**cast), base_an_t=an.T.contiguous().to(**cast)))
+        k=2 * band + 1, size=g, base=True, base_an=base_an, base_an_t=base_an_t,
+        **synth_fields(synth_stack([0], g, 2 * band + 1))))
     for idx in _group_schedule(sched, waste):
         size = max(sched[t][0] for t in idx)
         k = 2 * max(sched[t][1] for t in idx) + 1
-        s = synth_stack(idx, size, k)
         mo = size // pool
         rows = torch.zeros(len(idx), 2, mo, **f64)
         upto = torch.zeros(len(idx), k_out, mo, **f64)
@@ -161,19 +175,22 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             rows[r, :, :o] = a[2 * j - 1:2 * j + 1]
             upto[r, :2 * j + 1, :o] = a
             below[r, :2 * j - 1, :o] = a[:2 * j - 1]
+        ring_rows, ring_rows_t = both(rows)
+        upto_t, upto = both(upto)
+        below, below_t = both(below)
         groups.append(_Group(
             index=torch.tensor([sched[t][2] - jb for t in idx], device=device),
-            band_w=band_mean_square([sched[t][1] for t in idx], 2 * kin + 1,
-                                    **cast), k=k, size=size,
-            synth=s.to(**cast),
-            synth_t=s.transpose(1, 2).contiguous().to(**cast), base=False,
-            ring_rows=rows.to(**cast), ring_rows_t=rows.transpose(1, 2).contiguous().to(**cast),
-            upto=upto.transpose(1, 2).contiguous().to(**cast), below=below.to(**cast)))
+            band_w=band_mean_square([sched[t][1] for t in idx], 2 * kin + 1, **cast),
+            k=k, size=size, base=False, row0=2 * sched[idx[0]][2] - 1,
+            ring_rows=ring_rows, ring_rows_t=ring_rows_t, upto=upto, upto_t=upto_t,
+            below=below, below_t=below_t, **synth_fields(synth_stack(idx, size, k))))
     an_in = real_analysis(n, kin)
     q = real_synthesis(m, jout)
     return _Plan(analysis=an_in.to(**cast), analysis_t=an_in.T.contiguous().to(**cast),
                  out_synth=q.to(**cast), out_synth_t=q.T.contiguous().to(**cast),
-                 groups=groups, rings_out=jout, rings_base=jb)
+                 groups=groups, rings_out=jout, rings_base=jb,
+                 band_w=torch.cat([g.band_w for g in groups]),
+                 grid_index=torch.cat([g.index for g in groups]))
 
 
 def _sep(x: torch.Tensor, left_t: torch.Tensor, right_t: torch.Tensor) -> torch.Tensor:
@@ -191,7 +208,8 @@ def _sep(x: torch.Tensor, left_t: torch.Tensor, right_t: torch.Tensor) -> torch.
 
 
 def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch.Tensor | None,
-                           beta: torch.Tensor | None, act: str, eps: float) -> torch.Tensor:
+                           beta: torch.Tensor | None, act: str, eps: float,
+                           chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Batched evaluation of the layer defined in the module docstring; ``x`` is (B, C, n, n)."""
     bsz, ch, n, _ = x.shape
     nb = bsz * ch
@@ -199,7 +217,6 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
     # one 2-D GEMM (a batched 3-D @ 2-D product falls back to a per-matrix loop in backward)
     half = (x.reshape(nb * n, n) @ plan.analysis_t).view(nb, n, -1).transpose(0, 1).reshape(n, -1)
     spec = (plan.analysis @ half).view(-1, nb, plan.analysis.shape[0])
-    act_fn = ACTIVATIONS[act]
     if gamma is not None:
         # grid moments from the spectrum (Parseval, see band_mean_square): the mean of a grid
         # is the constant coefficient, its mean square a weighted energy of its band -- no
@@ -207,49 +224,17 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
         kin = spec.shape[0]
         energy = spec.square().view(kin, nb * kin)
         mean = spec[0, :, 0]
-    rows, cols, z_hat = [], [], None
-    k_out = 2 * plan.rings_out + 1
-    for grp in plan.groups:
-        r, size, k = grp.synth.shape[0], grp.size, grp.k
-        # grids[r, u, i, v] = sum_{a,b} S_r[u, a] X_i[a, b] S_r[v, b]; both products are batched
-        # GEMMs over the grids (the spectrum is shared, broadcast without a copy), and the
-        # intermediate comes out in the layout the second product needs -- no transposes
-        xg = spec[:k, :, :k].reshape(1, k * nb, k).expand(r, k * nb, k)
-        t = torch.bmm(xg, grp.synth_t)  # (R, k*N, M): contract b
-        grids = torch.bmm(grp.synth, t.view(r, k, nb * size)).view(r, size, nb, size)
-        if gamma is not None:
-            # mean square of grid r: sum over a, b of X[a, b]^2 w_r[a] w_r[b] (two products)
-            left = (grp.band_w @ energy).view(r, nb, kin)
-            sq = (left * grp.band_w[:, None, :]).sum(-1)  # (R, N)
-            var = (sq - mean.square()).clamp_min(0.0)
-            gam = gamma[grp.index].repeat(1, bsz)  # (R, N): channel of row i is i % C
-            scale = gam * torch.rsqrt(var + eps)
-            shift = beta[grp.index].repeat(1, bsz) - mean * scale
-            pre = torch.addcmul(shift[:, None, :, None], grids, scale[:, None, :, None])
-        else:
-            pre = grids
-        # in place is safe: neither the affine nor the synthesis product saves its output
-        y = torch.relu_(pre) if act == "relu" else act_fn(pre)
-        if pool > 1:
-            # p x p max-pool in two reductions, each over whole contiguous slabs (a joint
-            # reduction over both strided window axes is several times slower on CPU)
-            mo = size // pool
-            y = y.view(r, size, nb, mo, pool).amax(dim=-1).view(r, mo, pool, nb, mo).amax(dim=2)
-        mo = size // pool
-        if grp.base:
-            t1 = (grp.base_an @ y.reshape(mo, nb * mo)).view(k_out * nb, mo)
-            z_hat = (t1 @ grp.base_an_t).view(k_out, nb, k_out).transpose(0, 1)
-        else:
-            yf = y.reshape(r, mo, nb * mo)
-            ring_left = torch.bmm(grp.ring_rows, yf).view(r, 2 * nb, mo)
-            rows.append(torch.bmm(ring_left, grp.upto).view(r, 2, nb, k_out))
-            ring_right = torch.bmm(y.reshape(r, mo * nb, mo), grp.ring_rows_t)
-            cols.append(torch.bmm(grp.below, ring_right.view(r, mo, nb * 2)).view(r, k_out, nb, 2))
-    if rows:
-        lead = 2 * plan.rings_base + 1
-        top = torch.cat(rows).permute(2, 0, 1, 3).reshape(nb, k_out - lead, k_out)
-        left = torch.cat(cols).permute(2, 1, 0, 3).reshape(nb, k_out, k_out - lead)
-        z_hat = z_hat + F.pad(top, (0, 0, lead, 0)) + F.pad(left, (lead, 0))
+        w = plan.band_w
+        left = (w @ energy).view(-1, nb, kin)
+        sq = (left * w[:, None, :]).sum(-1)  # (grids, N): mean square of grid r, map i
+        var = (sq - mean.square()).clamp_min(0.0)
+        scale = gamma[plan.grid_index].repeat(1, bsz) * torch.rsqrt(var + eps)  # row i: i % C
+        shift = beta[plan.grid_index].repeat(1, bsz) - mean * scale
+    else:
+        scale = spec.new_ones(len(plan.grid_index), nb)
+        shift = spec.new_zeros(len(plan.grid_index), nb)
+    z_hat = GridRings.apply(spec, scale, shift, plan, pool, ACTIVATIONS[act], act == "relu",
+                            chunk_elements)  # (N, 2J+1, 2J+1): the output's real spectrum
     z = _sep(z_hat, plan.out_synth_t, plan.out_synth_t)
     m = n // pool
     return z.reshape(bsz, ch, m, m)
@@ -290,6 +275,8 @@ class RingNonlinearity(nn.Module):
             self.register_parameter("gamma", None)
             self.register_parameter("beta", None)
         self._plans: dict[tuple, _Plan] = {}
+        #: grid elements per chunk of maps in the fast path (see methods.fourier.grid_rings)
+        self.chunk_elements = CHUNK_ELEMENTS
 
     def extra_repr(self) -> str:
         return (f"{self.channels}, sizes=[{self.min_size}, {self.max_size}], pool={self.pool}, "
@@ -314,4 +301,4 @@ class RingNonlinearity(nn.Module):
             return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,
                                                ACTIVATIONS[self.act], self.eps)
         return ring_nonlinearity_fast(x, self.plan(n, x.dtype, x.device), self.pool, self.gamma,
-                                      self.beta, self.act, self.eps)
+                                      self.beta, self.act, self.eps, self.chunk_elements)
