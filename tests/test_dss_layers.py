@@ -86,29 +86,65 @@ def test_plain_cnn_layer_is_not_equivariant_to_downsampling():
     assert (plain - target).abs().max() > 1e-2
 
 
-def test_vector_blocks_without_pooling_are_equivariant_in_eval_mode():
-    """BN (shared over scales, eval) and ReLU are pointwise, so a stack of vector blocks
-    keeps the exact equivariance of its convolutions; pooling is what breaks it."""
-    torch.manual_seed(2)
-    blocks = [VectorBlock(2, 4, 7, 3, 1, 2, pool=False), VectorBlock(4, 3, 7, 3, 1, 2, pool=False)]
-    small = [VectorBlock(2, 4, 7, 2, 1, 2, pool=False), VectorBlock(4, 3, 7, 2, 1, 2, pool=False)]
-    for big, sm in zip(blocks, small):
-        big.double().eval()
-        with torch.no_grad():  # non-trivial BN statistics, shared with the small copy
-            big.bn.running_mean.uniform_(-0.5, 0.5)
-            big.bn.running_var.uniform_(0.5, 2.0)
-            big.bn.weight.uniform_(0.5, 1.5)
-        sm.double().eval().load_state_dict(big.state_dict())
+def _eval_pair(c_in, c_out, pool, seed):
+    """A vector block on 3 scales and the same block on 2 (for the down-sampled input)."""
+    torch.manual_seed(seed)
+    big = VectorBlock(c_in, c_out, 7, 3, 1, 2, pool=pool).double().eval()
+    with torch.no_grad():  # non-trivial BN statistics, shared with the small copy
+        big.bn.running_mean.uniform_(-0.5, 0.5)
+        big.bn.running_var.uniform_(0.5, 2.0)
+        big.bn.weight.uniform_(0.5, 1.5)
+    small = VectorBlock(c_in, c_out, 7, 2, 1, 2, pool=pool).double().eval()
+    small.load_state_dict(big.state_dict())
+    return big, small
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_vector_blocks_are_exactly_equivariant_in_eval_mode(pool):
+    """BN (shared over scales, eval) and ReLU are pointwise and the max-pool of scale s is
+    dilated by 2**s, so a stack of vector blocks keeps the exact equivariance of its
+    convolutions, pooling included, on every pixel."""
+    pairs = [_eval_pair(2, 4, pool, 2), _eval_pair(4, 3, pool, 3)]
     f = torch.randn(2, 2, 3, 24, 24, dtype=torch.float64)
     big_out, small_out = f, _down(f)
-    for big, sm in zip(blocks, small):
+    for big, sm in pairs:
         big_out, small_out = big(big_out), sm(small_out)
+    assert small_out.shape[-1] == (3 if pool else 12)
     torch.testing.assert_close(small_out, _down(big_out), rtol=1e-10, atol=1e-10)
-    pooled = VectorBlock(2, 4, 7, 3, 1, 2, pool=True).double().eval()
-    pooled_small = VectorBlock(2, 4, 7, 2, 1, 2, pool=True).double().eval()
-    pooled_small.load_state_dict(pooled.state_dict())  # both float64 already
-    err = (pooled_small(_down(f)) - _down(pooled(f))[..., : 6, : 6]).abs().max()
+
+
+def test_undilated_pooling_is_not_equivariant():
+    """Control for the test above: a plain 2x2 window at every scale (SESN's MNIST
+    re-implementation of DSS) breaks the identity."""
+    big, small = _eval_pair(2, 4, True, 4)
+    plain = SpatialMaxPool(2, base=1)  # dilation 1**s = 1 at every scale
+    big.pool, small.pool = plain, plain
+    f = torch.randn(2, 2, 3, 24, 24, dtype=torch.float64)
+    err = (small(_down(f)) - _down(big(f))).abs().max()
     assert err > 1e-3
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 17), w=st.integers(1, 17), n_scales=st.integers(1, 3),
+       base=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2 ** 16))
+def test_spatial_max_pool_matches_its_definition(h, w, n_scales, base, seed):
+    """out(s, q) = max over delta in {0,1}^2 of f(s, 2 q + base**s delta), taps past the
+    border left out; ceil(H / 2) x ceil(W / 2) outputs."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(1, 2, n_scales, h, w, generator=g, dtype=torch.float64)
+    out = SpatialMaxPool(2, base)(f)
+    ho, wo = -(-h // 2), -(-w // 2)
+    assert out.shape == (1, 2, n_scales, ho, wo)
+    for s in range(n_scales):
+        d = base ** s
+        for i in range(ho):
+            for j in range(wo):
+                taps = [f[0, :, s, 2 * i + d * a, 2 * j + d * b]
+                        for a in (0, 1) for b in (0, 1) if 2 * i + d * a < h and 2 * j + d * b < w]
+                torch.testing.assert_close(out[0, :, s, i, j], torch.stack(taps).amax(0))
+    # scale 0 is the plain ceil-mode pool of `cnn`
+    ref = F.max_pool2d(f[:, :, 0], 2, ceil_mode=True)
+    torch.testing.assert_close(out[:, :, 0], ref)
 
 
 def test_scale_conv_validates_its_arguments():

@@ -139,3 +139,30 @@ def test_stl10_forward_at_its_sizes(size):
         feats = m.features(torch.randn(1, 3, size, size))
     assert [v.shape[1] for v in feats.values()] == [128 * 3, 240 * 2, 512 * 2, 512]
     assert all(v.dim() == 4 for v in feats.values())
+
+
+def test_vector_model_scale_one_of_x_is_scale_zero_of_x_down_sampled():
+    """Through lift, three blocks and both (dilated) max-pools: scale 0 of every block's map
+    of D x equals scale 1 of its map of x, sub-sampled by 2, exactly, where D x is the
+    lift's scale 1 of x (the input blurred from zero scale 0.25 to 0.5) sub-sampled by 2
+    -- the scale-space action the model is built to commute with."""
+    torch.manual_seed(0)
+    m = DSSMnist(channels=(4, 5, 6), hidden=8).double().eval()
+    with torch.no_grad():
+        for blk in m.blocks:  # non-trivial BN statistics (shared over scales)
+            blk.bn.running_mean.uniform_(-0.5, 0.5)
+            blk.bn.running_var.uniform_(0.5, 2.0)
+
+    def maps(x):
+        out, h = [], m.lift(x)
+        for blk in m.blocks:
+            h = blk.pool(blk.act(blk.bn(blk.conv(h))))  # the last block before its projection
+            out.append(h)
+        return out
+
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        dx = m.lift(x)[:, :, 1, ::2, ::2]
+        for fine, coarse in zip(maps(x), maps(dx)):
+            torch.testing.assert_close(coarse[:, :, 0], fine[:, :, 1, ::2, ::2],
+                                       rtol=1e-10, atol=1e-10)

@@ -166,23 +166,46 @@ class ScaleMaxPool(nn.Module):
 
 
 class SpatialMaxPool(nn.Module):
-    """2x2 max-pool (stride 2, ``ceil_mode``) of every scale slice of ``(B, C, S, H, W)``.
+    """2x2 max-pool (stride 2) of every scale slice of ``(B, C, S, H, W)``, the window of
+    scale ``s`` dilated by ``base**s``::
 
-    Equivariance: to translations by even shifts; acts on scales independently,
-    so it commutes with shifts along the scale axis. It does *not* commute with
-    2x down-sampling (pooling is not sub-sampling): DSS networks with pooling are
-    only approximately scale-equivariant, as in the paper.
+        out(s, q) = max_{delta in {0, 1}^2} f(s, 2 q + base**s * delta)
+
+    Equivariance: exactly to the 2x down-sampling action on scale-spaces,
+    ``f(s, x) -> f(s + 1, 2 x)``, for ``base == kernel_size == 2`` (the window of
+    scale ``s + 1`` read on the fine grid is the window of scale ``s`` read on the
+    coarse one, as for the dilated convolutions of :class:`ScaleConv`), on every
+    pixel of even-sized maps; to translations by even shifts. The per-scale dilation
+    follows from the paper's equivariance condition (every spatial operator at scale
+    ``s`` acts ``base**s`` times wider); an undilated window at every scale -- what
+    the MNIST re-implementation in SESN's code does -- breaks the exact equivariance
+    of the network after its first pool. Output size ``ceil(H / k)`` as ``cnn``'s
+    ``ceil_mode`` pool: the grid is extended on its far side by ``-inf``, and every
+    window holds at least one real pixel (its first tap).
     """
 
-    def __init__(self, kernel_size: int = 2):
+    def __init__(self, kernel_size: int = 2, base: int = 2):
         super().__init__()
+        if int(base) != base or base < 1:
+            raise ValueError(f"base must be a positive integer (integer dilations), got {base}")
         self.kernel_size = kernel_size
+        self.base = int(base)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, base={self.base}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, s, h, w = x.shape
-        # ceil_mode keeps odd sizes from dropping their last row/column (as in `cnn`)
-        y = F.max_pool2d(x.reshape(b, c * s, h, w), self.kernel_size, ceil_mode=True)
-        return y.reshape(b, c, s, *y.shape[-2:])
+        b, c, n_s, h, w = x.shape
+        k = self.kernel_size
+        ho, wo = -(-h // k), -(-w // k)
+        outs = []
+        for s in range(n_s):
+            d = self.base ** s
+            # far-side extension so that the last window (first tap at k * (ho - 1)) fits
+            ext = d * (k - 1) + 1 - k
+            y = F.pad(x[:, :, s], (0, k * wo - w + ext, 0, k * ho - h + ext), value=-math.inf)
+            outs.append(F.max_pool2d(y, k, stride=k, dilation=d))
+        return torch.stack(outs, dim=2)
 
 
 class ScaleBatchNorm(nn.BatchNorm3d):

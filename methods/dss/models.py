@@ -39,12 +39,13 @@ class VectorBlock(nn.Module):
 
     ``(B, C_in, S, H, W) -> (B, C_out, S - depth + 1, H', W')``, or
     ``(B, C_out, H', W')`` with ``project=True`` (the last block of the vector
-    model). Without projection: equivariant to the 2x down-sampling action on
-    scale-spaces exactly in its convolution, pointwise in BN / ReLU,
-    approximately through the max-pool (see
-    :class:`~methods.dss.layers.SpatialMaxPool`); translation-equivariant. With
-    projection the output is invariant to shifts along the scale axis, up to
-    what falls off its ends.
+    model). Without projection: exactly equivariant to the 2x down-sampling action
+    on scale-spaces, ``f(s, x) -> f(s + 1, 2 x)`` -- in its convolution, pointwise
+    in BN (eval) / ReLU, and through the max-pool, whose window is dilated by
+    ``base**s`` at scale ``s`` (see :class:`~methods.dss.layers.SpatialMaxPool`);
+    translation-equivariant. With projection the output is invariant to shifts
+    along the scale axis only up to what falls off its ends: with the two MNIST
+    scales, a 2x down-sampling moves one of the two slices off the axis.
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, n_scales: int, depth: int,
@@ -53,7 +54,7 @@ class VectorBlock(nn.Module):
         self.conv = ScaleConv(c_in, c_out, kernel_size, n_scales, depth=depth, base=base)
         self.bn = ScaleBatchNorm(c_out)
         self.act = nn.ReLU(inplace=True)
-        self.pool = SpatialMaxPool(2) if pool else nn.Identity()
+        self.pool = SpatialMaxPool(2, base) if pool else nn.Identity()
         self.project = ScaleMaxPool() if project else nn.Identity()
         self.out_scales = self.conv.out_scales
 
@@ -102,7 +103,12 @@ class DSSMnist(nn.Module):
     size is accepted; the block order is conv -> BN -> ReLU -> pool as in `cnn`
     (the reference code pools before BN), so that `dss` and `cnn` differ only in
     their scale structure. The scale convolutions carry no bias (BN follows), so
-    the model has 190 parameters fewer than `cnn` at depth 1. Weights start
+    the model has 190 parameters fewer than `cnn` at depth 1. The vector
+    variant's 2x2 max-pools are dilated by ``base**s`` at scale ``s``, as its
+    convolutions are, so that every block before the scale projection is exactly
+    equivariant to the scale-space action ``f(s, x) -> f(s + 1, 2 x)``; SESN's
+    re-implementation of this model pools every scale with a plain 2x2 window,
+    which breaks that equivariance after the first pool. Weights start
     He-normal (the reference MNIST models' default), whereas `cnn` keeps PyTorch's
     default (a ~2.4x smaller std and a random bias): measurements at
     initialisation compare the two initialisations as well as the architectures.
