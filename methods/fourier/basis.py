@@ -21,7 +21,10 @@ import math
 
 import torch
 
-__all__ = ["band_mean_square", "real_analysis", "real_synthesis", "ring_count"]
+__all__ = [
+    "band_mean_square", "band_to_real", "map_spectrum", "real_analysis", "real_synthesis",
+    "real_to_band", "ring_count", "spectrum_map",
+]
 
 
 def ring_count(n: int) -> int:
@@ -87,3 +90,93 @@ def band_mean_square(bands: list[int], width: int, dtype: torch.dtype = torch.fl
         w[r, 0] = 1.0
         w[r, 1:2 * band + 1] = 0.5
     return w.to(dtype=dtype, device=device)
+
+
+# --- spectra as the network's working representation -------------------------------------
+# Between layers the Fourier network keeps every map as its real spectrum, a tensor
+# ``(K, K, B, C)`` (``K = 2 J(n) + 1``, rows: the y axis, columns: the x axis, in the real
+# basis above), frequency-major so that per-frequency channel mixing is a batched GEMM and
+# no layer has to go back to the pixel grid.
+
+def map_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, n, n) -> (K, K, B, C)``: the real spectrum of the band ``|k| <= J(n)`` of ``x``.
+
+    Exact on band-limited maps; otherwise the DFT projection (an even size's Nyquist
+    row and column are dropped). Two 2-D GEMMs and one transpose copy.
+    """
+    bsz, ch, n, _ = x.shape
+    an = real_analysis(n, ring_count(n), x.dtype, x.device)  # (K, n)
+    k = an.shape[0]
+    t = (x.reshape(bsz * ch * n, n) @ an.T).view(bsz * ch, n, k)  # [i, u, b]
+    t = t.permute(1, 2, 0).reshape(n, k * bsz * ch)  # [u, (b, i)]
+    return (an @ t).view(k, k, bsz, ch)
+
+
+def spectrum_map(spec: torch.Tensor, n: int) -> torch.Tensor:
+    """``(K, K, B, C) -> (B, C, n, n)``: synthesise a real spectrum on the ``n x n`` grid."""
+    k, _, bsz, ch = spec.shape
+    syn = real_synthesis(n, (k - 1) // 2, spec.dtype, spec.device)  # (n, K)
+    t = (syn @ spec.reshape(k, k * bsz * ch)).view(n, k, bsz * ch)  # [u, b, i]
+    t = t.permute(2, 0, 1).reshape(bsz * ch * n, k)
+    return (t @ syn.T).view(bsz, ch, n, n)
+
+
+def _parts(spec: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split axis ``dim`` of a real spectrum into (constant, cosines, sines), frequency 1..J.
+
+    ``split`` and ``unbind`` only (views): their backward is a ``cat``/``stack``, whereas a
+    strided slice's backward zero-fills a full-size gradient every time.
+    """
+    j = (spec.shape[dim] - 1) // 2
+    const, rest = spec.split([1, 2 * j], dim)
+    cos, sin = rest.unflatten(dim, (j, 2)).unbind(dim + 1)
+    return const.squeeze(dim), cos, sin
+
+
+def _interleave(const: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dim: int) -> torch.Tensor:
+    """Inverse of :func:`_parts`: ``[const, cos_1, sin_1, cos_2, sin_2, ...]`` along ``dim``."""
+    return torch.cat([const.unsqueeze(dim), torch.stack([cos, sin], dim + 1).flatten(dim, dim + 1)],
+                     dim)
+
+
+def real_to_band(spec: torch.Tensor) -> torch.Tensor:
+    """``(K, K, ...)`` real spectrum -> ``(K, J+1, ...)`` complex half spectrum.
+
+    The ``k_x >= 0`` half of the DFT (``norm="forward"``), ``k_y`` in FFT order
+    (``0..J, -J..-1``), exactly what ``rfft2`` gives for these frequencies: with
+    ``cos = (e+ + e-)/2`` and ``sin = (e+ - e-)/2i`` per axis, coefficient
+    ``(cc, cs, sc, ss)`` of frequency ``(f_y, f_x)`` gives ``((cc-ss) - i(cs+sc))/4`` at
+    ``(f_y, f_x)`` and ``((cc+ss) + i(sc-cs))/4`` at ``(-f_y, f_x)``.
+    """
+    row0, cos, sin = _parts(spec, 0)  # rows: f_y = 0, then f_y = 1..J as cos / sin
+    r00, r0c, r0s = _parts(row0, 0)
+    c0, cc, cs = _parts(cos, 1)
+    s0, sc, ss = _parts(sin, 1)
+    re = torch.cat([
+        torch.cat([r00[None], r0c / 2])[None],
+        torch.cat([c0[:, None] / 2, (cc - ss) / 4], 1),
+        torch.cat([c0[:, None] / 2, (cc + ss) / 4], 1).flip(0)])
+    im = torch.cat([
+        torch.cat([torch.zeros_like(r00)[None], -r0s / 2])[None],
+        torch.cat([-s0[:, None] / 2, -(cs + sc) / 4], 1),
+        torch.cat([s0[:, None] / 2, (sc - cs) / 4], 1).flip(0)])
+    return torch.complex(re, im)
+
+
+def band_to_real(band: torch.Tensor) -> torch.Tensor:
+    """``(K, J+1, ...)`` complex half spectrum -> ``(K, K, ...)`` real spectrum, as ``irfft2``.
+
+    The real spectrum of ``irfft2`` of the half spectrum (zero outside the band):
+    ``irfft2`` reads ``Re`` of the ``k_x = 0`` column after the inverse DFT over
+    ``k_y`` and doubles the real part of every other column, so a half spectrum
+    that is not Hermitian on ``k_x = 0`` is symmetrised there, as ``irfft2`` does.
+    """
+    j = (band.shape[0] - 1) // 2
+    row0, pos, neg = band.split([1, j, j])  # f_y = 0, +1..+J, -J..-1
+    row0, neg = row0[0], neg.flip(0)
+    s, d = pos + neg, pos - neg
+    (s0, s_), (d0, d_) = s.split([1, j], 1), d.split([1, j], 1)
+    out_row0 = _interleave(row0[0].real, 2 * row0[1:].real, -2 * row0[1:].imag, 0)
+    out_cos = _interleave(s0[:, 0].real, 2 * s_.real, -2 * s_.imag, 1)  # rows cos f_y
+    out_sin = _interleave(-d0[:, 0].imag, -2 * d_.imag, -2 * d_.real, 1)  # rows sin f_y
+    return _interleave(out_row0, out_cos, out_sin, 0)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from datasets.scaling import resize_matrix
-from methods.fourier.basis import band_mean_square, real_analysis, ring_count
+from methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
 from methods.fourier.nonlinearity import RingNonlinearity
 from methods.fourier.spectral import SpectralConv2d
 
@@ -51,7 +51,12 @@ class FourierBlock(nn.Module):
                                    impl=impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nl(self.conv(x))
+        n = x.shape[-1]
+        return spectrum_map(self.spectral_forward(map_spectrum(x), n), self.nl.output_size(n))
+
+    def spectral_forward(self, spec: torch.Tensor, n: int) -> torch.Tensor:
+        """The block on the real spectrum ``(K, K, B, C)`` of a size-``n`` map."""
+        return self.nl.spectral_forward(self.conv.spectral_forward(spec), n)
 
 
 class ResidualFourierBlock(nn.Module):
@@ -73,7 +78,13 @@ class ResidualFourierBlock(nn.Module):
                                     impl=impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nl2(self.conv2(self.nl1(self.conv1(x))) + self.skip(x))
+        n = x.shape[-1]
+        return spectrum_map(self.spectral_forward(map_spectrum(x), n), self.nl2.output_size(n))
+
+    def spectral_forward(self, spec: torch.Tensor, n: int) -> torch.Tensor:
+        """The block on the real spectrum ``(K, K, B, C)`` of a size-``n`` map."""
+        h = self.conv2.spectral_forward(self.nl1.spectral_forward(self.conv1.spectral_forward(spec), n))
+        return self.nl2.spectral_forward(h + self.skip.spectral_forward(spec), n)
 
 
 class FourierNet(nn.Module):
@@ -146,24 +157,29 @@ class FourierNet(nn.Module):
                              f"got {x.shape[-1]}")
 
     # trunk -------------------------------------------------------------------------------
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self._check(x)
-        out = {}
-        if self.lift is not None:
-            x = self.lift_nl(self.lift(x))
-            out["lift"] = x
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = x
-        return out
+    def _spectra(self, x: torch.Tensor):
+        """``(name, real spectrum (K, K, B, C), map size)`` after the lift and every block.
 
-    def _trunk(self, x: torch.Tensor) -> torch.Tensor:
+        The trunk works on real spectra throughout (see :mod:`methods.fourier.basis`):
+        the image is analysed once, and no layer goes back to the pixel grid.
+        """
         self._check(x)
+        n, spec = x.shape[-1], map_spectrum(x)
         if self.lift is not None:
-            x = self.lift_nl(self.lift(x))
-        for block in self.blocks:
-            x = block(x)
-        return x
+            spec = self.lift_nl.spectral_forward(self.lift.spectral_forward(spec), n)
+            yield "lift", spec, n
+        for i, block in enumerate(self.blocks):
+            spec = block.spectral_forward(spec, n)
+            n //= self.pools[i]
+            yield f"block{i + 1}", spec, n
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: spectrum_map(spec, n) for name, spec, n in self._spectra(x)}
+
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        for _, spec, n in self._spectra(x):
+            pass
+        return spec, n
 
     # head --------------------------------------------------------------------------------
     def pooled_per_size(self, f: torch.Tensor, sizes: range | None = None) -> torch.Tensor:
@@ -172,22 +188,23 @@ class FourierNet(nn.Module):
         ``sizes`` defaults to every size ``final_min .. f.size``; each entry reads
         only the rings ``<= J(i)`` of ``f``.
         """
-        m = f.shape[-1]
+        return self._pooled(map_spectrum(f), f.shape[-1], sizes)
+
+    def _pooled(self, coef: torch.Tensor, m: int, sizes: range | None = None) -> torch.Tensor:
+        """:meth:`pooled_per_size` of the map of size ``m`` with real spectrum ``coef`` (K, K, B, C)."""
         sizes = range(self.final_min, m + 1) if sizes is None else sizes
-        jm = ring_count(m)
-        an = real_analysis(m, jm, f.dtype, f.device)
-        coef = an @ f @ an.T  # real spectrum (B, C, 2J+1, 2J+1)
-        mean = coef[..., 0, 0]
+        k, _, bsz, ch = coef.shape
+        mean = coef[0, 0]  # (B, C)
         if self.head_pool == "rms":
             # mean square of D_i f over its grid (Parseval): sum_ab coef[a, b]^2 q_i[a] q_i[b]
-            k = 2 * jm + 1
-            q = band_mean_square([ring_count(i) for i in sizes], k, f.dtype, f.device)
-            energy = coef.square()
-            left = (energy.reshape(-1, k) @ q.T).view(-1, k, len(sizes))  # sum over b
-            ms = (left * q.T).sum(1).view(*coef.shape[:2], len(sizes))
-            ac = ms - energy[..., :1, 0]  # AC part only: the mean is a feature of its own
-            pooled = torch.sqrt(ac.clamp_min(0.0) + 1e-6)  # (B, C, S): RMS of D_i f - mean
+            q = band_mean_square([ring_count(i) for i in sizes], k, coef.dtype, coef.device)
+            energy = coef.square().reshape(k, k * bsz * ch)
+            left = (q @ energy).view(len(sizes), k, bsz * ch)  # sum over a
+            ms = (left * q[:, :, None]).sum(1).view(len(sizes), bsz, ch)  # then over b
+            ac = ms - mean.square()  # AC part only: the mean is a feature of its own
+            pooled = torch.sqrt(ac.clamp_min(0.0) + 1e-6).permute(1, 2, 0)  # (B, C, S)
         else:
+            f = spectrum_map(coef, m)
             mats = [resize_matrix(m, i, f.dtype, f.device) for i in sizes]
             pooled = torch.stack([(a @ f @ a.T).amax(dim=(-2, -1)) for a in mats], dim=-1)
         feats = torch.cat([mean[..., None].expand_as(pooled), pooled], dim=1)  # (B, 2C, S)
@@ -195,9 +212,8 @@ class FourierNet(nn.Module):
 
     def per_size_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for every final feature size ``final_min .. final_size(n)``: ``(B, S, K)``."""
-        return self.mlp(self.pooled_per_size(self._trunk(x)))
+        return self.mlp(self._pooled(*self._trunk(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self._trunk(x)
-        m = f.shape[-1]
-        return self.mlp(self.pooled_per_size(f, range(m, m + 1))[:, 0])
+        spec, m = self._trunk(x)
+        return self.mlp(self._pooled(spec, m, range(m, m + 1))[:, 0])

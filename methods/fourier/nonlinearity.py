@@ -42,7 +42,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.fourier.basis import band_mean_square, real_analysis, real_synthesis, ring_count
+from methods.fourier.basis import (
+    band_mean_square,
+    map_spectrum,
+    real_analysis,
+    real_synthesis,
+    ring_count,
+    spectrum_map,
+)
 from methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS", "ring_schedule"]
@@ -98,10 +105,7 @@ class _Group:
 
 @dataclass
 class _Plan:
-    analysis: torch.Tensor  # (kin, n)
-    analysis_t: torch.Tensor  # (n, kin)
-    out_synth: torch.Tensor  # (m, 2J+1)
-    out_synth_t: torch.Tensor
+    kin: int  # width of the input spectrum block the grids read (2 * max band + 1)
     groups: list[_Group]
     rings_out: int  # J(m)
     rings_base: int  # J(m_b)
@@ -184,39 +188,22 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             k=k, size=size, base=False, row0=2 * sched[idx[0]][2] - 1,
             ring_rows=ring_rows, ring_rows_t=ring_rows_t, upto=upto, upto_t=upto_t,
             below=below, below_t=below_t, **synth_fields(synth_stack(idx, size, k))))
-    an_in = real_analysis(n, kin)
-    q = real_synthesis(m, jout)
-    return _Plan(analysis=an_in.to(**cast), analysis_t=an_in.T.contiguous().to(**cast),
-                 out_synth=q.to(**cast), out_synth_t=q.T.contiguous().to(**cast),
+    return _Plan(kin=2 * kin + 1,
                  groups=groups, rings_out=jout, rings_base=jb,
                  band_w=torch.cat([g.band_w for g in groups]),
                  grid_index=torch.cat([g.index for g in groups]))
 
 
-def _sep(x: torch.Tensor, left_t: torch.Tensor, right_t: torch.Tensor) -> torch.Tensor:
-    """``L x R^T`` on the last two axes of ``x`` (N, a, b), given ``L^T`` and ``R^T``.
-
-    Two plain 2-D GEMMs with the batch folded into the rows (a batched 3-D @ 2-D
-    product takes a per-matrix path in backward): ``x R^T``, then its transpose
-    times ``L^T`` gives ``(L x R^T)^T``; a final transpose (a view) restores the
-    orientation.
-    """
-    n, a, b = x.shape
-    m2, m1 = right_t.shape[1], left_t.shape[1]
-    t = (x.reshape(n * a, b) @ right_t).view(n, a, m2).transpose(1, 2).reshape(n * m2, a)
-    return (t @ left_t).view(n, m2, m1).transpose(1, 2)
-
-
-def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch.Tensor | None,
-                           beta: torch.Tensor | None, act: str, eps: float,
-                           chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-    """Batched evaluation of the layer defined in the module docstring; ``x`` is (B, C, n, n)."""
-    bsz, ch, n, _ = x.shape
+def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: _Plan, pool: int,
+                           gamma: torch.Tensor | None, beta: torch.Tensor | None, act: str,
+                           eps: float, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """Batched evaluation of the layer defined in the module docstring on real spectra:
+    ``(K, K, B, C) -> (K', K', B, C)`` (``K' = 2 J(n // pool) + 1``)."""
+    _, _, bsz, ch = spec_in.shape
     nb = bsz * ch
-    # input spectrum, frequency-major in its first axis: spec[a, i, b] = (F x_i F^T)[a, b]
-    # one 2-D GEMM (a batched 3-D @ 2-D product falls back to a per-matrix loop in backward)
-    half = (x.reshape(nb * n, n) @ plan.analysis_t).view(nb, n, -1).transpose(0, 1).reshape(n, -1)
-    spec = (plan.analysis @ half).view(-1, nb, plan.analysis.shape[0])
+    # the block the grids read, as spec[a, i, b] (map i in the middle: see GridRings)
+    kin = plan.kin
+    spec = spec_in[:kin, :kin].reshape(kin, kin, nb).transpose(1, 2).contiguous()
     if gamma is not None:
         # grid moments from the spectrum (Parseval, see band_mean_square): the mean of a grid
         # is the constant coefficient, its mean square a weighted energy of its band -- no
@@ -235,9 +222,8 @@ def ring_nonlinearity_fast(x: torch.Tensor, plan: _Plan, pool: int, gamma: torch
         shift = spec.new_zeros(len(plan.grid_index), nb)
     z_hat = GridRings.apply(spec, scale, shift, plan, pool, ACTIVATIONS[act], act == "relu",
                             chunk_elements)  # (N, 2J+1, 2J+1): the output's real spectrum
-    z = _sep(z_hat, plan.out_synth_t, plan.out_synth_t)
-    m = n // pool
-    return z.reshape(bsz, ch, m, m)
+    k_out = z_hat.shape[-1]
+    return z_hat.permute(1, 2, 0).contiguous().view(k_out, k_out, bsz, ch)
 
 
 class RingNonlinearity(nn.Module):
@@ -291,14 +277,30 @@ class RingNonlinearity(nn.Module):
             self._plans[key] = build_plan(n, self.min_size, self.pool, self.waste, dtype, device)
         return self._plans[key]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
+    def _check(self, n: int) -> None:
         if not self.min_size <= n <= self.max_size:
             raise ValueError(f"{type(self).__name__} accepts sizes {self.min_size}..{self.max_size}, "
                              f"got {n}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, n, n) -> (B, C, n // p, n // p)``."""
+        n = x.shape[-1]
+        self._check(n)
         if self.impl == "reference":
-            from methods.fourier.reference import ring_nonlinearity_reference
-            return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,
-                                               ACTIVATIONS[self.act], self.eps)
-        return ring_nonlinearity_fast(x, self.plan(n, x.dtype, x.device), self.pool, self.gamma,
-                                      self.beta, self.act, self.eps, self.chunk_elements)
+            return self._reference(x)
+        return spectrum_map(self.spectral_forward(map_spectrum(x), n), n // self.pool)
+
+    def spectral_forward(self, spec: torch.Tensor, n: int) -> torch.Tensor:
+        """The layer on real spectra (:func:`~methods.fourier.basis.map_spectrum`) of maps of
+        size ``n``: ``(K, K, B, C) -> (K', K', B, C)``, ``K' = 2 J(n // p) + 1``."""
+        self._check(n)
+        if self.impl == "reference":
+            return map_spectrum(self._reference(spectrum_map(spec, n)))
+        return ring_nonlinearity_fast(spec, self.plan(n, spec.dtype, spec.device), self.pool,
+                                      self.gamma, self.beta, self.act, self.eps,
+                                      self.chunk_elements)
+
+    def _reference(self, x: torch.Tensor) -> torch.Tensor:
+        from methods.fourier.reference import ring_nonlinearity_reference
+        return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,
+                                           ACTIVATIONS[self.act], self.eps)

@@ -9,7 +9,8 @@ constant) is added. Because ``W[k]`` does not depend on the input size, the
 layer commutes with the anti-aliased scaling ``D_s`` exactly.
 
 Real-valued output: the input is real, so only the half spectrum ``k_x >= 0`` is
-computed (``rfft2``/``irfft2``). The implied conjugate-symmetric completion makes
+computed (as ``rfft2``/``irfft2`` would; the layer works on real spectra, see
+:meth:`SpectralConv2d.spectral_forward`). The implied conjugate-symmetric completion makes
 the effective real filter ``Re L + H_x Im L`` (``H_x`` the Hilbert transform
 along x, zero on the ``k_x = 0`` column), the same convention as FNO and the
 authors' code; both halves of every weight are used.
@@ -23,7 +24,13 @@ import math
 import torch
 from torch import nn
 
-from methods.fourier.basis import ring_count
+from methods.fourier.basis import (
+    band_to_real,
+    map_spectrum,
+    real_to_band,
+    ring_count,
+    spectrum_map,
+)
 
 __all__ = ["SpectralConv2d"]
 
@@ -34,17 +41,6 @@ def _dft_rows(grid: int, kernel: int, kmax: int, dtype: torch.dtype, device: str
     k = torch.cat([torch.arange(0, kmax + 1), torch.arange(-kmax, 0)]).double()
     t = torch.arange(kernel, dtype=torch.float64) - (kernel - 1) // 2
     return torch.exp(-2j * math.pi * k[:, None] * t[None, :] / grid).to(dtype=dtype, device=device)
-
-
-def _band(spec: torch.Tensor, jmax: int) -> torch.Tensor:
-    """``(ky, kx, B, C)``: the half band ``|k| <= jmax`` of an rfft2 spectrum ``(B, C, n, n//2+1)``.
-
-    Frequency-major layout, so that the per-frequency channel mixing is one
-    batched GEMM over frequencies.
-    """
-    n = spec.shape[-2]
-    band = torch.cat([spec[..., :jmax + 1, :jmax + 1], spec[..., n - jmax:, :jmax + 1]], dim=-2)
-    return band.permute(2, 3, 0, 1)
 
 
 class SpectralConv2d(nn.Module):
@@ -99,17 +95,26 @@ class SpectralConv2d(nn.Module):
         return w.view(2 * kmax + 1, kmax + 1, self.in_channels, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bsz, _, n, _ = x.shape
-        jmax = ring_count(n)
+        """``(B, C_in, n, n) -> (B, C_out, n, n)``: :meth:`spectral_forward` between the grid and
+        the real spectrum."""
+        return spectrum_map(self.spectral_forward(map_spectrum(x)), x.shape[-1])
+
+    def spectral_forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(K, K, B, C_in) -> (K, K, B, C_out)`` on real spectra (:func:`~methods.fourier.basis.map_spectrum`).
+
+        The band's half spectrum (as ``rfft2`` gives it) is mixed per frequency and
+        turned back into a real spectrum as ``irfft2`` would (:func:`band_to_real`).
+        """
+        jmax = (spec.shape[0] - 1) // 2
         kmax = min(jmax, self.band)
-        cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        band = _band(torch.fft.rfft2(x, norm="forward"), jmax)  # (ky, kx, B, C_in)
+        cdtype = torch.complex128 if spec.dtype == torch.float64 else torch.complex64
+        band = real_to_band(spec)  # (ky, kx, B, C_in), ky in FFT order
         out = None
         if self.spectral_weight is not None:
             w = self.multiplier(kmax, cdtype)
             if self.pointwise is not None and kmax == jmax:
                 # the whole band has a spectral term: fold the 1x1 mixing into it (one product)
-                w = w + self.pointwise.to(x.dtype)
+                w = w + self.pointwise.to(spec.dtype)
             inner = band if kmax == jmax else self._inner(band, jmax, kmax)
             out = self._mix(inner, w)
             if kmax < jmax:
@@ -118,16 +123,9 @@ class SpectralConv2d(nn.Module):
             flat = band.reshape(-1, self.in_channels) @ self.pointwise.to(cdtype)
             flat = flat.view(*band.shape[:3], self.out_channels)
             out = flat if out is None else out + flat
-        # back to the rfft layout of an n x n map: zero rows between the halves (and Nyquist)
-        out = out.permute(2, 3, 0, 1)  # (B, C_out, ky, kx)
-        top, bottom = out[..., :jmax + 1, :], out[..., jmax + 1:, :]
-        gap = torch.zeros(*out.shape[:-2], n - 2 * jmax - 1, jmax + 1, dtype=out.dtype,
-                          device=out.device)
-        full = nn.functional.pad(torch.cat([top, gap, bottom], dim=-2),
-                                 (0, n // 2 + 1 - (jmax + 1)))
-        y = torch.fft.irfft2(full, s=(n, n), norm="forward")
+        y = band_to_real(out)
         if self.bias is not None:
-            y = y + self.bias.to(y.dtype)[:, None, None]
+            y[0, 0] = y[0, 0] + self.bias.to(y.dtype)  # a constant map: its mean coefficient
         return y
 
     @staticmethod
@@ -145,7 +143,10 @@ class SpectralConv2d(nn.Module):
         stacked = stacked.reshape(f, 2 * b, ci)  # rows: real parts, then imaginary parts
         w = w.reshape(f, ci, co)
         p, q = torch.bmm(stacked, w.real.contiguous()), torch.bmm(stacked, w.imag.contiguous())
-        out = torch.complex(p[:, :b] - q[:, b:], q[:, :b] + p[:, b:])
+        # unbind, not slicing: the backward of a slice zero-fills a full-size gradient each time
+        p_re, p_im = p.view(f, 2, b, co).unbind(1)
+        q_re, q_im = q.view(f, 2, b, co).unbind(1)
+        out = torch.complex(p_re - q_im, q_re + p_im)
         return out.view(ky, kx, b, co)
 
     @staticmethod
