@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 
 from bench.metrics import relative_sq_error
 from datasets.scaling import fourier_resize
-from methods.fourier.basis import band_mean_square, real_analysis, real_synthesis, ring_count
+from methods.fourier.basis import (
+    band_mean_square,
+    band_to_real,
+    map_spectrum,
+    real_analysis,
+    real_synthesis,
+    real_to_band,
+    ring_count,
+    spectrum_map,
+)
 from methods.fourier.nonlinearity import RingNonlinearity, ring_schedule
 from methods.fourier.reference import ring_mask
 from methods.fourier.spectral import SpectralConv2d
@@ -49,6 +58,44 @@ def test_real_bases_reproduce_fourier_resize(n, m, seed):
     k = ring_count(min(n, m))
     a, s = real_analysis(n, k), real_synthesis(m, k)
     assert torch.allclose(s @ a @ x @ a.T @ s.T, fourier_resize(x, m), atol=1e-12)
+
+
+def fft_band(x: torch.Tensor) -> torch.Tensor:
+    """The ``|k| <= J(n)``, ``k_x >= 0`` half of ``rfft2`` as ``(ky, kx, ...)``, ``ky`` in FFT order."""
+    n = x.shape[-1]
+    j = ring_count(n)
+    f = torch.fft.rfft2(x, norm="forward")
+    return torch.cat([f[..., :j + 1, :j + 1], f[..., n - j:, :j + 1]], dim=-2).permute(2, 3, 0, 1)
+
+
+@SETTINGS
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_map_spectrum_and_real_to_band_are_the_dft_of_the_map(n, seed):
+    """The trunk's representation: synthesis inverts analysis on band-limited maps, and the
+    real spectrum carries exactly the rfft2 coefficients of the band (odd and even sizes)."""
+    x = band_limited((2, 3), n, seed)
+    spec = map_spectrum(x)
+    assert spec.shape == (2 * ring_count(n) + 1,) * 2 + (2, 3)
+    assert torch.allclose(spectrum_map(spec, n), x, atol=1e-12)
+    assert torch.allclose(real_to_band(spec), fft_band(x), atol=1e-14)
+
+
+@SETTINGS
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_band_to_real_is_irfft2_of_any_half_spectrum(n, seed):
+    """Including half spectra that are not Hermitian on the k_x = 0 column (irfft2 keeps the
+    real part there after the inverse DFT over k_y): what the spectral conv produces."""
+    j = ring_count(n)
+    g = torch.Generator().manual_seed(seed)
+    band = torch.randn(2 * j + 1, j + 1, 2, dtype=torch.complex128, generator=g)
+    full = torch.zeros(2, n, n // 2 + 1, dtype=torch.complex128)
+    full[:, :j + 1, :j + 1] = band[:j + 1].permute(2, 0, 1)
+    full[:, n - j:, :j + 1] = band[j + 1:].permute(2, 0, 1)
+    want = torch.fft.irfft2(full, s=(n, n), norm="forward")
+    got = spectrum_map(band_to_real(band)[..., None], n)[:, 0]
+    assert torch.allclose(got, want, atol=1e-12)
+    hermitian = fft_band(want[:, None])
+    assert torch.allclose(real_to_band(band_to_real(hermitian)), hermitian, atol=1e-13)
 
 
 @pytest.mark.parametrize("m", [1, 2, 7, 8, 27, 28])
