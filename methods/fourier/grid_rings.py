@@ -64,56 +64,58 @@ def _unpool(grad: torch.Tensor, y: torch.Tensor, pooled: torch.Tensor, pool: int
 
 
 def _synthesise(grp, xs: torch.Tensor, c: int) -> torch.Tensor:
-    """Grids ``(R, M, c, M)`` of ``c`` maps from their spectra ``xs`` ``(k, c * k)`` ([a, i, b]).
+    """Grids ``(R, M, c, M)`` ([r, u, i, v]) of ``c`` maps from their spectra ``xs`` ``(k, k * c)``
+    ([a, (b, i)]).
 
-    ``S_r X S_r^T``: the left factors of the whole stack in one 2-D product (no
-    broadcast copies of the spectrum), the right ones as a batched product.
+    ``S_r X S_r^T``: the left factors of the whole stack in one 2-D product (no broadcast
+    copies of the spectrum), the right ones as one batched product over (grid, row).
     """
     r, size, k = grp.synth.shape
-    left = (grp.synth_cat @ xs).view(r, size * c, k)  # [r, u, i, b]
-    return torch.bmm(left, grp.synth_t).view(r, size, c, size)
+    left = (grp.synth_cat @ xs).view(r * size, k, c)  # [(r, u), b, i]
+    return torch.bmm(left.transpose(1, 2), grp.synth_t_rows).view(r, size, c, size)
 
 
 def _synthesise_t(grp, g_grids: torch.Tensor, c: int) -> torch.Tensor:
-    """Transpose of :func:`_synthesise`: ``sum_r S_r^T G_r S_r``, ``(k, c * k)``."""
+    """Transpose of :func:`_synthesise`: ``sum_r S_r^T G_r S_r`` as ``(k, k * c)`` ([a, (b, i)])."""
     r, size, k = grp.synth.shape
-    right = torch.bmm(g_grids.view(r, size * c, size), grp.synth)  # [r, u, i, b]
-    return grp.synth_cat_t @ right.view(r * size, c * k)  # the sum over r is in the product
+    right = torch.bmm(grp.synth_t_rows, g_grids.view(r * size, c, size).transpose(1, 2))
+    return grp.synth_cat_t @ right.view(r * size, k * c)  # the sum over r is in the product
 
 
 def _analyse(grp, yp: torch.Tensor, z: torch.Tensor, sl: slice) -> None:
-    """Add the rings that the pooled activations ``yp`` ``(R, mo, c, mo)`` define to ``z[sl]``."""
+    """Add the rings that the pooled activations ``yp`` ``(R, mo, c, mo)`` define to
+    ``z[..., sl]`` (``z`` is ``(K, K, N)``)."""
     r, mo, c, _ = yp.shape
-    k_out = z.shape[-1]
+    k_out = z.shape[0]
     if grp.base:
         lead = grp.base_an.shape[0]
         t1 = (grp.base_an @ yp.reshape(mo, c * mo)).view(lead * c, mo)
-        z[sl, :lead, :lead] = (t1 @ grp.base_an_t).view(lead, c, lead).transpose(0, 1)
+        z[:lead, :lead, sl] = (t1 @ grp.base_an_t).view(lead, c, lead).transpose(1, 2)
         return
     lo, hi = grp.row0, grp.row0 + 2 * r
     # rows 2j-1, 2j of ring j (all columns <= 2j), then its columns below those rows
     left = torch.bmm(grp.ring_rows, yp.reshape(r, mo, c * mo)).view(r, 2 * c, mo)
     rows = torch.bmm(left, grp.upto).view(r, 2, c, k_out)
-    z[sl, lo:hi] += rows.permute(2, 0, 1, 3).reshape(c, 2 * r, k_out)
+    z[lo:hi, :, sl] += rows.permute(0, 1, 3, 2).reshape(2 * r, k_out, c)
     right = torch.bmm(yp.reshape(r, mo * c, mo), grp.ring_rows_t).view(r, mo, c * 2)
     cols = torch.bmm(grp.below, right).view(r, k_out, c, 2)
-    z[sl, :, lo:hi] += cols.permute(2, 1, 0, 3).reshape(c, k_out, 2 * r)
+    z[:, lo:hi, sl] += cols.permute(1, 0, 3, 2).reshape(k_out, 2 * r, c)
 
 
 def _analyse_t(grp, gz: torch.Tensor, sl: slice, mo: int) -> torch.Tensor:
     """Transpose of :func:`_analyse`: the gradient at ``yp``, ``(R, mo, c, mo)``."""
-    c, k_out = sl.stop - sl.start, gz.shape[-1]
+    c, k_out = sl.stop - sl.start, gz.shape[0]
     if grp.base:
         lead = grp.base_an.shape[0]
-        g = gz[sl, :lead, :lead].transpose(0, 1).reshape(lead * c, lead)
+        g = gz[:lead, :lead, sl].transpose(1, 2).reshape(lead * c, lead)
         g1 = (g @ grp.base_an).view(lead, c * mo)
         return (grp.base_an_t @ g1).view(1, mo, c, mo)
     r = grp.synth.shape[0]
     lo, hi = grp.row0, grp.row0 + 2 * r
-    g_rows = gz[sl, lo:hi].reshape(c, r, 2, k_out).permute(1, 2, 0, 3).reshape(r, 2 * c, k_out)
+    g_rows = gz[lo:hi, :, sl].reshape(r, 2, k_out, c).transpose(2, 3).reshape(r, 2 * c, k_out)
     g_left = torch.bmm(g_rows, grp.upto_t).view(r, 2, c * mo)
     g_yp = torch.bmm(grp.ring_rows_t, g_left)  # (R, mo, c*mo)
-    g_cols = gz[sl, :, lo:hi].reshape(c, k_out, r, 2).permute(2, 1, 0, 3).reshape(r, k_out, 2 * c)
+    g_cols = gz[:, lo:hi, sl].reshape(k_out, r, 2, c).permute(1, 0, 3, 2).reshape(r, k_out, 2 * c)
     g_right = torch.bmm(grp.below_t, g_cols).view(r, mo * c, 2)
     return torch.baddbmm(g_yp.view(r, mo * c, mo), g_right, grp.ring_rows).view(r, mo, c, mo)
 
@@ -121,17 +123,17 @@ def _analyse_t(grp, gz: torch.Tensor, sl: slice, mo: int) -> torch.Tensor:
 class GridRings(torch.autograd.Function):
     """``(spec, scale, shift) -> z``: the output spectrum of a ring nonlinearity.
 
-    ``spec`` is ``(kin, N, kin)`` (frequency-major real spectra of ``N`` maps);
+    ``spec`` is ``(kin, kin, N)`` (real spectra of ``N`` maps, frequency-major);
     ``scale`` and ``shift`` are ``(grids, N)``, in the order of ``plan.groups``
-    (row 0 the base grid). ``z`` is ``(N, K, K)``, ``K = 2 J(m) + 1``: the base
+    (row 0 the base grid). ``z`` is ``(K, K, N)``, ``K = 2 J(m) + 1``: the base
     evaluation's rings, and ring ``j`` of grid ``j`` for every higher ring.
     """
 
     @staticmethod
     def forward(ctx, spec, scale, shift, plan, pool, act, relu, budget):
-        kin, nb, _ = spec.shape
+        kin, _, nb = spec.shape
         k_out = 2 * plan.rings_out + 1
-        z = spec.new_zeros(nb, k_out, k_out)
+        z = spec.new_zeros(k_out, k_out, nb)
         keep = any(ctx.needs_input_grad[:3])
         saved = []  # per group, per chunk: the raw grids (R, M, c, M), when backward will run
         r0 = 0
@@ -141,7 +143,7 @@ class GridRings(torch.autograd.Function):
             kept = []
             for sl in chunk_maps(nb, r * size * size, budget):
                 c = sl.stop - sl.start
-                grids = _synthesise(grp, spec[:k, sl, :k].reshape(k, c * k), c)
+                grids = _synthesise(grp, spec[:k, :k, sl].reshape(k, k * c), c)
                 if keep:
                     kept.append(grids)
                 pre = torch.addcmul(sh[:, None, sl, None], grids, sc[:, None, sl, None])
@@ -159,8 +161,8 @@ class GridRings(torch.autograd.Function):
     def backward(ctx, gz):
         scale, shift = ctx.saved_tensors
         plan, pool, act, relu = ctx.plan, ctx.pool, ctx.act, ctx.relu
-        kin, nb, _ = ctx.spec_shape
-        g_spec = scale.new_zeros(kin, nb, kin)
+        kin, _, nb = ctx.spec_shape
+        g_spec = scale.new_zeros(kin, kin, nb)
         g_scale, g_shift = torch.zeros_like(scale), torch.zeros_like(shift)
         r0 = 0
         for grp, kept in zip(plan.groups, ctx.grids):
@@ -184,6 +186,6 @@ class GridRings(torch.autograd.Function):
                 g_scale[r0:r0 + r, sl] = (g_pre * grids).sum(dim=(1, 3))
                 g_shift[r0:r0 + r, sl] = g_pre.sum(dim=(1, 3))
                 g_grids = g_pre.mul_(sc[:, None, sl, None])
-                g_spec[:k, sl, :k] += _synthesise_t(grp, g_grids, c).view(k, c, k)
+                g_spec[:k, :k, sl] += _synthesise_t(grp, g_grids, c).view(k, k, c)
             r0 += r
         return g_spec, g_scale, g_shift, None, None, None, None, None

@@ -91,6 +91,7 @@ class _Group:
     synth_t: torch.Tensor  # (R, k, M)
     synth_cat: torch.Tensor  # (R * M, k): the stack as one matrix
     synth_cat_t: torch.Tensor  # (k, R * M)
+    synth_t_rows: torch.Tensor  # (R * M, k, M): synth_t[r] repeated for each row u of grid r
     base: bool
     row0: int = 0  # first output row / column of the group's rings: 2 j_0 - 1
     ring_rows: torch.Tensor | None = None  # (R, 2, Mo): analysis rows of ring j
@@ -154,7 +155,8 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
     def synth_fields(s: torch.Tensor) -> dict:
         r, size, k = s.shape
         (syn, syn_t), (cat, cat_t) = both(s), both(s.reshape(r * size, k))
-        return dict(synth=syn, synth_t=syn_t, synth_cat=cat, synth_cat_t=cat_t)
+        rows = syn_t[:, None].expand(r, size, k, size).reshape(r * size, k, size).contiguous()
+        return dict(synth=syn, synth_t=syn_t, synth_cat=cat, synth_cat_t=cat_t, synth_t_rows=rows)
 
     groups: list[_Group] = []
     # base evaluation: all rings <= J(m_b) come from it
@@ -201,19 +203,17 @@ def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: _Plan, pool: int,
     ``(K, K, B, C) -> (K', K', B, C)`` (``K' = 2 J(n // pool) + 1``)."""
     _, _, bsz, ch = spec_in.shape
     nb = bsz * ch
-    # the block the grids read, as spec[a, i, b] (map i in the middle: see GridRings)
-    kin = plan.kin
-    spec = spec_in[:kin, :kin].reshape(kin, kin, nb).transpose(1, 2).contiguous()
+    kin = plan.kin  # the block the grids read
+    spec = spec_in[:kin, :kin].reshape(kin, kin, nb)
     if gamma is not None:
         # grid moments from the spectrum (Parseval, see band_mean_square): the mean of a grid
         # is the constant coefficient, its mean square a weighted energy of its band -- no
         # passes over (or gradients through) the big grid tensors
-        kin = spec.shape[0]
-        energy = spec.square().view(kin, nb * kin)
-        mean = spec[0, :, 0]
+        energy = spec.square().view(kin, kin * nb)
+        mean = spec[0, 0]
         w = plan.band_w
-        left = (w @ energy).view(-1, nb, kin)
-        sq = (left * w[:, None, :]).sum(-1)  # (grids, N): mean square of grid r, map i
+        left = (w @ energy).view(-1, kin, nb)  # sum over a
+        sq = (left * w[:, :, None]).sum(1)  # (grids, N): mean square of grid r, map i
         var = (sq - mean.square()).clamp_min(0.0)
         scale = gamma[plan.grid_index].repeat(1, bsz) * torch.rsqrt(var + eps)  # row i: i % C
         shift = beta[plan.grid_index].repeat(1, bsz) - mean * scale
@@ -221,9 +221,8 @@ def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: _Plan, pool: int,
         scale = spec.new_ones(len(plan.grid_index), nb)
         shift = spec.new_zeros(len(plan.grid_index), nb)
     z_hat = GridRings.apply(spec, scale, shift, plan, pool, ACTIVATIONS[act], act == "relu",
-                            chunk_elements)  # (N, 2J+1, 2J+1): the output's real spectrum
-    k_out = z_hat.shape[-1]
-    return z_hat.permute(1, 2, 0).contiguous().view(k_out, k_out, bsz, ch)
+                            chunk_elements)  # (2J+1, 2J+1, N): the output's real spectrum
+    return z_hat.view(*z_hat.shape[:2], bsz, ch)
 
 
 class RingNonlinearity(nn.Module):
