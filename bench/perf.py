@@ -9,10 +9,12 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     forward + backward + optimizer step, with the method's own loss
                     (``get_method(name).loss_fn()``) and optimiser (its recipe for ``config``)
     infer_img_per_s batch / median time of one forward pass in eval mode, no grad
-    peak_mem_mb     CUDA: ``torch.cuda.max_memory_allocated`` over the timed training steps.
+    peak_mem_mb     measured in one further training step of its own, after the timed ones
+                    (the measurement must not perturb the timing).
+                    CUDA: ``torch.cuda.max_memory_allocated`` over that step.
                     CPU: the peak growth of the process's resident set (``/proc/self/statm``,
                     sampled every millisecond by a thread) over its level just before the
-                    steps, taken after glibc's ``malloc_trim`` has returned the allocator's
+                    step, taken after glibc's ``malloc_trim`` has returned the allocator's
                     free heap to the OS (otherwise the warm-up leaves the step's working set
                     resident and the growth reads ~0). It tracks the step's activations,
                     gradients and temporaries beyond model, optimiser state and batch; it is
@@ -171,12 +173,17 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
             for _ in range(warmup):
                 step()
             sync()
+            train_s = _median_time(step, repeats, 0, sync)
+            # memory in one further step of its own: the sampler thread and the heap trim it
+            # needs (see _RssPeak) would otherwise be timed too
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
             with _RssPeak() as rss:
-                train_s = _median_time(step, repeats, 0, sync)
+                step()
+                sync()
             peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
                     else rss.growth_mb)
+            step()  # back to a warm heap before the inference timing
             model.eval()
             infer_s = _median_time(infer, repeats, warmup, sync)
             rows.append({"method": label, "size": size, "batch": batch, "params": params,
