@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=DEFAULT_DATASET)
     p.add_argument("--config", default=None, help="method config (default: the dataset's family)")
     p.add_argument("--images", type=int, default=256)
+    p.add_argument("--init-seeds", default="0-4",
+                   help="fresh models: initialise with each of these seeds and report mean and "
+                        "std over them (one random init is too noisy to rank methods)")
     p.add_argument("--sizes", default=None, help="target sizes (default: the dataset's grid)")
     p.add_argument("--device", default="auto")
     _add_data_args(p)

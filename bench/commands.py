@@ -245,7 +245,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _models_for_equivariance(args: argparse.Namespace, ds):
-    """(label, model) pairs: fresh models from --methods, or models from --checkpoint files."""
+    """(label, init seed or None, model): fresh models from --methods, one per --init-seeds
+    entry, or models from --checkpoint files."""
     import methods
 
     if args.checkpoint:
@@ -261,13 +262,16 @@ def _models_for_equivariance(args: argparse.Namespace, ds):
                                    **spec.get("method_kwargs", {}))
             model.load_state_dict(ckpt["state_dict"])
             yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec['seed']})", model
+                  f"(trained, seed {spec['seed']})", None, model
         return
     config = args.config or ds.method_config
+    init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)
     for name, kwargs in parse_methods(args.methods):
-        torch.manual_seed(args.seed)
-        yield format_method(name, kwargs), methods.create(
-            name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config, **kwargs)
+        for seed in init_seeds:
+            torch.manual_seed(seed)
+            yield format_method(name, kwargs), seed, methods.create(
+                name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config,
+                **kwargs)
 
 
 def cmd_equivariance(args: argparse.Namespace) -> int:
@@ -283,7 +287,7 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     images = eq_subset(ds, args.images, args.seed)
     rows = []
-    for label, model in _models_for_equivariance(args, ds):
+    for label, seed, model in _models_for_equivariance(args, ds):
         model = model.to(device).eval()
         try:
             per_layer = measure_equivariance(model, images, sizes, device)
@@ -294,9 +298,24 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
         for layer, per_size in per_layer.items():
             row[layer] = sum(per_size.values()) / max(len(per_size), 1)
         rows.append(row)
+    if not rows:
+        return 1
     table = pd.DataFrame(rows)
+    inits = table.groupby("method", sort=False).size()
+    if inits.max() > 1:  # several initialisations per method: "mean ± std (n)"
+        stats = table.groupby("method", sort=False).agg(["mean", "std"])
+        table = pd.DataFrame({col: [f"{m:.3e} ± {sd:.1e}" for m, sd in
+                                    zip(stats[(col, "mean")], stats[(col, "std")])]
+                              for col in stats.columns.levels[0] if (col, "mean") in stats},
+                             index=stats.index)
+        table = table[[c for c in rows[0] if c in table.columns]]
+        table.insert(0, "inits", inits)
+        table = table.reset_index()
+        what = f"mean ± std over {inits.max()} initialisations, "
+    else:
+        what = ""
     print(f"equivariance error on {len(images)} {ds.name} test images "
-          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), mean over sizes:")
+          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes:")
     print(table.to_markdown(index=False, floatfmt=".3e"))
     return 0
 

@@ -75,8 +75,17 @@ def test_leaderboard_and_equivariance_commands(out, capsys):
     assert run_cli("equivariance", "--checkpoint", str(ckpt), "--images", "8",
                    "--sizes", "8,16") == 0
     assert "trained, seed 0" in capsys.readouterr().out
-    assert run_cli("equivariance", "--methods", "cnn", "--images", "8", "--sizes", "8-10") == 0
-    assert "block3" in capsys.readouterr().out
+    assert run_cli("equivariance", "--methods", "cnn", "--images", "8", "--sizes", "8-10",
+                   "--init-seeds", "3") == 0
+    one = capsys.readouterr().out
+    assert "block3" in one and "±" not in one
+    assert run_cli("equivariance", "--methods", "cnn", "--images", "8", "--sizes", "8-10",
+                   "--init-seeds", "3,4") == 0
+    two = capsys.readouterr().out
+    assert "mean ± std over 2 initialisations" in two
+    # the mean over seeds 3 and 4 is not seed 3's value: the seeds really differ
+    value = lambda text: float(re.search(r"\| cnn +\| +(?:2 +\| +)?([0-9.e+-]+)", text).group(1))
+    assert value(one) != value(two)
 
 
 def test_list_and_data_build(capsys):
@@ -95,6 +104,7 @@ def test_list_and_data_build(capsys):
     (["run", "--source", "torchvision"], "--data-root"),
     (["run", "--source", "torchvision", "--data-root", "/nonexistent/data"], "MNIST"),
     (["equivariance", "--sizes", "4,99"], "out of range"),
+    (["equivariance", "--init-seeds", "0,x"], "bad init seed"),
     (["leaderboard", "/nonexistent/experiment"], "no run records"),
     (["report", "/nonexistent/experiment"], "no run records"),
     (["run", "--partition", "gpu", "--detach"], "--partition, --detach only apply to --launcher"),
