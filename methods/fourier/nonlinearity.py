@@ -23,8 +23,8 @@ sizes congruent to the input size modulo ``p``.
 Fast implementation. The instance-norm moments of every grid come from the
 spectrum (Parseval: the real basis is orthogonal on every grid that resolves it),
 never from the grids. The grids themselves are synthesised from the input's real
-spectrum by separable matrix products (``S_g X S_g^T``), grouped into a few
-zero-padded stacks of similar size, and only ring ``j`` of each grid is analysed
+spectrum by separable matrix products (``S_g X S_g^T``), grouped into
+stacks (one per grid size by default), and only ring ``j`` of each grid is analysed
 (two thin matrix products) straight into the output spectrum, which is
 synthesised once. That grid stage is one autograd function that works through
 the maps in cache-sized chunks and keeps only the raw grids for backward
@@ -234,6 +234,10 @@ class RingNonlinearity(nn.Module):
     all integer translations). Acts per channel. Input ``(B, C, n, n)``, output
     ``(B, C, n // p, n // p)``; both band-limited.
 
+    ``waste`` lets grids of similar size share one zero-padded stack while the padding
+    stays below that factor (fewer, larger products); the default 1.0 gives every grid
+    its own stack, which measured ~8 % faster on CPU than 1.35 (paper MNIST model).
+
     ``norm=True`` adds an instance norm with a learnt affine per evaluation grid
     (``gamma``/``beta`` of shape ``(grids, C)``); ``impl`` selects the batched
     (``"fast"``) or the per-ring reference (``"reference"``) computation of the
@@ -242,7 +246,7 @@ class RingNonlinearity(nn.Module):
 
     def __init__(self, channels: int, min_size: int, max_size: int, pool: int = 1,
                  act: str = "relu", norm: bool = True, eps: float = 1e-5, impl: str = "fast",
-                 waste: float = 1.35):
+                 waste: float = 1.0):
         super().__init__()
         if act not in ACTIVATIONS:
             raise ValueError(f"unknown activation {act!r}; choose from {', '.join(ACTIVATIONS)}")
