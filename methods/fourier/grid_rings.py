@@ -70,14 +70,14 @@ def _synthesise(grp, xs: torch.Tensor, c: int) -> torch.Tensor:
     ``S_r X S_r^T``: the left factors of the whole stack in one 2-D product (no broadcast
     copies of the spectrum), the right ones as one batched product over (grid, row).
     """
-    r, size, k = grp.synth.shape
+    r, size, k = grp.dims
     left = (grp.synth_cat @ xs).view(r * size, k, c)  # [(r, u), b, i]
     return torch.bmm(left.transpose(1, 2), grp.synth_t_rows).view(r, size, c, size)
 
 
 def _synthesise_t(grp, g_grids: torch.Tensor, c: int) -> torch.Tensor:
     """Transpose of :func:`_synthesise`: ``sum_r S_r^T G_r S_r`` as ``(k, k * c)`` ([a, (b, i)])."""
-    r, size, k = grp.synth.shape
+    r, size, k = grp.dims
     right = torch.bmm(grp.synth_t_rows, g_grids.view(r * size, c, size).transpose(1, 2))
     return grp.synth_cat_t @ right.view(r * size, k * c)  # the sum over r is in the product
 
@@ -110,7 +110,7 @@ def _analyse_t(grp, gz: torch.Tensor, sl: slice, mo: int) -> torch.Tensor:
         g = gz[:lead, :lead, sl].transpose(1, 2).reshape(lead * c, lead)
         g1 = (g @ grp.base_an).view(lead, c * mo)
         return (grp.base_an_t @ g1).view(1, mo, c, mo)
-    r = grp.synth.shape[0]
+    r = len(grp.index)
     lo, hi = grp.row0, grp.row0 + 2 * r
     g_rows = gz[lo:hi, :, sl].reshape(r, 2, k_out, c).transpose(2, 3).reshape(r, 2 * c, k_out)
     g_left = torch.bmm(g_rows, grp.upto_t).view(r, 2, c * mo)
@@ -138,7 +138,7 @@ class GridRings(torch.autograd.Function):
         saved = []  # per group, per chunk: the raw grids (R, M, c, M), when backward will run
         r0 = 0
         for grp in plan.groups:
-            r, size, k = grp.synth.shape
+            r, size, k = grp.dims
             sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
             kept = []
             for sl in chunk_maps(nb, r * size * size, budget):
@@ -166,7 +166,7 @@ class GridRings(torch.autograd.Function):
         g_scale, g_shift = torch.zeros_like(scale), torch.zeros_like(shift)
         r0 = 0
         for grp, kept in zip(plan.groups, ctx.grids):
-            r, size, k = grp.synth.shape
+            r, size, k = grp.dims
             sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
             for sl, grids in zip(chunk_maps(nb, r * size * size, ctx.budget), kept):
                 c = sl.stop - sl.start
@@ -183,9 +183,12 @@ class GridRings(torch.autograd.Function):
                         p = pre.detach().requires_grad_()
                         yp = _pool(act(p), pool)
                     g_pre, = torch.autograd.grad(yp, p, g_yp)
-                g_scale[r0:r0 + r, sl] = (g_pre * grids).sum(dim=(1, 3))
-                g_shift[r0:r0 + r, sl] = g_pre.sum(dim=(1, 3))
+                if ctx.needs_input_grad[1]:  # no norm: scale and shift are constants
+                    g_scale[r0:r0 + r, sl] = (g_pre * grids).sum(dim=(1, 3))
+                if ctx.needs_input_grad[2]:
+                    g_shift[r0:r0 + r, sl] = g_pre.sum(dim=(1, 3))
                 g_grids = g_pre.mul_(sc[:, None, sl, None])
                 g_spec[:k, :k, sl] += _synthesise_t(grp, g_grids, c).view(k, k, c)
             r0 += r
-        return g_spec, g_scale, g_shift, None, None, None, None, None
+        return (g_spec, g_scale if ctx.needs_input_grad[1] else None,
+                g_shift if ctx.needs_input_grad[2] else None, None, None, None, None, None)

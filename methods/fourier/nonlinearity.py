@@ -87,11 +87,9 @@ class _Group:
     band_w: torch.Tensor  # (R, kin): mean square of each basis function on grid r, 0 off-band
     k: int  # input spectrum block used (2 * band + 1)
     size: int  # padded grid size M (multiple of the pool window)
-    synth: torch.Tensor  # (R, M, k)
-    synth_t: torch.Tensor  # (R, k, M)
     synth_cat: torch.Tensor  # (R * M, k): the stack as one matrix
     synth_cat_t: torch.Tensor  # (k, R * M)
-    synth_t_rows: torch.Tensor  # (R * M, k, M): synth_t[r] repeated for each row u of grid r
+    synth_t_rows: torch.Tensor  # (R * M, k, M): S_r^T repeated for each row u of grid r
     base: bool
     row0: int = 0  # first output row / column of the group's rings: 2 j_0 - 1
     ring_rows: torch.Tensor | None = None  # (R, 2, Mo): analysis rows of ring j
@@ -103,13 +101,17 @@ class _Group:
     base_an: torch.Tensor | None = None  # (2J_b+1, Mo): the base grid's analysis
     base_an_t: torch.Tensor | None = None
 
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        """``(R, M, k)``: grids in the stack, their padded size, the spectrum block they read."""
+        return len(self.index), self.size, self.k
+
 
 @dataclass
 class _Plan:
     kin: int  # width of the input spectrum block the grids read (2 * max band + 1)
     groups: list[_Group]
     rings_out: int  # J(m)
-    rings_base: int  # J(m_b)
     band_w: torch.Tensor  # (grids, kin): every group's band_w, stacked in evaluation order
     grid_index: torch.Tensor  # (grids,): every group's index, stacked
 
@@ -154,9 +156,9 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
 
     def synth_fields(s: torch.Tensor) -> dict:
         r, size, k = s.shape
-        (syn, syn_t), (cat, cat_t) = both(s), both(s.reshape(r * size, k))
-        rows = syn_t[:, None].expand(r, size, k, size).reshape(r * size, k, size).contiguous()
-        return dict(synth=syn, synth_t=syn_t, synth_cat=cat, synth_cat_t=cat_t, synth_t_rows=rows)
+        cat, cat_t = both(s.reshape(r * size, k))
+        rows = s.transpose(1, 2)[:, None].expand(r, size, k, size).reshape(r * size, k, size)
+        return dict(synth_cat=cat, synth_cat_t=cat_t, synth_t_rows=rows.contiguous().to(**cast))
 
     groups: list[_Group] = []
     # base evaluation: all rings <= J(m_b) come from it
@@ -191,7 +193,7 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
             ring_rows=ring_rows, ring_rows_t=ring_rows_t, upto=upto, upto_t=upto_t,
             below=below, below_t=below_t, **synth_fields(synth_stack(idx, size, k))))
     return _Plan(kin=2 * kin + 1,
-                 groups=groups, rings_out=jout, rings_base=jb,
+                 groups=groups, rings_out=jout,
                  band_w=torch.cat([g.band_w for g in groups]),
                  grid_index=torch.cat([g.index for g in groups]))
 

@@ -124,8 +124,11 @@ class SpectralConv2d(nn.Module):
             flat = flat.view(*band.shape[:3], self.out_channels)
             out = flat if out is None else out + flat
         y = band_to_real(out)
-        if self.bias is not None:
-            y[0, 0] = y[0, 0] + self.bias.to(y.dtype)  # a constant map: its mean coefficient
+        if self.bias is not None:  # a constant map: the bias goes to the (0, 0) coefficient
+            k = y.shape[0]
+            at_mean = torch.zeros(k * k, 1, 1, dtype=y.dtype, device=y.device)
+            at_mean[0] = 1.0
+            y = y + at_mean.view(k, k, 1, 1) * self.bias.to(y.dtype)
         return y
 
     @staticmethod
