@@ -245,8 +245,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _models_for_equivariance(args: argparse.Namespace, ds):
-    """(label, init seed or None, model): fresh models from --methods, one per --init-seeds
-    entry, or models from --checkpoint files."""
+    """(label, model) pairs: fresh models from --methods, one per --init-seeds entry (same
+    label), or models from --checkpoint files."""
     import methods
 
     if args.checkpoint:
@@ -262,14 +262,14 @@ def _models_for_equivariance(args: argparse.Namespace, ds):
                                    **spec.get("method_kwargs", {}))
             model.load_state_dict(ckpt["state_dict"])
             yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec['seed']})", None, model
+                  f"(trained, seed {spec['seed']})", model
         return
     config = args.config or ds.method_config
     init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)
     for name, kwargs in parse_methods(args.methods):
         for seed in init_seeds:
             torch.manual_seed(seed)
-            yield format_method(name, kwargs), seed, methods.create(
+            yield format_method(name, kwargs), methods.create(
                 name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config,
                 **kwargs)
 
@@ -287,7 +287,7 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     images = eq_subset(ds, args.images, args.seed)
     rows = []
-    for label, seed, model in _models_for_equivariance(args, ds):
+    for label, model in _models_for_equivariance(args, ds):
         model = model.to(device).eval()
         try:
             per_layer = measure_equivariance(model, images, sizes, device)
@@ -301,19 +301,16 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
     if not rows:
         return 1
     table = pd.DataFrame(rows)
-    inits = table.groupby("method", sort=False).size()
-    if inits.max() > 1:  # several initialisations per method: "mean ± std (n)"
-        stats = table.groupby("method", sort=False).agg(["mean", "std"])
-        table = pd.DataFrame({col: [f"{m:.3e} ± {sd:.1e}" for m, sd in
-                                    zip(stats[(col, "mean")], stats[(col, "std")])]
-                              for col in stats.columns.levels[0] if (col, "mean") in stats},
-                             index=stats.index)
-        table = table[[c for c in rows[0] if c in table.columns]]
+    groups = table.groupby("method", sort=False)
+    inits = groups.size()
+    what = ""
+    if inits.max() > 1:  # several initialisations per method: "mean ± std" per column
+        mean, std = groups.mean(), groups.std()
+        table = mean.apply(lambda col: [f"{m:.3e} ± {sd:.1e}" for m, sd in
+                                        zip(col, std[col.name])])
         table.insert(0, "inits", inits)
         table = table.reset_index()
         what = f"mean ± std over {inits.max()} initialisations, "
-    else:
-        what = ""
     print(f"equivariance error on {len(images)} {ds.name} test images "
           f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes:")
     print(table.to_markdown(index=False, floatfmt=".3e"))

@@ -26,21 +26,35 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["tune_cpu_allocator"]
+__all__ = ["release_free_heap", "tune_cpu_allocator"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers
 _USER_SETTINGS = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES",
                   "SCALEBENCH_SYSTEM_MALLOC")
 
 
+def _libc():
+    """glibc, or ``None`` where there is none (then nothing here does anything)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
 def tune_cpu_allocator() -> bool:
     """Apply the settings above; ``True`` when glibc's were changed."""
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    if any(os.environ.get(k) for k in _USER_SETTINGS):
+    libc = _libc()
+    if libc is None or any(os.environ.get(k) for k in _USER_SETTINGS):
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        no_mmap = libc.mallopt(_M_MMAP_MAX, 0)
-        return bool(no_mmap) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
+    no_mmap = libc.mallopt(_M_MMAP_MAX, 0)
+    return bool(no_mmap) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def release_free_heap() -> None:
+    """Give the memory the allocator holds but does not use back to the OS (``malloc_trim``),
+    whatever the settings above; ``bench perf`` does it before measuring a step's memory."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

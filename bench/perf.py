@@ -28,7 +28,6 @@ compare methods only within one run (the machine may be shared).
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import logging
@@ -45,6 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 import methods
+from bench.cpu_memory import release_free_heap
 from bench.spec import format_method
 from bench.train import build_optimizer
 from datasets.scaling import fourier_resize
@@ -66,22 +66,12 @@ def _rss_bytes() -> int:
     return int(_STATM.read_text().split()[1]) * _PAGE
 
 
-def _release_free_heap() -> None:
-    """Give memory the allocator holds but does not use back to the OS (glibc's
-    ``malloc_trim``), so that the next step's working set shows up as RSS growth instead
-    of being served from pages the warm-up left resident. A no-op where unavailable."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class _RssPeak:
     """Samples the resident set size every ``interval`` s in a thread; ``peak - baseline`` in MB.
 
-    The baseline is taken after :func:`_release_free_heap`, so the growth is the memory
-    a step needs beyond the model, optimiser state and batch (activations, gradients,
-    temporaries).
+    The baseline is taken after :func:`~bench.cpu_memory.release_free_heap`, so the growth
+    is the memory a step needs beyond the model, optimiser state and batch (activations,
+    gradients, temporaries).
     """
 
     def __init__(self, interval: float = 1e-3):
@@ -93,7 +83,7 @@ class _RssPeak:
     def __enter__(self) -> _RssPeak:
         if self.available:
             gc.collect()
-            _release_free_heap()
+            release_free_heap()
             self.base = self.peak = _rss_bytes()
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
@@ -183,7 +173,6 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
                 sync()
             peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
                     else rss.growth_mb)
-            step()  # back to a warm heap before the inference timing
             model.eval()
             infer_s = _median_time(infer, repeats, warmup, sync)
             rows.append({"method": label, "size": size, "batch": batch, "params": params,
