@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.errors import BadArgumentError, user_error_types
-from bench.spec import PRESETS, expand, parse_int_list, parse_methods
+from scalebench.bench.errors import BadArgumentError, user_error_types
+from scalebench.bench.spec import PRESETS, expand, parse_int_list, parse_methods
 
 DEFAULT_DATASET = "mnist-res"
 DEFAULT_SOURCE = "embedded"
@@ -150,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    from bench import commands
+    from scalebench.bench import commands
+    from scalebench.bench.cpu_memory import tune_cpu_allocator
 
+    tune_cpu_allocator()  # the CLI opts in; importing the library never tunes the process
     handler = getattr(commands, f"cmd_{args.command}")
     try:
         return handler(args) or 0
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep_specs(args: argparse.Namespace):
     """The RunSpecs of a ``bench run`` invocation (validated)."""
-    from datasets import dataset_info
+    from scalebench.datasets import dataset_info
 
     dataset_info(args.dataset)
     methods = parse_methods(args.methods)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.errors import BadArgumentError, DataSourceError
-from bench.spec import PRESETS, format_method, parse_int_list, parse_methods
+from scalebench.bench.errors import BadArgumentError, DataSourceError
+from scalebench.bench.spec import PRESETS, format_method, parse_int_list, parse_methods
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def _quiet(args: argparse.Namespace) -> bool:
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
-        import methods
+        from scalebench import methods
 
         rows = []
         for name in methods.list_methods():
@@ -35,7 +35,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(pd.DataFrame(rows).to_markdown(index=False))
         print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18)")
     elif args.what == "datasets":
-        from datasets import DATASETS
+        from scalebench.datasets import DATASETS
 
         rows = [{"dataset": d.name, "sources": ", ".join(d.sources),
                  "sizes": f"{min(d.sizes)}..{max(d.sizes)}" if len(d.sizes) > 1 else d.sizes[0],
@@ -49,7 +49,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _load_dataset(name: str, args: argparse.Namespace, seed: int):
-    from datasets import load_or_build
+    from scalebench.datasets import load_or_build
 
     t0 = time.perf_counter()
     ds, path = load_or_build(name, source=args.source, seed=seed, data_root=args.data_root,
@@ -79,9 +79,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _launcher(args: argparse.Namespace):
-    from bench.launchers import LocalLauncher
+    from scalebench.bench.launchers import LocalLauncher
 
-    from bench.cli import SLURM_FLAGS
+    from scalebench.bench.cli import SLURM_FLAGS
 
     if args.launcher == "local":
         given = [f for f in (*SLURM_FLAGS, "sbatch_extra", "launcher_config", "detach")
@@ -91,8 +91,8 @@ def _launcher(args: argparse.Namespace):
             raise BadArgumentError(f"{flags} only apply to --launcher slurm (a local sweep "
                                    "runs here); add --launcher slurm or drop them")
         return LocalLauncher(progress=not _quiet(args))
-    from bench.slurm import SlurmLauncher
-    from bench.slurm_config import load_slurm_config, parse_sbatch_extra
+    from scalebench.bench.slurm import SlurmLauncher
+    from scalebench.bench.slurm_config import load_slurm_config, parse_sbatch_extra
 
     overrides = {k: getattr(args, k) for k in SLURM_FLAGS}
     overrides["sbatch_extra"] = parse_sbatch_extra(args.sbatch_extra)
@@ -110,7 +110,7 @@ def prepare_datasets(specs) -> None:
     run, and Slurm tasks find the cache filled instead of racing to build it. A dataset
     already cached is only checked, not loaded: each run loads its own.
     """
-    from datasets import ensure_cached
+    from scalebench.datasets import ensure_cached
 
     for key in dict.fromkeys((s.dataset, s.source, s.seed, s.data_root, s.cache_dir)
                              for s in specs):
@@ -118,7 +118,7 @@ def prepare_datasets(specs) -> None:
 
 
 def write_report(folders: list[Path], out_dir: Path, perf_json: Path | None) -> Path:
-    from bench.report import build_report
+    from scalebench.bench.report import build_report
 
     perf = perf_json if perf_json is not None and perf_json.is_file() else None
     written = build_report(folders, out_dir, perf_json=perf)
@@ -131,14 +131,14 @@ def write_report(folders: list[Path], out_dir: Path, perf_json: Path | None) -> 
 def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = True) -> int:
     """Collate and print the leaderboard (and write the report); non-zero when ``strict``
     and every run failed."""
-    from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
 
     board = summarize(collate([out]))
     md, csv = write_leaderboard(board, out)
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
     if report:
-        from bench.cli import PERF_JSON
+        from scalebench.bench.cli import PERF_JSON
 
         try:
             write_report([out], out / "report", Path(PERF_JSON))
@@ -153,10 +153,10 @@ def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.cli import sweep_specs
-    from bench.launchers import pending
-    from bench.records import ExperimentLock, ensure_writable, load_record, record_path
-    from bench.sweep import run_states, save_sweep
+    from scalebench.bench.cli import sweep_specs
+    from scalebench.bench.launchers import pending
+    from scalebench.bench.records import ExperimentLock, ensure_writable, load_record, record_path
+    from scalebench.bench.sweep import run_states, save_sweep
 
     specs, out = sweep_specs(args)
     launcher = _launcher(args)
@@ -199,8 +199,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bench.slurm import STATES
-    from bench.sweep import run_states
+    from scalebench.bench.slurm import STATES
+    from scalebench.bench.sweep import run_states
 
     rows = run_states(Path(args.experiment))
     table = pd.DataFrame(rows, columns=["method", "seed", "state", "job", "run_id", "detail"])
@@ -211,8 +211,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from bench.records import ExperimentLock, load_records
-    from bench.sweep import collect_unfinished, load_sweep
+    from scalebench.bench.records import ExperimentLock, load_records
+    from scalebench.bench.sweep import collect_unfinished, load_sweep
 
     out = Path(args.experiment)
     load_sweep(out)
@@ -234,7 +234,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
 
     board = summarize(collate(args.folders))
     print(format_leaderboard(board))
@@ -247,7 +247,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def _models_for_equivariance(args: argparse.Namespace, ds):
     """(label, model) pairs: fresh models from --methods, one per --init-seeds entry (same
     label), or models from --checkpoint files."""
-    import methods
+    from scalebench import methods
 
     if args.checkpoint:
         for path in args.checkpoint:
@@ -275,9 +275,9 @@ def _models_for_equivariance(args: argparse.Namespace, ds):
 
 
 def cmd_equivariance(args: argparse.Namespace) -> int:
-    from bench.evaluate import eq_subset, measure_equivariance
-    from bench.metrics import headline_eq_err
-    from bench.train import pick_device
+    from scalebench.bench.evaluate import eq_subset, measure_equivariance
+    from scalebench.bench.metrics import headline_eq_err
+    from scalebench.bench.train import pick_device
 
     ds, _, _ = _load_dataset(args.dataset, args, args.seed)
     sizes = (parse_int_list(args.sizes, "size", lo=1, hi=ds.full_size - 1) if args.sizes
@@ -319,10 +319,10 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     try:
-        from bench import perf
+        from scalebench.bench import perf
     except ImportError as exc:
         raise BadArgumentError(f"bench perf is not available in this build ({exc})") from exc
-    from bench.train import pick_device
+    from scalebench.bench.train import pick_device
 
     sizes = parse_int_list(args.sizes, "size", lo=1)
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:

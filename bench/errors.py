@@ -50,7 +50,7 @@ class NonFiniteLossError(RuntimeError):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Every exception type the CLI reports as a one-line user error."""
-    from datasets import SourceError, UnknownDatasetError
-    from methods import UnknownConfigError, UnknownMethodError
+    from scalebench.datasets import SourceError, UnknownDatasetError
+    from scalebench.methods import UnknownConfigError, UnknownMethodError
 
     return (BenchError, SourceError, UnknownDatasetError, UnknownMethodError, UnknownConfigError)

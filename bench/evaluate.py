@@ -13,16 +13,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.metrics import (
+from scalebench.bench.metrics import (
     accuracy,
     equivariance_errors,
     grouped_accuracy,
     headline_eq_err,
     scale_consistency,
 )
-from datasets.sampler import iterate_batches
-from datasets.scaling import canvas_rescale, fourier_resize
-from datasets.splits import ScaledDataset, Split
+from scalebench.datasets.sampler import iterate_batches
+from scalebench.datasets.scaling import canvas_rescale, fourier_resize
+from scalebench.datasets.splits import ScaledDataset, Split
 
 __all__ = ["evaluate", "measure_equivariance", "predict", "predict_tensor", "scale_groups"]
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import submitit
 import torch
 
-from bench.spec import RunSpec
-from bench.train import run_one
+from scalebench.bench.cpu_memory import tune_cpu_allocator
+from scalebench.bench.spec import RunSpec
+from scalebench.bench.train import run_one
 
 __all__ = ["SweepJob"]
 
@@ -51,6 +52,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def __call__(self, progress: bool = False) -> dict:
         spec = RunSpec.from_dict(self.spec)
+        tune_cpu_allocator()  # the job entry point opts in (a no-op when already done)
         context = _job_context()
         if context:  # a submitit job: compute with the CPUs the launch allocated
             _use_allocated_cpus()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bench.job import SweepJob
-from bench.records import load_record, record_path
-from bench.spec import RunSpec
+from scalebench.bench.job import SweepJob
+from scalebench.bench.records import load_record, record_path
+from scalebench.bench.spec import RunSpec
 
 __all__ = ["LocalLauncher", "pending"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import NoRecordsError
-from bench.records import atomic_write_text, load_records
+from scalebench.bench.errors import NoRecordsError
+from scalebench.bench.records import atomic_write_text, load_records
 
 __all__ = ["collate", "format_leaderboard", "records_frame", "summarize", "write_leaderboard"]
 

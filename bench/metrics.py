@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
-from datasets.scaling import fourier_resize
+from scalebench.datasets.scaling import fourier_resize
 
 __all__ = [
     "EPS",

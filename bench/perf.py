@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-import methods
-from bench.cpu_memory import release_free_heap
-from bench.spec import format_method
-from bench.train import build_optimizer
-from datasets.scaling import fourier_resize
+from scalebench import methods
+from scalebench.bench.cpu_memory import release_free_heap
+from scalebench.bench.spec import format_method
+from scalebench.bench.train import build_optimizer
+from scalebench.datasets.scaling import fourier_resize
 
 __all__ = ["format_perf_table", "method_label", "run_perf", "write_perf_json"]
 

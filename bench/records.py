@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ExperimentLockedError, OutputNotWritableError
+from scalebench.bench.errors import ExperimentLockedError, OutputNotWritableError
 
 __all__ = ["ExperimentLock", "atomic_write_text", "ensure_writable", "load_record",
            "load_records", "record_path", "write_record"]

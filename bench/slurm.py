@@ -22,10 +22,10 @@ from pathlib import Path
 import submitit
 from tqdm.auto import tqdm
 
-from bench.job import SweepJob
-from bench.records import atomic_write_text, load_record, record_path, write_record
-from bench.slurm_config import SlurmConfig
-from bench.spec import RunSpec
+from scalebench.bench.job import SweepJob
+from scalebench.bench.records import atomic_write_text, load_record, record_path, write_record
+from scalebench.bench.slurm_config import SlurmConfig
+from scalebench.bench.spec import RunSpec
 
 __all__ = ["SlurmLauncher", "classify", "job_log_tail", "load_jobs", "slurm_job",
            "record_unfinished", "STATES"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BadArgumentError
+from scalebench.bench.errors import BadArgumentError
 
 __all__ = ["SlurmConfig", "load_slurm_config", "parse_slurm_time"]
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.errors import BadArgumentError, UnknownNameError
+from scalebench.bench.errors import BadArgumentError, UnknownNameError
 
 __all__ = ["PRESETS", "Preset", "RunSpec", "expand", "format_method", "parse_int_list",
            "parse_method", "parse_methods"]
@@ -131,7 +131,7 @@ def _split_top_level(text: str) -> list[str]:
 
 def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
     """Expand ``all``, comma lists, wildcards and ``timm:`` names, each with optional ``[k=v]``."""
-    from methods import resolve_methods
+    from scalebench.methods import resolve_methods
 
     out: list[tuple[str, dict[str, Any]]] = []
     for part in _split_top_level(text):

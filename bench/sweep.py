@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.errors import NoRecordsError
-from bench.records import atomic_write_text, load_record, record_path
-from bench.spec import RunSpec
+from scalebench.bench.errors import NoRecordsError
+from scalebench.bench.records import atomic_write_text, load_record, record_path
+from scalebench.bench.spec import RunSpec
 
 __all__ = ["collect_unfinished", "load_sweep", "run_states", "save_sweep"]
 
@@ -44,7 +44,7 @@ def save_sweep(out_dir: Path, specs: list[RunSpec]) -> None:
 
 def run_states(out_dir: Path, query_slurm: bool = True) -> list[dict]:
     """One row per run of the sweep: method, seed, state, job id, detail."""
-    from bench.slurm import classify, job_log_tail, load_jobs, slurm_job, SlurmLauncher
+    from scalebench.bench.slurm import classify, job_log_tail, load_jobs, slurm_job, SlurmLauncher
 
     specs = load_sweep(out_dir)
     jobs = load_jobs(out_dir)
@@ -93,7 +93,7 @@ def run_states(out_dir: Path, query_slurm: bool = True) -> list[dict]:
 
 def collect_unfinished(out_dir: Path) -> int:
     """Write failed records for runs whose Slurm jobs ended without one; returns how many."""
-    from bench.slurm import classify, load_jobs, record_unfinished, slurm_job, SlurmLauncher
+    from scalebench.bench.slurm import classify, load_jobs, record_unfinished, slurm_job, SlurmLauncher
 
     jobs = load_jobs(out_dir)
     specs = {s.run_id: s for s in load_sweep(out_dir)}

@@ -26,17 +26,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-import methods
-from bench.checkpoint import TrainState, last_checkpoint_path, load_state, save_state
-from bench.errors import NonFiniteLossError
-from bench.evaluate import evaluate, predict
-from bench.metrics import accuracy
-from bench.records import write_record
-from bench.spec import RunSpec, preset
-from datasets import load_or_build
-from datasets.augment import augment
-from datasets.sampler import iterate_batches
-from datasets.splits import ScaledDataset
+from scalebench import methods
+from scalebench.bench.checkpoint import TrainState, last_checkpoint_path, load_state, save_state
+from scalebench.bench.errors import NonFiniteLossError
+from scalebench.bench.evaluate import evaluate, predict
+from scalebench.bench.metrics import accuracy
+from scalebench.bench.records import write_record
+from scalebench.bench.spec import RunSpec, preset
+from scalebench.datasets import load_or_build
+from scalebench.datasets.augment import augment
+from scalebench.datasets.sampler import iterate_batches
+from scalebench.datasets.splits import ScaledDataset
 
 __all__ = ["build_optimizer", "pick_device", "prepare_data", "run_one", "versions"]
 

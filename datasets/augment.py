@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from datasets.scaling import canvas_rescale
+from scalebench.datasets.scaling import canvas_rescale
 
 __all__ = ["AUGMENTATIONS", "augment"]
 

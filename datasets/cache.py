@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from datasets.protocols import build, dataset_info
-from datasets.splits import ScaledDataset
+from scalebench.datasets.protocols import build, dataset_info
+from scalebench.datasets.splits import ScaledDataset
 
 __all__ = ["cache_key", "cache_path", "default_cache_dir", "ensure_cached", "load_or_build"]
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from datasets import sources
-from datasets.scaling import canvas_rescale, fourier_resize
-from datasets.splits import ScaledDataset, Split, stratified_split
+from scalebench.datasets import sources
+from scalebench.datasets.scaling import canvas_rescale, fourier_resize
+from scalebench.datasets.splits import ScaledDataset, Split, stratified_split
 
 __all__ = ["DatasetInfo", "DATASETS", "build", "dataset_info", "list_datasets"]
 

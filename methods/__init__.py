@@ -5,7 +5,7 @@ Models only: no training, data or I/O code lives here (see DESIGN.md).
 
 from __future__ import annotations
 
-from methods.registry import (
+from scalebench.methods.registry import (
     DEFAULT_RECIPES,
     ENTRY_POINT_GROUP,
     MethodEntry,

@@ -5,7 +5,7 @@ A new method family adds one import line here.
 
 from __future__ import annotations
 
-import methods.cnn  # noqa: F401
-import methods.sesn  # noqa: F401
-import methods.dss  # noqa: F401
-import methods.fourier  # noqa: F401
+import scalebench.methods.cnn  # noqa: F401
+import scalebench.methods.sesn  # noqa: F401
+import scalebench.methods.dss  # noqa: F401
+import scalebench.methods.fourier  # noqa: F401

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.registry import register_method
+from scalebench.methods.registry import register_method
 
 
 class ConvBlock(nn.Sequential):

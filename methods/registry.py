@@ -155,7 +155,7 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
             raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].source})")
         cfgs = dict(configs or {"mnist": {}})
         module = getattr(builder, "__module__", "")
-        source = "builtin" if module.startswith("methods.") else module
+        source = "builtin" if module.startswith("scalebench.methods.") else module
         _REGISTRY[name] = MethodEntry(
             name=name, builder=builder, family=family, paper=paper, year=year,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
@@ -189,7 +189,7 @@ def reload_plugins() -> None:
 
 
 def _ensure_loaded() -> None:
-    importlib.import_module("methods.builtin")
+    importlib.import_module("scalebench.methods.builtin")
     _load_plugins()
 
 
@@ -205,7 +205,7 @@ def get_method(name: str) -> MethodEntry:
     """The registry entry of ``name`` (``timm:<model>`` included)."""
     _ensure_loaded()
     if name.startswith(TIMM_PREFIX):
-        from methods.timm_baseline import timm_entry
+        from scalebench.methods.timm_baseline import timm_entry
         return timm_entry(name[len(TIMM_PREFIX):])
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)

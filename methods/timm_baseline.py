@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datasets.scaling import fourier_resize
-from methods.registry import MethodEntry, UnknownMethodError
+from scalebench.datasets.scaling import fourier_resize
+from scalebench.methods.registry import MethodEntry, UnknownMethodError
 
 
 class TimmBaseline(nn.Module):

@@ -25,13 +25,13 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mnist_res(cache_dir):
-    from datasets import load_or_build
+    from scalebench.datasets import load_or_build
 
     return load_or_build("mnist-res", cache_dir=cache_dir)[0]
 
 
 @pytest.fixture(scope="session")
 def mnist_scale(cache_dir):
-    from datasets import load_or_build
+    from scalebench.datasets import load_or_build
 
     return load_or_build("mnist-scale", cache_dir=cache_dir)[0]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli
-from bench.records import ExperimentLock, load_records
+from scalebench.bench import cli
+from scalebench.bench.records import ExperimentLock, load_records
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet"]
 NO_REPORT = ["--no-report"]
@@ -52,7 +52,7 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
     assert Path(rec["checkpoint"]).is_file()
 
     # resume: nothing is recomputed
-    import bench.job as launchers
+    import scalebench.bench.job as launchers
 
     def boom(*a, **k):
         raise AssertionError("a finished run was recomputed")
@@ -137,7 +137,7 @@ def test_second_run_on_a_locked_experiment_exits(out, capsys):
 
 
 def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
-    import bench.job as launchers
+    import scalebench.bench.job as launchers
 
     real = launchers.run_one
     calls = []
@@ -159,7 +159,7 @@ def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
 
 
 def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
-    import methods
+    from scalebench import methods
 
     entry = methods.get_method("cnn")
 

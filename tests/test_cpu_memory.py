@@ -14,7 +14,7 @@ import pytest
 PROBE = """
 import ctypes, sys
 if sys.argv[1] == "tuned":  # importing bench tunes the allocator; calling again says whether it did
-    from bench.cpu_memory import tune_cpu_allocator
+    from scalebench.bench.cpu_memory import tune_cpu_allocator
     changed = tune_cpu_allocator()
 else:
     changed = False

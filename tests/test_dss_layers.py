@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from methods.dss.layers import (
+from scalebench.methods.dss.layers import (
     ScaleBatchNorm,
     ScaleConv,
     ScaleMaxPool,
@@ -16,7 +16,7 @@ from methods.dss.layers import (
     dilated_conv2d,
     fold_scales,
 )
-from methods.dss.models import VectorBlock
+from scalebench.methods.dss.models import VectorBlock
 
 
 def _down(f: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import methods
-from methods.dss import DSSMnist, DSSWideResNet
-from methods.registry import MNIST_RECIPE, STL10_RECIPE, UnknownConfigError
+from scalebench import methods
+from scalebench.methods.dss import DSSMnist, DSSWideResNet
+from scalebench.methods.registry import MNIST_RECIPE, STL10_RECIPE, UnknownConfigError
 
 NAMES = ["dss", "dss_vector", "dss_scalar"]
 

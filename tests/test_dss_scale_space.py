@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from methods.dss.scale_space import (
+from scalebench.methods.dss.scale_space import (
     ScaleSpaceLift,
     discrete_gaussian,
     gaussian_blur,

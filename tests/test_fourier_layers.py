@@ -12,9 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import relative_sq_error
-from datasets.scaling import fourier_resize
-from methods.fourier.basis import (
+from scalebench.bench.metrics import relative_sq_error
+from scalebench.datasets.scaling import fourier_resize
+from scalebench.methods.fourier.basis import (
     band_mean_square,
     band_to_real,
     map_spectrum,
@@ -24,9 +24,9 @@ from methods.fourier.basis import (
     ring_count,
     spectrum_map,
 )
-from methods.fourier.nonlinearity import RingNonlinearity, ring_schedule
-from methods.fourier.reference import ring_mask
-from methods.fourier.spectral import SpectralConv2d
+from scalebench.methods.fourier.nonlinearity import RingNonlinearity, ring_schedule
+from scalebench.methods.fourier.reference import ring_mask
+from scalebench.methods.fourier.spectral import SpectralConv2d
 
 SETTINGS = settings(max_examples=12, deadline=None)
 EXACT = 1e-20  # relative squared error, float64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import methods
+from scalebench import methods
 
 MNIST_SIZES = list(range(8, 29))
 

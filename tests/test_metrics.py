@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.metrics import (
+from scalebench.bench.metrics import (
     equivariance_errors,
     grouped_accuracy,
     headline_eq_err,
     relative_sq_error,
     scale_consistency,
 )
-from datasets.scaling import fourier_resize
+from scalebench.datasets.scaling import fourier_resize
 
 SIZES = range(8, 28)
 

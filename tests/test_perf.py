@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from bench.perf import format_perf_table, method_label, run_perf, write_perf_json
+from scalebench.bench.perf import format_perf_table, method_label, run_perf, write_perf_json
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
            "device"}

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import torch
 
-import methods
-from methods import TrainRecipe, UnknownConfigError, UnknownMethodError
+from scalebench import methods
+from scalebench.methods import TrainRecipe, UnknownConfigError, UnknownMethodError
 
 
 def test_list_and_wildcards():
@@ -72,7 +72,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     pkg.write_text(textwrap.dedent('''
         import torch
         from torch import nn
-        from methods import register_method, TrainRecipe
+        from scalebench.methods import register_method, TrainRecipe
 
         class Tiny(nn.Module):
             def __init__(self, in_channels, num_classes, width=4):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from methods.sesn.layers import (
+from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
     ScalePool,

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import methods
-from methods.sesn.models import MNIST_PUBLISHED, SESNMnist, SESNWideResNet
+from scalebench import methods
+from scalebench.methods.sesn.models import MNIST_PUBLISHED, SESNMnist, SESNWideResNet
 
 CNN_MNIST_PARAMS = 421_845  # methods/cnn.py, mnist config
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import cli
-from bench.records import load_records
-from bench.slurm import load_jobs
-from bench.sweep import run_states
+from scalebench.bench import cli
+from scalebench.bench.records import load_records
+from scalebench.bench.slurm import load_jobs
+from scalebench.bench.sweep import run_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import BadArgumentError
-from bench.slurm_config import SlurmConfig, load_slurm_config, parse_sbatch_extra, parse_slurm_time
+from scalebench.bench.errors import BadArgumentError
+from scalebench.bench.slurm_config import SlurmConfig, load_slurm_config, parse_sbatch_extra, parse_slurm_time
 
 
 @pytest.mark.parametrize("text, minutes", [

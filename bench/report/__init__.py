@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.records import atomic_write_text
-from bench.report import plots, tables
-from bench.report.data import (
+from scalebench.bench.records import atomic_write_text
+from scalebench.bench.report import plots, tables
+from scalebench.bench.report.data import (
     ReportData,
     eq_frame,
     history_frame,
@@ -25,7 +25,7 @@ from bench.report.data import (
     section_title,
     sections,
 )
-from bench.report.html import FigureEntry, render_html, slug
+from scalebench.bench.report.html import FigureEntry, render_html, slug
 
 __all__ = ["build_report", "make_figures"]
 

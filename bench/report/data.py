@@ -4,12 +4,13 @@ The per-run frame is :func:`bench.leaderboard.records_frame` plus the columns a
 report needs beyond the leaderboard (base method name, folder, record path).
 The long frames (accuracy per test size, equivariance error per layer and size,
 training history) unpack the nested record fields the leaderboard ignores.
-Published reference numbers come from ``results/reference/published.csv``.
+Published reference numbers come from ``scalebench.bench.published/published.csv`` (package data).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import io
 import json
 import logging
@@ -20,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import NoRecordsError
-from bench.leaderboard import records_frame
-from bench.records import load_records
+from scalebench.bench.errors import NoRecordsError
+from scalebench.bench.leaderboard import records_frame
+from scalebench.bench.records import load_records
 
 __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_frame",
            "history_frame", "load_experiments", "load_published", "parse_scale_key",
@@ -30,10 +31,17 @@ __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_fr
 
 log = logging.getLogger(__name__)
 
+PUBLISHED_CSV = "scalebench.bench.published/published.csv"  # package data, not a source-tree path
+
+
+def published_csv_text() -> str:
+    """The shipped published numbers, whether installed editable, as a wheel or zipped."""
+    return importlib.resources.files("scalebench.bench.published").joinpath(
+        "published.csv").read_text(encoding="utf-8")
+
 SECTION_COLUMNS = ["dataset", "source", "preset"]
 # the order the issue lists the protocols in; anything else follows alphabetically
 PROTOCOL_ORDER = ["mnist-res", "mnist-scale", "mnist-scale+", "stl10", "stl10-res"]
-PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "results" / "reference" / "published.csv"
 
 
 @dataclass
@@ -199,12 +207,16 @@ def history_frame(records: list[dict]) -> pd.DataFrame:
 
 def load_published(path: Path | None = None) -> pd.DataFrame:
     """The published reference numbers (``#`` lines are comments); empty when the file is absent."""
-    path = Path(path) if path is not None else PUBLISHED_CSV
     cols = ["dataset", "method", "paper_method", "paper_dataset", "metric", "value", "source"]
-    if not path.is_file():
-        log.info("no published reference numbers at %s", path)
-        return pd.DataFrame(columns=cols)
-    lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#")]
+    if path is None:
+        path, text = PUBLISHED_CSV, published_csv_text()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            log.info("no published reference numbers at %s", path)
+            return pd.DataFrame(columns=cols)
+        text = path.read_text()
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     df = pd.DataFrame(list(csv.DictReader(io.StringIO("\n".join(lines)))))
     missing = [c for c in cols if c not in df.columns]
     if missing:

@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from bench.report.data import Experiment, ReportData, section_title
-from bench.report.tables import METRICS, best_mask, display_table
+from scalebench.bench.report.data import Experiment, ReportData, section_title
+from scalebench.bench.report.tables import METRICS, best_mask, display_table
 
 __all__ = ["FigureEntry", "experiment_commands", "render_html", "slug"]
 
@@ -110,7 +110,7 @@ def _spec_command(specs: list[dict], folder: Path) -> str:
 
 
 def _method_label(spec: dict) -> str:
-    from bench.spec import format_method
+    from scalebench.bench.spec import format_method
 
     return format_method(str(spec.get("method")), dict(spec.get("method_kwargs") or {}))
 

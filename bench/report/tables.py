@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from bench.leaderboard import display_frame, summarize
-from bench.report.data import ReportData, section_title, sections
+from scalebench.bench.leaderboard import display_frame, summarize
+from scalebench.bench.report.data import ReportData, section_title, sections
 
 __all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "table_notes", "to_csv",
            "to_latex", "to_markdown"]

@@ -26,11 +26,11 @@ from typing import Any
 
 from torch import nn
 
-from methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, SpatialMaxPool
-from methods.dss.models import DSSMnist
-from methods.dss.scale_space import ScaleSpaceLift, discrete_gaussian
-from methods.dss.wrn import DSSWideResNet
-from methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scalebench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, SpatialMaxPool
+from scalebench.methods.dss.models import DSSMnist
+from scalebench.methods.dss.scale_space import ScaleSpaceLift, discrete_gaussian
+from scalebench.methods.dss.wrn import DSSWideResNet
+from scalebench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
 
 __all__ = [
     "DSSMnist", "DSSWideResNet", "ScaleBatchNorm", "ScaleConv", "ScaleMaxPool",

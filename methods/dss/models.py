@@ -13,14 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.dss.layers import (
+from scalebench.methods.dss.layers import (
     ScaleBatchNorm,
     ScaleConv,
     ScaleMaxPool,
     SpatialMaxPool,
     fold_scales,
 )
-from methods.dss.scale_space import ScaleSpaceLift
+from scalebench.methods.dss.scale_space import ScaleSpaceLift
 
 __all__ = ["DSSMnist", "ScalarBlock", "VectorBlock", "make_head"]
 

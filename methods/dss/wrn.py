@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, fold_scales
-from methods.dss.scale_space import ScaleSpaceLift
+from scalebench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, fold_scales
+from scalebench.methods.dss.scale_space import ScaleSpaceLift
 
 __all__ = ["DSSWideResNet", "ScaleBasicBlock"]
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datasets.scaling import resize_matrix
-from methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
-from methods.fourier.nonlinearity import RingNonlinearity
-from methods.fourier.spectral import SpectralConv2d
+from scalebench.datasets.scaling import resize_matrix
+from scalebench.methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
+from scalebench.methods.fourier.nonlinearity import RingNonlinearity
+from scalebench.methods.fourier.spectral import SpectralConv2d
 
 __all__ = ["FourierNet", "FourierBlock", "ResidualFourierBlock"]
 

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.fourier.basis import (
+from scalebench.methods.fourier.basis import (
     band_mean_square,
     map_spectrum,
     real_analysis,
@@ -50,7 +50,7 @@ from methods.fourier.basis import (
     ring_count,
     spectrum_map,
 )
-from methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
+from scalebench.methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS", "ring_schedule"]
 
@@ -306,6 +306,6 @@ class RingNonlinearity(nn.Module):
                                       self.chunk_elements)
 
     def _reference(self, x: torch.Tensor) -> torch.Tensor:
-        from methods.fourier.reference import ring_nonlinearity_reference
+        from scalebench.methods.fourier.reference import ring_nonlinearity_reference
         return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,
                                            ACTIVATIONS[self.act], self.eps)

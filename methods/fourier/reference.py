@@ -22,9 +22,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from datasets.scaling import fourier_resize_fft
-from methods.fourier.basis import ring_count
-from methods.fourier.nonlinearity import ring_schedule
+from scalebench.datasets.scaling import fourier_resize_fft
+from scalebench.methods.fourier.basis import ring_count
+from scalebench.methods.fourier.nonlinearity import ring_schedule
 
 __all__ = ["ring_nonlinearity_reference", "ring_mask"]
 

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from methods.fourier.basis import (
+from scalebench.methods.fourier.basis import (
     band_to_real,
     map_spectrum,
     real_to_band,

@@ -26,8 +26,8 @@ from typing import Any
 
 from torch import nn
 
-from methods.registry import TrainRecipe, register_method
-from methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
+from scalebench.methods.registry import TrainRecipe, register_method
+from scalebench.methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
 
 __all__ = ["SESNMnist", "SESNWideResNet", "build_sesn", "build_sesn_vector"]
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.sesn.basis import steerable_basis
+from scalebench.methods.sesn.basis import steerable_basis
 
 __all__ = [
     "from_batch",

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.sesn.layers import (
+from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
     ScalePool,
