@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import shutil
 import time
 from pathlib import Path
 
@@ -78,31 +77,6 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launcher(args: argparse.Namespace):
-    from scalebench.bench.launchers import LocalLauncher
-
-    from scalebench.bench.cli import SLURM_FLAGS
-
-    if args.launcher == "local":
-        given = [f for f in (*SLURM_FLAGS, "sbatch_extra", "launcher_config", "detach")
-                 if getattr(args, f) not in (None, [], False)]
-        if given:
-            flags = ", ".join("--" + f.replace("_", "-") for f in given)
-            raise BadArgumentError(f"{flags} only apply to --launcher slurm (a local sweep "
-                                   "runs here); add --launcher slurm or drop them")
-        return LocalLauncher(progress=not _quiet(args))
-    from scalebench.bench.slurm import SlurmLauncher
-    from scalebench.bench.slurm_config import load_slurm_config, parse_sbatch_extra
-
-    overrides = {k: getattr(args, k) for k in SLURM_FLAGS}
-    overrides["sbatch_extra"] = parse_sbatch_extra(args.sbatch_extra)
-    config = load_slurm_config(args.launcher_config, overrides)
-    if shutil.which("sbatch") is None:
-        raise BadArgumentError("--launcher slurm needs Slurm's sbatch on PATH (run bench on a "
-                               "login node), or use --launcher local")
-    return SlurmLauncher(config, progress=not _quiet(args))
-
-
 def prepare_datasets(specs) -> None:
     """Make sure every dataset the runs need is cached, once, before any job starts.
 
@@ -132,6 +106,7 @@ def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = 
     """Collate and print the leaderboard (and write the report); non-zero when ``strict``
     and every run failed."""
     from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from scalebench.bench.settle import RecordView
 
     board = summarize(collate([out]))
     md, csv = write_leaderboard(board, out)
@@ -145,64 +120,58 @@ def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = 
         except Exception as exc:  # the records and leaderboard are safe; say so, don't crash
             log.warning("report not written (%s: %s); retry with `bench report %s`",
                         type(exc).__name__, exc, out)
-    failed = [r for r in records if r and r.get("status") != "ok"]
-    for r in failed:
-        last = (r.get("error") or "").strip().splitlines()[-1:] or ["?"]
-        print(f"failed: {r['method']} seed {r['seed']}: {last[0]} (record {r['run_id']})")
+    views = [RecordView.of(r) for r in records if r]
+    failed = [v for v in views if not v.ok]
+    for v in failed:
+        print(f"failed: {v.method} seed {v.seed}: {v.last_error_line or '?'} "
+              f"(record {v.run_id})")
     return 1 if strict and failed and len(failed) == len(records) else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scalebench.bench.cli import sweep_specs
-    from scalebench.bench.launchers import pending
+    from scalebench.bench.cli import SLURM_FLAGS, sweep_specs
+    from scalebench.bench.launch_api import ACTIVE
+    from scalebench.bench.launchers import make_launcher, pending, sweep_status
     from scalebench.bench.records import ExperimentLock, ensure_writable, load_record, record_path
-    from scalebench.bench.sweep import run_states, save_sweep
+    from scalebench.bench.sweep import save_sweep
 
     specs, out = sweep_specs(args)
-    launcher = _launcher(args)
+    options = {k: getattr(args, k) for k in (*SLURM_FLAGS, "sbatch_extra", "launcher_config",
+                                             "detach")}
+    launcher = make_launcher(args.launcher, options, progress=not _quiet(args))
     ensure_writable(out)
     command = "bench " + " ".join(shlex.quote(a) for a in args.argv)
     with ExperimentLock(out):
-        save_sweep(out, specs)
+        save_sweep(out, specs, launcher=launcher.name)
         todo = pending(specs, out, retry_failed=args.retry_failed)
         done = len(specs) - len(todo)
-        active: set[str] = set()
-        if args.launcher == "slurm" and todo:
-            active = {r["run_id"] for r in run_states(out) if r["state"] in ("queued", "running")}
-            active &= {s.run_id for s in todo}
-            todo = [s for s in todo if s.run_id not in active]
+        # a run whose job is still out there (an earlier --detach) is not launched twice
+        active = {r["run_id"] for r in sweep_status(out, todo) if r["state"] in ACTIVE}
+        todo = [s for s in todo if s.run_id not in active]
         print(f"bench run: {len(specs)} runs in {out} ({done} already done"
-              + (f", {len(active)} still queued or running on Slurm" if active else "")
+              + (f", {len(active)} still queued or running" if active else "")
               + f", {len(todo)} to run)")
         prepare_datasets(todo)
         try:
-            if args.launcher == "local":
-                records = launcher.launch(todo, out, command)
-            else:
-                jobs = launcher.submit(todo, out, command) if todo else {}
-                if args.detach:
-                    ids = sorted({j.job_id.split("_")[0] for j in jobs.values()})
-                    print(f"bench run: submitted {len(jobs)} task(s) as Slurm job "
-                          f"{', '.join(ids) or '-'}; follow with `bench status {out}`, "
-                          f"collate with `bench collect {out}`")
-                    return 0
-                launcher.follow(todo, jobs, out)
-                records = [load_record(record_path(out, s.run_id)) for s in todo]
+            submission = launcher.submit(todo, out, command)
+            if args.detach:
+                print(f"bench run: {submission.summary}; follow with `bench status {out}`, "
+                      f"collate with `bench collect {out}`")
+                return 0
+            launcher.follow(submission, out)
         except KeyboardInterrupt:
-            where = ("jobs keep running on the cluster; see `bench status`"
-                     if args.launcher == "slurm" else "finished records are kept in "
-                     f"{out}/runs")
-            print(f"\nbench run: interrupted; {where}; re-run the same command to resume",
-                  flush=True)
+            print(f"\nbench run: interrupted; {launcher.interrupt_hint.format(out=out)}; "
+                  "re-run the same command to resume", flush=True)
             return 130
+        records = [load_record(record_path(out, s.run_id)) for s in todo]
         return _finish(out, records, report=args.report)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from scalebench.bench.slurm import STATES
-    from scalebench.bench.sweep import run_states
+    from scalebench.bench.launch_api import STATES
+    from scalebench.bench.launchers import sweep_status
 
-    rows = run_states(Path(args.experiment))
+    rows = sweep_status(Path(args.experiment))
     table = pd.DataFrame(rows, columns=["method", "seed", "state", "job", "run_id", "detail"])
     print(table.to_markdown(index=False))
     counts = table.state.value_counts()
@@ -211,17 +180,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from scalebench.bench.launch_api import ACTIVE
+    from scalebench.bench.launchers import settle_sweep, sweep_status
     from scalebench.bench.records import ExperimentLock, load_records
-    from scalebench.bench.sweep import collect_unfinished, load_sweep
+    from scalebench.bench.settle import RecordView
+    from scalebench.bench.sweep import load_sweep
 
     out = Path(args.experiment)
-    load_sweep(out)
+    specs = load_sweep(out)
     with ExperimentLock(out):
-        settled = collect_unfinished(out) if shutil.which("sacct") else 0
+        settled = settle_sweep(out, specs)
         if settled:
-            print(f"bench collect: {settled} run(s) ended on Slurm without a record; "
-                  "recorded as failed")
-        return _finish(out, [r for r in load_records(out) if r.get("status") != "ok"],
+            print(f"bench collect: {settled} run(s) ended without a record; recorded as failed")
+        active = [r for r in sweep_status(out, specs) if r["state"] in ACTIVE]
+        if active:
+            print(f"bench collect: {len(active)} run(s) still queued or running; their records "
+                  f"will change this leaderboard: collect again when `bench status {out}` "
+                  "shows none")
+        return _finish(out, [r for r in load_records(out) if not RecordView.of(r).ok],
                        strict=False, report=args.report)
 
 

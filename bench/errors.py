@@ -36,6 +36,10 @@ class ExperimentLockedError(BenchError):
     exit_code = 3
 
 
+class LauncherError(BenchError):
+    """The launcher's backend refused the jobs or cannot be reached (e.g. Slurm is down)."""
+
+
 class NoRecordsError(BenchError):
     """A folder with no run records where some were expected."""
 

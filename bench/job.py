@@ -3,18 +3,23 @@
 A job is a pure function of its frozen spec (stored as a plain dict so that it
 pickles across machines). Through submitit's ``Checkpointable`` interface a job
 that is preempted or reaches its time limit is requeued with the same spec;
-``run_one`` then resumes from the last per-epoch checkpoint.
+``run_one`` then resumes from the last per-epoch checkpoint. A job writes its
+record through :func:`bench.settle.write_job_record`: once its launcher has
+recorded it as ended (cancelled, timed out...), a job that still finishes does
+not replace that record.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import submitit
 import torch
 
 from scalebench.bench.cpu_memory import tune_cpu_allocator
+from scalebench.bench.settle import RecordView, write_job_record
 from scalebench.bench.spec import RunSpec
 from scalebench.bench.train import run_one
 
@@ -58,5 +63,7 @@ class SweepJob(submitit.helpers.Checkpointable):
             _use_allocated_cpus()
         if self.command:
             context["command"] = self.command
-        record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
-        return {"run_id": record["run_id"], "status": record["status"]}
+        write = partial(write_job_record, run_id=spec.run_id, job_id=context.get("job_id"))
+        record = run_one(spec, Path(self.out_dir), progress=progress, context=context,
+                         write=write)
+        return {"run_id": spec.run_id, "status": RecordView.of(record).status}

@@ -1,40 +1,51 @@
-"""The Slurm launcher: a sweep becomes one submitit job array, followed until every task ends.
+"""The Slurm launcher: a sweep becomes one job array, followed until every task ends.
 
 Each pending RunSpec is one array task running :class:`bench.job.SweepJob`.
 Logs and submitit's pickles live in ``<experiment>/slurm/``; ``jobs.json`` there
 maps run ids to their job ids, so ``bench status`` and ``bench collect`` can
-find the jobs later (``--detach``). A task that Slurm ends without a record
-(cancelled, timed out past its requeues, node failure) gets a ``failed``
-record saying so, so nothing is reported as hanging.
+find the jobs later (``--detach``).
+
+Following: a record that a run's job wrote settles the run, whatever Slurm says
+(so runs settle even while the controller is down). A task that Slurm ends
+without a record (cancelled, timed out past its requeues, node failure) is
+settled with a ``failed`` record saying so, which that task can no longer
+replace (:mod:`bench.settle`). When the controller stops answering, the
+follower says so once and goes on from the records.
+
+Everything that talks to the cluster sits behind :class:`SlurmScheduler`
+(:class:`~bench.slurm_scheduler.SubmititScheduler` on a real cluster, a fake
+in the tests).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
+import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import submitit
 from tqdm.auto import tqdm
 
+from scalebench.bench.errors import BadArgumentError
 from scalebench.bench.job import SweepJob
-from scalebench.bench.records import atomic_write_text, load_record, record_path, write_record
-from scalebench.bench.slurm_config import SlurmConfig
+from scalebench.bench.launch_api import ENDED, RunState, SchedulerUnavailable, Submission
+from scalebench.bench.records import atomic_write_text
+from scalebench.bench.settle import RecordView, read_view, settle_unfinished, unfinished_record
+from scalebench.bench.slurm_config import FIELDS, SlurmConfig, load_slurm_config, parse_sbatch_extra
+from scalebench.bench.slurm_scheduler import SubmititScheduler
 from scalebench.bench.spec import RunSpec
+from scalebench.bench.sweep import log_tail
 
-__all__ = ["SlurmLauncher", "classify", "job_log_tail", "load_jobs", "slurm_job",
-           "record_unfinished", "STATES"]
+__all__ = ["SlurmLauncher", "SlurmScheduler", "classify", "job_logs", "load_jobs"]
 
 log = logging.getLogger(__name__)
 
-#: what ``bench status`` shows, in display order
-STATES = ("queued", "running", "done", "failed", "cancelled", "timed out", "node failed",
-          "not submitted", "unknown")
 _QUEUED = {"PENDING", "REQUEUED", "CONFIGURING", "PREEMPTED", "RESIZING", "SUSPENDED",
            "REQUEUE_HOLD", "REQUEUE_FED", "READY"}
 _RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
@@ -42,7 +53,7 @@ _FAILED = {"FAILED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "
 
 
 def classify(slurm_state: str) -> str:
-    """Map a Slurm/sacct state (``'CANCELLED by 0'``...) onto one of :data:`STATES`."""
+    """Map a Slurm/sacct state (``'CANCELLED by 0'``...) onto one of launch_api.STATES."""
     word = (slurm_state or "UNKNOWN").split()[0].upper().rstrip("+")
     if word in _QUEUED:
         return "queued"
@@ -61,6 +72,17 @@ def classify(slurm_state: str) -> str:
     return "unknown"
 
 
+class SlurmScheduler(Protocol):
+    """What the launcher asks of a Slurm cluster."""
+
+    def submit(self, jobs: Sequence[Callable[[], object]], folder: Path, config: SlurmConfig,
+               name: str) -> list[str]:
+        """Submit the jobs as one array; their job ids (raises LauncherError)."""
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """``{job_id: Slurm state}``; raises SchedulerUnavailable when Slurm cannot say."""
+
+
 def slurm_folder(out_dir: Path) -> Path:
     return Path(out_dir) / "slurm"
 
@@ -72,124 +94,168 @@ def jobs_file(out_dir: Path) -> Path:
 def load_jobs(out_dir: Path) -> dict[str, dict]:
     """``{run_id: {"job_id": ..., "attempts": [...]}}`` of an experiment (empty when none)."""
     try:
-        return json.loads(jobs_file(out_dir).read_text())
+        jobs = json.loads(jobs_file(out_dir).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+    return {rid: e for rid, e in jobs.items() if isinstance(e, dict) and e.get("job_id")}
 
 
 def _save_jobs(out_dir: Path, jobs: dict[str, dict]) -> None:
     atomic_write_text(jobs_file(out_dir), json.dumps(jobs, indent=2) + "\n")
 
 
-def slurm_job(out_dir: Path, job_id: str) -> submitit.SlurmJob:
-    return submitit.SlurmJob(folder=slurm_folder(out_dir) / "%j", job_id=job_id)
-
-
-def job_log_tail(out_dir: Path, job_id: str, lines: int = 3) -> str:
-    """The last lines of a job's stderr (else stdout) log, for status and failure records."""
+def job_logs(out_dir: Path, job_id: str) -> tuple[str, str]:
+    """A task's (stderr, stdout) log files, where submitit writes them."""
     paths = submitit.core.utils.JobPaths(slurm_folder(out_dir) / "%j", job_id=job_id)
-    for path in (paths.stderr, paths.stdout):
-        try:
-            text = [ln for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
-        except OSError:
-            continue
-        if text:
-            return " | ".join(text[-lines:])
-    return ""
-
-
-def record_unfinished(spec: RunSpec, out_dir: Path, state: str, job_id: str) -> dict:
-    """A ``failed`` record for a run whose job ended without writing one."""
-    paths = submitit.core.utils.JobPaths(slurm_folder(out_dir) / "%j", job_id=job_id)
-    tail = job_log_tail(out_dir, job_id)
-    record = {
-        "run_id": spec.run_id, "experiment": spec.experiment, "method": spec.label,
-        "method_name": spec.method, "method_kwargs": dict(spec.method_kwargs),
-        "dataset": spec.dataset, "source": spec.source, "seed": spec.seed, "preset": spec.preset,
-        "spec": spec.to_dict(), "status": "failed", "slurm_state": state, "job_id": job_id,
-        "log": str(paths.stdout),
-        "error": f"Slurm job {job_id} ended {state} before the run finished"
-                 + (f"; log: {tail}" if tail else ""),
-    }
-    write_record(out_dir, record)
-    return record
+    return str(paths.stderr), str(paths.stdout)
 
 
 @dataclass(frozen=True)
 class SlurmLauncher:
     """Submit RunSpecs as one job array and follow them (launch configuration is data)."""
 
-    config: SlurmConfig
+    name: ClassVar[str] = "slurm"
+    accepts: ClassVar[frozenset[str]] = frozenset({*FIELDS, "launcher_config", "detach"})
+    interrupt_hint: ClassVar[str] = "jobs keep running on the cluster; see `bench status {out}`"
+
+    config: SlurmConfig = SlurmConfig()
     progress: bool = True
     poll_s: float = 2.0
+    scheduler: SlurmScheduler = field(default_factory=SubmititScheduler)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], progress: bool) -> SlurmLauncher:
+        overrides = {k: v for k, v in options.items() if k in FIELDS}
+        overrides["sbatch_extra"] = parse_sbatch_extra(options.get("sbatch_extra") or [])
+        config = load_slurm_config(options.get("launcher_config"), overrides)
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise BadArgumentError(f"--launcher slurm needs Slurm's {' and '.join(missing)} on "
+                                   "PATH (run bench on a login node), or use --launcher local")
+        return cls(config, progress=progress)
 
     def submit(self, specs: list[RunSpec], out_dir: Path, command: str | None = None
-               ) -> dict[str, submitit.SlurmJob]:
+               ) -> Submission:
+        specs = list(specs)
+        if not specs:
+            return Submission((), {}, "no task to submit")
         folder = slurm_folder(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.SlurmExecutor(folder=folder / "%j",
-                                          max_num_timeout=self.config.max_requeues,
-                                          python=self.config.python or sys.executable)
-        executor.update_parameters(job_name=f"bench-{Path(out_dir).name}",
-                                   **self.config.executor_parameters())
-        with executor.batch():
-            submitted = [executor.submit(SweepJob(s.to_dict(), str(out_dir), command))
-                         for s in specs]
+        job_ids = self.scheduler.submit([SweepJob(s.to_dict(), str(out_dir), command)
+                                         for s in specs], folder, self.config,
+                                        f"bench-{Path(out_dir).name}")
         registry = load_jobs(out_dir)
-        jobs = {}
-        for spec, job in zip(specs, submitted):
+        for spec, job_id in zip(specs, job_ids):
             entry = registry.setdefault(spec.run_id, {"attempts": []})
-            entry["job_id"] = job.job_id
-            entry["attempts"].append(job.job_id)
-            jobs[spec.run_id] = job
+            entry["job_id"] = job_id
+            entry.setdefault("attempts", []).append(job_id)
         _save_jobs(out_dir, registry)
-        log.info("submitted %d task(s) as Slurm job %s", len(specs),
-                 submitted[0].job_id.split("_")[0] if submitted else "-")
-        return jobs
+        arrays = sorted({j.split("_")[0] for j in job_ids})
+        summary = f"submitted {len(specs)} task(s) as Slurm job {', '.join(arrays)}"
+        log.info("%s", summary)
+        return Submission(tuple(specs), {s.run_id: j for s, j in zip(specs, job_ids)}, summary)
 
-    def follow(self, specs: Iterable[RunSpec], jobs: dict[str, submitit.SlurmJob],
-               out_dir: Path, timeout_s: float | None = None) -> dict[str, str]:
-        """Poll until every job has ended; returns ``{run_id: final state}``."""
-        specs = {s.run_id: s for s in specs if s.run_id in jobs}
+    def follow(self, submission: Submission, out_dir: Path, timeout_s: float | None = None
+               ) -> dict[str, str]:
+        """Poll until every task has ended; returns ``{run_id: final state}``."""
+        jobs: Mapping[str, str] = submission.jobs
+        specs = {s.run_id: s for s in submission.specs if s.run_id in jobs}
         final: dict[str, str] = {}
+        answering = True
         bar = tqdm(total=len(specs), desc="slurm", disable=not self.progress)
         start = time.monotonic()
-        while len(final) < len(specs):
-            states = self.poll({rid: jobs[rid] for rid in specs if rid not in final})
-            for rid, state in states.items():
-                kind = classify(state)
-                if kind in ("queued", "running", "unknown"):
-                    continue
-                final[rid] = self._settle(specs[rid], jobs[rid], state, kind, out_dir)
-                bar.update()
-            counts = Counter(classify(s) for s in states.values() if classify(s) in
-                             ("queued", "running"))
-            counts.update(final.values())
-            bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=True)
-            if len(final) < len(specs):
+        try:
+            while True:
+                for rid in [r for r in specs if r not in final]:
+                    view = read_view(out_dir, rid)
+                    if view is not None and view.job_id == jobs[rid]:  # its job wrote it
+                        final[rid] = view.outcome
+                        bar.update()
+                left = {rid: jobs[rid] for rid in specs if rid not in final}
+                live: dict[str, str] = {}
+                try:
+                    raw = self.scheduler.states(left.values()) if left else {}
+                except SchedulerUnavailable as exc:
+                    live = dict.fromkeys(left, "no answer")
+                    if answering:
+                        log.warning("%s; following the runs from their records in %s until "
+                                    "it answers again", exc, Path(out_dir) / "runs")
+                    answering = False
+                else:
+                    if not answering:
+                        log.warning("Slurm answers again; following the jobs")
+                    answering = True
+                    for rid, job_id in left.items():
+                        state = raw.get(job_id, "UNKNOWN")
+                        kind = classify(state)
+                        if kind in ENDED:
+                            final[rid] = self._settle(specs[rid], job_id, state, kind,
+                                                      out_dir).outcome
+                            bar.update()
+                        else:
+                            live[rid] = kind
+                counts = Counter(live.values()) + Counter(final.values())
+                bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=True)
+                if len(final) == len(specs):
+                    break
                 if timeout_s is not None and time.monotonic() - start > timeout_s:
                     break
                 time.sleep(self.poll_s)
-        bar.close()
+        finally:
+            bar.close()
         return final
 
-    @staticmethod
-    def poll(jobs: dict[str, submitit.SlurmJob]) -> dict[str, str]:
-        """One sacct call for all jobs (submitit's watcher), then each job's state."""
-        if not jobs:
-            return {}
-        first = next(iter(jobs.values()))
-        first.watcher.update_if_long_enough(mode="force")
-        return {rid: job.watcher.get_state(job.job_id, mode="cache") for rid, job in jobs.items()}
-
-    @staticmethod
-    def _settle(spec: RunSpec, job: submitit.SlurmJob, state: str, kind: str, out_dir: Path
-                ) -> str:
-        rec = load_record(record_path(out_dir, spec.run_id))
-        if rec is not None and rec.get("job_id") == job.job_id:
-            # this job wrote its record: it knows best (a traceback beats a Slurm state)
-            return "done" if rec.get("status") == "ok" else "failed"
+    def _settle(self, spec: RunSpec, job_id: str, state: str, kind: str, out_dir: Path
+                ) -> RecordView:
+        """A ``failed`` record for a task that Slurm ended, unless its own record is there."""
         if kind == "done":
             state, kind = "COMPLETED without writing a record", "failed"
-        record_unfinished(spec, out_dir, state, job.job_id)
-        return kind
+        stderr, stdout = job_logs(out_dir, job_id)
+        tail = log_tail((stderr, stdout))
+        record = unfinished_record(
+            spec, launcher=self.name, job_id=job_id, end_state=kind, backend_state=state,
+            log_file=stdout, error=f"Slurm job {job_id} ended {state} before the run finished"
+                                   + (f"; log: {tail}" if tail else ""))
+        return settle_unfinished(out_dir, spec, job_id, record)
+
+    def _latest_jobs(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, str]:
+        jobs = load_jobs(out_dir)
+        return {s.run_id: jobs[s.run_id]["job_id"] for s in specs if s.run_id in jobs}
+
+    def states(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, RunState]:
+        latest = self._latest_jobs(out_dir, specs)
+        if not latest:
+            return {}
+        try:
+            raw, problem = self.scheduler.states(latest.values()), ""
+        except SchedulerUnavailable as exc:
+            raw, problem = {}, str(exc)
+        return {rid: RunState(job=job_id,
+                              state=classify(raw[job_id]) if job_id in raw else "unknown",
+                              detail=raw.get(job_id) or problem, logs=job_logs(out_dir, job_id))
+                for rid, job_id in latest.items()}
+
+    def settle(self, out_dir: Path, specs: Iterable[RunSpec]) -> int:
+        """Record the runs whose latest task ended without a record; returns how many."""
+        specs = list(specs)
+        by_id = {s.run_id: s for s in specs}
+        todo = {}
+        for rid, job_id in self._latest_jobs(out_dir, specs).items():
+            view = read_view(out_dir, rid)
+            if view is None or not (view.ok or view.job_id == job_id):
+                todo[rid] = job_id
+        if not todo:
+            return 0
+        try:
+            raw = self.scheduler.states(todo.values())
+        except SchedulerUnavailable as exc:
+            log.warning("cannot settle %d Slurm task(s) now: %s", len(todo), exc)
+            return 0
+        settled = 0
+        for rid, job_id in todo.items():
+            state = raw.get(job_id, "UNKNOWN")
+            kind = classify(state)
+            if kind in ENDED:
+                view = self._settle(by_id[rid], job_id, state, kind, out_dir)
+                settled += view.settled_by == self.name and view.job_id == job_id
+        return settled

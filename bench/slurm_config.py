@@ -96,6 +96,13 @@ class SlurmConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(SlurmConfig)}
+# the least value of each integer option: a task needs a CPU and the array a slot (sbatch
+# would refuse 0 only after the sweep is prepared, with a traceback); no GPU, no requeue and
+# no early signal are meaningful choices
+_INT_MINIMA = {"cpus_per_job": 1, "array_parallelism": 1, "gpus_per_job": 0,
+               "signal_delay_s": 0, "max_requeues": 0}
+# sbatch --mem: a number with an optional unit; 0 is Slurm's "all the memory of the node"
+_MEM = re.compile(r"\d+(?:[KMGT]B?)?", re.IGNORECASE)
 
 
 def _coerce(values: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -115,16 +122,21 @@ def _coerce(values: dict[str, Any], origin: str) -> dict[str, Any]:
     if "time" in out:
         out["time"] = str(out["time"])
         parse_slurm_time(out["time"])
-    for key in ("gpus_per_job", "cpus_per_job", "array_parallelism", "signal_delay_s",
-                "max_requeues"):
+    for key, lowest in _INT_MINIMA.items():
         if key in out:
             try:
                 out[key] = int(out[key])
             except (TypeError, ValueError):
                 raise BadArgumentError(f"Slurm option {key} must be an integer in {origin}, "
                                        f"got {out[key]!r}") from None
-            if out[key] < 0:
-                raise BadArgumentError(f"Slurm option {key} must be >= 0 in {origin}")
+            if out[key] < lowest:
+                raise BadArgumentError(f"Slurm option {key} (--{key.replace('_', '-')}) must "
+                                       f"be >= {lowest} in {origin}, got {out[key]}")
+    if out.get("mem") is not None:
+        out["mem"] = str(out["mem"]).strip()
+        if not _MEM.fullmatch(out["mem"]):
+            raise BadArgumentError(f"Slurm option mem (--mem) must be a size such as 32G or "
+                                   f"8000M in {origin}, got {out['mem']!r}")
     return out
 
 

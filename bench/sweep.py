@@ -1,27 +1,32 @@
-"""What an experiment folder says about its sweep: the expected runs, their state, collation.
+"""What an experiment folder says about its sweep: the expected runs, who launched them, their state.
 
 ``sweep.json`` lists every RunSpec ever launched into the folder (merged by run
-id), so ``bench status`` knows which runs are missing, and ``bench collect``
-can settle runs whose Slurm jobs ended without a record.
+id), so ``bench status`` knows which runs are missing, and the names of the
+launchers that launched them, so ``bench status`` and ``bench collect`` know
+whom to ask about jobs still out there. :func:`run_states` merges the records
+with what those launchers report; it knows no backend.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from scalebench.bench.errors import NoRecordsError
-from scalebench.bench.records import atomic_write_text, load_record, record_path
+from scalebench.bench.launch_api import ACTIVE, ENDED, RunState
+from scalebench.bench.records import atomic_write_text
+from scalebench.bench.settle import read_view
 from scalebench.bench.spec import RunSpec
 
-__all__ = ["collect_unfinished", "load_sweep", "run_states", "save_sweep"]
+__all__ = ["load_sweep", "log_tail", "run_states", "save_sweep", "sweep_launchers"]
 
 
 def sweep_file(out_dir: Path) -> Path:
     return Path(out_dir) / "sweep.json"
 
 
-def load_sweep(out_dir: Path) -> list[RunSpec]:
+def _read(out_dir: Path) -> dict:
     try:
         data = json.loads(sweep_file(out_dir).read_text())
     except FileNotFoundError:
@@ -29,90 +34,84 @@ def load_sweep(out_dir: Path) -> list[RunSpec]:
                              f"bench run --out {out_dir}") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise NoRecordsError(f"cannot read {sweep_file(out_dir)}: {exc}") from None
-    return [RunSpec.from_dict(d) for d in data["runs"]]
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise NoRecordsError(f"{sweep_file(out_dir)} is not a sweep file (no list of runs)")
+    return data
 
 
-def save_sweep(out_dir: Path, specs: list[RunSpec]) -> None:
+def load_sweep(out_dir: Path) -> list[RunSpec]:
+    return [RunSpec.from_dict(d) for d in _read(out_dir)["runs"]]
+
+
+def sweep_launchers(out_dir: Path) -> list[str] | None:
+    """The launchers that launched runs into the folder, in order of first use; None when the
+    sweep predates that list."""
+    names = _read(out_dir).get("launchers")
+    return list(names) if isinstance(names, list) else None
+
+
+def save_sweep(out_dir: Path, specs: list[RunSpec], launcher: str | None = None) -> None:
     try:
-        known = {s.run_id: s for s in load_sweep(out_dir)}
+        data = _read(out_dir)
     except NoRecordsError:
-        known = {}
+        data = {"runs": []}
+    known = {s.run_id: s for s in map(RunSpec.from_dict, data["runs"])}
     known.update({s.run_id: s for s in specs})
-    atomic_write_text(sweep_file(out_dir), json.dumps(
-        {"runs": [s.to_dict() for s in known.values()]}, indent=2) + "\n")
+    out: dict = {"runs": [s.to_dict() for s in known.values()]}
+    launchers = data.get("launchers")
+    if launchers is not None or not data["runs"]:  # else: who launched the earlier runs is unknown
+        launchers = list(launchers or [])
+        if launcher and launcher not in launchers:
+            launchers.append(launcher)
+        out = {"launchers": launchers, **out}
+    atomic_write_text(sweep_file(out_dir), json.dumps(out, indent=2) + "\n")
 
 
-def run_states(out_dir: Path, query_slurm: bool = True) -> list[dict]:
-    """One row per run of the sweep: method, seed, state, job id, detail."""
-    from scalebench.bench.slurm import classify, job_log_tail, load_jobs, slurm_job, SlurmLauncher
-
-    specs = load_sweep(out_dir)
-    jobs = load_jobs(out_dir)
-    live = {}
-    pending_ids = {s.run_id: jobs[s.run_id]["job_id"] for s in specs if s.run_id in jobs}
-    if query_slurm and pending_ids:
+def log_tail(paths: Iterable[str], lines: int = 3) -> str:
+    """The last non-blank lines of the first of ``paths`` that has any, joined by `` | ``."""
+    for path in paths:
         try:
-            live = SlurmLauncher.poll({rid: slurm_job(out_dir, jid)
-                                       for rid, jid in pending_ids.items()})
-        except Exception:  # no sacct here: say unknown rather than guess
-            live = {}
+            text = [ln for ln in Path(path).read_text(errors="replace").splitlines()
+                    if ln.strip()]
+        except OSError:
+            continue
+        if text:
+            return " | ".join(text[-lines:])
+    return ""
+
+
+def run_states(out_dir: Path, live: Mapping[str, RunState],
+               specs: Iterable[RunSpec] | None = None) -> list[dict]:
+    """One row per run (method, seed, run_id, job, state, detail), from the records and what
+    the launchers report (``live``). A record that the run's latest job wrote settles the run,
+    whatever the backend still says; a job still queued or running outranks an older record."""
     rows = []
-    for spec in specs:
-        rec = load_record(record_path(out_dir, spec.run_id))
-        job_id = jobs.get(spec.run_id, {}).get("job_id", "")
-        row = {"method": spec.label, "seed": spec.seed, "run_id": spec.run_id, "job": job_id}
-        slurm_state = live.get(spec.run_id, "")
-        kind = classify(slurm_state) if slurm_state else None
-        if kind in ("queued", "running") and not (rec and rec.get("job_id") == job_id
-                                                  and rec.get("status") == "ok"):
-            row["state"], row["detail"] = kind, slurm_state
-            if rec and rec.get("status") == "failed":
+    for spec in load_sweep(out_dir) if specs is None else specs:
+        view = read_view(out_dir, spec.run_id)
+        st = live.get(spec.run_id, RunState())
+        row = {"method": spec.label, "seed": spec.seed, "run_id": spec.run_id, "job": st.job}
+        settled = view is not None and bool(st.job) and view.job_id == st.job
+        if st.state in ACTIVE and not settled:
+            row["state"], row["detail"] = st.state, st.detail
+            if view is not None and not view.ok:
                 row["detail"] += " (retry of a failed run)"
-        elif rec is not None and rec.get("status") == "ok":
+        elif view is not None and view.ok:
             row["state"] = "done"
-            row["detail"] = f"test acc {100 * (rec.get('test_acc') or 0):.2f} %"
-        elif rec is not None:
-            state = rec.get("slurm_state")
-            row["state"] = classify(state) if state else "failed"
-            if row["state"] == "done":
-                row["state"] = "failed"
-            err = (rec.get("error") or "").strip().splitlines()
-            tail = job_log_tail(out_dir, job_id) if job_id else ""
-            row["detail"] = (err[-1] if err else "") + (f" | log: {tail}" if tail and
-                                                        tail not in (err[-1:] or [""])[0] else "")
-            if rec.get("log"):
-                row["detail"] += f" ({rec['log']})"
-        elif kind:
-            row["state"], row["detail"] = kind, slurm_state
+            row["detail"] = f"test acc {100 * (view.test_acc or 0):.2f} %"
+        elif view is not None:
+            row["state"] = view.outcome
+            err = view.last_error_line
+            tail = log_tail(st.logs) if view.job_id and view.job_id == st.job else ""
+            row["detail"] = err + (f" | log: {tail}" if tail and tail not in err else "")
+            if view.log:
+                row["detail"] += f" ({view.log})"
+        elif st.state in ENDED:  # the job ended without a record: say so until it is settled
+            row["state"] = "failed" if st.state == "done" else st.state
+            row["detail"] = f"{st.detail}, no record yet (bench collect records it)"
+        elif st.state:
+            row["state"], row["detail"] = st.state, st.detail
         else:
-            row["state"] = "not submitted" if not job_id else "unknown"
+            row["state"] = "not submitted" if not st.job else "unknown"
             row["detail"] = ""
         rows.append(row)
     return rows
-
-
-def collect_unfinished(out_dir: Path) -> int:
-    """Write failed records for runs whose Slurm jobs ended without one; returns how many."""
-    from scalebench.bench.slurm import classify, load_jobs, record_unfinished, slurm_job, SlurmLauncher
-
-    jobs = load_jobs(out_dir)
-    specs = {s.run_id: s for s in load_sweep(out_dir)}
-    todo = {}
-    for rid, entry in jobs.items():
-        rec = load_record(record_path(out_dir, rid))
-        if rid in specs and not (rec and rec.get("job_id") == entry["job_id"]):
-            todo[rid] = slurm_job(out_dir, entry["job_id"])
-    if not todo:
-        return 0
-    states = SlurmLauncher.poll(todo)
-    n = 0
-    for rid, state in states.items():
-        kind = classify(state)
-        if kind not in ("queued", "running", "unknown"):
-            rec = load_record(record_path(out_dir, rid))
-            if kind == "done" and rec is not None:
-                continue  # finished; its record may predate job ids (local)
-            record_unfinished(specs[rid], out_dir, state if kind != "done" else
-                              "COMPLETED without writing a record", todo[rid].job_id)
-            n += 1
-    return n

@@ -1,0 +1,381 @@
+"""The launcher interface and the Slurm launcher's state logic, against a fake cluster.
+
+No Slurm is needed: :class:`FakeSlurm` stands in for the cluster (the
+``SlurmScheduler`` seam) and moves the world between polls, so the follower,
+``bench status`` and ``bench collect`` logic run in the default suite. The
+real cluster is exercised by tests/test_slurm.py (``-m slurm``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+from functools import partial
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from scalebench.bench import cli, commands
+from scalebench.bench import job as job_module
+from scalebench.bench.errors import BadArgumentError, UnknownNameError
+from scalebench.bench.job import SweepJob
+from scalebench.bench.launch_api import RunState, SchedulerUnavailable, Submission
+from scalebench.bench.launchers import (LAUNCHERS, LocalLauncher, make_launcher, settle_sweep,
+                                        sweep_status)
+from scalebench.bench.records import load_record, record_path, write_record
+from scalebench.bench.settle import read_view, run_lock, settle_unfinished, unfinished_record, write_job_record
+from scalebench.bench.slurm import SlurmLauncher, classify, job_logs, load_jobs
+from scalebench.bench.spec import RunSpec
+from scalebench.bench.sweep import load_sweep, run_states, save_sweep, sweep_launchers
+
+
+@dataclass
+class FakeSlurm:
+    """A cluster in memory: job states the test sets, a controller that can go down, and a hook
+    that moves the world before each poll answers."""
+
+    jobs: dict[str, str] = field(default_factory=dict)
+    down: bool = False
+    before_poll: Callable[[int], None] | None = None
+    polls: int = 0
+    arrays: int = 100
+    submitted: list = field(default_factory=list)
+
+    def submit(self, jobs, folder, config, name):
+        ids = [f"{self.arrays}_{i}" for i in range(len(jobs))]
+        self.arrays += 1
+        self.jobs.update(dict.fromkeys(ids, "PENDING"))
+        self.submitted.append((ids, list(jobs), config, name))
+        return ids
+
+    def states(self, job_ids):
+        self.polls += 1
+        if self.before_poll is not None:
+            self.before_poll(self.polls)
+        if self.down:
+            raise SchedulerUnavailable("the Slurm controller does not answer (fake)")
+        return {j: self.jobs.get(j, "UNKNOWN") for j in job_ids}
+
+
+def spec(seed: int = 0, method: str = "cnn") -> RunSpec:
+    return RunSpec(method, seed=seed, epochs=1, limit_train=40, limit_eval=20, eq_images=4,
+                   experiment="exp")
+
+
+def job_writes(out: Path, s: RunSpec, job_id: str, status: str = "ok", **extra) -> bool:
+    """What a task's SweepJob does at its end: write its record through the guard."""
+    rec = {"run_id": s.run_id, "method": s.label, "seed": s.seed, "status": status,
+           "job_id": job_id, "test_acc": 0.5, **extra}
+    return write_job_record(out, rec, run_id=s.run_id, job_id=job_id)
+
+
+def launcher(fake: FakeSlurm) -> SlurmLauncher:
+    return SlurmLauncher(progress=False, poll_s=0, scheduler=fake)
+
+
+def submit(fake: FakeSlurm, out: Path, specs: list[RunSpec]) -> Submission:
+    save_sweep(out, specs, launcher="slurm")
+    return launcher(fake).submit(specs, out)
+
+
+@pytest.mark.parametrize("state, kind", [
+    ("PENDING", "queued"), ("REQUEUED", "queued"), ("RUNNING", "running"),
+    ("COMPLETING", "running"), ("COMPLETED", "done"), ("CANCELLED by 0", "cancelled"),
+    ("CANCELLED+", "cancelled"), ("TIMEOUT", "timed out"), ("NODE_FAIL", "node failed"),
+    ("OUT_OF_MEMORY", "failed"), ("FAILED", "failed"), ("", "unknown"), ("WEIRD", "unknown"),
+])
+def test_classify_maps_slurm_states(state, kind):
+    assert classify(state) == kind
+
+
+def test_submit_registers_job_ids_and_attempts(tmp_path):
+    fake, a, b = FakeSlurm(), spec(0), spec(1)
+    sub = submit(fake, tmp_path, [a, b])
+    assert dict(sub.jobs) == {a.run_id: "100_0", b.run_id: "100_1"}
+    assert sub.summary == "submitted 2 task(s) as Slurm job 100"
+    assert all(isinstance(j, SweepJob) for j in fake.submitted[0][1])
+    launcher(fake).submit([b], tmp_path)  # a retry: a new job, the old one kept as an attempt
+    jobs = load_jobs(tmp_path)
+    assert jobs[b.run_id] == {"attempts": ["100_1", "101_0"], "job_id": "101_0"}
+    assert jobs[a.run_id]["attempts"] == ["100_0"]
+    assert launcher(fake).submit([], tmp_path).jobs == {} and fake.arrays == 102
+
+
+def test_follow_settles_runs_from_records_and_ended_states(tmp_path):
+    fake, a, b, c = FakeSlurm(), spec(0), spec(1), spec(2)
+    sub = submit(fake, tmp_path, [a, b, c])
+
+    def world(poll: int) -> None:
+        if poll == 1:
+            fake.jobs.update({"100_0": "RUNNING", "100_1": "RUNNING", "100_2": "RUNNING"})
+        if poll == 2:  # a's job writes its record while Slurm still says RUNNING
+            job_writes(tmp_path, a, "100_0")
+        if poll == 3:
+            fake.jobs.update({"100_1": "CANCELLED by 0", "100_2": "COMPLETED"})
+
+    fake.before_poll = world
+    assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "done", b.run_id: "cancelled",
+                                                    c.run_id: "failed"}
+    cancelled = read_view(tmp_path, b.run_id)
+    assert cancelled.status == "failed" and cancelled.end_state == "cancelled"
+    assert cancelled.settled_by == "slurm" and cancelled.job_id == "100_1"
+    assert "Slurm job 100_1 ended CANCELLED by 0" in cancelled.error
+    assert load_record(record_path(tmp_path, b.run_id))["backend_state"] == "CANCELLED by 0"
+    assert "COMPLETED without writing a record" in read_view(tmp_path, c.run_id).error
+    assert read_view(tmp_path, a.run_id).ok
+
+
+def test_a_jobs_own_failure_beats_the_slurm_state(tmp_path):
+    fake, a = FakeSlurm(), spec(0)
+    sub = submit(fake, tmp_path, [a])
+    job_writes(tmp_path, a, "100_0", status="failed", error="Traceback ...\nValueError: bad")
+    fake.jobs["100_0"] = "FAILED"
+    assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "failed"}
+    view = read_view(tmp_path, a.run_id)
+    assert view.last_error_line == "ValueError: bad" and not view.settled_by
+
+
+def test_an_older_record_does_not_settle_a_new_job(tmp_path):
+    fake, a = FakeSlurm(), spec(0)
+    write_record(tmp_path, unfinished_record(a, launcher="slurm", job_id="7_0",
+                                             end_state="timed out", error="old"))
+    sub = submit(fake, tmp_path, [a])
+    fake.before_poll = lambda poll: poll == 2 and job_writes(tmp_path, a, "100_0")
+    assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "done"}
+    assert fake.polls == 2  # the old job's failure did not end the new job's run at poll 1
+
+
+def test_follow_warns_once_while_the_controller_is_down_and_goes_on_from_records(
+        tmp_path, caplog):
+    fake, a, b = FakeSlurm(), spec(0), spec(1)
+    sub = submit(fake, tmp_path, [a, b])
+
+    def world(poll: int) -> None:
+        fake.down = 2 <= poll <= 5  # the controller dies after the first poll
+        if poll == 1:
+            fake.jobs.update({"100_0": "RUNNING", "100_1": "RUNNING"})
+        if poll == 3:
+            job_writes(tmp_path, a, "100_0")
+        if poll == 4:
+            job_writes(tmp_path, b, "100_1", status="failed", error="RuntimeError: boom")
+            fake.jobs["100_1"] = "RUNNING"  # what a stale answer would say
+
+    fake.before_poll = world
+    with caplog.at_level(logging.INFO, logger="scalebench.bench.slurm"):
+        final = launcher(fake).follow(sub, tmp_path)
+    assert final == {a.run_id: "done", b.run_id: "failed"}
+    assert fake.polls == 4  # both settled from their records, the controller still down
+    down = [r for r in caplog.records if "does not answer" in r.getMessage()]
+    assert len(down) == 1 and down[0].levelno == logging.WARNING
+    assert "following the runs from their records" in down[0].getMessage()
+
+
+def test_follow_says_when_the_controller_is_back_and_settles_from_its_states(tmp_path, caplog):
+    fake, a = FakeSlurm(), spec(0)
+    sub = submit(fake, tmp_path, [a])
+
+    def world(poll: int) -> None:
+        fake.down = poll in (1, 2, 3)
+        if poll == 4:
+            fake.jobs["100_0"] = "TIMEOUT"
+
+    fake.before_poll = world
+    with caplog.at_level(logging.INFO, logger="scalebench.bench.slurm"):
+        assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "timed out"}
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("does not answer" in m for m in messages) == 1
+    assert sum(m.startswith("Slurm answers again") for m in messages) == 1
+
+
+def test_follow_gives_up_at_its_timeout(tmp_path):
+    fake, a = FakeSlurm(), spec(0)
+    sub = submit(fake, tmp_path, [a])
+    assert launcher(fake).follow(sub, tmp_path, timeout_s=0) == {}
+    assert read_view(tmp_path, a.run_id) is None
+
+
+def test_a_cancelled_task_that_finishes_later_keeps_its_settled_record(tmp_path, cache_dir,
+                                                                       monkeypatch):
+    """Issue 13 case 3: submitit ignores the first SIGTERM, so a task scancel hits near its end
+    finishes after the follower recorded it cancelled (and wrote the leaderboard)."""
+    fake = FakeSlurm()
+    s = RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20, eq_images=4, experiment="exp",
+                cache_dir=str(cache_dir))
+    sub = submit(fake, tmp_path, [s])
+    fake.jobs["100_0"] = "CANCELLED by 0"
+    assert launcher(fake).follow(sub, tmp_path) == {s.run_id: "cancelled"}
+    settled = record_path(tmp_path, s.run_id).read_text()
+
+    # the cancelled task's process runs to its end: the real job, with its job id
+    monkeypatch.setattr(job_module, "_job_context", lambda: {"job_id": "100_0"})
+    summary = fake.submitted[0][1][0]()
+    assert summary == {"run_id": s.run_id, "status": "ok"}  # it did finish ...
+    assert record_path(tmp_path, s.run_id).read_text() == settled  # ... and changed nothing
+    assert run_states(tmp_path, launcher(fake).states(tmp_path, [s]))[0]["state"] == "cancelled"
+
+    # a new attempt (another job id) and a run in this process may write
+    assert job_writes(tmp_path, s, "101_0") and read_view(tmp_path, s.run_id).ok
+    assert write_job_record(tmp_path, {"run_id": s.run_id, "status": "failed"},
+                            run_id=s.run_id, job_id=None)
+    assert not read_view(tmp_path, s.run_id).ok
+
+
+def test_settling_waits_for_a_job_writing_its_record_and_keeps_it(tmp_path):
+    a = spec(0)
+    record = unfinished_record(a, launcher="slurm", job_id="100_0", end_state="cancelled",
+                               error="cancelled")
+    stood = []
+    with run_lock(tmp_path, a.run_id):  # the job holds the lock: it checked, now it writes
+        settler = threading.Thread(
+            target=lambda: stood.append(settle_unfinished(tmp_path, a, "100_0", record)))
+        settler.start()
+        settler.join(0.3)
+        assert settler.is_alive()  # the launcher waits for the lock
+        write_record(tmp_path, {"run_id": a.run_id, "status": "ok", "job_id": "100_0"})
+    settler.join(5)
+    assert stood[0].ok and read_view(tmp_path, a.run_id).ok
+
+
+def test_settle_keeps_a_newer_ok_record(tmp_path):
+    a = spec(0)
+    write_record(tmp_path, {"run_id": a.run_id, "status": "ok"})  # re-run in this process
+    record = unfinished_record(a, launcher="slurm", job_id="100_0", end_state="cancelled",
+                               error="cancelled")
+    assert settle_unfinished(tmp_path, a, "100_0", record).ok
+    assert read_view(tmp_path, a.run_id).job_id == ""
+
+
+def test_states_and_status_rows(tmp_path, monkeypatch):
+    fake = FakeSlurm()
+    # status and collect build the sweep's launchers from the registry: give them the fake
+    monkeypatch.setitem(LAUNCHERS, "slurm", partial(SlurmLauncher, progress=False, poll_s=0,
+                                                    scheduler=fake))
+    done, running, retry, cancelled, unsent = (spec(i) for i in range(5))
+    save_sweep(tmp_path, [done, running, retry, cancelled, unsent], launcher="slurm")
+    slurm = launcher(fake)
+    slurm.submit([done, running, retry, cancelled], tmp_path)
+    job_writes(tmp_path, done, "100_0", test_acc=0.875)
+    write_record(tmp_path, {"run_id": retry.run_id, "status": "failed", "job_id": "9_0",
+                            "error": "boom"})
+    fake.jobs.update({"100_0": "COMPLETED", "100_1": "RUNNING", "100_2": "PENDING",
+                      "100_3": "CANCELLED by 0"})
+    stderr = Path(job_logs(tmp_path, "100_3")[0])
+    stderr.parent.mkdir(parents=True, exist_ok=True)
+    stderr.write_text("starting\nslurmstepd: error: *** JOB 100_3 CANCELLED ***\n")
+    rows = {r["run_id"]: r for r in sweep_status(tmp_path)}
+    assert rows[cancelled.run_id]["state"] == "cancelled"  # ended, not settled yet
+    assert "no record yet" in rows[cancelled.run_id]["detail"]
+    assert settle_sweep(tmp_path) == 1 and settle_sweep(tmp_path) == 0
+    rows = {r["run_id"]: r for r in sweep_status(tmp_path)}
+    state = {rid: r["state"] for rid, r in rows.items()}
+    assert state == {done.run_id: "done", running.run_id: "running", retry.run_id: "queued",
+                     cancelled.run_id: "cancelled", unsent.run_id: "not submitted"}
+    assert rows[done.run_id]["detail"] == "test acc 87.50 %"
+    assert rows[retry.run_id]["detail"] == "PENDING (retry of a failed run)"
+    assert rows[running.run_id]["job"] == "100_1" and rows[unsent.run_id]["job"] == ""
+    assert "JOB 100_3 CANCELLED" in rows[cancelled.run_id]["detail"]
+
+    fake.down = True  # what status says when Slurm cannot
+    rows = {r["run_id"]: r for r in sweep_status(tmp_path)}
+    assert rows[running.run_id]["state"] == "unknown"
+    assert "does not answer" in rows[running.run_id]["detail"]
+    assert rows[done.run_id]["state"] == "done" and rows[cancelled.run_id]["state"] == "cancelled"
+
+
+def test_settle_does_nothing_while_slurm_cannot_say(tmp_path, caplog):
+    fake, a = FakeSlurm(down=True), spec(0)
+    submit(fake, tmp_path, [a])
+    assert launcher(fake).settle(tmp_path, [a]) == 0
+    assert read_view(tmp_path, a.run_id) is None
+    assert "cannot settle 1 Slurm task(s) now" in caplog.text
+
+
+def test_sweep_json_names_its_launchers(tmp_path):
+    a, b = spec(0), spec(1)
+    save_sweep(tmp_path, [a], launcher="local")
+    save_sweep(tmp_path, [b], launcher="slurm")
+    save_sweep(tmp_path, [a], launcher="local")
+    assert sweep_launchers(tmp_path) == ["local", "slurm"]
+    assert [s.run_id for s in load_sweep(tmp_path)] == [a.run_id, b.run_id]
+
+
+def test_a_sweep_from_before_the_launcher_list_asks_every_launcher(tmp_path, monkeypatch):
+    a = spec(0)
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": [a.to_dict()]}))
+    save_sweep(tmp_path, [spec(1)], launcher="local")
+    assert sweep_launchers(tmp_path) is None  # who launched run a is unknown: ask all
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("local", {"partition": "gpu", "detach": True},
+     "--partition, --detach only apply to --launcher slurm"),
+    ("local", {"cpus_per_job": 0}, "--cpus-per-job only apply to --launcher slurm"),
+])
+def test_options_of_another_launcher_are_refused(name, options, message):
+    with pytest.raises(BadArgumentError, match=message):
+        make_launcher(name, options)
+
+
+def test_unknown_launcher_name():
+    with pytest.raises(UnknownNameError, match="known: local, slurm"):
+        make_launcher("pbs", {})
+
+
+def test_local_launcher_takes_no_option():
+    assert make_launcher("local", {"partition": None, "detach": False, "sbatch_extra": []},
+                         progress=False) == LocalLauncher(progress=False)
+
+
+@dataclass(frozen=True)
+class ThirdLauncher:
+    """A backend the registry does not ship: one class is all ``bench run`` needs."""
+
+    name = "third"
+    accepts = frozenset({"detach"})
+    interrupt_hint = "the third backend keeps its jobs"
+
+    @classmethod
+    def from_options(cls, options, progress):
+        return cls()
+
+    def submit(self, specs, out_dir, command=None):
+        THIRD_CALLS.append(("submit", [s.run_id for s in specs], command))
+        return Submission(tuple(specs), {s.run_id: f"t{i}" for i, s in enumerate(specs)},
+                          f"handed {len(specs)} run(s) to the third backend")
+
+    def follow(self, submission, out_dir):
+        raise AssertionError("--detach does not follow")
+
+    def states(self, out_dir, specs):  # it knows the runs it was handed
+        handed = {rid for call in THIRD_CALLS for rid in call[1]}
+        return {s.run_id: RunState(job="t", state="queued", detail="waiting")
+                for s in specs if s.run_id in handed}
+
+    def settle(self, out_dir, specs):
+        return 0
+
+
+THIRD_CALLS: list = []
+
+
+def test_a_third_backend_is_one_class(tmp_path, cache_dir, monkeypatch, capsys):
+    monkeypatch.setitem(LAUNCHERS, "third", ThirdLauncher)
+    THIRD_CALLS.clear()
+    out = tmp_path / "exp"
+    args = cli.build_parser().parse_args(
+        ["run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), "--epochs", "1",
+         "--limit-train", "40", "--limit-eval", "20", "--quiet", "--detach",
+         "--launcher", "slurm"])
+    args.launcher, args.argv = "third", ["run", "--launcher", "third"]
+    assert commands.cmd_run(args) == 0
+    assert "handed 2 run(s) to the third backend" in capsys.readouterr().out
+    assert THIRD_CALLS[0][0] == "submit" and len(THIRD_CALLS[0][1]) == 2
+    assert sweep_launchers(out) == ["third"]
+    assert commands.cmd_run(args) == 0  # its runs are still queued there: none resubmitted
+    assert "2 still queued or running, 0 to run" in capsys.readouterr().out
+    assert commands.cmd_status(argparse.Namespace(experiment=str(out))) == 0
+    assert "2 queued" in capsys.readouterr().out
