@@ -82,3 +82,24 @@ def test_sbatch_extra_pairs():
         ("exclude", "node1"), ("mail_type", "END"))
     with pytest.raises(BadArgumentError, match="not KEY=VALUE"):
         parse_sbatch_extra(["exclusive"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"cpus_per_job": 0}, "cpus_per_job (--cpus-per-job) must be >= 1"),
+    ({"cpus_per_job": -2}, "cpus_per_job (--cpus-per-job) must be >= 1"),
+    ({"array_parallelism": 0}, "array_parallelism (--array-parallelism) must be >= 1"),
+    ({"gpus_per_job": -1}, "gpus_per_job (--gpus-per-job) must be >= 0"),
+    ({"mem": "-5"}, "mem (--mem) must be a size such as 32G"),
+    ({"mem": "lots"}, "mem (--mem) must be a size such as 32G"),
+])
+def test_resources_a_job_cannot_run_with_are_refused(tmp_path, overrides, message):
+    with pytest.raises(BadArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_slurm_config(None, overrides, project_file=tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize("mem", ["32G", "8000", "512m", "1TB", "0"])
+def test_memory_sizes_slurm_takes(tmp_path, mem):
+    """0 is Slurm's own "all the memory of the node", not a missing resource."""
+    cfg = load_slurm_config(None, {"mem": mem, "gpus_per_job": 0, "max_requeues": 0},
+                            project_file=tmp_path / "none.toml")
+    assert cfg.executor_parameters()["mem"] == mem
