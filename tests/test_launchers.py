@@ -304,10 +304,14 @@ def test_sweep_json_names_its_launchers(tmp_path):
 
 
 def test_a_sweep_from_before_the_launcher_list_asks_every_launcher(tmp_path, monkeypatch):
-    a = spec(0)
+    fake, a = FakeSlurm(), spec(0)
+    monkeypatch.setitem(LAUNCHERS, "slurm", partial(SlurmLauncher, scheduler=fake))
+    launcher(fake).submit([a], tmp_path)  # launched by a bench that did not name launchers
     (tmp_path / "sweep.json").write_text(json.dumps({"runs": [a.to_dict()]}))
+    fake.jobs["100_0"] = "RUNNING"
     save_sweep(tmp_path, [spec(1)], launcher="local")
-    assert sweep_launchers(tmp_path) is None  # who launched run a is unknown: ask all
+    assert sweep_launchers(tmp_path) is None  # who launched run a is unknown: ask them all
+    assert [r["state"] for r in sweep_status(tmp_path)] == ["running", "not submitted"]
 
 
 @pytest.mark.parametrize("name, options, message", [
