@@ -114,6 +114,8 @@ class MethodEntry:
     loss: LossFn | None = None
     source: str = "builtin"
     alias_of: str | None = None  # the same model as another name: left out of ``all``
+    #: the authors' reference implementation, "owner/repo@commit:path" (what fixtures were made from)
+    reference: str = ""
 
     def config(self, name: str) -> dict[str, Any]:
         if name not in self.configs:
@@ -139,13 +141,15 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
                     configs: Mapping[str, Mapping[str, Any]] | None = None,
                     recipes: Mapping[str, TrainRecipe] | None = None,
                     loss: LossFn | None = None, description: str = "",
-                    alias_of: str | None = None):
+                    alias_of: str | None = None, reference: str = ""):
     """Decorator: register ``builder(in_channels, num_classes, **kwargs)`` under ``name``.
 
     ``configs`` maps configuration names (``mnist``, ``stl10``, ``quick``) to the
     builder's keyword arguments; ``mnist`` is the default of :func:`create`.
     ``alias_of`` marks a second name for the same model (e.g. ``dss_vector`` for
     ``dss``): it resolves as usual but ``--methods all`` runs the model once.
+    ``reference`` names the authors' public implementation the method is checked against,
+    as ``"owner/repo@commit:path"``.
     """
     if not name or TIMM_PREFIX in name or any(c in name for c in "*?[], "):
         raise ValueError(f"invalid method name {name!r}")
@@ -160,7 +164,7 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
             name=name, builder=builder, family=family, paper=paper, year=year,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
             configs=cfgs, recipes=dict(recipes or {}), loss=loss, source=source,
-            alias_of=alias_of)
+            alias_of=alias_of, reference=reference)
         return builder
 
     return wrap
