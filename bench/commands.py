@@ -1,4 +1,9 @@
-"""The sub-commands behind ``bench`` (argument parsing lives in :mod:`bench.cli`)."""
+"""The sub-commands behind ``bench`` (argument parsing lives in :mod:`bench.cli`).
+
+A sub-command imports the modules only it needs inside its function, so that
+``bench list`` does not load timm, submitit or matplotlib; none of these imports
+is there to break a cycle (tests/test_architecture.py checks for cycles).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scalebench.bench.errors import BadArgumentError, DataSourceError
+from scalebench.bench.checkpoint import load_best
+from scalebench.bench.errors import BadArgumentError, CheckpointError
+from scalebench.bench.options import PERF_JSON, SLURM_FLAGS, sweep_specs
 from scalebench.bench.spec import PRESETS, format_method, parse_int_list, parse_methods
 
 log = logging.getLogger(__name__)
@@ -81,8 +88,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 def _launcher(args: argparse.Namespace):
     from scalebench.bench.launchers import LocalLauncher
 
-    from scalebench.bench.cli import SLURM_FLAGS
-
     if args.launcher == "local":
         given = [f for f in (*SLURM_FLAGS, "sbatch_extra", "launcher_config", "detach")
                  if getattr(args, f) not in (None, [], False)]
@@ -138,8 +143,6 @@ def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = 
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
     if report:
-        from scalebench.bench.cli import PERF_JSON
-
         try:
             write_report([out], out / "report", Path(PERF_JSON))
         except Exception as exc:  # the records and leaderboard are safe; say so, don't crash
@@ -153,7 +156,6 @@ def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scalebench.bench.cli import sweep_specs
     from scalebench.bench.launchers import pending
     from scalebench.bench.records import ExperimentLock, ensure_writable, load_record, record_path
     from scalebench.bench.sweep import run_states, save_sweep
@@ -251,18 +253,21 @@ def _models_for_equivariance(args: argparse.Namespace, ds):
 
     if args.checkpoint:
         for path in args.checkpoint:
-            try:
-                ckpt = torch.load(path, map_location="cpu", weights_only=False)
-                spec = ckpt["spec"]
-            except (OSError, KeyError, RuntimeError) as exc:
-                raise DataSourceError(f"cannot read checkpoint {path} ({exc}); pass a "
-                                      "checkpoints/<run-id>.pt written by bench run") from exc
+            ckpt = load_best(path)
+            spec = ckpt.spec
             model = methods.create(spec["method"], in_channels=ds.in_channels,
-                                   num_classes=ds.num_classes, config=ckpt["config"],
+                                   num_classes=ds.num_classes, config=ckpt.config,
                                    **spec.get("method_kwargs", {}))
-            model.load_state_dict(ckpt["state_dict"])
+            try:
+                model.load_state_dict(ckpt.state_dict)
+            except RuntimeError as exc:  # e.g. trained on 3-channel STL-10, measured on MNIST
+                trained = spec.get("dataset")
+                why = (f"it was trained on {trained}: pass --dataset {trained}"
+                       if trained and trained != ds.name else str(exc).splitlines()[0])
+                raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
+                                      f"model for {ds.name}; {why}") from exc
             yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec['seed']})", model
+                  f"(trained, seed {spec.get('seed', '?')})", model
         return
     config = args.config or ds.method_config
     init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)

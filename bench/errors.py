@@ -26,6 +26,10 @@ class DataSourceError(BenchError):
     """A missing or corrupt data source."""
 
 
+class CheckpointError(BenchError):
+    """A file given as a checkpoint that is missing or is not a scalebench checkpoint."""
+
+
 class OutputNotWritableError(BenchError):
     """The output folder cannot be created or written."""
 

@@ -17,10 +17,10 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from scalebench.bench.atomic_io import atomic_write_text
 from scalebench.bench.errors import ExperimentLockedError, OutputNotWritableError
 
 __all__ = ["ExperimentLock", "atomic_write_text", "ensure_writable", "load_record",
@@ -44,20 +44,6 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def record_path(out_dir: Path, run_id: str) -> Path:

@@ -27,7 +27,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from scalebench import methods
-from scalebench.bench.checkpoint import TrainState, last_checkpoint_path, load_state, save_state
+from scalebench.bench.checkpoint import (
+    TrainState,
+    best_checkpoint_path,
+    last_checkpoint_path,
+    load_state,
+    save_best,
+    save_state,
+)
 from scalebench.bench.errors import NonFiniteLossError
 from scalebench.bench.evaluate import evaluate, predict
 from scalebench.bench.metrics import accuracy
@@ -223,11 +230,8 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
                                progress=progress))
         record["peak_mem_mb"] = _peak_mem_mb(device)
         if out_dir is not None and best_state is not None:
-            ckpt = Path(out_dir) / "checkpoints" / f"{spec.run_id}.pt"
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"spec": spec.to_dict(), "config": config, "state_dict": best_state}, tmp)
-            tmp.replace(ckpt)
+            ckpt = save_best(best_checkpoint_path(Path(out_dir), spec.run_id), spec.to_dict(),
+                             config, best_state)
             record["checkpoint"] = str(ckpt)
         if last_ckpt is not None:
             last_ckpt.unlink(missing_ok=True)  # the run is complete: nothing left to resume

@@ -180,3 +180,31 @@ def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
     board = (out / "leaderboard.csv").read_text()
     assert "timm:resnet18" in board
     json.loads(Path(recs["cnn"]["record_path"]).read_text())  # the failed record is valid JSON
+
+
+@pytest.mark.parametrize("content", ["text", "json", "last"])
+def test_equivariance_on_a_file_that_is_not_a_checkpoint(tmp_path, capsys, cache_dir, content):
+    path = tmp_path / ("run.last.pt" if content == "last" else f"run.{content}")
+    if content == "last":
+        import torch
+
+        torch.save({"train": {}, "model": {}}, path)
+    else:
+        path.write_text("not a checkpoint\n" if content == "text" else '{"spec": {}}')
+    code = run_cli("equivariance", "--checkpoint", str(path), "--images", "4", "--sizes", "8")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("bench: error:") and err.count("\n") == 1
+    assert str(path) in err and "checkpoints/<run-id>.pt" in err and "Traceback" not in err
+    if content == "last":
+        assert "per-epoch training state" in err
+
+
+def test_launcher_group_and_slurm_flags_agree():
+    """commands reads SLURM_FLAGS from the parsed arguments: every Slurm option the parser
+    defines must be in it (a flag missing there would be silently ignored)."""
+    from scalebench.bench.options import SLURM_FLAGS
+
+    run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
+    [group] = [g for g in run._action_groups if g.title.startswith("launcher")]
+    dests = {a.dest for a in group._group_actions}
+    assert dests == {*SLURM_FLAGS, "launcher", "launcher_config", "detach", "sbatch_extra"}
