@@ -26,11 +26,6 @@ FOLDERS = ("bench", "methods", "datasets")  # installed as scalebench.<folder> (
 # test then allows none, and test_known_cycles_still_exist fails as soon as one is gone, so
 # that an entry cannot stay here after its cycle was removed.
 KNOWN_CYCLES: list[tuple[str, str]] = [
-    # registry loads builtin by name (importlib), builtin's methods import registry
-    ("scalebench.methods.registry", "scalebench.methods.builtin"),
-    # registry imports timm_baseline in get_method, timm_baseline imports registry (the same
-    # registry knot; not named in issue 12, reported to the lead)
-    ("scalebench.methods.registry", "scalebench.methods.timm_baseline"),
     # nonlinearity imports reference in a function, reference imports ring_schedule back
     ("scalebench.methods.fourier.nonlinearity", "scalebench.methods.fourier.reference"),
 ]
