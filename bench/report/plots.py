@@ -29,6 +29,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from scalebench.bench.spec import base_method
+
 __all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_vs_size",
            "learning_curves", "pareto_front", "perf_cost", "save_figure"]
 
@@ -83,7 +85,7 @@ class Palette:
         return self._base[base]
 
     def style(self, label: str) -> Style:
-        base = label.split("[", 1)[0]
+        base = base_method(label)
         color, marker = self._base_style(base)
         if base == label:
             return Style(color, marker)
