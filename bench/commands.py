@@ -162,7 +162,12 @@ def write_report(found, out_dir: Path, perf_json: Path | None) -> Path:
 def _finish(out: Path, records: list, strict: bool = True, report: bool = True) -> int:
     """Collate and print the leaderboard (and write the report); non-zero when ``strict``
     and every run failed."""
-    from scalebench.bench.leaderboard import format_leaderboard, records_frame, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import (
+        format_leaderboard,
+        records_frame,
+        summarize,
+        write_leaderboard,
+    )
 
     found = read_folders([out])
     board = summarize(records_frame(found.records))
@@ -266,7 +271,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from scalebench.bench.leaderboard import format_leaderboard, records_frame, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import (
+        format_leaderboard,
+        records_frame,
+        summarize,
+        write_leaderboard,
+    )
 
     board = summarize(records_frame(read_folders(args.folders, args.strict).records))
     print(format_leaderboard(board))

@@ -190,7 +190,7 @@ def format_method(name: str, kwargs: dict[str, Any]) -> str:
 
 
 def base_method(label: str) -> str:
-    """The registry name of a method label, options stripped: ``'fourier[impl=x]'`` -> ``'fourier'``."""
+    """A method label's registry name, options stripped: ``fourier[impl=x]`` -> ``fourier``."""
     return str(label).split("[", 1)[0]
 
 

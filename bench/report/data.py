@@ -38,8 +38,9 @@ from scalebench.bench.records import Collection, load_folders
 from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol
 
 __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_frame",
-           "history_frame", "in_section", "load", "load_experiments", "load_published", "parse_scale_key",
-           "per_size_frame", "runs_frame", "section_slug", "section_title", "sections"]
+           "history_frame", "in_section", "load", "load_experiments", "load_published",
+           "parse_scale_key", "per_size_frame", "runs_frame", "section_slug", "section_title",
+           "sections"]
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ def sections(runs: pd.DataFrame) -> list[Protocol]:
 
 def in_section(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
     """The rows of ``df`` (any frame with a ``protocol`` column) that belong to a section."""
-    return df[[p == protocol for p in df.protocol]]
+    # a boolean Series, not a list: an empty list would select columns (none) instead of rows
+    return df[pd.Series([p == protocol for p in df.protocol], index=df.index, dtype=bool)]
 
 
 def _untitled(protocol: Protocol) -> list[tuple[str, Any]]:

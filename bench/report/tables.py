@@ -18,7 +18,7 @@ import pandas as pd
 
 from scalebench.bench.formatting import MISSING, finite, num, signed
 from scalebench.bench.leaderboard import display_frame, summarize
-from scalebench.bench.report.data import ReportData, section_title
+from scalebench.bench.report.data import ReportData, in_section, section_title
 from scalebench.bench.spec import Protocol, base_method
 
 __all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "section_frames",
@@ -59,7 +59,7 @@ def leaderboard(data: ReportData) -> pd.DataFrame:
 def section_frames(board: pd.DataFrame) -> Iterator[tuple[Protocol, pd.DataFrame]]:
     """The board's sections (one per protocol), in its row order."""
     for protocol in dict.fromkeys(board.protocol):
-        yield protocol, board[[p == protocol for p in board.protocol]]
+        yield protocol, in_section(board, protocol)
 
 
 def best_mask(board: pd.DataFrame) -> pd.DataFrame:
