@@ -27,7 +27,7 @@ from scalebench.bench.errors import CorruptRecordError, RecordSchemaError
 from scalebench.bench.spec import Protocol, RunSpec, base_method
 
 __all__ = ["MIGRATIONS", "NUMERIC_COLUMNS", "RUN_COLUMNS", "SCHEMA_VERSION", "ProtocolKey",
-           "RunRecord", "protocol_key"]
+           "RunRecord", "protocol_key", "run_identity"]
 
 #: the schema :meth:`RunRecord.to_json` writes; 0 is the unversioned format of scalebench <= 0.1
 SCHEMA_VERSION = 1
@@ -297,3 +297,12 @@ def protocol_key(record: RunRecord) -> ProtocolKey:
     takes its default.
     """
     return ProtocolKey(record.spec.protocol(), record.spec.label)
+
+
+def run_identity(record: RunRecord) -> tuple[ProtocolKey, int]:
+    """Which run a record is of: its leaderboard key and seed (what its run id hashes).
+
+    Unlike the stored run id it is the same for a record written before the
+    experiment folder left the identity (schema 0) and for one written after.
+    """
+    return protocol_key(record), record.seed

@@ -32,7 +32,7 @@ from scalebench.bench.errors import (
     OutputNotWritableError,
     RecordSchemaError,
 )
-from scalebench.bench.record import RunRecord
+from scalebench.bench.record import RunRecord, run_identity
 
 __all__ = ["Collection", "ExperimentLock", "FolderRecords", "atomic_write_text",
            "ensure_writable", "load_folders", "load_record", "read_record", "record_path",
@@ -166,15 +166,24 @@ class Collection:
         return [r for f in self.folders for r in f.records]
 
 
-def load_folders(folders: list[str | Path]) -> Collection:
-    """Read experiment folders; a run (by run id) found more than once counts once.
+def _stands_for_the_run(new: RunRecord, old: RunRecord) -> bool:
+    """Whether ``new`` rather than ``old`` (two records of one run) counts: a finished run
+    over a failed one, else the later finished (an exact copy: the first one read)."""
+    if new.ok != old.ok:
+        return new.ok
+    return (new.finished_at or "") > (old.finished_at or "")
 
-    Among copies of a run the first ``ok`` one is kept (else the first); a note
-    says which folders held copies. A folder given twice is read once.
-    Raises :class:`NoRecordsError` for a folder without any record file.
+
+def load_folders(folders: list[str | Path]) -> Collection:
+    """Read experiment folders; a run found more than once counts once.
+
+    A run is its protocol, method and seed (:func:`~bench.record.run_identity`),
+    so copies of a folder, a folder given twice, and a record made before and
+    again after run ids changed all count once; a note says where. Raises
+    :class:`NoRecordsError` for a folder without any record file.
     """
     out = Collection(folders=[])
-    kept: dict[str, tuple[int, RunRecord]] = {}  # run id -> (folder index, record)
+    kept: dict[tuple, tuple[int, RunRecord]] = {}  # run -> (folder index, record)
     copies: dict[tuple[str, str], int] = {}
     seen_folders: dict[Path, Path] = {}
     for folder in map(Path, folders):
@@ -191,25 +200,26 @@ def load_folders(folders: list[str | Path]) -> Collection:
         here = FolderRecords(folder)
         out.folders.append(here)
         for rec in records:
-            if rec.run_id not in kept:
-                kept[rec.run_id] = (len(out.folders) - 1, rec)
+            run = run_identity(rec)
+            if run not in kept:
+                kept[run] = (len(out.folders) - 1, rec)
                 here.records.append(rec)
                 continue
-            index, first = kept[rec.run_id]
+            index, first = kept[run]
             where = (str(out.folders[index].folder), str(folder))
             copies[where] = copies.get(where, 0) + 1
-            if rec.ok and not first.ok:  # the finished copy stands for the run
+            if _stands_for_the_run(rec, first):
                 out.folders[index].records = [r for r in out.folders[index].records
                                               if r is not first]
-                kept[rec.run_id] = (len(out.folders) - 1, rec)
+                kept[run] = (len(out.folders) - 1, rec)
                 here.records.append(rec)
     for (first, other), n in copies.items():
         if first == other:
-            out.notes.append(f"{n} record file(s) in {first} repeat a run id of another file "
-                             "there: each run counted once")
+            out.notes.append(f"{n} record file(s) in {first} hold a run that another file "
+                             "there holds too: each run counted once (the latest finished)")
         else:
-            out.notes.append(f"{n} run(s) of {other} are also in {first} (same run id): "
-                             "each counted once")
+            out.notes.append(f"{n} run(s) of {other} are also in {first} (same protocol, "
+                             "method and seed): each counted once")
     return out
 
 

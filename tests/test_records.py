@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,19 @@ def test_a_run_in_several_folders_counts_once(tmp_path):
     found = load_folders([b, a])
     assert next(r for r in found.records if r.seed == 0).ok
     assert sum(len(f.records) for f in found.folders) == 3
+
+
+def test_an_old_record_and_its_recomputation_count_once(tmp_path):
+    """A schema-0 record's id hashed its folder name; recomputed today the same run gets
+    another id, yet both are one run of the leaderboard (the later one counts)."""
+    old_path = sorted((REFERENCE / "runs").glob("cnn-*.json"))[0]
+    (tmp_path / "runs").mkdir()
+    shutil.copy(old_path, tmp_path / "runs" / old_path.name)
+    old = RunRecord.from_json(old_path.read_text(), old_path)
+    again = RunRecord.for_spec(old.spec, status="ok", test_acc=0.9,
+                               finished_at="2099-01-01T00:00:00+00:00")
+    assert again.run_id != old.run_id
+    write_record(tmp_path, again)
+    found = load_folders([tmp_path])
+    assert [r.test_acc for r in found.records] == [0.9]
+    assert found.notes and "counted once" in found.notes[0]
