@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("leaderboard", help="collate experiment folders into a leaderboard")
     p.add_argument("folders", nargs="+")
     p.add_argument("--out", default=None, help="also write leaderboard.md/.csv here")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when a record file cannot be read (default: warn and leave it out)")
 
     p = add("report", help="tables (md/csv/tex), figures and index.html from experiment folders")
     p.add_argument("folders", nargs="+")
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "results/report)")
     p.add_argument("--perf", default=PERF_JSON,
                    help="bench perf's JSON for the training-cost figure (used when it exists)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when a record file cannot be read (default: warn and leave it out)")
 
     p = add("equivariance",
                        help="equivariance error of fresh or checkpointed models, no training")

@@ -11,14 +11,22 @@ import argparse
 import logging
 import shlex
 import shutil
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from scalebench.bench.checkpoint import load_best
-from scalebench.bench.errors import BadArgumentError, CheckpointError
+from scalebench.bench.errors import (
+    BadArgumentError,
+    CheckpointError,
+    DataSourceError,
+    NoRecordsError,
+    UnreadableRecordsError,
+)
 from scalebench.bench.options import PERF_JSON, SLURM_FLAGS, sweep_specs
 from scalebench.bench.spec import PRESETS, format_method, parse_int_list, parse_methods
 
@@ -122,36 +130,66 @@ def prepare_datasets(specs) -> None:
         ensure_cached(*key)
 
 
-def write_report(folders: list[Path], out_dir: Path, perf_json: Path | None) -> Path:
+def read_folders(folders: Sequence[str | Path], strict: bool = False):
+    """The records of experiment folders (a :class:`bench.records.Collection`).
+
+    Every file that is not a readable record is named on stderr, one line each,
+    and left out; with ``strict`` that is an error instead. Runs found more than
+    once are counted once, said in a note.
+    """
+    from scalebench.bench.records import load_folders
+
+    found = load_folders(list(folders))
+    for problem in found.problems:
+        print(f"bench: warning: {problem}; left out", file=sys.stderr)
+    for note in found.notes:
+        print(f"bench: note: {note}", file=sys.stderr)
+    if strict and found.problems:
+        raise UnreadableRecordsError(f"{len(found.problems)} record file(s) could not be read "
+                                     "(named above); --strict stops here: move or re-run them")
+    if not found.records:
+        raise NoRecordsError(f"no readable run records in {', '.join(map(str, folders))} "
+                             f"({len(found.problems)} unreadable file(s), named above)")
+    return found
+
+
+def write_report(found, out_dir: Path, perf_json: Path | None) -> Path:
+    """``found``: the records (:func:`read_folders`) the report is made of."""
     from scalebench.bench.report import build_report
 
     perf = perf_json if perf_json is not None and perf_json.is_file() else None
-    written = build_report(folders, out_dir, perf_json=perf)
+    written = build_report(found, out_dir, perf_json=perf)
     figures = sum(1 for f in written if f.suffix == ".png")
     page = next(f for f in written if f.name == "index.html")
     print(f"report: {len(written)} files ({figures} figures) in {out_dir}; open {page}")
     return page
 
 
-def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = True) -> int:
+def _finish(out: Path, records: list, strict: bool = True, report: bool = True) -> int:
     """Collate and print the leaderboard (and write the report); non-zero when ``strict``
     and every run failed."""
-    from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import (
+        format_leaderboard,
+        records_frame,
+        summarize,
+        write_leaderboard,
+    )
 
-    board = summarize(collate([out]))
+    found = read_folders([out])
+    board = summarize(records_frame(found.records))
     md, csv = write_leaderboard(board, out)
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
     if report:
         try:
-            write_report([out], out / "report", Path(PERF_JSON))
+            write_report(found, out / "report", Path(PERF_JSON))
         except Exception as exc:  # the records and leaderboard are safe; say so, don't crash
             log.warning("report not written (%s: %s); retry with `bench report %s`",
                         type(exc).__name__, exc, out)
-    failed = [r for r in records if r and r.get("status") != "ok"]
+    failed = [r for r in records if r and not r.ok]
     for r in failed:
-        last = (r.get("error") or "").strip().splitlines()[-1:] or ["?"]
-        print(f"failed: {r['method']} seed {r['seed']}: {last[0]} (record {r['run_id']})")
+        last = (r.error or "").strip().splitlines()[-1:] or ["?"]
+        print(f"failed: {r.method} seed {r.seed}: {last[0]} (record {r.run_id})")
     return 1 if strict and failed and len(failed) == len(records) else 0
 
 
@@ -213,7 +251,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from scalebench.bench.records import ExperimentLock, load_records
+    from scalebench.bench.records import ExperimentLock, scan_records
     from scalebench.bench.sweep import collect_unfinished, load_sweep
 
     out = Path(args.experiment)
@@ -223,7 +261,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         if settled:
             print(f"bench collect: {settled} run(s) ended on Slurm without a record; "
                   "recorded as failed")
-        return _finish(out, [r for r in load_records(out) if r.get("status") != "ok"],
+        return _finish(out, [r for r in scan_records(out)[0] if not r.ok],
                        strict=False, report=args.report)
 
 
@@ -231,14 +269,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.folders]
     out = Path(args.out) if args.out else (folders[0] / "report" if len(folders) == 1
                                            else Path("results/report"))
-    write_report(folders, out, Path(args.perf) if args.perf else None)
+    write_report(read_folders(folders, args.strict), out, Path(args.perf) if args.perf else None)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import (
+        format_leaderboard,
+        records_frame,
+        summarize,
+        write_leaderboard,
+    )
 
-    board = summarize(collate(args.folders))
+    board = summarize(records_frame(read_folders(args.folders, args.strict).records))
     print(format_leaderboard(board))
     if args.out:
         md, csv = write_leaderboard(board, Path(args.out))

@@ -59,4 +59,4 @@ class SweepJob(submitit.helpers.Checkpointable):
         if self.command:
             context["command"] = self.command
         record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
-        return {"run_id": record["run_id"], "status": record["status"]}
+        return {"run_id": record.run_id, "status": record.status}

@@ -22,7 +22,9 @@ from pathlib import Path
 import submitit
 from tqdm.auto import tqdm
 
+from scalebench.bench.errors import CorruptRecordError
 from scalebench.bench.job import SweepJob
+from scalebench.bench.record import RunRecord
 from scalebench.bench.records import atomic_write_text, load_record, record_path, write_record
 from scalebench.bench.slurm_config import SlurmConfig
 from scalebench.bench.spec import RunSpec
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 #: what ``bench status`` shows, in display order
 STATES = ("queued", "running", "done", "failed", "cancelled", "timed out", "node failed",
-          "not submitted", "unknown")
+          "corrupt record", "not submitted", "unknown")
 _QUEUED = {"PENDING", "REQUEUED", "CONFIGURING", "PREEMPTED", "RESIZING", "SUSPENDED",
            "REQUEUE_HOLD", "REQUEUE_FED", "READY"}
 _RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
@@ -98,19 +100,14 @@ def job_log_tail(out_dir: Path, job_id: str, lines: int = 3) -> str:
     return ""
 
 
-def record_unfinished(spec: RunSpec, out_dir: Path, state: str, job_id: str) -> dict:
+def record_unfinished(spec: RunSpec, out_dir: Path, state: str, job_id: str) -> RunRecord:
     """A ``failed`` record for a run whose job ended without writing one."""
     paths = submitit.core.utils.JobPaths(slurm_folder(out_dir) / "%j", job_id=job_id)
     tail = job_log_tail(out_dir, job_id)
-    record = {
-        "run_id": spec.run_id, "experiment": spec.experiment, "method": spec.label,
-        "method_name": spec.method, "method_kwargs": dict(spec.method_kwargs),
-        "dataset": spec.dataset, "source": spec.source, "seed": spec.seed, "preset": spec.preset,
-        "spec": spec.to_dict(), "status": "failed", "slurm_state": state, "job_id": job_id,
-        "log": str(paths.stdout),
-        "error": f"Slurm job {job_id} ended {state} before the run finished"
-                 + (f"; log: {tail}" if tail else ""),
-    }
+    record = RunRecord.for_spec(
+        spec, status="failed", slurm_state=state, job_id=job_id, log=str(paths.stdout),
+        error=f"Slurm job {job_id} ended {state} before the run finished"
+              + (f"; log: {tail}" if tail else ""))
     write_record(out_dir, record)
     return record
 
@@ -185,10 +182,14 @@ class SlurmLauncher:
     @staticmethod
     def _settle(spec: RunSpec, job: submitit.SlurmJob, state: str, kind: str, out_dir: Path
                 ) -> str:
-        rec = load_record(record_path(out_dir, spec.run_id))
-        if rec is not None and rec.get("job_id") == job.job_id:
+        try:
+            rec = load_record(record_path(out_dir, spec.run_id))
+        except CorruptRecordError as exc:
+            log.warning("%s; recording how the job ended instead", exc)
+            rec = None
+        if rec is not None and rec.job_id == job.job_id:
             # this job wrote its record: it knows best (a traceback beats a Slurm state)
-            return "done" if rec.get("status") == "ok" else "failed"
+            return "done" if rec.ok else "failed"
         if kind == "done":
             state, kind = "COMPLETED without writing a record", "failed"
         record_unfinished(spec, out_dir, state, job.job_id)

@@ -8,13 +8,17 @@ can settle runs whose Slurm jobs ended without a record.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
-from scalebench.bench.errors import NoRecordsError
+from scalebench.bench.errors import CorruptRecordError, NoRecordsError
+from scalebench.bench.record import RunRecord
 from scalebench.bench.records import atomic_write_text, load_record, record_path
 from scalebench.bench.spec import RunSpec
 
 __all__ = ["collect_unfinished", "load_sweep", "run_states", "save_sweep"]
+
+log = logging.getLogger(__name__)
 
 
 def sweep_file(out_dir: Path) -> Path:
@@ -58,30 +62,36 @@ def run_states(out_dir: Path, query_slurm: bool = True) -> list[dict]:
             live = {}
     rows = []
     for spec in specs:
-        rec = load_record(record_path(out_dir, spec.run_id))
+        corrupt: CorruptRecordError | None = None
+        try:
+            rec = load_record(record_path(out_dir, spec.run_id))
+        except CorruptRecordError as exc:
+            rec, corrupt = None, exc
         job_id = jobs.get(spec.run_id, {}).get("job_id", "")
         row = {"method": spec.label, "seed": spec.seed, "run_id": spec.run_id, "job": job_id}
         slurm_state = live.get(spec.run_id, "")
         kind = classify(slurm_state) if slurm_state else None
-        if kind in ("queued", "running") and not (rec and rec.get("job_id") == job_id
-                                                  and rec.get("status") == "ok"):
+        if kind in ("queued", "running") and not (rec and rec.job_id == job_id and rec.ok):
             row["state"], row["detail"] = kind, slurm_state
-            if rec and rec.get("status") == "failed":
+            if rec and not rec.ok:
                 row["detail"] += " (retry of a failed run)"
-        elif rec is not None and rec.get("status") == "ok":
+        elif corrupt is not None:
+            row["state"] = "corrupt record"
+            row["detail"] = (f"{corrupt}; `bench run` moves it aside and recomputes the run")
+        elif rec is not None and rec.ok:
             row["state"] = "done"
-            row["detail"] = f"test acc {100 * (rec.get('test_acc') or 0):.2f} %"
+            row["detail"] = f"test acc {100 * (rec.test_acc or 0):.2f} %"
         elif rec is not None:
-            state = rec.get("slurm_state")
+            state = rec.slurm_state
             row["state"] = classify(state) if state else "failed"
             if row["state"] == "done":
                 row["state"] = "failed"
-            err = (rec.get("error") or "").strip().splitlines()
+            err = (rec.error or "").strip().splitlines()
             tail = job_log_tail(out_dir, job_id) if job_id else ""
             row["detail"] = (err[-1] if err else "") + (f" | log: {tail}" if tail and
                                                         tail not in (err[-1:] or [""])[0] else "")
-            if rec.get("log"):
-                row["detail"] += f" ({rec['log']})"
+            if rec.log:
+                row["detail"] += f" ({rec.log})"
         elif kind:
             row["state"], row["detail"] = kind, slurm_state
         else:
@@ -99,8 +109,8 @@ def collect_unfinished(out_dir: Path) -> int:
     specs = {s.run_id: s for s in load_sweep(out_dir)}
     todo = {}
     for rid, entry in jobs.items():
-        rec = load_record(record_path(out_dir, rid))
-        if rid in specs and not (rec and rec.get("job_id") == entry["job_id"]):
+        rec = _readable_record(out_dir, rid)
+        if rid in specs and not (rec and rec.job_id == entry["job_id"]):
             todo[rid] = slurm_job(out_dir, entry["job_id"])
     if not todo:
         return 0
@@ -109,10 +119,20 @@ def collect_unfinished(out_dir: Path) -> int:
     for rid, state in states.items():
         kind = classify(state)
         if kind not in ("queued", "running", "unknown"):
-            rec = load_record(record_path(out_dir, rid))
+            rec = _readable_record(out_dir, rid)
             if kind == "done" and rec is not None:
                 continue  # finished; its record may predate job ids (local)
             record_unfinished(specs[rid], out_dir, state if kind != "done" else
                               "COMPLETED without writing a record", todo[rid].job_id)
             n += 1
     return n
+
+
+def _readable_record(out_dir: Path, run_id: str) -> RunRecord | None:
+    """The run's record, or None; a damaged one is named in a warning and treated as absent
+    (writing the run's failed record then moves it aside)."""
+    try:
+        return load_record(record_path(out_dir, run_id))
+    except CorruptRecordError as exc:
+        log.warning("%s; treated as missing", exc)
+        return None

@@ -123,15 +123,15 @@ def test_a_corrupt_state_restarts_training_and_says_so(tmp_path, cache_dir, capl
     last.write_bytes(b"PK\x03\x04 torn zip")
     with caplog.at_level(logging.WARNING, logger="scalebench.bench.checkpoint"):
         torn = train.run_one(spec, tmp_path / "torn")
-    assert torn["status"] == "ok" and torn["resumed_from_epoch"] is None
+    assert torn.status == "ok" and torn.resumed_from_epoch is None
     assert [r.getMessage() for r in caplog.records if str(last) in r.getMessage()]
     for key in ("test_acc", "val_acc", "per_size_acc", "history"):
         strip = lambda v: [{k: x for k, x in h.items() if k != "time_s"} for h in v] \
             if key == "history" else v  # noqa: E731
-        assert strip(torn[key]) == strip(clean[key]), key
+        assert strip(getattr(torn, key)) == strip(getattr(clean, key)), key
     assert not last.exists()  # the finished run removed it
-    best = load_best(torn["checkpoint"])
-    assert RunSpec.from_dict(best.spec).run_id == spec.run_id and best.config == torn["config"]
+    best = load_best(torn.checkpoint)
+    assert RunSpec.from_dict(best.spec).run_id == spec.run_id and best.config == torn.config
 
 
 # --- best weights ------------------------------------------------------------------------------

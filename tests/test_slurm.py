@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from scalebench.bench import cli
-from scalebench.bench.records import load_records
+from scalebench.bench.records import scan_records
 from scalebench.bench.slurm import load_jobs
 from scalebench.bench.sweep import run_states
 
@@ -97,8 +97,8 @@ def test_array_sweep_matches_a_local_run(tmp_path, cache_dir, capsys):
     for col in ("params", "test_acc_mean", "test_acc_std", "scale_consistency", "eq_err",
                 "logit_inv_err"):
         assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-4, abs=1e-6), col
-    recs = load_records(tmp_path / "exp")
-    assert all(r["job_id"] and Path(r["log"]).parent.parent == tmp_path / "exp" / "slurm"
+    recs = scan_records(tmp_path / "exp")[0]
+    assert all(r.job_id and Path(r.log).parent.parent == tmp_path / "exp" / "slurm"
                for r in recs)
 
 
@@ -107,10 +107,10 @@ def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_d
     args = ["run", "--methods", "cnn,cnn[kernel_size=-1]", *TINY, "--cache-dir", str(cache_dir),
             "--out", str(out), *SLURM]
     assert bench(*args) == 0
-    recs = {r["method"]: r for r in load_records(out)}
+    recs = {r.method: r for r in scan_records(out)[0]}
     bad = recs["cnn[kernel_size=-1]"]
-    assert recs["cnn"]["status"] == "ok" and bad["status"] == "failed"
-    assert "Traceback" in bad["error"] and bad["log"].endswith("_log.out")
+    assert recs["cnn"].ok and bad.status == "failed"
+    assert "Traceback" in bad.error and bad.log.endswith("_log.out")
     capsys.readouterr()
     assert bench("status", str(out)) == 0
     status = capsys.readouterr().out
@@ -118,9 +118,9 @@ def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_d
     first = load_jobs(out)
     assert bench(*args) == 1  # retries the failed run only, which fails again: exit 1
     again = load_jobs(out)
-    good_id = recs["cnn"]["run_id"]
+    good_id = recs["cnn"].run_id
     assert again[good_id]["attempts"] == first[good_id]["attempts"]
-    assert len(again[bad["run_id"]]["attempts"]) == 2
+    assert len(again[bad.run_id]["attempts"]) == 2
 
 
 def test_detach_status_collect_give_the_same_leaderboard(tmp_path, cache_dir, capsys):
@@ -150,8 +150,8 @@ def test_a_cancelled_job_is_reported_cancelled(tmp_path, cache_dir, capsys):
     subprocess.run(["scancel", job_id], check=True)
     wait_for(lambda: state_of(out, "cnn") == "cancelled", 120, "the cancellation")
     assert bench("collect", str(out)) == 0
-    rec = load_records(out)[0]
-    assert rec["status"] == "failed" and rec["slurm_state"].startswith("CANCELLED")
+    rec = scan_records(out)[0][0]
+    assert rec.status == "failed" and rec.slurm_state.startswith("CANCELLED")
     capsys.readouterr()
     assert bench("status", str(out)) == 0
     assert "1 cancelled" in capsys.readouterr().out
@@ -192,11 +192,11 @@ def test_a_job_past_its_time_limit_requeues_and_resumes(tmp_path, cache_dir,
                  "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir", str(cache_dir),
                  "--out",
                  str(out), *SLURM, "--time", "3", "--signal-delay-s", "90") == 0
-    rec = load_records(out)[0]
-    assert rec["status"] == "ok", rec.get("error")
-    assert rec["slurm_restarts"] >= 1 and rec["resumed_from_epoch"] >= 1
-    assert [h["epoch"] for h in rec["history"]] == list(range(1, 61))
+    rec = scan_records(out)[0][0]
+    assert rec.ok, rec.error
+    assert rec.slurm_restarts >= 1 and rec.resumed_from_epoch >= 1
+    assert [h["epoch"] for h in rec.history] == list(range(1, 61))
     requeues = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j",
-                               rec["job_id"]], capture_output=True, text=True).stdout
-    assert "REQUEUED" in requeues or "PREEMPTED" in requeues or rec["slurm_restarts"] >= 1
+                               rec.job_id], capture_output=True, text=True).stdout
+    assert "REQUEUED" in requeues or "PREEMPTED" in requeues or rec.slurm_restarts >= 1
     assert json.loads((out / "slurm" / "jobs.json").read_text())

@@ -27,6 +27,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from scalebench.bench.spec import base_method
+
 __all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_vs_size",
            "learning_curves", "pareto_front", "perf_cost", "save_figure"]
 
@@ -73,7 +75,7 @@ class Palette:
         return self._base[base]
 
     def style(self, label: str) -> Style:
-        base = label.split("[", 1)[0]
+        base = base_method(label)
         color, marker = self._base_style(base)
         if base == label:
             return Style(color, marker)
@@ -142,6 +144,16 @@ def _legend(fig: Figure, axes: list[Axes]) -> None:
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
 
 
+def _single_panel(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Label, title, grid and legend of a one-panel figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend(fig, [ax])
+    return fig
+
+
 def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
     """Test accuracy vs test size (or object scale bin) per method, mean ± std over seeds."""
     if per_size.empty:
@@ -151,12 +163,8 @@ def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str) -> Figure 
         sub = per_size[per_size.method == method]
         _line(ax, _agg(sub, "x", "acc", "std"), method, palette.style(method), scale=100)
     binned = bool(per_size["binned"].any())
-    ax.set_xlabel("object scale (bin centre)" if binned else "test image size (px)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(fig, [ax])
-    return fig
+    xlabel = "object scale (bin centre)" if binned else "test image size (px)"
+    return _single_panel(fig, ax, xlabel, "test accuracy (%)", title)
 
 
 def _log_floor(values: pd.Series) -> tuple[float, bool]:
@@ -222,12 +230,8 @@ def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     _log_axis(ax, per_run.err, floor, has_zero)
     ticks = list(range(1, max_depth + 1)) + ([max_depth + 1] if per_run.is_logits.any() else [])
     ax.set_xticks(ticks, [str(t) if t <= max_depth else "logits" for t in ticks])
-    ax.set_xlabel("layer (depth among the model's spatial layers)")
-    ax.set_ylabel("equivariance error (mean over sizes)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(fig, [ax])
-    return fig
+    return _single_panel(fig, ax, "layer (depth among the model's spatial layers)",
+                         "equivariance error (mean over sizes)", title)
 
 
 def pareto_front(err: list[float], acc: list[float]) -> list[int]:
@@ -266,12 +270,8 @@ def acc_vs_eq(board: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
         ax.axvline(floor, color="#777777", linestyle=":", linewidth=0.8)
         ax.annotate("exact 0", (floor, 0.01), xycoords=("data", "axes fraction"), rotation=90,
                     xytext=(2, 0), textcoords="offset points", fontsize=7, color="#555555")
-    ax.set_xlabel("equivariance error (log; lower is better)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(fig, [ax])
-    return fig
+    return _single_panel(fig, ax, "equivariance error (log; lower is better)",
+                         "test accuracy (%)", title)
 
 
 def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:
