@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from scalebench.bench.errors import BadArgumentError, user_error_types
-from scalebench.bench.spec import PRESETS, expand, parse_int_list, parse_methods
+from scalebench.bench.cpu_memory import tune_cpu_allocator
+from scalebench.bench.errors import user_error_types
+from scalebench.bench.options import PERF_JSON, add_launcher_args
+from scalebench.bench.spec import PRESETS
 
 DEFAULT_DATASET = "mnist-res"
 DEFAULT_SOURCE = "embedded"
-PERF_JSON = "results/perf/perf.json"  # where `bench perf` writes and the reports look
 
 
 def _add_data_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the report (tables, figures, index.html) in <out>/report")
     _add_data_args(p, seed=False)
-    _add_launcher_args(p)
+    add_launcher_args(p)
 
     p = add("status", help="per-run state of an experiment (queued, running, done, failed...)")
     p.add_argument("experiment", help="the experiment folder (the --out of bench run)")
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("leaderboard", help="collate experiment folders into a leaderboard")
     p.add_argument("folders", nargs="+")
     p.add_argument("--out", default=None, help="also write leaderboard.md/.csv here")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when a record file cannot be read (default: warn and leave it out)")
 
     p = add("report", help="tables (md/csv/tex), figures and index.html from experiment folders")
     p.add_argument("folders", nargs="+")
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "results/report)")
     p.add_argument("--perf", default=PERF_JSON,
                    help="bench perf's JSON for the training-cost figure (used when it exists)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when a record file cannot be read (default: warn and leave it out)")
 
     p = add("equivariance",
                        help="equivariance error of fresh or checkpointed models, no training")
@@ -118,40 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_launcher_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("launcher (see bench/slurm_config.py for the config file)")
-    g.add_argument("--launcher", choices=["local", "slurm"], default="local")
-    g.add_argument("--launcher-config", default=None,
-                   help="TOML file with [slurm] options (also read: [tool.scalebench.slurm] "
-                        "of ./pyproject.toml)")
-    g.add_argument("--detach", action="store_true", help="submit and return at once")
-    g.add_argument("--partition")
-    g.add_argument("--gpus-per-job", type=int)
-    g.add_argument("--cpus-per-job", type=int)
-    g.add_argument("--mem")
-    g.add_argument("--time", help="per-job time limit, e.g. 4:00:00 or 30 (minutes)")
-    g.add_argument("--account")
-    g.add_argument("--qos")
-    g.add_argument("--constraint")
-    g.add_argument("--array-parallelism", type=int)
-    g.add_argument("--signal-delay-s", type=int,
-                   help="seconds before the time limit at which a job checkpoints and requeues")
-    g.add_argument("--max-requeues", type=int)
-    g.add_argument("--sbatch-extra", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other sbatch option (repeatable)")
-
-
-SLURM_FLAGS = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "account", "qos",
-               "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    # imported after parsing: commands loads torch and pandas, which `bench --help` never needs
     from scalebench.bench import commands
-    from scalebench.bench.cpu_memory import tune_cpu_allocator
 
     tune_cpu_allocator()  # the CLI opts in; importing the library never tunes the process
     handler = getattr(commands, f"cmd_{args.command}")
@@ -160,27 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     except user_error_types() as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
-
-
-def sweep_specs(args: argparse.Namespace):
-    """The RunSpecs of a ``bench run`` invocation (validated)."""
-    from scalebench.datasets import dataset_info
-
-    dataset_info(args.dataset)
-    methods = parse_methods(args.methods)
-    seeds = parse_int_list(args.seeds, "seed", lo=0)
-    if args.epochs is not None and args.epochs < 1:
-        raise BadArgumentError(f"--epochs must be >= 1, got {args.epochs}")
-    for flag in ("limit_train", "limit_eval"):
-        v = getattr(args, flag)
-        if v is not None and v < 2:
-            raise BadArgumentError(f"--{flag.replace('_', '-')} must be >= 2, got {v}")
-    out = Path(args.out or f"results/{args.dataset}-{args.preset}")
-    specs = expand(methods, args.dataset, seeds, args.preset, source=args.source,
-                   epochs=args.epochs, limit_train=args.limit_train, limit_eval=args.limit_eval,
-                   experiment=out.name, data_root=args.data_root, cache_dir=args.cache_dir,
-                   device=args.device)
-    return specs, out
 
 
 if __name__ == "__main__":

@@ -1,17 +1,32 @@
-"""The sub-commands behind ``bench`` (argument parsing lives in :mod:`bench.cli`)."""
+"""The sub-commands behind ``bench`` (argument parsing lives in :mod:`bench.cli`).
+
+A sub-command imports the modules only it needs inside its function, so that
+``bench list`` does not load timm, submitit or matplotlib; none of these imports
+is there to break a cycle (tests/test_architecture.py checks for cycles).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import shlex
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from scalebench.bench.errors import BadArgumentError, DataSourceError
+from scalebench.bench.checkpoint import load_best
+from scalebench.bench.errors import (
+    BadArgumentError,
+    CheckpointError,
+    DataSourceError,
+    NoRecordsError,
+    UnreadableRecordsError,
+)
+from scalebench.bench.options import PERF_JSON, SLURM_FLAGS, sweep_specs
 from scalebench.bench.spec import PRESETS, format_method, parse_int_list, parse_methods
 
 log = logging.getLogger(__name__)
@@ -91,48 +106,74 @@ def prepare_datasets(specs) -> None:
         ensure_cached(*key)
 
 
-def write_report(folders: list[Path], out_dir: Path, perf_json: Path | None) -> Path:
+def read_folders(folders: Sequence[str | Path], strict: bool = False):
+    """The records of experiment folders (a :class:`bench.records.Collection`).
+
+    Every file that is not a readable record is named on stderr, one line each,
+    and left out; with ``strict`` that is an error instead. Runs found more than
+    once are counted once, said in a note.
+    """
+    from scalebench.bench.records import load_folders
+
+    found = load_folders(list(folders))
+    for problem in found.problems:
+        print(f"bench: warning: {problem}; left out", file=sys.stderr)
+    for note in found.notes:
+        print(f"bench: note: {note}", file=sys.stderr)
+    if strict and found.problems:
+        raise UnreadableRecordsError(f"{len(found.problems)} record file(s) could not be read "
+                                     "(named above); --strict stops here: move or re-run them")
+    if not found.records:
+        raise NoRecordsError(f"no readable run records in {', '.join(map(str, folders))} "
+                             f"({len(found.problems)} unreadable file(s), named above)")
+    return found
+
+
+def write_report(found, out_dir: Path, perf_json: Path | None) -> Path:
+    """``found``: the records (:func:`read_folders`) the report is made of."""
     from scalebench.bench.report import build_report
 
     perf = perf_json if perf_json is not None and perf_json.is_file() else None
-    written = build_report(folders, out_dir, perf_json=perf)
+    written = build_report(found, out_dir, perf_json=perf)
     figures = sum(1 for f in written if f.suffix == ".png")
     page = next(f for f in written if f.name == "index.html")
     print(f"report: {len(written)} files ({figures} figures) in {out_dir}; open {page}")
     return page
 
 
-def _finish(out: Path, records: list[dict], strict: bool = True, report: bool = True) -> int:
+def _finish(out: Path, records: list, strict: bool = True, report: bool = True) -> int:
     """Collate and print the leaderboard (and write the report); non-zero when ``strict``
     and every run failed."""
-    from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
-    from scalebench.bench.settle import RecordView
+    from scalebench.bench.leaderboard import (
+        format_leaderboard,
+        records_frame,
+        summarize,
+        write_leaderboard,
+    )
 
-    board = summarize(collate([out]))
+    found = read_folders([out])
+    board = summarize(records_frame(found.records))
     md, csv = write_leaderboard(board, out)
     print(format_leaderboard(board))
     print(f"\nwrote {md} and {csv}")
     if report:
-        from scalebench.bench.cli import PERF_JSON
-
         try:
-            write_report([out], out / "report", Path(PERF_JSON))
+            write_report(found, out / "report", Path(PERF_JSON))
         except Exception as exc:  # the records and leaderboard are safe; say so, don't crash
             log.warning("report not written (%s: %s); retry with `bench report %s`",
                         type(exc).__name__, exc, out)
-    views = [RecordView.of(r) for r in records if r]
-    failed = [v for v in views if not v.ok]
-    for v in failed:
-        print(f"failed: {v.method} seed {v.seed}: {v.last_error_line or '?'} "
-              f"(record {v.run_id})")
+    failed = [r for r in records if r and not r.ok]
+    for r in failed:
+        print(f"failed: {r.method} seed {r.seed}: {r.last_error_line or '?'} "
+              f"(record {r.run_id})")
     return 1 if strict and failed and len(failed) == len(records) else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scalebench.bench.cli import SLURM_FLAGS, sweep_specs
     from scalebench.bench.launch_api import ACTIVE
     from scalebench.bench.launchers import make_launcher, pending, sweep_status
-    from scalebench.bench.records import ExperimentLock, ensure_writable, load_record, record_path
+    from scalebench.bench.records import ExperimentLock, ensure_writable
+    from scalebench.bench.settle import current_record
     from scalebench.bench.sweep import save_sweep
 
     specs, out = sweep_specs(args)
@@ -163,7 +204,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"\nbench run: interrupted; {launcher.interrupt_hint.format(out=out)}; "
                   "re-run the same command to resume", flush=True)
             return 130
-        records = [load_record(record_path(out, s.run_id)) for s in todo]
+        # a damaged record is named by the leaderboard's reader below and counts as missing
+        records = [current_record(out, s.run_id) for s in todo]
         return _finish(out, records, report=args.report)
 
 
@@ -182,8 +224,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from scalebench.bench.launch_api import ACTIVE
     from scalebench.bench.launchers import settle_sweep, sweep_status
-    from scalebench.bench.records import ExperimentLock, load_records
-    from scalebench.bench.settle import RecordView
+    from scalebench.bench.records import ExperimentLock, scan_records
     from scalebench.bench.sweep import load_sweep
 
     out = Path(args.experiment)
@@ -197,7 +238,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             print(f"bench collect: {len(active)} run(s) still queued or running; their records "
                   f"will change this leaderboard: collect again when `bench status {out}` "
                   "shows none")
-        return _finish(out, [r for r in load_records(out) if not RecordView.of(r).ok],
+        return _finish(out, [r for r in scan_records(out)[0] if not r.ok],
                        strict=False, report=args.report)
 
 
@@ -205,14 +246,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.folders]
     out = Path(args.out) if args.out else (folders[0] / "report" if len(folders) == 1
                                            else Path("results/report"))
-    write_report(folders, out, Path(args.perf) if args.perf else None)
+    write_report(read_folders(folders, args.strict), out, Path(args.perf) if args.perf else None)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from scalebench.bench.leaderboard import collate, format_leaderboard, summarize, write_leaderboard
+    from scalebench.bench.leaderboard import (
+        format_leaderboard,
+        records_frame,
+        summarize,
+        write_leaderboard,
+    )
 
-    board = summarize(collate(args.folders))
+    board = summarize(records_frame(read_folders(args.folders, args.strict).records))
     print(format_leaderboard(board))
     if args.out:
         md, csv = write_leaderboard(board, Path(args.out))
@@ -227,18 +273,21 @@ def _models_for_equivariance(args: argparse.Namespace, ds):
 
     if args.checkpoint:
         for path in args.checkpoint:
-            try:
-                ckpt = torch.load(path, map_location="cpu", weights_only=False)
-                spec = ckpt["spec"]
-            except (OSError, KeyError, RuntimeError) as exc:
-                raise DataSourceError(f"cannot read checkpoint {path} ({exc}); pass a "
-                                      "checkpoints/<run-id>.pt written by bench run") from exc
+            ckpt = load_best(path)
+            spec = ckpt.spec
             model = methods.create(spec["method"], in_channels=ds.in_channels,
-                                   num_classes=ds.num_classes, config=ckpt["config"],
+                                   num_classes=ds.num_classes, config=ckpt.config,
                                    **spec.get("method_kwargs", {}))
-            model.load_state_dict(ckpt["state_dict"])
+            try:
+                model.load_state_dict(ckpt.state_dict)
+            except RuntimeError as exc:  # e.g. trained on 3-channel STL-10, measured on MNIST
+                trained = spec.get("dataset")
+                why = (f"it was trained on {trained}: pass --dataset {trained}"
+                       if trained and trained != ds.name else str(exc).splitlines()[0])
+                raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
+                                      f"model for {ds.name}; {why}") from exc
             yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec['seed']})", model
+                  f"(trained, seed {spec.get('seed', '?')})", model
         return
     config = args.config or ds.method_config
     init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)

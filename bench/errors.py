@@ -26,6 +26,10 @@ class DataSourceError(BenchError):
     """A missing or corrupt data source."""
 
 
+class CheckpointError(BenchError):
+    """A file given as a checkpoint that is missing or is not a scalebench checkpoint."""
+
+
 class OutputNotWritableError(BenchError):
     """The output folder cannot be created or written."""
 
@@ -42,6 +46,25 @@ class LauncherError(BenchError):
 
 class NoRecordsError(BenchError):
     """A folder with no run records where some were expected."""
+
+
+class CorruptRecordError(BenchError):
+    """A run record file that is not a readable record (truncated, not JSON, wrong fields).
+
+    The message names the file and what is wrong; each reader adds what it does about it.
+    """
+
+    def __init__(self, path: object, reason: str):
+        super().__init__(f"{path} is not a readable run record ({reason})")
+        self.path, self.reason = path, reason
+
+
+class RecordSchemaError(CorruptRecordError):
+    """A run record of a schema version this scalebench cannot read (written by a newer one)."""
+
+
+class UnreadableRecordsError(BenchError):
+    """``--strict``: some record files could not be read (each was named in a warning)."""
 
 
 class NonFiniteLossError(RuntimeError):

@@ -55,12 +55,15 @@ def scale_groups(ds: ScaledDataset, split: Split) -> list[str]:
 
 
 def _views(ds: ScaledDataset, full: torch.Tensor):
+    """The scale-consistency views of ``full``, each made as the protocol makes a test image."""
     kind, grid = ds.consistency
     for value in grid:
         if kind == "fourier":
             yield fourier_resize(full.double(), int(value)).float()
         else:
-            yield canvas_rescale(full, float(value))
+            # clamped like the canvas protocol's test images (datasets.protocols): bicubic
+            # overshoot would otherwise put ~6 % of a view's pixels outside the data's range
+            yield canvas_rescale(full, float(value)).clamp_(0.0, 1.0)
 
 
 def eq_subset(ds: ScaledDataset, n: int, seed: int) -> torch.Tensor:

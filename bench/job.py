@@ -19,7 +19,7 @@ import submitit
 import torch
 
 from scalebench.bench.cpu_memory import tune_cpu_allocator
-from scalebench.bench.settle import RecordView, write_job_record
+from scalebench.bench.settle import write_job_record
 from scalebench.bench.spec import RunSpec
 from scalebench.bench.train import run_one
 
@@ -63,7 +63,7 @@ class SweepJob(submitit.helpers.Checkpointable):
             _use_allocated_cpus()
         if self.command:
             context["command"] = self.command
-        write = partial(write_job_record, run_id=spec.run_id, job_id=context.get("job_id"))
+        write = partial(write_job_record, job_id=context.get("job_id"))
         record = run_one(spec, Path(self.out_dir), progress=progress, context=context,
                          write=write)
-        return {"run_id": spec.run_id, "status": RecordView.of(record).status}
+        return {"run_id": record.run_id, "status": record.status}

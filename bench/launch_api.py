@@ -32,9 +32,10 @@ from scalebench.bench.spec import RunSpec
 __all__ = ["ACTIVE", "ENDED", "Launcher", "RunState", "STATES", "SchedulerUnavailable",
            "Submission"]
 
-#: what ``bench status`` shows, in display order
+#: what ``bench status`` shows, in display order (``corrupt record``: the run's record file
+#: cannot be read; ``bench run`` moves it aside and recomputes the run)
 STATES = ("queued", "running", "done", "failed", "cancelled", "timed out", "node failed",
-          "not submitted", "unknown")
+          "corrupt record", "not submitted", "unknown")
 #: states of a job that has not ended yet
 ACTIVE = ("queued", "running")
 #: states of a job that has ended (``done`` only with a record)

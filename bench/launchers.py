@@ -8,8 +8,9 @@ to them, so a new backend is one class and one entry here.
 
 A spec whose record already exists with status ``ok`` is skipped, so a sweep
 that was interrupted resumes where it stopped; failed runs are retried unless
-``retry_failed`` is off. ``bench status`` and ``bench collect`` ask every
-launcher that ``sweep.json`` names about the runs it launched.
+``retry_failed`` is off. A damaged record is moved aside (never deleted) and its
+run recomputed, said in a warning. ``bench status`` and ``bench collect`` ask
+every launcher that ``sweep.json`` names about the runs it launched.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any, ClassVar
 from tqdm.auto import tqdm
 
 from scalebench.bench.errors import BadArgumentError, UnknownNameError
-from scalebench.bench.job import SweepJob
 from scalebench.bench.launch_api import Launcher, RunState, Submission
-from scalebench.bench.settle import read_view
+from scalebench.bench.records import resume_record
+from scalebench.bench.settle import current_record
 from scalebench.bench.slurm import SlurmLauncher
 from scalebench.bench.spec import RunSpec
 from scalebench.bench.sweep import load_sweep, run_states, sweep_launchers
@@ -41,10 +42,10 @@ def pending(specs: list[RunSpec], out_dir: Path, retry_failed: bool = True) -> l
     ``retry_failed``)."""
     todo = []
     for spec in specs:
-        view = read_view(out_dir, spec.run_id)
-        if view is not None and (view.ok or not retry_failed):
+        rec = resume_record(out_dir, spec.run_id)
+        if rec is not None and (rec.ok or not retry_failed):
             log.info("skip %s seed %d: %s record %s exists", spec.label, spec.seed,
-                     view.status, spec.run_id)
+                     rec.status, spec.run_id)
             continue
         todo.append(spec)
     return todo
@@ -70,6 +71,9 @@ class LocalLauncher:
 
     def submit(self, specs: list[RunSpec], out_dir: Path, command: str | None = None
                ) -> Submission:
+        # imported here: a job loads torch, which the parser (the --launcher choices) never needs
+        from scalebench.bench.job import SweepJob
+
         jobs = {s.run_id: SweepJob(s.to_dict(), str(out_dir), command) for s in specs}
         return Submission(tuple(specs), jobs, f"{len(jobs)} run(s) to run in this process")
 
@@ -78,8 +82,8 @@ class LocalLauncher:
         specs = submission.specs
         for spec in tqdm(specs, desc="sweep", disable=not self.progress or len(specs) < 2):
             submission.jobs[spec.run_id](progress=self.progress)
-            view = read_view(out_dir, spec.run_id)
-            final[spec.run_id] = view.outcome if view is not None else "failed"
+            record = current_record(out_dir, spec.run_id)
+            final[spec.run_id] = record.outcome if record is not None else "failed"
         return final
 
     def states(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, RunState]:

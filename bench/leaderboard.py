@@ -1,58 +1,77 @@
 """Collate run records into a pandas DataFrame and a leaderboard (printed, Markdown, CSV).
 
-One row per (dataset, preset, method): parameter count, test accuracy as
-mean ± std over seeds, scale consistency, equivariance error (headline and the
-logits' invariance error), training time; sorted by accuracy within a dataset.
-Failed runs are counted, never averaged in.
+One row per leaderboard key (:func:`bench.record.protocol_key`: every field of
+the protocol, and the method with its options; seeds aggregated): parameter
+count, test accuracy as mean ± std over seeds, scale consistency, equivariance
+error (headline and the logits' invariance error), training time; sorted by
+protocol, then by accuracy. Failed runs are counted, never averaged in. The
+table shows dataset, preset and method, plus every other protocol field in
+which its rows differ (source, epochs, limits...), so no two rows look alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from scalebench.bench.errors import NoRecordsError
-from scalebench.bench.records import atomic_write_text, load_records
+from scalebench.bench.formatting import mean_std, num
+from scalebench.bench.record import NUMERIC_COLUMNS, RUN_COLUMNS, RunRecord, protocol_key
+from scalebench.bench.records import atomic_write_text
+from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol
 
-__all__ = ["collate", "format_leaderboard", "records_frame", "summarize", "write_leaderboard"]
+__all__ = ["BOARD_METRICS", "PROTOCOL_ORDER", "display_frame", "format_leaderboard",
+           "protocol_header", "protocol_order", "protocol_value", "records_frame", "summarize",
+           "varying_fields", "write_leaderboard"]
 
-RUN_COLUMNS = ["experiment", "dataset", "source", "preset", "method", "seed", "status",
-               "params", "epochs", "test_acc", "val_acc", "scale_consistency", "eq_err",
-               "logit_inv_err", "train_time_s", "train_img_per_s", "infer_img_per_s",
-               "peak_mem_mb", "device", "run_id", "error"]
+# the order the issue lists the protocols in; anything else follows alphabetically
+PROTOCOL_ORDER = ["mnist-res", "mnist-scale", "mnist-scale+", "stl10", "stl10-res"]
+#: the protocol fields every leaderboard shows, whether or not its rows differ in them
+ALWAYS_SHOWN = ("dataset", "preset")
+#: the numbers of a leaderboard row, after its key and run counts
+BOARD_METRICS = ["params", "test_acc_mean", "test_acc_std", "scale_consistency", "eq_err",
+                 "logit_inv_err", "train_time_s", "infer_img_per_s"]
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run record, with the flat columns above (missing values as NaN)."""
-    rows = [{c: rec.get(c) for c in RUN_COLUMNS} for rec in records]
-    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for c in ("test_acc", "val_acc", "scale_consistency", "eq_err", "logit_inv_err",
-              "train_time_s", "train_img_per_s", "infer_img_per_s", "peak_mem_mb"):
+def records_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per record: :data:`~bench.record.RUN_COLUMNS`, every protocol field (read
+    through :func:`~bench.record.protocol_key`) and the ``protocol`` itself."""
+    extra = [f for f in PROTOCOL_FIELDS if f not in RUN_COLUMNS]
+    rows = []
+    for rec in records:
+        key = protocol_key(rec)
+        row: dict[str, Any] = {c: getattr(rec, c) for c in RUN_COLUMNS}
+        row.update(dataclasses.asdict(key.protocol), method=key.method, protocol=key.protocol)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *extra, "protocol"])
+    for c in NUMERIC_COLUMNS:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
 
 
-def collate(folders: list[str | Path]) -> pd.DataFrame:
-    """Records of any number of experiment folders as one DataFrame."""
-    records = []
-    for folder in folders:
-        found = load_records(Path(folder))
-        if not found:
-            raise NoRecordsError(f"no run records under {folder} (expected {folder}/runs/*.json); "
-                                 "run `bench run --out` there first")
-        records.extend(found)
-    return records_frame(records)
+def protocol_order(protocol: Protocol) -> tuple:
+    """Sections and rows in the issue's protocol order, then by each field (unset first)."""
+    rank = (PROTOCOL_ORDER.index(protocol.dataset) if protocol.dataset in PROTOCOL_ORDER
+            else len(PROTOCOL_ORDER))
+    values = (getattr(protocol, f) for f in PROTOCOL_FIELDS)
+    return (rank, *((v is not None, v if v is not None else 0) for v in values))
+
+
+def _accuracy_order(acc: float) -> tuple:
+    return (0, -acc) if acc is not None and math.isfinite(acc) else (1, 0.0)
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard DataFrame: one row per (dataset, preset, method)."""
+    """The leaderboard DataFrame: one row per leaderboard key (protocol and method)."""
     rows = []
-    for (dataset, preset, method), g in df.groupby(["dataset", "preset", "method"], sort=False):
+    for (protocol, method), g in df.groupby(["protocol", "method"], sort=False):
         ok = g[g.status == "ok"]
         rows.append({
-            "dataset": dataset, "preset": preset, "method": method,
+            **dataclasses.asdict(protocol), "method": method, "protocol": protocol,
             "runs": len(g), "failed": int((g.status != "ok").sum()),
             "params": int(ok.params.dropna().iloc[0]) if ok.params.notna().any() else None,
             "test_acc_mean": ok.test_acc.mean(), "test_acc_std": ok.test_acc.std(ddof=1),
@@ -60,36 +79,48 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "logit_inv_err": ok.logit_inv_err.mean(), "train_time_s": ok.train_time_s.mean(),
             "infer_img_per_s": ok.infer_img_per_s.mean(),
         })
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    return out.sort_values(["dataset", "preset", "test_acc_mean"],
-                           ascending=[True, True, False], na_position="last").reset_index(drop=True)
+    rows.sort(key=lambda r: (protocol_order(r["protocol"]), _accuracy_order(r["test_acc_mean"])))
+    columns = [*PROTOCOL_FIELDS, "method", "protocol", "runs", "failed", *BOARD_METRICS]
+    # object columns: an unset protocol field stays None (not NaN) in the CSV and the key
+    return pd.DataFrame(rows, columns=columns, dtype=object).astype(
+        {c: float for c in BOARD_METRICS if c != "params"})
 
 
-def _pct(mean: float, std: float) -> str:
-    if mean is None or not math.isfinite(mean):
-        return "—"
-    if std is None or not math.isfinite(std):
-        return f"{100 * mean:.2f}"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+def varying_fields(protocols: Iterable[Protocol]) -> list[str]:
+    """The protocol fields in which ``protocols`` differ."""
+    protocols = list(protocols)
+    return [f for f in PROTOCOL_FIELDS if len({getattr(p, f) for p in protocols}) > 1]
 
 
-def _num(x, fmt: str) -> str:
-    return "—" if x is None or not math.isfinite(float(x)) else format(float(x), fmt)
+def protocol_header(name: str) -> str:
+    return name.replace("_", " ")
 
 
-def display_frame(board: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with formatted strings, as shown in the terminal and Markdown."""
+def protocol_value(name: str, value: Any) -> str:
+    """A protocol field as shown: an unset one (None) is the recipe's or dataset's default."""
+    return "default" if value is None else str(value)
+
+
+def display_frame(board: pd.DataFrame, protocol: Iterable[str] | None = None) -> pd.DataFrame:
+    """The leaderboard with formatted strings, as shown in the terminal and Markdown.
+
+    ``protocol``: the protocol fields to show (default: dataset, preset and every
+    field in which the rows differ).
+    """
+    if protocol is None:
+        varying = varying_fields(board.protocol)
+        protocol = [f for f in PROTOCOL_FIELDS if f in ALWAYS_SHOWN or f in varying]
+    shown = {protocol_header(f): [protocol_value(f, getattr(p, f)) for p in board.protocol]
+             for f in protocol}
     return pd.DataFrame({
-        "dataset": board.dataset, "preset": board.preset, "method": board.method,
-        "params": [_num(p, ",.0f") if p is not None else "—" for p in board.params],
-        "test acc (%)": [_pct(m, s) for m, s in zip(board.test_acc_mean, board.test_acc_std)],
-        "scale consist. (%)": [_num(100 * v, ".2f") if v == v else "—"
-                               for v in board.scale_consistency],
-        "equiv. err": [_num(v, ".2e") for v in board.eq_err],
-        "logit inv. err": [_num(v, ".2e") for v in board.logit_inv_err],
-        "train time (s)": [_num(v, ".1f") for v in board.train_time_s],
+        **shown, "method": list(board.method),
+        "params": [num(p, ",.0f") for p in board.params],
+        "test acc (%)": [mean_std(m, s, ".2f", 100) for m, s in
+                         zip(board.test_acc_mean, board.test_acc_std)],
+        "scale consist. (%)": [num(v, ".2f", 100) for v in board.scale_consistency],
+        "equiv. err": [num(v, ".2e") for v in board.eq_err],
+        "logit inv. err": [num(v, ".2e") for v in board.logit_inv_err],
+        "train time (s)": [num(v, ".1f") for v in board.train_time_s],
         "runs (failed)": [f"{r} ({f})" if f else str(r) for r, f in zip(board.runs, board.failed)],
     })
 
@@ -104,5 +135,5 @@ def write_leaderboard(board: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
     """``leaderboard.md`` (formatted) and ``leaderboard.csv`` (raw numbers), atomically."""
     md, csv = Path(out_dir) / "leaderboard.md", Path(out_dir) / "leaderboard.csv"
     atomic_write_text(md, "# Leaderboard\n\n" + format_leaderboard(board) + "\n")
-    atomic_write_text(csv, board.to_csv(index=False))
+    atomic_write_text(csv, board.drop(columns=["protocol"]).to_csv(index=False))
     return md, csv

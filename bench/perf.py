@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scalebench import methods
+from scalebench.bench.atomic_io import atomic_write_text
 from scalebench.bench.cpu_memory import release_free_heap
 from scalebench.bench.spec import format_method
 from scalebench.bench.train import build_optimizer
@@ -210,16 +210,6 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_perf_json(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write the rows as JSON atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"rows": rows, "torch": torch.__version__}, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write the rows as JSON, atomically."""
+    return atomic_write_text(path, json.dumps({"rows": rows, "torch": torch.__version__},
+                                              indent=2) + "\n")

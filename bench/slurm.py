@@ -33,43 +33,19 @@ import submitit
 from tqdm.auto import tqdm
 
 from scalebench.bench.errors import BadArgumentError
-from scalebench.bench.job import SweepJob
 from scalebench.bench.launch_api import ENDED, RunState, SchedulerUnavailable, Submission
+from scalebench.bench.record import RunRecord
 from scalebench.bench.records import atomic_write_text
-from scalebench.bench.settle import RecordView, read_view, settle_unfinished, unfinished_record
+from scalebench.bench.settle import current_record, settle_unfinished, unfinished_record
 from scalebench.bench.slurm_config import FIELDS, SlurmConfig, load_slurm_config, parse_sbatch_extra
 from scalebench.bench.slurm_scheduler import SubmititScheduler
+from scalebench.bench.slurm_states import classify
 from scalebench.bench.spec import RunSpec
 from scalebench.bench.sweep import log_tail
 
 __all__ = ["SlurmLauncher", "SlurmScheduler", "classify", "job_logs", "load_jobs"]
 
 log = logging.getLogger(__name__)
-
-_QUEUED = {"PENDING", "REQUEUED", "CONFIGURING", "PREEMPTED", "RESIZING", "SUSPENDED",
-           "REQUEUE_HOLD", "REQUEUE_FED", "READY"}
-_RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
-_FAILED = {"FAILED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "INTERRUPTED"}
-
-
-def classify(slurm_state: str) -> str:
-    """Map a Slurm/sacct state (``'CANCELLED by 0'``...) onto one of launch_api.STATES."""
-    word = (slurm_state or "UNKNOWN").split()[0].upper().rstrip("+")
-    if word in _QUEUED:
-        return "queued"
-    if word in _RUNNING:
-        return "running"
-    if word == "COMPLETED":
-        return "done"
-    if word == "CANCELLED":
-        return "cancelled"
-    if word == "TIMEOUT":
-        return "timed out"
-    if word == "NODE_FAIL":
-        return "node failed"
-    if word in _FAILED:
-        return "failed"
-    return "unknown"
 
 
 class SlurmScheduler(Protocol):
@@ -139,6 +115,9 @@ class SlurmLauncher:
         specs = list(specs)
         if not specs:
             return Submission((), {}, "no task to submit")
+        # imported here: a job loads torch, which the parser (the --launcher choices) never needs
+        from scalebench.bench.job import SweepJob
+
         folder = slurm_folder(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         job_ids = self.scheduler.submit([SweepJob(s.to_dict(), str(out_dir), command)
@@ -167,9 +146,9 @@ class SlurmLauncher:
         try:
             while True:
                 for rid in [r for r in specs if r not in final]:
-                    view = read_view(out_dir, rid)
-                    if view is not None and view.job_id == jobs[rid]:  # its job wrote it
-                        final[rid] = view.outcome
+                    record = current_record(out_dir, rid)
+                    if record is not None and record.job_id == jobs[rid]:  # its job wrote it
+                        final[rid] = record.outcome
                         bar.update()
                 left = {rid: jobs[rid] for rid in specs if rid not in final}
                 live: dict[str, str] = {}
@@ -206,7 +185,7 @@ class SlurmLauncher:
         return final
 
     def _settle(self, spec: RunSpec, job_id: str, state: str, kind: str, out_dir: Path
-                ) -> RecordView:
+                ) -> RunRecord:
         """A ``failed`` record for a task that Slurm ended, unless its own record is there."""
         if kind == "done":
             state, kind = "COMPLETED without writing a record", "failed"
@@ -241,8 +220,8 @@ class SlurmLauncher:
         by_id = {s.run_id: s for s in specs}
         todo = {}
         for rid, job_id in self._latest_jobs(out_dir, specs).items():
-            view = read_view(out_dir, rid)
-            if view is None or not (view.ok or view.job_id == job_id):
+            record = current_record(out_dir, rid)  # a damaged one is replaced, and named, below
+            if record is None or not (record.ok or record.job_id == job_id):
                 todo[rid] = job_id
         if not todo:
             return 0
@@ -256,6 +235,6 @@ class SlurmLauncher:
             state = raw.get(job_id, "UNKNOWN")
             kind = classify(state)
             if kind in ENDED:
-                view = self._settle(by_id[rid], job_id, state, kind, out_dir)
-                settled += view.settled_by == self.name and view.job_id == job_id
+                record = self._settle(by_id[rid], job_id, state, kind, out_dir)
+                settled += record.settled_by == self.name and record.job_id == job_id
         return settled

@@ -2,8 +2,11 @@
 
 A :class:`RunSpec` is a pure description of one job (method x dataset x seed x
 preset); its hash over the identity fields is the run id, so re-running a
-sweep finds the records it already has. Paths and the device are not part of
-the identity: moving the data or running on a GPU does not make a new run.
+sweep finds the records it already has. A run's identity is its
+:class:`Protocol` (everything every method of one comparison shares), its
+method with options, and its seed; where it is stored (the experiment
+folder), paths and the device are not part of it: copying an experiment
+folder, moving the data or running on a GPU does not make a new run.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import ast
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from scalebench.bench.errors import BadArgumentError, UnknownNameError
 
-__all__ = ["PRESETS", "Preset", "RunSpec", "expand", "format_method", "parse_int_list",
-           "parse_method", "parse_methods"]
+__all__ = ["PRESETS", "PROTOCOL_FIELDS", "Preset", "Protocol", "RunSpec", "base_method", "expand",
+           "format_method", "parse_int_list", "parse_method", "parse_methods"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,29 @@ def preset(name: str) -> Preset:
 
 
 @dataclass(frozen=True)
+class Protocol:
+    """Everything that defines a comparison except the method and the seed.
+
+    Runs that differ in any of these never share a leaderboard row or a report
+    section. Each field is a :class:`RunSpec` field with the same default; a field
+    added here (and there) reads as its default in older records and sweeps, and
+    leaves their run ids unchanged (a value at its default is left out of the hash).
+    """
+
+    dataset: str = "mnist-res"
+    source: str = "embedded"
+    preset: str = "quick"
+    epochs: int | None = None  # None: the method's recipe
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    eq_images: int = 256
+
+
+#: the protocol's field names, in display order
+PROTOCOL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Protocol))
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One job. ``seed`` seeds the model, the batches and the dataset realization."""
 
@@ -58,17 +84,26 @@ class RunSpec:
     limit_train: int | None = None  # tiny slices, for smoke tests
     limit_eval: int | None = None
     eq_images: int = 256
-    experiment: str = "default"
+    # where the run is stored: recorded, never part of its identity (a copied folder holds
+    # the same runs)
+    experiment: str = field(default="default", compare=False)
     data_root: str | None = field(default=None, compare=False)
     cache_dir: str | None = field(default=None, compare=False)
     device: str = field(default="auto", compare=False)
 
-    IDENTITY = ("method", "dataset", "source", "seed", "preset", "epochs", "method_kwargs",
-                "limit_train", "limit_eval", "eq_images", "experiment")
+    IDENTITY = (*PROTOCOL_FIELDS, "method", "method_kwargs", "seed")
+
+    def protocol(self) -> Protocol:
+        return Protocol(**{k: getattr(self, k) for k in PROTOCOL_FIELDS})
 
     def identity(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.IDENTITY}
-        d["method_kwargs"] = [list(kv) for kv in self.method_kwargs]
+        """The identity fields that differ from their defaults (a new field with a default
+        keeps every existing run id)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        d = {k: getattr(self, k) for k in self.IDENTITY
+             if k == "method" or getattr(self, k) != defaults[k]}
+        if "method_kwargs" in d:
+            d["method_kwargs"] = [list(kv) for kv in self.method_kwargs]
         return d
 
     @property
@@ -88,7 +123,11 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        """A spec from :meth:`to_dict`'s form; a field absent from ``d`` takes its default."""
         d = dict(d)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown run spec field(s) {', '.join(unknown)}")
         d["method_kwargs"] = tuple(sorted(dict(d.get("method_kwargs") or {}).items()))
         return cls(**d)
 
@@ -148,6 +187,11 @@ def format_method(name: str, kwargs: dict[str, Any]) -> str:
     if not kwargs:
         return name
     return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(kwargs.items()))}]"
+
+
+def base_method(label: str) -> str:
+    """A method label's registry name, options stripped: ``fourier[impl=x]`` -> ``fourier``."""
+    return str(label).split("[", 1)[0]
 
 
 def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None = None

@@ -13,10 +13,9 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from scalebench.bench.errors import NoRecordsError
+from scalebench.bench.errors import CorruptRecordError, NoRecordsError
 from scalebench.bench.launch_api import ACTIVE, ENDED, RunState
-from scalebench.bench.records import atomic_write_text
-from scalebench.bench.settle import read_view
+from scalebench.bench.records import atomic_write_text, load_record, record_path
 from scalebench.bench.spec import RunSpec
 
 __all__ = ["load_sweep", "log_tail", "run_states", "save_sweep", "sweep_launchers"]
@@ -87,24 +86,31 @@ def run_states(out_dir: Path, live: Mapping[str, RunState],
     whatever the backend still says; a job still queued or running outranks an older record."""
     rows = []
     for spec in load_sweep(out_dir) if specs is None else specs:
-        view = read_view(out_dir, spec.run_id)
+        corrupt: CorruptRecordError | None = None
+        try:
+            record = load_record(record_path(out_dir, spec.run_id))
+        except CorruptRecordError as exc:
+            record, corrupt = None, exc
         st = live.get(spec.run_id, RunState())
         row = {"method": spec.label, "seed": spec.seed, "run_id": spec.run_id, "job": st.job}
-        settled = view is not None and bool(st.job) and view.job_id == st.job
+        settled = record is not None and bool(st.job) and record.job_id == st.job
         if st.state in ACTIVE and not settled:
             row["state"], row["detail"] = st.state, st.detail
-            if view is not None and not view.ok:
+            if record is not None and not record.ok:
                 row["detail"] += " (retry of a failed run)"
-        elif view is not None and view.ok:
+        elif corrupt is not None:
+            row["state"] = "corrupt record"
+            row["detail"] = f"{corrupt}; `bench run` moves it aside and recomputes the run"
+        elif record is not None and record.ok:
             row["state"] = "done"
-            row["detail"] = f"test acc {100 * (view.test_acc or 0):.2f} %"
-        elif view is not None:
-            row["state"] = view.outcome
-            err = view.last_error_line
-            tail = log_tail(st.logs) if view.job_id and view.job_id == st.job else ""
+            row["detail"] = f"test acc {100 * (record.test_acc or 0):.2f} %"
+        elif record is not None:
+            row["state"] = record.outcome
+            err = record.last_error_line
+            tail = log_tail(st.logs) if record.job_id and record.job_id == st.job else ""
             row["detail"] = err + (f" | log: {tail}" if tail and tail not in err else "")
-            if view.log:
-                row["detail"] += f" ({view.log})"
+            if record.log:
+                row["detail"] += f" ({record.log})"
         elif st.state in ENDED:  # the job ended without a record: say so until it is settled
             row["state"] = "failed" if st.state == "done" else st.state
             row["detail"] = f"{st.detail}, no record yet (bench collect records it)"

@@ -28,10 +28,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from scalebench import methods
-from scalebench.bench.checkpoint import TrainState, last_checkpoint_path, load_state, save_state
+from scalebench.bench.checkpoint import (
+    TrainState,
+    best_checkpoint_path,
+    last_checkpoint_path,
+    load_state,
+    save_best,
+    save_state,
+)
 from scalebench.bench.errors import NonFiniteLossError
 from scalebench.bench.evaluate import evaluate, predict
 from scalebench.bench.metrics import accuracy
+from scalebench.bench.record import RunRecord
 from scalebench.bench.records import write_record
 from scalebench.bench.spec import RunSpec, preset
 from scalebench.datasets import load_or_build
@@ -180,26 +188,22 @@ def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.Me
 
 def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = False,
             context: dict | None = None,
-            write: Callable[[Path, dict], object] = write_record) -> dict:
+            write: Callable[[Path, RunRecord], object] = write_record) -> RunRecord:
     """Train and evaluate one spec; write its record to ``out_dir/runs`` when given.
 
-    ``context`` adds launcher facts to the record (job id, log path, command); ``write``
-    stores the record (a launcher's job passes one that respects its launcher's verdict).
+    ``context`` adds launcher facts to the record (job id, log path, command), by
+    record field name; ``write`` stores the record (a launcher's job passes one that
+    respects its launcher's verdict, :func:`bench.settle.write_job_record`).
     """
-    record: dict = {**(context or {}),
-        "run_id": spec.run_id, "experiment": spec.experiment, "method": spec.label,
-        "method_name": spec.method, "method_kwargs": dict(spec.method_kwargs),
-        "dataset": spec.dataset, "source": spec.source, "seed": spec.seed,
-        "preset": spec.preset, "spec": spec.to_dict(), "started_at": _now(),
-        "versions": versions(), "status": "failed", "error": None,
-    }
+    record = RunRecord.for_spec(spec, **(context or {}))
+    record.set(started_at=_now(), versions=versions())
     t_start = time.perf_counter()
     try:
         g = _seed_everything(spec.seed)
         device = pick_device(spec.device)
-        record["device"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else f"cpu ({platform.processor() or platform.machine()})")
-        record["threads"] = torch.get_num_threads()  # CPU results depend on it (sum order)
+        record.set(device=(torch.cuda.get_device_name(device) if device.type == "cuda"
+                           else f"cpu ({platform.processor() or platform.machine()})"),
+                   threads=torch.get_num_threads())  # CPU results depend on it (sum order)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         ds, cache = prepare_data(spec)
@@ -211,39 +215,35 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
         model = methods.create(spec.method, in_channels=ds.in_channels,
                                num_classes=ds.num_classes, config=config,
                                **dict(spec.method_kwargs)).to(device)
-        record.update(config=config, epochs=recipe.epochs, recipe=dataclasses.asdict(recipe),
-                      params=sum(p.numel() for p in model.parameters()),
-                      dataset_cache=cache, dataset_meta=ds.meta,
-                      split_sizes={"train": len(ds.train), "val": len(ds.val),
-                                   "test": len(ds.test)})
+        record.set(config=config, epochs=recipe.epochs, recipe=dataclasses.asdict(recipe),
+                   params=sum(p.numel() for p in model.parameters()),
+                   dataset_cache=cache, dataset_meta=ds.meta,
+                   split_sizes={"train": len(ds.train), "val": len(ds.val),
+                                "test": len(ds.test)})
         last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
         st = _train(spec, ds, model, entry, recipe, device, g, progress, last_ckpt)
         best_state = st.best_state
-        record.update(val_acc=st.best_acc, best_epoch=st.best_epoch, history=st.history,
-                      train_time_s=st.train_s, train_img_per_s=st.seen / max(st.train_s, 1e-9),
-                      resumed_from_epoch=st.resumed_from)
-        record.update(evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
-                               progress=progress))
-        record["peak_mem_mb"] = _peak_mem_mb(device)
+        record.set(val_acc=st.best_acc, best_epoch=st.best_epoch, history=st.history,
+                   train_time_s=st.train_s, train_img_per_s=st.seen / max(st.train_s, 1e-9),
+                   resumed_from_epoch=st.resumed_from)
+        record.set(**evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
+                              progress=progress))
+        record.set(peak_mem_mb=_peak_mem_mb(device))
         if out_dir is not None and best_state is not None:
-            ckpt = Path(out_dir) / "checkpoints" / f"{spec.run_id}.pt"
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"spec": spec.to_dict(), "config": config, "state_dict": best_state}, tmp)
-            tmp.replace(ckpt)
-            record["checkpoint"] = str(ckpt)
+            ckpt = save_best(best_checkpoint_path(Path(out_dir), spec.run_id), spec.to_dict(),
+                             config, best_state)
+            record.set(checkpoint=str(ckpt))
         if last_ckpt is not None:
             last_ckpt.unlink(missing_ok=True)  # the run is complete: nothing left to resume
-        record["status"] = "ok"
+        record.set(status="ok")
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        record["error"] = traceback.format_exc()
+        record.set(error=traceback.format_exc())
         if isinstance(exc, NonFiniteLossError):
-            record["failed_epoch"] = exc.epoch
+            record.set(failed_epoch=exc.epoch)
         log.warning("run %s (%s seed %d) failed: %s", spec.run_id, spec.label, spec.seed, exc)
-    record["wall_time_s"] = time.perf_counter() - t_start
-    record["finished_at"] = _now()
+    record.set(wall_time_s=time.perf_counter() - t_start, finished_at=_now())
     if out_dir is not None:
         write(Path(out_dir), record)
     return record

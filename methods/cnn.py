@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from scalebench.methods.registry import register_method
+from scalebench.methods.style import OKABE_ITO, MethodStyle
 
 
 class ConvBlock(nn.Sequential):
@@ -65,6 +66,7 @@ class CNN(nn.Module):
 
 @register_method(
     "cnn", family="baseline", paper="Sosnovik et al., ICLR 2020 (baseline)", year=2020,
+    style=MethodStyle(OKABE_ITO["black"], "s"),
     configs={
         "mnist": dict(channels=(32, 63, 95)),
         "stl10": dict(channels=(32, 63, 95)),

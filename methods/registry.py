@@ -2,10 +2,14 @@
 
 Style follows timm: a builder function is decorated with :func:`register_method`
 and the metadata lives beside it. ``create(name, ...)`` builds a model,
-``list_methods(pattern)`` lists names with shell wildcards, and
-``timm:<model-name>`` builds any timm model as a baseline. Third-party packages
-add methods through the entry-point group ``scalebench.methods``: each entry
-point names a module (or a callable) whose import registers its methods.
+``list_methods(pattern)`` lists names with shell wildcards, and a name prefix
+registered with :func:`register_prefix` (``timm:<model-name>``) makes entries on
+demand. Third-party packages add methods through the entry-point group
+``scalebench.methods``: each entry point names a module (or a callable) whose
+import registers its methods; they are loaded on the first look-up.
+
+This module knows no method: the package (``scalebench.methods``) imports the
+built-in families, whose decorators fill the registry, when it is imported.
 
 A method's builder has the signature ``build(in_channels, num_classes, **kwargs)``
 and returns an ``nn.Module`` following the model protocol (DESIGN.md): ``forward``
@@ -20,18 +24,20 @@ import fnmatch
 import importlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.style import MethodStyle, derived_styles
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "scalebench.methods"
-TIMM_PREFIX = "timm:"
 
 #: loss(model, x, y) -> (scalar loss, logits used for the training accuracy)
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -114,6 +120,9 @@ class MethodEntry:
     loss: LossFn | None = None
     source: str = "builtin"
     alias_of: str | None = None  # the same model as another name: left out of ``all``
+    #: the authors' reference implementation, "owner/repo@commit:path" (what fixtures were made from)
+    reference: str = ""
+    style: MethodStyle | None = None  # how figures draw it; None: derived from name and family
 
     def config(self, name: str) -> dict[str, Any]:
         if name not in self.configs:
@@ -131,7 +140,14 @@ class MethodEntry:
         return self.loss or cross_entropy_loss
 
 
+class _Prefix(NamedTuple):
+    factory: Callable[[str], MethodEntry]  # the part after the prefix -> entry
+    family: str
+    hint: str  # how error messages spell the names, e.g. "timm:<model-name>"
+
+
 _REGISTRY: dict[str, MethodEntry] = {}
+_PREFIXES: dict[str, _Prefix] = {}
 _plugins_loaded = False
 
 
@@ -139,15 +155,21 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
                     configs: Mapping[str, Mapping[str, Any]] | None = None,
                     recipes: Mapping[str, TrainRecipe] | None = None,
                     loss: LossFn | None = None, description: str = "",
-                    alias_of: str | None = None):
+                    alias_of: str | None = None, style: MethodStyle | None = None,
+                    reference: str = ""):
     """Decorator: register ``builder(in_channels, num_classes, **kwargs)`` under ``name``.
 
     ``configs`` maps configuration names (``mnist``, ``stl10``, ``quick``) to the
     builder's keyword arguments; ``mnist`` is the default of :func:`create`.
     ``alias_of`` marks a second name for the same model (e.g. ``dss_vector`` for
     ``dss``): it resolves as usual but ``--methods all`` runs the model once.
+    ``reference`` names the authors' public implementation the method is checked against,
+    as ``"owner/repo@commit:path"``.
+    ``style`` is how figures draw the method (see :mod:`methods.style`); without
+    one it is derived from the name and family.
     """
-    if not name or TIMM_PREFIX in name or any(c in name for c in "*?[], "):
+    # ":" is reserved for prefixes (timm:<model>), "[...]" for options, the rest for patterns
+    if not name or any(c in name for c in ":*?[], "):
         raise ValueError(f"invalid method name {name!r}")
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -160,10 +182,32 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
             name=name, builder=builder, family=family, paper=paper, year=year,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
             configs=cfgs, recipes=dict(recipes or {}), loss=loss, source=source,
-            alias_of=alias_of)
+            alias_of=alias_of, style=style, reference=reference)
         return builder
 
     return wrap
+
+
+def register_prefix(prefix: str, factory: Callable[[str], MethodEntry], *, family: str,
+                    hint: str) -> None:
+    """Names ``<prefix><rest>`` resolve to ``factory(rest)``, made on demand (e.g. ``timm:``).
+
+    ``factory`` raises :class:`UnknownMethodError` for a ``rest`` it cannot build;
+    ``family`` is the family of its entries (their derived display style uses it
+    without building one); ``hint`` is how error messages spell such names.
+    """
+    if len(prefix) < 2 or not prefix.endswith(":") or any(c in prefix[:-1] for c in ":*?[], "):
+        raise ValueError(f"a method prefix is a word followed by ':', got {prefix!r}")
+    _PREFIXES[prefix] = _Prefix(factory, family, hint)
+
+
+def _prefix_of(name: str) -> str | None:
+    head, sep, _ = name.partition(":")
+    return head + sep if sep and head + sep in _PREFIXES else None
+
+
+def _valid_names() -> str:
+    return ", ".join(sorted(_REGISTRY) + [p.hint for p in _PREFIXES.values()])
 
 
 def _load_plugins() -> None:
@@ -174,7 +218,7 @@ def _load_plugins() -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-            if callable(obj) and not isinstance(obj, type(importlib)):
+            if callable(obj) and not isinstance(obj, types.ModuleType):
                 obj()
         except Exception as exc:  # a broken plugin must not take the registry down
             log.warning("could not load scalebench plugin %r (%s): %s", ep.name, ep.value, exc)
@@ -188,32 +232,48 @@ def reload_plugins() -> None:
     _load_plugins()
 
 
-def _ensure_loaded() -> None:
-    importlib.import_module("scalebench.methods.builtin")
-    _load_plugins()
-
-
 def list_methods(pattern: str = "*", aliases: bool = True) -> list[str]:
     """Registered method names matching a shell wildcard (``'s*'``), sorted; ``aliases=False``
     leaves out second names of a model (``alias_of``)."""
-    _ensure_loaded()
+    _load_plugins()
     return sorted(n for n, e in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern)
                   and (aliases or e.alias_of is None))
 
 
 def get_method(name: str) -> MethodEntry:
-    """The registry entry of ``name`` (``timm:<model>`` included)."""
-    _ensure_loaded()
-    if name.startswith(TIMM_PREFIX):
-        from scalebench.methods.timm_baseline import timm_entry
-        return timm_entry(name[len(TIMM_PREFIX):])
+    """The registry entry of ``name`` (prefixed names such as ``timm:<model>`` included)."""
+    _load_plugins()
+    prefix = _prefix_of(name)
+    if prefix is not None:
+        return _PREFIXES[prefix].factory(name[len(prefix):])
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownMethodError(
-            f"unknown method {name!r}{hint}; registered: {', '.join(sorted(_REGISTRY))}, "
-            f"or timm:<model-name>")
+        raise UnknownMethodError(f"unknown method {name!r}{hint}; registered: {_valid_names()}")
     return _REGISTRY[name]
+
+
+def style_choices(name: str) -> Iterator[MethodStyle]:
+    """The styles figures may draw method ``name`` in, best first: its declared style, then
+    those derived from its name and family (:func:`methods.style.derived_styles`).
+
+    Any name has them, registered or not (a report may hold records of a plugin
+    that is not installed here); a prefixed name is not built (no timm import).
+    """
+    _load_plugins()
+    entry = _REGISTRY.get(name)
+    if entry is not None:
+        if entry.style is not None:
+            yield entry.style
+        yield from derived_styles(name, entry.family)
+        return
+    prefix = _prefix_of(name)
+    yield from derived_styles(name, _PREFIXES[prefix].family if prefix else None)
+
+
+def style_of(name: str) -> MethodStyle:
+    """How figures draw method ``name``: its declared style, else one derived from its name."""
+    return next(style_choices(name))
 
 
 def create(name: str, in_channels: int = 1, num_classes: int = 10, config: str = "mnist",
@@ -233,19 +293,19 @@ def resolve_methods(spec: str) -> list[str]:
             continue
         if part == "all":
             found = list_methods(aliases=False)
-        elif part.startswith(TIMM_PREFIX):
+        elif _prefix_of(part) is not None:
             get_method(part)
             found = [part]
         elif any(c in part for c in "*?["):
             found = list_methods(part)
             if not found:
                 raise UnknownMethodError(
-                    f"pattern {part!r} matches no method; registered: {', '.join(list_methods())}")
+                    f"pattern {part!r} matches no method; registered: {_valid_names()}")
         else:
             get_method(part)
             found = [part]
         names.extend(n for n in found if n not in names)
     if not names:
         raise UnknownMethodError(f"no methods given in {spec!r}; try 'all' or one of: "
-                                 f"{', '.join(list_methods())}")
+                                 f"{_valid_names()}")
     return names

@@ -6,6 +6,10 @@
 which adds no frequencies, so that ImageNet-style stems with a large total
 stride still see a non-degenerate map. ``features()`` uses timm's
 ``forward_intermediates`` (every timm model family that supports it).
+
+Importing this module registers the ``timm:`` prefix with the registry; timm
+itself is imported only when a ``timm:`` name is looked up or built, because
+importing it costs seconds and most runs never use it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import torch
 from torch import nn
 
 from scalebench.datasets.scaling import fourier_resize
-from scalebench.methods.registry import MethodEntry, UnknownMethodError
+from scalebench.methods.registry import MethodEntry, UnknownMethodError, register_prefix
+
+PREFIX = "timm:"
+FAMILY = "baseline"
 
 
 class TimmBaseline(nn.Module):
@@ -23,7 +30,7 @@ class TimmBaseline(nn.Module):
     def __init__(self, model_name: str, in_channels: int = 1, num_classes: int = 10,
                  min_size: int = 32, **timm_kwargs):
         super().__init__()
-        import timm
+        import timm  # lazily: see the module docstring
 
         if not timm.is_model(model_name):
             close = timm.list_models(f"*{model_name}*")[:5]
@@ -57,10 +64,13 @@ def timm_entry(model_name: str) -> MethodEntry:
         return TimmBaseline(model_name, in_channels=in_channels, num_classes=num_classes, **kwargs)
 
     # validate eagerly so that `bench run --methods timm:typo` fails before any work
-    import timm
+    import timm  # lazily: see the module docstring
     if not timm.is_model(model_name):
         TimmBaseline(model_name)
     return MethodEntry(
-        name=f"timm:{model_name}", builder=build, family="baseline",
+        name=f"{PREFIX}{model_name}", builder=build, family=FAMILY,
         paper="timm (Wightman)", description=f"timm model {model_name}",
         configs={"mnist": {}, "stl10": {}, "quick": {}}, source="timm")
+
+
+register_prefix(PREFIX, timm_entry, family=FAMILY, hint=f"{PREFIX}<model-name>")

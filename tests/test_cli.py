@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from scalebench.bench import cli
-from scalebench.bench.records import ExperimentLock, load_records
+from scalebench.bench.records import ExperimentLock, scan_records
+
+
+def load_records(out):
+    records, problems = scan_records(out)
+    assert not problems
+    return records
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet"]
 NO_REPORT = ["--no-report"]
@@ -37,19 +43,20 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
         assert (report / name).stat().st_size > 0, name
     assert list((report / "figures").glob("acc_vs_size-*.png"))
     records = load_records(out)
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 2 and all(r.ok for r in records)
     rec = records[0]
+    stored = json.loads(rec.path.read_text())
     for key in ("run_id", "experiment", "method", "dataset", "source", "seed", "preset", "epochs",
                 "params", "test_acc", "val_acc", "per_size_acc", "scale_consistency",
                 "equivariance_error", "eq_err", "train_time_s", "train_img_per_s",
                 "infer_img_per_s", "peak_mem_mb", "device", "versions", "started_at",
-                "finished_at", "history"):
-        assert key in rec, key
-    assert 0 <= rec["test_acc"] <= 1 and rec["eq_err"] > 0
-    assert set(rec["equivariance_error"]) >= {"block1", "block2", "block3", "logits"}
+                "finished_at", "history", "schema_version"):
+        assert stored.get(key) is not None, key
+    assert 0 <= rec.test_acc <= 1 and rec.eq_err > 0
+    assert set(rec.equivariance_error) >= {"block1", "block2", "block3", "logits"}
     assert (out / "leaderboard.md").read_text().count("cnn") == 1
     assert "test_acc_mean" in (out / "leaderboard.csv").read_text()
-    assert Path(rec["checkpoint"]).is_file()
+    assert Path(rec.checkpoint).is_file()
 
     # resume: nothing is recomputed
     import scalebench.bench.job as launchers
@@ -151,11 +158,11 @@ def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
     monkeypatch.setattr(launchers, "run_one", interrupt_second)
     assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY, *NO_REPORT) == 130
     assert "re-run the same command to resume" in capsys.readouterr().out
-    assert [r["seed"] for r in load_records(out)] == [0]
+    assert [r.seed for r in load_records(out)] == [0]
     monkeypatch.setattr(launchers, "run_one", real)
     assert run_cli("run", "--methods", "cnn", "--seeds", "0-2", "--out", str(out), *TINY, *NO_REPORT) == 0
     assert "1 already done" in capsys.readouterr().out
-    assert sorted(r["seed"] for r in load_records(out)) == [0, 1, 2]
+    assert sorted(r.seed for r in load_records(out)) == [0, 1, 2]
 
 
 def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
@@ -171,12 +178,40 @@ def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
                         else methods.cross_entropy_loss)
     code = run_cli("run", "--methods", "cnn,timm:resnet18", "--out", str(out), *TINY, *NO_REPORT)
     assert code == 0
-    recs = {r["method"]: r for r in load_records(out)}
-    assert recs["cnn"]["status"] == "failed" and recs["cnn"]["failed_epoch"] == 1
-    assert "non-finite loss" in recs["cnn"]["error"]
-    assert recs["timm:resnet18"]["status"] == "ok"
+    recs = {r.method: r for r in load_records(out)}
+    assert recs["cnn"].status == "failed" and recs["cnn"].failed_epoch == 1
+    assert "non-finite loss" in recs["cnn"].error
+    assert recs["timm:resnet18"].ok
     text = capsys.readouterr().out
     assert "failed: cnn seed 0" in text
     board = (out / "leaderboard.csv").read_text()
     assert "timm:resnet18" in board
-    json.loads(Path(recs["cnn"]["record_path"]).read_text())  # the failed record is valid JSON
+    json.loads(recs["cnn"].path.read_text())  # the failed record is valid JSON
+
+
+@pytest.mark.parametrize("content", ["text", "json", "last"])
+def test_equivariance_on_a_file_that_is_not_a_checkpoint(tmp_path, capsys, cache_dir, content):
+    path = tmp_path / ("run.last.pt" if content == "last" else f"run.{content}")
+    if content == "last":
+        import torch
+
+        torch.save({"train": {}, "model": {}}, path)
+    else:
+        path.write_text("not a checkpoint\n" if content == "text" else '{"spec": {}}')
+    code = run_cli("equivariance", "--checkpoint", str(path), "--images", "4", "--sizes", "8")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("bench: error:") and err.count("\n") == 1
+    assert str(path) in err and "checkpoints/<run-id>.pt" in err and "Traceback" not in err
+    if content == "last":
+        assert "per-epoch training state" in err
+
+
+def test_launcher_group_and_slurm_flags_agree():
+    """commands reads SLURM_FLAGS from the parsed arguments: every Slurm option the parser
+    defines must be in it (a flag missing there would be silently ignored)."""
+    from scalebench.bench.options import SLURM_FLAGS
+
+    run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
+    [group] = [g for g in run._action_groups if g.title.startswith("launcher")]
+    dests = {a.dest for a in group._group_actions}
+    assert dests == {*SLURM_FLAGS, "launcher", "launcher_config", "detach", "sbatch_extra"}

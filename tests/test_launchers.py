@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
+import sys
 import threading
 from functools import partial
 from collections.abc import Callable
@@ -26,8 +28,15 @@ from scalebench.bench.job import SweepJob
 from scalebench.bench.launch_api import RunState, SchedulerUnavailable, Submission
 from scalebench.bench.launchers import (LAUNCHERS, LocalLauncher, make_launcher, settle_sweep,
                                         sweep_status)
+from scalebench.bench.record import RunRecord
 from scalebench.bench.records import load_record, record_path, write_record
-from scalebench.bench.settle import read_view, run_lock, settle_unfinished, unfinished_record, write_job_record
+from scalebench.bench.settle import (
+    current_record,
+    run_lock,
+    settle_unfinished,
+    unfinished_record,
+    write_job_record,
+)
 from scalebench.bench.slurm import SlurmLauncher, classify, job_logs, load_jobs
 from scalebench.bench.spec import RunSpec
 from scalebench.bench.sweep import load_sweep, run_states, save_sweep, sweep_launchers
@@ -68,9 +77,8 @@ def spec(seed: int = 0, method: str = "cnn") -> RunSpec:
 
 def job_writes(out: Path, s: RunSpec, job_id: str, status: str = "ok", **extra) -> bool:
     """What a task's SweepJob does at its end: write its record through the guard."""
-    rec = {"run_id": s.run_id, "method": s.label, "seed": s.seed, "status": status,
-           "job_id": job_id, "test_acc": 0.5, **extra}
-    return write_job_record(out, rec, run_id=s.run_id, job_id=job_id)
+    rec = RunRecord.for_spec(s, status=status, job_id=job_id, **{"test_acc": 0.5, **extra})
+    return write_job_record(out, rec, job_id=job_id)
 
 
 def launcher(fake: FakeSlurm) -> SlurmLauncher:
@@ -120,13 +128,13 @@ def test_follow_settles_runs_from_records_and_ended_states(tmp_path):
     fake.before_poll = world
     assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "done", b.run_id: "cancelled",
                                                     c.run_id: "failed"}
-    cancelled = read_view(tmp_path, b.run_id)
+    cancelled = current_record(tmp_path, b.run_id)
     assert cancelled.status == "failed" and cancelled.end_state == "cancelled"
     assert cancelled.settled_by == "slurm" and cancelled.job_id == "100_1"
     assert "Slurm job 100_1 ended CANCELLED by 0" in cancelled.error
-    assert load_record(record_path(tmp_path, b.run_id))["backend_state"] == "CANCELLED by 0"
-    assert "COMPLETED without writing a record" in read_view(tmp_path, c.run_id).error
-    assert read_view(tmp_path, a.run_id).ok
+    assert load_record(record_path(tmp_path, b.run_id)).backend_state == "CANCELLED by 0"
+    assert "COMPLETED without writing a record" in current_record(tmp_path, c.run_id).error
+    assert current_record(tmp_path, a.run_id).ok
 
 
 def test_a_jobs_own_failure_beats_the_slurm_state(tmp_path):
@@ -135,8 +143,8 @@ def test_a_jobs_own_failure_beats_the_slurm_state(tmp_path):
     job_writes(tmp_path, a, "100_0", status="failed", error="Traceback ...\nValueError: bad")
     fake.jobs["100_0"] = "FAILED"
     assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "failed"}
-    view = read_view(tmp_path, a.run_id)
-    assert view.last_error_line == "ValueError: bad" and not view.settled_by
+    record = current_record(tmp_path, a.run_id)
+    assert record.last_error_line == "ValueError: bad" and not record.settled_by
 
 
 def test_an_older_record_does_not_settle_a_new_job(tmp_path):
@@ -195,7 +203,7 @@ def test_follow_gives_up_at_its_timeout(tmp_path):
     fake, a = FakeSlurm(), spec(0)
     sub = submit(fake, tmp_path, [a])
     assert launcher(fake).follow(sub, tmp_path, timeout_s=0) == {}
-    assert read_view(tmp_path, a.run_id) is None
+    assert current_record(tmp_path, a.run_id) is None
 
 
 def test_a_cancelled_task_that_finishes_later_keeps_its_settled_record(tmp_path, cache_dir,
@@ -218,10 +226,9 @@ def test_a_cancelled_task_that_finishes_later_keeps_its_settled_record(tmp_path,
     assert run_states(tmp_path, launcher(fake).states(tmp_path, [s]))[0]["state"] == "cancelled"
 
     # a new attempt (another job id) and a run in this process may write
-    assert job_writes(tmp_path, s, "101_0") and read_view(tmp_path, s.run_id).ok
-    assert write_job_record(tmp_path, {"run_id": s.run_id, "status": "failed"},
-                            run_id=s.run_id, job_id=None)
-    assert not read_view(tmp_path, s.run_id).ok
+    assert job_writes(tmp_path, s, "101_0") and current_record(tmp_path, s.run_id).ok
+    assert write_job_record(tmp_path, RunRecord.for_spec(s, status="failed"), job_id=None)
+    assert not current_record(tmp_path, s.run_id).ok
 
 
 def test_settling_waits_for_a_job_writing_its_record_and_keeps_it(tmp_path):
@@ -235,18 +242,18 @@ def test_settling_waits_for_a_job_writing_its_record_and_keeps_it(tmp_path):
         settler.start()
         settler.join(0.3)
         assert settler.is_alive()  # the launcher waits for the lock
-        write_record(tmp_path, {"run_id": a.run_id, "status": "ok", "job_id": "100_0"})
+        write_record(tmp_path, RunRecord.for_spec(a, status="ok", job_id="100_0"))
     settler.join(5)
-    assert stood[0].ok and read_view(tmp_path, a.run_id).ok
+    assert stood[0].ok and current_record(tmp_path, a.run_id).ok
 
 
 def test_settle_keeps_a_newer_ok_record(tmp_path):
     a = spec(0)
-    write_record(tmp_path, {"run_id": a.run_id, "status": "ok"})  # re-run in this process
+    write_record(tmp_path, RunRecord.for_spec(a, status="ok"))  # re-run in this process
     record = unfinished_record(a, launcher="slurm", job_id="100_0", end_state="cancelled",
                                error="cancelled")
     assert settle_unfinished(tmp_path, a, "100_0", record).ok
-    assert read_view(tmp_path, a.run_id).job_id == ""
+    assert current_record(tmp_path, a.run_id).job_id is None
 
 
 def test_states_and_status_rows(tmp_path, monkeypatch):
@@ -259,8 +266,8 @@ def test_states_and_status_rows(tmp_path, monkeypatch):
     slurm = launcher(fake)
     slurm.submit([done, running, retry, cancelled], tmp_path)
     job_writes(tmp_path, done, "100_0", test_acc=0.875)
-    write_record(tmp_path, {"run_id": retry.run_id, "status": "failed", "job_id": "9_0",
-                            "error": "boom"})
+    write_record(tmp_path, RunRecord.for_spec(retry, status="failed", job_id="9_0",
+                                              error="boom"))
     fake.jobs.update({"100_0": "COMPLETED", "100_1": "RUNNING", "100_2": "PENDING",
                       "100_3": "CANCELLED by 0"})
     stderr = Path(job_logs(tmp_path, "100_3")[0])
@@ -290,8 +297,80 @@ def test_settle_does_nothing_while_slurm_cannot_say(tmp_path, caplog):
     fake, a = FakeSlurm(down=True), spec(0)
     submit(fake, tmp_path, [a])
     assert launcher(fake).settle(tmp_path, [a]) == 0
-    assert read_view(tmp_path, a.run_id) is None
+    assert current_record(tmp_path, a.run_id) is None
     assert "cannot settle 1 Slurm task(s) now" in caplog.text
+
+
+def _damage(out: Path, s: RunSpec) -> Path:
+    """A record file cut short (a copy interrupted half-way, a full disk)."""
+    path = record_path(out, s.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"schema_version": 2, "run_id": "')
+    return path
+
+
+def test_status_shows_a_damaged_record_unless_its_job_is_still_out_there(tmp_path,
+                                                                         monkeypatch):
+    fake = FakeSlurm()
+    monkeypatch.setitem(LAUNCHERS, "slurm", partial(SlurmLauncher, progress=False, poll_s=0,
+                                                    scheduler=fake))
+    ended, running = spec(0), spec(1)
+    submit(fake, tmp_path, [ended, running])
+    fake.jobs.update({"100_0": "COMPLETED", "100_1": "RUNNING"})
+    path = _damage(tmp_path, ended)
+    _damage(tmp_path, running)
+    rows = {r["run_id"]: r for r in sweep_status(tmp_path)}
+    assert rows[ended.run_id]["state"] == "corrupt record"
+    assert f"{path} is not a readable run record" in rows[ended.run_id]["detail"]
+    assert "`bench run` moves it aside" in rows[ended.run_id]["detail"]
+    assert rows[running.run_id]["state"] == "running"  # its job will write the record
+
+
+@pytest.mark.parametrize("how", ["follow", "collect"])
+def test_settling_a_run_moves_its_damaged_record_aside(tmp_path, monkeypatch, caplog, how):
+    fake, a = FakeSlurm(), spec(0)
+    monkeypatch.setitem(LAUNCHERS, "slurm", partial(SlurmLauncher, progress=False, poll_s=0,
+                                                    scheduler=fake))
+    sub = submit(fake, tmp_path, [a])
+    path = _damage(tmp_path, a)
+    damaged = path.read_bytes()
+    fake.jobs["100_0"] = "RUNNING"
+    fake.before_poll = lambda poll: poll == 3 and fake.jobs.update({"100_0": "TIMEOUT"})
+    with caplog.at_level(logging.WARNING):
+        if how == "follow":
+            assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "timed out"}
+        else:
+            assert settle_sweep(tmp_path) == 0  # still running: the file stays as it is
+            assert path.read_bytes() == damaged
+            assert settle_sweep(tmp_path) == 0 and settle_sweep(tmp_path) == 1
+    record = current_record(tmp_path, a.run_id)
+    assert record.settled_by == "slurm" and record.end_state == "timed out"
+    (aside,) = path.parent.glob(f"{path.name}.corrupt-*")
+    assert aside.read_bytes() == damaged  # moved, never deleted
+    said = [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
+    assert len(said) == 2  # once when settling, once when moving it (not at every poll)
+    assert "recording how the job ended instead" in said[0] and aside.name in said[1]
+
+
+def test_a_job_writes_over_a_damaged_record_moving_it_aside(tmp_path, caplog):
+    a = spec(0)
+    path = _damage(tmp_path, a)
+    assert job_writes(tmp_path, a, "100_0")
+    assert current_record(tmp_path, a.run_id).ok
+    assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
+    assert "moved to" in caplog.text
+
+
+def test_the_parser_offers_every_launcher_without_loading_torch():
+    """``--launcher`` choices come from LAUNCHERS, and building the parser (``bench --help``)
+    still loads no torch: the launchers import their job only to submit it."""
+    code = ("import sys; from scalebench.bench import cli; "
+            "run = cli.build_parser()._subparsers._group_actions[0].choices['run']; "
+            "[a] = [a for a in run._actions if a.dest == 'launcher']; "
+            "print(','.join(a.choices), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == [",".join(LAUNCHERS), "False"]
 
 
 def test_sweep_json_names_its_launchers(tmp_path):
@@ -370,11 +449,11 @@ def test_a_third_backend_is_one_class(tmp_path, cache_dir, monkeypatch, capsys):
     monkeypatch.setitem(LAUNCHERS, "third", ThirdLauncher)
     THIRD_CALLS.clear()
     out = tmp_path / "exp"
-    args = cli.build_parser().parse_args(
-        ["run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), "--epochs", "1",
-         "--limit-train", "40", "--limit-eval", "20", "--quiet", "--detach",
-         "--launcher", "slurm"])
-    args.launcher, args.argv = "third", ["run", "--launcher", "third"]
+    argv = ["run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), "--epochs", "1",
+            "--limit-train", "40", "--limit-eval", "20", "--quiet", "--detach",
+            "--launcher", "third"]  # --launcher offers every registered launcher
+    args = cli.build_parser().parse_args(argv)
+    args.argv = argv
     assert commands.cmd_run(args) == 0
     assert "handed 2 run(s) to the third backend" in capsys.readouterr().out
     assert THIRD_CALLS[0][0] == "submit" and len(THIRD_CALLS[0][1]) == 2

@@ -1,4 +1,11 @@
-"""The model protocol, checked for every registered method's quick config."""
+"""The model protocol, checked once for every registered method (plugins included).
+
+Per method, at its quick config: logits at every MNIST size, spatial feature
+maps, a gradient for every parameter, and one optimisation step that lowers the
+method's own loss; at its published MNIST config: the smallest and largest
+sizes. Family tests (tests/test_*_models.py) check what is particular to a
+family, not these.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,11 @@ def quick_model(request):
     return request.param, methods.create(request.param, config="quick")
 
 
+def _batch(n: int = 16, size: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, size, size, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
 def test_forward_at_every_size(quick_model):
     name, model = quick_model
     model.eval()
@@ -23,7 +35,7 @@ def test_forward_at_every_size(quick_model):
         for size in MNIST_SIZES:
             out = model(torch.rand(2, 1, size, size))
             assert out.shape == (2, 10), f"{name} at {size}"
-            assert torch.isfinite(out).all()
+            assert torch.isfinite(out).all(), f"{name} at {size}"
 
 
 def test_features_are_spatial_maps(quick_model):
@@ -36,14 +48,32 @@ def test_features_are_spatial_maps(quick_model):
             for layer, f in feats.items():
                 assert f.dim() == 4 and f.shape[0] == 2 and f.shape[-1] == f.shape[-2], layer
                 assert 1 <= f.shape[-1] <= size
+                assert torch.isfinite(f).all(), layer
+
+
+def test_every_parameter_gets_a_gradient(quick_model):
+    name, model = quick_model
+    x, y = _batch()
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss, _ = methods.get_method(name).loss_fn()(model, x, y)
+    loss.backward()
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert params, f"{name} has no trainable parameters"
+    missing = [n for n, p in params if p.grad is None]
+    assert not missing, f"{name}: no gradient reaches {missing}"
+    broken = [n for n, p in params if not torch.isfinite(p.grad).all()]
+    assert not broken, f"{name}: non-finite gradient in {broken}"
+    # a dead unit may leave a small tensor without signal on one batch; most must have one
+    zero = [n for n, p in params if not p.grad.abs().sum() > 0]
+    assert len(zero) <= 0.1 * len(params), f"{name}: all-zero gradient in {zero}"
+    model.zero_grad(set_to_none=True)
 
 
 def test_one_step_lowers_the_loss(quick_model):
     name, model = quick_model
-    entry = methods.get_method(name)
-    loss_fn = entry.loss_fn()
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(16, 1, 20, 20, generator=g), torch.randint(0, 10, (16,), generator=g)
+    loss_fn = methods.get_method(name).loss_fn()
+    x, y = _batch()
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-2)
     torch.manual_seed(1)  # the same dropout masks before and after the step
@@ -55,3 +85,13 @@ def test_one_step_lowers_the_loss(quick_model):
     with torch.no_grad():
         after, _ = loss_fn(model, x, y)
     assert after < before, f"{name}: {before.item():.4f} -> {after.item():.4f}"
+
+
+@pytest.mark.parametrize("name", methods.list_methods(aliases=False))
+def test_published_mnist_config_runs_at_the_extreme_sizes(name):
+    torch.manual_seed(0)
+    model = methods.create(name).eval()  # the default config: the published MNIST one
+    with torch.no_grad():
+        for size in (MNIST_SIZES[0], MNIST_SIZES[-1]):
+            out = model(torch.rand(2, 1, size, size))
+            assert out.shape == (2, 10) and torch.isfinite(out).all(), f"{name} at {size}"

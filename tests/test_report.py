@@ -12,6 +12,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 import subprocess
 import zlib
 from html.parser import HTMLParser
@@ -23,10 +24,12 @@ import pandas as pd
 import pytest
 
 from scalebench.bench.errors import NoRecordsError
+from scalebench.bench.record import RunRecord
 from scalebench.bench.records import write_record
 from scalebench.bench.report import build_report, plots, tables
 from scalebench.bench.report.data import eq_frame, load, load_published, per_size_frame
 from scalebench.bench.report.html import experiment_commands
+from scalebench.bench.spec import RunSpec, parse_method
 
 SIZES = {"mnist-res": [str(s) for s in range(8, 29, 4)], "stl10-res": ["49", "65", "81", "97"],
          "mnist-scale": [f"{b / 10:.1f}-{(b + 1) / 10:.1f}" for b in range(3, 10)]}
@@ -36,32 +39,23 @@ EQ_SIZES = {**SIZES, "mnist-scale": SIZES["mnist-res"]}
 
 def make_record(method: str, dataset: str, seed: int, *, experiment: str, status: str = "ok",
                 source: str = "embedded", acc: float = 0.9, eq: float = 0.3,
-                missing: tuple[str, ...] = (), command: list[str] | str | None = None) -> dict:
+                missing: tuple[str, ...] = (), command: list[str] | str | None = None
+                ) -> RunRecord:
     """A record shaped like ``bench.train.run_one``'s, with seeded noise."""
     rng = np.random.default_rng(zlib.crc32(f"{method}/{dataset}/{seed}".encode()))
-    name, _, opts = method.partition("[")
-    spec = {"method": name, "dataset": dataset, "source": source, "seed": seed,
-            "preset": "quick", "epochs": 3, "method_kwargs": dict(
-                kv.split("=") for kv in opts.rstrip("]").split(",") if kv),
-            "limit_train": None, "limit_eval": None, "eq_images": 256,
-            "experiment": experiment, "data_root": None, "cache_dir": None, "device": "auto"}
-    rec: dict = {
-        "run_id": f"{re.sub(r'[^A-Za-z0-9]+', '_', method)}-{dataset}-s{seed}",
-        "experiment": experiment,
-        "method": method, "method_name": name, "method_kwargs": spec["method_kwargs"],
-        "dataset": dataset, "source": source, "seed": seed, "preset": "quick", "spec": spec,
-        "versions": {"torch": "2.4.0", "python": "3.11.7", "git": "abc1234"},
-        "status": status, "error": None, "device": "cpu (x86_64)",
-        "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:01:00+00:00",
-        "history": [{"epoch": e, "train_loss": 2.0 / e + 0.01 * seed, "train_acc": 0.5,
-                     "val_acc": min(1.0, acc - 0.2 / e), "lr": 0.01, "time_s": 2.0 * e}
-                    for e in range(1, 4)],
-    }
-    if command is not None:
-        rec["command"] = command
+    name, kwargs = parse_method(method)
+    spec = RunSpec(name, dataset=dataset, source=source, seed=seed, preset="quick", epochs=3,
+                   method_kwargs=tuple(sorted(kwargs.items())), experiment=experiment)
+    rec = RunRecord.for_spec(
+        spec, versions={"torch": "2.4.0", "python": "3.11.7", "git": "abc1234"},
+        status=status, device="cpu (x86_64)", command=command,
+        started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:01:00+00:00",
+        history=[{"epoch": e, "train_loss": 2.0 / e + 0.01 * seed, "train_acc": 0.5,
+                  "val_acc": min(1.0, acc - 0.2 / e), "lr": 0.01, "time_s": 2.0 * e}
+                 for e in range(1, 4)])
     if status != "ok":
-        rec["error"] = "Traceback (most recent call last):\n  ...\nRuntimeError: loss is nan"
-        rec["history"] = rec["history"][:2]
+        rec.set(error="Traceback (most recent call last):\n  ...\nRuntimeError: loss is nan",
+                history=rec.history[:2])
         return rec
     test_acc = float(np.clip(acc + rng.normal(0, 0.01), 0, 1))
     layers = {f"block{i}": {s: float(eq * i * rng.uniform(0.5, 1.5)) for s in EQ_SIZES[dataset]}
@@ -69,23 +63,23 @@ def make_record(method: str, dataset: str, seed: int, *, experiment: str, status
     layers["logits"] = {s: float(eq * 2 * rng.uniform(0.5, 1.5)) for s in EQ_SIZES[dataset]}
     if eq == 0.0:  # an exactly equivariant model: exact zeros a log axis cannot show
         layers = {k: {s: 0.0 for s in v} for k, v in layers.items()}
-    rec.update({
-        "params": 10_000 + 1000 * len(name), "epochs": 3, "val_acc": acc, "test_acc": test_acc,
-        "per_size_acc": {s: float(np.clip(test_acc + rng.normal(0, 0.02), 0, 1))
-                         for s in SIZES[dataset]},
-        "scale_consistency": float(test_acc * 0.9), "equivariance_error": layers,
-        "eq_err": float(np.mean(list(layers["block3"].values()))),
-        "logit_inv_err": float(np.mean(list(layers["logits"].values()))),
-        "train_time_s": 10.0 + seed + len(name), "train_img_per_s": 300.0,
-        "infer_img_per_s": 1000.0 / len(name), "peak_mem_mb": 500.0,
-    })
-    for key in missing:
-        rec.pop(key, None)
+    rec.set(params=10_000 + 1000 * len(name), epochs=3, val_acc=acc, test_acc=test_acc,
+            per_size_acc={s: float(np.clip(test_acc + rng.normal(0, 0.02), 0, 1))
+                          for s in SIZES[dataset]},
+            scale_consistency=float(test_acc * 0.9), equivariance_error=layers,
+            eq_err=float(np.mean(list(layers["block3"].values()))),
+            logit_inv_err=float(np.mean(list(layers["logits"].values()))),
+            train_time_s=10.0 + seed + len(name), train_img_per_s=300.0,
+            infer_img_per_s=1000.0 / len(name), peak_mem_mb=500.0)
+    for key in missing:  # a metric the run did not record: the field's empty value
+        rec.set(**{key: type(getattr(rec, key))() if isinstance(getattr(rec, key), (dict, list))
+                   else None})
     return rec
 
 
 @pytest.fixture(scope="module")
-def experiments(tmp_path_factory) -> list[Path]:
+def made(tmp_path_factory) -> dict[Path, list[RunRecord]]:
+    """The hand-made records of each experiment folder (written there)."""
     root = tmp_path_factory.mktemp("report-records")
     res, stl, scale = root / "res", root / "stl", root / "scale"
     cmd = ["bench", "run", "--methods", "cnn,fourier", "--dataset", "stl10-res", "--out", str(stl)]
@@ -119,7 +113,12 @@ def experiments(tmp_path_factory) -> list[Path]:
     for folder, rs in recs.items():
         for r in rs:
             write_record(folder, r)
-    return [res, stl, scale]
+    return recs
+
+
+@pytest.fixture(scope="module")
+def experiments(made) -> list[Path]:
+    return list(made)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +154,8 @@ def test_report_files(report):
     names = {p.relative_to(out).as_posix() for p in written}
     assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "index.html"} <= names
     for kind in ("acc_vs_size", "eq_vs_size", "eq_per_layer", "acc_vs_eq", "learning_curves"):
-        for section in ("mnist-res-embedded-quick", "stl10-res-embedded-quick",
-                        "mnist-scale-torchvision-quick"):
+        for section in ("mnist-res-embedded-quick-epochs3", "stl10-res-embedded-quick-epochs3",
+                        "mnist-scale-torchvision-quick-epochs3"):
             assert f"figures/{kind}-{section}.png" in names
             assert f"figures/{kind}-{section}.pdf" in names
     assert "figures/training_cost.png" in names
@@ -196,46 +195,77 @@ def _close(shown: float, value, scale: float, fmt: str) -> bool:
     return shown == float(format(scale * float(value), fmt))
 
 
-def test_markdown_numbers_equal_dataframe(report, board):
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def _expected_rows(records: list[RunRecord]) -> list[dict]:
+    """The leaderboard rows of one section, computed here from the hand-made records:
+    per method, means (and the seed std) over its ok runs, sorted by accuracy."""
+    rows = []
+    for method in dict.fromkeys(r.method for r in records):
+        runs = [r for r in records if r.method == method]
+        ok = [r for r in runs if r.status == "ok"]
+        accs = [r.test_acc for r in ok]
+        rows.append({
+            "method": method, "runs": len(runs), "failed": len(runs) - len(ok),
+            "params": ok[0].params if ok else None, "acc": _mean(accs),
+            "acc_std": statistics.stdev(accs) if len(accs) > 1 else None,
+            "scale_consistency": _mean([r.scale_consistency for r in ok]),
+            "eq_err": _mean([r.eq_err for r in ok]),
+            "logit_inv_err": _mean([r.logit_inv_err for r in ok]),
+            "train_time_s": _mean([r.train_time_s for r in ok]),
+            "infer_img_per_s": _mean([r.infer_img_per_s for r in ok])})
+    return sorted(rows, key=lambda r: (r["acc"] is None, -(r["acc"] or 0)))
+
+
+def test_markdown_numbers_equal_independent_means(report, made):
     out, _ = report
     parsed = _parse_markdown((out / "leaderboard.md").read_text())
-    assert set(parsed) == {"mnist-res (source embedded, preset quick)",
-                           "stl10-res (source embedded, preset quick)",
-                           "mnist-scale (source torchvision, preset quick)"}
+    assert set(parsed) == {"mnist-res (source embedded, preset quick, epochs 3)",
+                           "stl10-res (source embedded, preset quick, epochs 3)",
+                           "mnist-scale (source torchvision, preset quick, epochs 3)"}
+    pub = {(d, m, k): v for d, m, k, v in load_published()[["dataset", "method", "metric",
+                                                             "value"]].itertuples(index=False)}
     checked = 0
-    for title, table in parsed.items():
-        dataset, source = title.split(" (source ")[0], title.split("source ")[1].split(",")[0]
-        sec = board[(board.dataset == dataset) & (board.source == source)]
-        assert list(table.method) == list(sec.method)  # same rows, same order
-        for (_, row), (_, ref) in zip(table.iterrows(), sec.iterrows()):
+    for records in made.values():
+        r0 = records[0]
+        table = parsed[f"{r0.dataset} (source {r0.source}, preset quick, epochs 3)"]
+        expected = _expected_rows(records)
+        assert list(table.method) == [e["method"] for e in expected]  # same rows, same order
+        for (_, row), ref in zip(table.iterrows(), expected):
             acc = row["test acc (%)"].replace("**", "").split("±")
-            assert _close(_num(acc[0]), ref.test_acc_mean, 100, ".2f")
-            if len(acc) == 2:
-                assert _close(_num(acc[1]), ref.test_acc_std, 100, ".2f")
-            else:  # one seed (or none): no std to show
-                assert not (ref.test_acc_std == ref.test_acc_std)
-            assert _close(_num(row["params"]), ref.params, 1, ".0f")
-            assert _close(_num(row["scale consist. (%)"]), ref.scale_consistency, 100, ".2f")
-            assert _close(_num(row["equiv. err"]), ref.eq_err, 1, ".2e")
-            assert _close(_num(row["logit inv. err"]), ref.logit_inv_err, 1, ".2e")
-            assert _close(_num(row["train time (s)"]), ref.train_time_s, 1, ".1f")
-            assert _close(_num(row["infer (img/s)"]), ref.infer_img_per_s, 1, ".0f")
+            assert _close(_num(acc[0]), ref["acc"], 100, ".2f")
+            if ref["acc_std"] is None:  # one seed (or none): no std to show
+                assert len(acc) == 1
+            else:
+                assert _close(_num(acc[1]), ref["acc_std"], 100, ".2f")
+            assert _close(_num(row["params"]), ref["params"], 1, ".0f")
+            assert _close(_num(row["scale consist. (%)"]), ref["scale_consistency"], 100, ".2f")
+            assert _close(_num(row["equiv. err"]), ref["eq_err"], 1, ".2e")
+            assert _close(_num(row["logit inv. err"]), ref["logit_inv_err"], 1, ".2e")
+            assert _close(_num(row["train time (s)"]), ref["train_time_s"], 1, ".1f")
+            assert _close(_num(row["infer (img/s)"]), ref["infer_img_per_s"], 1, ".0f")
+            base = ref["method"].split("[")[0]
+            published = pub.get((r0.dataset, base, "test_acc"))
             if "published acc (%)" in table:
-                assert _close(_num(row["published acc (%)"]), ref.published_acc, 100, ".2f")
-                assert _close(_num(row["Δ acc (pp)"]), ref.delta_acc, 100, ".2f")
-            if "published eq. err" in table:
-                assert _close(_num(row["published eq. err"]), ref.published_eq_err, 1, ".2e")
-                assert _close(_num(row["Δ eq. err"]), ref.delta_eq_err, 1, ".2e")
+                assert _close(_num(row["published acc (%)"]), published, 100, ".2f")
+                delta = None if published is None or ref["acc"] is None else ref["acc"] - published
+                assert _close(_num(row["Δ acc (pp)"]), delta, 100, ".2f")
+            else:
+                assert published is None
             runs = row["runs (failed)"]
-            assert runs == (f"{ref.runs} ({ref.failed})" if ref.failed else str(ref.runs))
+            assert runs == (f"{ref['runs']} ({ref['failed']})" if ref["failed"]
+                            else str(ref["runs"]))
             checked += 1
-    assert checked == len(board)
+    assert checked == sum(len(_expected_rows(rs)) for rs in made.values())
 
 
 def test_best_per_column_is_bold(report, board):
     out, _ = report
     table = _parse_markdown((out / "leaderboard.md").read_text())[
-        "mnist-res (source embedded, preset quick)"]
+        "mnist-res (source embedded, preset quick, epochs 3)"]
     sec = board[board.dataset == "mnist-res"].reset_index(drop=True)
     best_acc = sec.test_acc_mean.idxmax()
     assert table.at[best_acc, "test acc (%)"].startswith("**")

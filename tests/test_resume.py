@@ -19,7 +19,7 @@ def spec(tmp_path) -> RunSpec:
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     whole = train.run_one(spec(tmp_path), tmp_path / "a")
-    assert whole["status"] == "ok" and whole["resumed_from_epoch"] is None
+    assert whole.ok and whole.resumed_from_epoch is None
 
     real_predict = train.predict
     calls = []
@@ -37,9 +37,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "predict", real_predict)
 
     resumed = train.run_one(spec(tmp_path), tmp_path / "b")
-    assert resumed["status"] == "ok" and resumed["resumed_from_epoch"] == 2
+    assert resumed.ok and resumed.resumed_from_epoch == 2
     for key in METRICS:
-        assert resumed[key] == whole[key], key
-    strip = [{k: v for k, v in h.items() if k != "time_s"} for h in whole["history"]]
-    assert [{k: v for k, v in h.items() if k != "time_s"} for h in resumed["history"]] == strip
+        assert getattr(resumed, key) == getattr(whole, key), key
+    strip = [{k: v for k, v in h.items() if k != "time_s"} for h in whole.history]
+    assert [{k: v for k, v in h.items() if k != "time_s"} for h in resumed.history] == strip
     assert not last_checkpoint_path(tmp_path / "b", spec(tmp_path).run_id).exists()

@@ -21,7 +21,7 @@ import pytest
 from scalebench.bench import cli
 from scalebench.bench.checkpoint import last_checkpoint_path
 from scalebench.bench.launchers import sweep_status
-from scalebench.bench.records import load_records, record_path
+from scalebench.bench.records import record_path, scan_records
 from scalebench.bench.slurm import job_logs, load_jobs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
@@ -99,8 +99,8 @@ def test_array_sweep_matches_a_local_run(tmp_path, cache_dir, capsys):
     for col in ("params", "test_acc_mean", "test_acc_std", "scale_consistency", "eq_err",
                 "logit_inv_err"):
         assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-4, abs=1e-6), col
-    recs = load_records(tmp_path / "exp")
-    assert all(r["job_id"] and Path(r["log"]).parent.parent == tmp_path / "exp" / "slurm"
+    recs = scan_records(tmp_path / "exp")[0]
+    assert all(r.job_id and Path(r.log).parent.parent == tmp_path / "exp" / "slurm"
                for r in recs)
 
 
@@ -109,10 +109,10 @@ def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_d
     args = ["run", "--methods", "cnn,cnn[kernel_size=-1]", *TINY, "--cache-dir", str(cache_dir),
             "--out", str(out), *SLURM]
     assert bench(*args) == 0
-    recs = {r["method"]: r for r in load_records(out)}
+    recs = {r.method: r for r in scan_records(out)[0]}
     bad = recs["cnn[kernel_size=-1]"]
-    assert recs["cnn"]["status"] == "ok" and bad["status"] == "failed"
-    assert "Traceback" in bad["error"] and bad["log"].endswith("_log.out")
+    assert recs["cnn"].ok and bad.status == "failed"
+    assert "Traceback" in bad.error and bad.log.endswith("_log.out")
     capsys.readouterr()
     assert bench("status", str(out)) == 0
     status = capsys.readouterr().out
@@ -120,9 +120,9 @@ def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_d
     first = load_jobs(out)
     assert bench(*args) == 1  # retries the failed run only, which fails again: exit 1
     again = load_jobs(out)
-    good_id = recs["cnn"]["run_id"]
+    good_id = recs["cnn"].run_id
     assert again[good_id]["attempts"] == first[good_id]["attempts"]
-    assert len(again[bad["run_id"]]["attempts"]) == 2
+    assert len(again[bad.run_id]["attempts"]) == 2
 
 
 def test_detach_status_collect_give_the_same_leaderboard(tmp_path, cache_dir, capsys):
@@ -152,9 +152,9 @@ def test_a_cancelled_job_is_reported_cancelled(tmp_path, cache_dir, capsys):
     subprocess.run(["scancel", job_id], check=True)
     wait_for(lambda: state_of(out, "cnn") == "cancelled", 120, "the cancellation")
     assert bench("collect", str(out)) == 0
-    rec = load_records(out)[0]
-    assert rec["status"] == "failed" and rec["backend_state"].startswith("CANCELLED")
-    assert rec["end_state"] == "cancelled" and rec["settled_by"] == "slurm"
+    rec = scan_records(out)[0][0]
+    assert rec.status == "failed" and rec.backend_state.startswith("CANCELLED")
+    assert rec.end_state == "cancelled" and rec.settled_by == "slurm"
     capsys.readouterr()
     assert bench("status", str(out)) == 0
     assert "1 cancelled" in capsys.readouterr().out
@@ -195,12 +195,12 @@ def test_a_job_past_its_time_limit_requeues_and_resumes(tmp_path, cache_dir,
                  "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir", str(cache_dir),
                  "--out",
                  str(out), *SLURM, "--time", "3", "--signal-delay-s", "90") == 0
-    rec = load_records(out)[0]
-    assert rec["status"] == "ok", rec.get("error")
-    assert rec["slurm_restarts"] >= 1 and rec["resumed_from_epoch"] >= 1
-    assert [h["epoch"] for h in rec["history"]] == list(range(1, 61))
+    rec = scan_records(out)[0][0]
+    assert rec.ok, rec.error
+    assert rec.slurm_restarts >= 1 and rec.resumed_from_epoch >= 1
+    assert [h["epoch"] for h in rec.history] == list(range(1, 61))
     requeues = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j",
-                               rec["job_id"]], capture_output=True, text=True).stdout
+                               rec.job_id], capture_output=True, text=True).stdout
     # Slurm's accounting, not only the job's own counter, shows the requeues: one row per
     # attempt (-D), oldest first, every one but the last REQUEUED (or PREEMPTED); the last one
     # wrote the record, which ended `bench run`, so it may still be finishing
@@ -257,7 +257,7 @@ def test_the_follower_warns_once_and_follows_records_while_the_controller_is_dow
                  "both tasks to start")
         time.sleep(5)  # let both job steps launch (srun asks the controller for them)
         os.kill(int(restart_controller.read_text()), 15)
-        wait_for(lambda: len([r for r in load_records(out) if r["status"] == "ok"]) == 2, 300,
+        wait_for(lambda: len([r for r in scan_records(out)[0] if r.ok]) == 2, 300,
                  "both records")
         follower.join(30)  # a few polls, not until the controller is back
         assert not follower.is_alive(), "bench run still follows runs that have records"

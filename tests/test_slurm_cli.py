@@ -17,7 +17,7 @@ import pytest
 
 from scalebench.bench import cli
 from scalebench.bench.launch_api import SchedulerUnavailable
-from scalebench.bench.records import load_records
+from scalebench.bench.records import scan_records
 from scalebench.bench.slurm import load_jobs
 from scalebench.bench.slurm_scheduler import SubmititScheduler
 
@@ -118,15 +118,15 @@ def test_detach_status_collect_on_a_fake_cluster(slurm, tmp_path, cache_dir, cap
     assert "1 unknown" in text and "does not answer" in text
     assert bench("collect", str(out)) != 0  # nothing to collate: no record, none settled
     assert "no run records" in one_line_error(capsys)
-    assert load_records(out) == []
+    assert scan_records(out) == ([], [])
 
     (slurm / "down").unlink()
     (slurm / "sacct").write_text("4242|CANCELLED by 0\n")
     assert bench("collect", str(out)) == 0
     assert "1 run(s) ended without a record; recorded as failed" in capsys.readouterr().out
-    rec = load_records(out)[0]
-    assert rec["status"] == "failed" and rec["end_state"] == "cancelled"
-    assert rec["job_id"] == "4242" and rec["settled_by"] == "slurm"
+    [rec], _ = scan_records(out)
+    assert rec.status == "failed" and rec.end_state == "cancelled"
+    assert rec.job_id == "4242" and rec.settled_by == "slurm" and rec.backend_state == "CANCELLED by 0"
     assert bench("status", str(out)) == 0
     assert "1 cancelled" in capsys.readouterr().out
 

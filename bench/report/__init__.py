@@ -1,39 +1,39 @@
 """``bench report``: comparison tables, figures and a self-contained HTML page from run records.
 
 :func:`build_report` reads any number of experiment folders and writes, into
-``out_dir``: ``leaderboard.md`` / ``.csv`` / ``.tex`` (one section per dataset,
-source and preset; mean ± std over seeds; best per column marked; published
-reference numbers with the delta to ours), ``figures/*.png`` and ``*.pdf``,
-and ``index.html`` (everything inlined; links to the record of every run).
+``out_dir``: ``leaderboard.md`` / ``.csv`` / ``.tex`` (one section per
+protocol: dataset, source, preset and any other protocol field such as
+epochs; mean ± std over seeds; best per column marked; published reference
+numbers with the delta to ours), ``figures/*.png`` and ``*.pdf``, and
+``index.html`` (everything inlined; links to the record of every run).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from scalebench.bench.records import atomic_write_text
+from scalebench.bench.records import Collection, atomic_write_text
 from scalebench.bench.report import plots, tables
 from scalebench.bench.report.data import (
     ReportData,
     eq_frame,
     history_frame,
+    in_section,
     load,
     per_size_frame,
+    section_slug,
     section_title,
     sections,
 )
-from scalebench.bench.report.html import FigureEntry, render_html, slug
+from scalebench.bench.report.html import FigureEntry, render_html
 
 __all__ = ["build_report", "make_figures"]
 
 log = logging.getLogger(__name__)
-
-
-def _in_section(df: pd.DataFrame, key: tuple[str, str, str]) -> pd.DataFrame:
-    return df[(df.dataset == key[0]) & (df.source == key[1]) & (df.preset == key[2])]
 
 
 def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[FigureEntry]:
@@ -51,21 +51,21 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
         entries.append(FigureEntry(name, title, caption, png, pdf, key))
 
     for key in sections(data.runs):
-        title, tag = section_title(*key), slug(*key)
-        add(plots.acc_vs_size(_in_section(per_size, key), palette, title), f"acc_vs_size-{tag}",
+        title, tag = section_title(key), section_slug(key)
+        add(plots.acc_vs_size(in_section(per_size, key), palette, title), f"acc_vs_size-{tag}",
             "Test accuracy vs test size", "Mean over seeds; band: ± one standard deviation.", key)
-        sec_eq = _in_section(eq, key)
+        sec_eq = in_section(eq, key)
         add(plots.eq_vs_size(sec_eq, palette, title), f"eq_vs_size-{tag}",
             "Equivariance error vs target size",
             "Last spatial layer and logits; log axis; mean over seeds, band: seed range; "
             "an exact zero is drawn on the dotted floor line.", key)
         add(plots.eq_per_layer(sec_eq, palette, title), f"eq_per_layer-{tag}",
             "Equivariance error per layer", "Mean over target sizes; band: seed range.", key)
-        add(plots.acc_vs_eq(_in_section(board, key), palette, title), f"acc_vs_eq-{tag}",
+        add(plots.acc_vs_eq(in_section(board, key), palette, title), f"acc_vs_eq-{tag}",
             "Accuracy vs equivariance error",
             "Error bars: std over seeds; dashed: the Pareto front (no method is both more "
             "accurate and more equivariant than a circled one).", key)
-        add(plots.learning_curves(_in_section(hist, key), palette, title),
+        add(plots.learning_curves(in_section(hist, key), palette, title),
             f"learning_curves-{tag}", "Learning curves",
             "Train loss and validation accuracy per epoch; mean over finished runs, band: seed "
             "range; dotted: failed runs.", key)
@@ -75,15 +75,16 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
     return entries
 
 
-def build_report(folders: list[Path], out_dir: Path, perf_json: Path | None = None
-                 ) -> list[Path]:
-    """Write the report of ``folders`` into ``out_dir``; return the files written.
+def build_report(source: Collection | Sequence[str | Path], out_dir: Path,
+                 perf_json: Path | None = None) -> list[Path]:
+    """Write the report of ``source`` (loaded records, or folders) into ``out_dir``; return
+    the files written.
 
     Raises :class:`bench.errors.NoRecordsError` when a folder holds no records.
     ``perf_json`` (``bench perf``'s output) adds the training-cost figure when it exists.
     """
     out_dir = Path(out_dir)
-    data = load([Path(f) for f in folders], perf_json=perf_json)
+    data = load(source, perf_json=perf_json)
     board = tables.leaderboard(data)
     written: list[Path] = []
     for name, text in (("leaderboard.md", tables.to_markdown(board, data)),

@@ -4,44 +4,56 @@ The per-run frame is :func:`bench.leaderboard.records_frame` plus the columns a
 report needs beyond the leaderboard (base method name, folder, record path).
 The long frames (accuracy per test size, equivariance error per layer and size,
 training history) unpack the nested record fields the leaderboard ignores.
+A report section is one :class:`~bench.spec.Protocol` (every leaderboard key
+field but the method): only runs made the same way are compared in a table.
 Published reference numbers come from ``scalebench.bench.published/published.csv`` (package data).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.resources
 import io
 import json
 import logging
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from scalebench.bench.errors import NoRecordsError
-from scalebench.bench.leaderboard import records_frame
-from scalebench.bench.records import load_records
+from scalebench.bench.errors import CorruptRecordError
+from scalebench.bench.formatting import finite
+from scalebench.bench.leaderboard import (
+    PROTOCOL_ORDER,
+    protocol_header,
+    protocol_order,
+    protocol_value,
+    records_frame,
+)
+from scalebench.bench.record import RunRecord, protocol_key
+from scalebench.bench.records import Collection, load_folders
+from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol
 
 __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_frame",
-           "history_frame", "load_experiments", "load_published", "parse_scale_key",
-           "per_size_frame", "runs_frame", "section_key", "section_title", "sections"]
+           "history_frame", "in_section", "load", "load_experiments", "load_published",
+           "parse_scale_key", "per_size_frame", "runs_frame", "section_slug", "section_title",
+           "sections"]
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_CSV = "scalebench.bench.published/published.csv"  # package data, not a source-tree path
+#: the protocol fields every section title names; the others only when not at their default
+TITLED = ("dataset", "source", "preset")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Protocol)}
 
 
 def published_csv_text() -> str:
     """The shipped published numbers, whether installed editable, as a wheel or zipped."""
     return importlib.resources.files("scalebench.bench.published").joinpath(
         "published.csv").read_text(encoding="utf-8")
-
-SECTION_COLUMNS = ["dataset", "source", "preset"]
-# the order the issue lists the protocols in; anything else follows alphabetically
-PROTOCOL_ORDER = ["mnist-res", "mnist-scale", "mnist-scale+", "stl10", "stl10-res"]
 
 
 @dataclass
@@ -50,7 +62,7 @@ class Experiment:
 
     name: str
     folder: Path
-    records: list[dict] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -61,62 +73,62 @@ class ReportData:
     runs: pd.DataFrame
     published: pd.DataFrame
     perf: pd.DataFrame | None = None
+    problems: list[CorruptRecordError] = field(default_factory=list)  # files left out
+    notes: list[str] = field(default_factory=list)  # runs found in several folders
 
     @property
-    def records(self) -> list[dict]:
+    def records(self) -> list[RunRecord]:
         return [r for e in self.experiments for r in e.records]
 
 
-def load_experiments(folders: list[str | Path]) -> list[Experiment]:
-    """The records of every folder; a run id seen in an earlier folder is not counted twice."""
-    seen: set[str] = set()
+def load_experiments(collection: Collection) -> list[Experiment]:
+    """One :class:`Experiment` per folder of ``collection`` (each run in one folder only)."""
     out = []
-    for folder in folders:
-        folder = Path(folder)
-        found = load_records(folder)
-        if not found:
-            raise NoRecordsError(f"no run records under {folder} (expected {folder}/runs/*.json); "
-                                 "run `bench run --out` there first")
-        fresh = [r for r in found if r["run_id"] not in seen]
-        seen.update(r["run_id"] for r in fresh)
-        name = fresh[0].get("experiment") if fresh else None
-        out.append(Experiment(name=str(name or folder.name), folder=folder, records=fresh))
+    for found in collection.folders:
+        name = found.records[0].experiment if found.records else found.folder.name
+        out.append(Experiment(name=name, folder=found.folder, records=found.records))
     return out
-
-
-def base_method(record: dict) -> str:
-    """The registry name without options (``fourier[impl=x]`` -> ``fourier``)."""
-    name = record.get("method_name") or str(record.get("method") or "?")
-    return str(name).split("[", 1)[0]
 
 
 def runs_frame(experiments: list[Experiment]) -> pd.DataFrame:
     """One row per record: the leaderboard's run columns plus report-only columns."""
     records = [r for e in experiments for r in e.records]
     df = records_frame(records)
-    df["method_name"] = [base_method(r) for r in records]
+    df["method_name"] = [r.method_name for r in records]
     df["folder"] = [str(e.folder) for e in experiments for _ in e.records]
-    df["record_path"] = [r.get("record_path") for r in records]
-    # a record without a source or preset still belongs in a section
-    for col, default in (("source", "?"), ("preset", "?"), ("dataset", "?"), ("method", "?")):
-        df[col] = df[col].fillna(default).astype(str)
-    df["status"] = df["status"].fillna("failed")
+    df["record_path"] = [str(r.path) if r.path else None for r in records]
     return df
 
 
-def section_key(dataset: str, source: str, preset: str) -> tuple:
-    rank = PROTOCOL_ORDER.index(dataset) if dataset in PROTOCOL_ORDER else len(PROTOCOL_ORDER)
-    return (rank, dataset, source, preset)
+def sections(runs: pd.DataFrame) -> list[Protocol]:
+    """The protocols of the report, in the issue's order: one section each."""
+    return sorted(set(runs.protocol), key=protocol_order)
 
 
-def sections(runs: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """The (dataset, source, preset) groups of the report, protocols in the issue's order."""
-    keys = {tuple(k) for k in runs[SECTION_COLUMNS].drop_duplicates().itertuples(index=False)}
-    return sorted(keys, key=lambda k: section_key(*k))
+def in_section(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+    """The rows of ``df`` (any frame with a ``protocol`` column) that belong to a section."""
+    # a boolean Series, not a list: an empty list would select columns (none) instead of rows
+    return df[pd.Series([p == protocol for p in df.protocol], index=df.index, dtype=bool)]
 
 
-def section_title(dataset: str, source: str, preset: str) -> str:
-    return f"{dataset} (source {source}, preset {preset})"
+def _untitled(protocol: Protocol) -> list[tuple[str, Any]]:
+    """The protocol fields a title names beyond :data:`TITLED`: those not at their default."""
+    return [(f, getattr(protocol, f)) for f in PROTOCOL_FIELDS
+            if f not in TITLED and getattr(protocol, f) != _DEFAULTS[f]]
+
+
+def section_title(protocol: Protocol) -> str:
+    extra = "".join(f", {protocol_header(f)} {protocol_value(f, v)}"
+                    for f, v in _untitled(protocol))
+    return f"{protocol.dataset} (source {protocol.source}, preset {protocol.preset}{extra})"
+
+
+def section_slug(protocol: Protocol) -> str:
+    """A file-name and anchor-safe name of a section (``mnist-res-embedded-quick-epochs1``)."""
+    parts = [str(getattr(protocol, f)) for f in TITLED]
+    parts += [f"{f.replace('_', '')}{v}" for f, v in _untitled(protocol)]
+    text = "-".join(parts).replace("+", "plus")
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 def parse_scale_key(key: str) -> float:
@@ -132,38 +144,31 @@ def _is_bin(key: str) -> bool:
     return "-" in str(key).lstrip("-")
 
 
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+IDENT_COLUMNS = ["protocol", *PROTOCOL_FIELDS, "method", "seed"]
 
 
-def _ok(records: list[dict]) -> list[dict]:
-    return [r for r in records if r.get("status") == "ok"]
+def _ident(r: RunRecord) -> dict[str, Any]:
+    key = protocol_key(r)
+    return {"protocol": key.protocol, **dataclasses.asdict(key.protocol), "method": key.method,
+            "seed": r.seed}
 
 
-def _ident(r: dict) -> dict[str, Any]:
-    return {"dataset": str(r.get("dataset") or "?"), "source": str(r.get("source") or "?"),
-            "preset": str(r.get("preset") or "?"), "method": str(r.get("method") or "?"),
-            "seed": r.get("seed")}
-
-
-def per_size_frame(records: list[dict]) -> pd.DataFrame:
+def per_size_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Accuracy per test size (or scale bin) of every ok run, long format."""
     rows = []
-    for r in _ok(records):
-        for key, acc in (r.get("per_size_acc") or {}).items():
-            acc = _finite(acc)
+    for r in records:
+        if not r.ok:
+            continue
+        for key, acc in r.per_size_acc.items():
+            acc = finite(acc)
             if acc is None:
                 continue
             rows.append({**_ident(r), "key": str(key), "x": parse_scale_key(key),
                          "binned": _is_bin(key), "acc": acc})
-    return pd.DataFrame(rows, columns=[*_ident({}).keys(), "key", "x", "binned", "acc"])
+    return pd.DataFrame(rows, columns=[*IDENT_COLUMNS, "key", "x", "binned", "acc"])
 
 
-def eq_frame(records: list[dict]) -> pd.DataFrame:
+def eq_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Equivariance error per layer and size of every ok run, long format.
 
     ``depth`` is the layer's position among the run's spatial layers (1 = first);
@@ -171,12 +176,14 @@ def eq_frame(records: list[dict]) -> pd.DataFrame:
     ``is_headline`` marks the last spatial layer (the one ``eq_err`` averages).
     """
     rows = []
-    for r in _ok(records):
-        per_layer = r.get("equivariance_error") or {}
+    for r in records:
+        if not r.ok:
+            continue
+        per_layer = r.equivariance_error
         spatial = [k for k in per_layer if k != "logits" and per_layer[k]]
         for layer, per_size in per_layer.items():
             for size, err in (per_size or {}).items():
-                err = _finite(err)
+                err = finite(err)
                 if err is None:
                     continue
                 is_logits = layer == "logits"
@@ -185,23 +192,23 @@ def eq_frame(records: list[dict]) -> pd.DataFrame:
                              "n_layers": len(spatial), "is_logits": is_logits,
                              "is_headline": bool(spatial) and layer == spatial[-1],
                              "size": parse_scale_key(size), "err": err})
-    cols = [*_ident({}).keys(), "layer", "depth", "n_layers", "is_logits", "is_headline",
-            "size", "err"]
+    cols = [*IDENT_COLUMNS, "layer", "depth", "n_layers", "is_logits", "is_headline", "size",
+            "err"]
     return pd.DataFrame(rows, columns=cols)
 
 
-def history_frame(records: list[dict]) -> pd.DataFrame:
+def history_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Per-epoch train loss / val accuracy of every run that recorded them (failed runs too:
     a curve that diverges is the most useful thing to see about a failed run)."""
     rows = []
     for r in records:
-        for h in r.get("history") or []:
+        for h in r.history:
             if not isinstance(h, dict) or h.get("epoch") is None:
                 continue
-            rows.append({**_ident(r), "status": r.get("status"), "epoch": int(h["epoch"]),
-                         "train_loss": _finite(h.get("train_loss")),
-                         "val_acc": _finite(h.get("val_acc"))})
-    cols = [*_ident({}).keys(), "status", "epoch", "train_loss", "val_acc"]
+            rows.append({**_ident(r), "status": r.status, "epoch": int(h["epoch"]),
+                         "train_loss": finite(h.get("train_loss")),
+                         "val_acc": finite(h.get("val_acc"))})
+    cols = [*IDENT_COLUMNS, "status", "epoch", "train_loss", "val_acc"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -247,8 +254,15 @@ def load_perf(path: Path | None) -> pd.DataFrame | None:
     return df
 
 
-def load(folders: list[str | Path], perf_json: Path | None = None,
+def load(source: Collection | Sequence[str | Path], perf_json: Path | None = None,
          published: Path | None = None) -> ReportData:
-    experiments = load_experiments(folders)
+    """The report's data from loaded records or from folders (unreadable files are then
+    logged, one warning each, and left out)."""
+    collection = source if isinstance(source, Collection) else load_folders(list(source))
+    if not isinstance(source, Collection):
+        for problem in collection.problems:
+            log.warning("%s; left out of the report", problem)
+    experiments = load_experiments(collection)
     return ReportData(experiments=experiments, runs=runs_frame(experiments),
-                      published=load_published(published), perf=load_perf(perf_json))
+                      published=load_published(published), perf=load_perf(perf_json),
+                      problems=list(collection.problems), notes=list(collection.notes))

@@ -2,10 +2,11 @@
 
 Tables are rendered from the same strings as ``leaderboard.md``; figures are
 inlined as base64 PNG with links to the PNG/PDF files beside the page; every
-experiment shows the exact command that produced it (``record["command"]`` when
-the record holds it, otherwise a ``bench run`` command rebuilt from the
-records' specs, said so), the versions and git revisions, and a link to each
-run's record JSON.
+experiment shows the exact command that produced it (the record's ``command``
+when it holds one, otherwise a ``bench run`` command rebuilt from the records'
+specs, said so), the versions and git revisions, and a link to each run's
+record JSON. Record files that could not be read are listed by name, and runs
+found in several folders are said to be counted once.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from scalebench.bench.report.data import Experiment, ReportData, section_title
+from scalebench.bench.formatting import MISSING, num
+from scalebench.bench.record import RunRecord
+from scalebench.bench.report.data import (
+    Experiment,
+    ReportData,
+    in_section,
+    section_slug,
+    section_title,
+)
 from scalebench.bench.report.tables import METRICS, best_mask, display_table
+from scalebench.bench.spec import Protocol, RunSpec
 
-__all__ = ["FigureEntry", "experiment_commands", "render_html", "slug"]
+__all__ = ["FigureEntry", "experiment_commands", "render_html"]
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
@@ -52,12 +62,7 @@ class FigureEntry:
     caption: str
     png: Path
     pdf: Path
-    section: tuple[str, str, str] | None = None
-
-
-def slug(*parts: str) -> str:
-    text = "-".join(parts).replace("+", "plus")
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+    section: Protocol | None = None
 
 
 def _e(x) -> str:
@@ -90,38 +95,32 @@ def _leaderboard_html(board: pd.DataFrame) -> str:
     return _table(list(shown.columns), rows)
 
 
-def _spec_command(specs: list[dict], folder: Path) -> str:
+def _spec_command(specs: list[RunSpec], folder: Path) -> str:
     """A ``bench run`` line that re-creates runs sharing everything but method and seed."""
-    methods = list(dict.fromkeys(_method_label(s) for s in specs))
-    seeds = sorted({int(s.get("seed", 0)) for s in specs})
+    methods = list(dict.fromkeys(s.label for s in specs))
+    seeds = sorted({s.seed for s in specs})
     s0 = specs[0]
-    argv = ["bench", "run", "--methods", ",".join(methods), "--dataset", str(s0.get("dataset")),
-            "--seeds", ",".join(map(str, seeds)), "--preset", str(s0.get("preset"))]
-    if s0.get("source") not in (None, "embedded"):
-        argv += ["--source", str(s0["source"])]
-    for key, flag in (("epochs", "--epochs"), ("limit_train", "--limit-train"),
-                      ("limit_eval", "--limit-eval"), ("data_root", "--data-root")):
-        if s0.get(key) is not None:
-            argv += [flag, str(s0[key])]
-    if s0.get("device") not in (None, "auto"):
-        argv += ["--device", str(s0["device"])]
+    argv = ["bench", "run", "--methods", ",".join(methods), "--dataset", s0.dataset,
+            "--seeds", ",".join(map(str, seeds)), "--preset", s0.preset]
+    if s0.source != "embedded":
+        argv += ["--source", s0.source]
+    for value, flag in ((s0.epochs, "--epochs"), (s0.limit_train, "--limit-train"),
+                        (s0.limit_eval, "--limit-eval"), (s0.data_root, "--data-root")):
+        if value is not None:
+            argv += [flag, str(value)]
+    if s0.device != "auto":
+        argv += ["--device", s0.device]
     argv += ["--out", str(folder)]
     return shlex.join(argv)
-
-
-def _method_label(spec: dict) -> str:
-    from scalebench.bench.spec import format_method
-
-    return format_method(str(spec.get("method")), dict(spec.get("method_kwargs") or {}))
 
 
 def experiment_commands(exp: Experiment) -> list[tuple[str, bool]]:
     """The commands behind an experiment's records, each with whether it was recorded verbatim."""
     out: dict[str, bool] = {}
-    rebuilt: dict[str, list[dict]] = {}
+    rebuilt: dict[str, list[RunSpec]] = {}
     for r in exp.records:
-        cmd = r.get("command")
-        if isinstance(cmd, (list, tuple)) and cmd:
+        cmd = r.command
+        if isinstance(cmd, list) and cmd:
             argv = [str(a) for a in cmd]
             if Path(argv[0]).name == "bench":
                 argv[0] = "bench"
@@ -130,59 +129,46 @@ def experiment_commands(exp: Experiment) -> list[tuple[str, bool]]:
             out.setdefault(shlex.join(argv), True)
         elif isinstance(cmd, str) and cmd.strip():
             out.setdefault(cmd.strip(), True)
-        elif isinstance(r.get("spec"), dict):
-            spec = r["spec"]
-            key = repr({k: v for k, v in sorted(spec.items()) if k not in ("method", "seed",
-                                                                          "method_kwargs")})
-            rebuilt.setdefault(key, []).append(spec)
+        else:
+            key = repr({k: v for k, v in sorted(r.spec.to_dict().items())
+                        if k not in ("method", "seed", "method_kwargs")})
+            rebuilt.setdefault(key, []).append(r.spec)
     for specs in rebuilt.values():
         # methods run with different seed sets get one command each, so each line re-creates
         # exactly the runs it stands for
         seeds: dict[str, set[int]] = {}
         for spec in specs:
-            seeds.setdefault(_method_label(spec), set()).add(int(spec.get("seed") or 0))
-        by_seeds: dict[tuple[int, ...], list[dict]] = {}
+            seeds.setdefault(spec.label, set()).add(spec.seed)
+        by_seeds: dict[tuple[int, ...], list[RunSpec]] = {}
         for spec in specs:
-            by_seeds.setdefault(tuple(sorted(seeds[_method_label(spec)])), []).append(spec)
+            by_seeds.setdefault(tuple(sorted(seeds[spec.label])), []).append(spec)
         for group in by_seeds.values():
             out.setdefault(_spec_command(group, exp.folder), False)
     return list(out.items())
 
 
-def _versions_table(records: list[dict]) -> str:
+def _versions_table(records: list[RunRecord]) -> str:
     counts: dict[tuple, int] = {}
     for r in records:
-        v = r.get("versions") or {}
-        key = tuple(sorted((str(k), str(val)) for k, val in v.items()))
+        key = tuple(sorted((str(k), str(val)) for k, val in r.versions.items()))
         counts[key] = counts.get(key, 0) + 1
     keys = sorted({k for key in counts for k, _ in key})
-    rows = [[(_e(dict(key).get(k, "—")), "") for k in keys] + [(str(n), "")]
+    rows = [[(_e(dict(key).get(k, MISSING)), "") for k in keys] + [(str(n), "")]
             for key, n in counts.items()]
     return _table(keys + ["runs"], rows) if keys else '<p class="note">no versions recorded</p>'
 
 
-def _fmt(x, scale: float = 1.0, fmt: str = ".2f") -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "—"
-    return "—" if v != v else format(scale * v, fmt)
-
-
 def _runs_table(exp: Experiment, out_dir: Path) -> str:
     rows = []
-    for r in sorted(exp.records, key=lambda r: (str(r.get("dataset")), str(r.get("method")),
-                                                r.get("seed") or 0)):
-        path = r.get("record_path")
-        link = (f'<a href="{_href(path, out_dir)}">{_e(r["run_id"])}</a>' if path
-                else _e(r["run_id"]))
-        ok = r.get("status") == "ok"
-        err = (r.get("error") or "").strip().splitlines()[-1:] or [""]
-        rows.append([(_e(r.get("method")), ""), (_e(r.get("dataset")), ""), (_e(r.get("seed")), ""),
-                     (_e(r.get("status")), "" if ok else "failed"),
-                     (_fmt(r.get("test_acc"), 100), ""), (_fmt(r.get("eq_err"), 1, ".2e"), ""),
-                     (_fmt(r.get("train_time_s"), 1, ".1f"), ""), (_e(r.get("device")), ""),
-                     (_e(r.get("finished_at")), ""), (link, ""), (_e(err[0]), "text failed")])
+    for r in sorted(exp.records, key=lambda r: (r.dataset, r.method, r.seed)):
+        link = (f'<a href="{_href(r.path, out_dir)}">{_e(r.run_id)}</a>' if r.path
+                else _e(r.run_id))
+        err = (r.error or "").strip().splitlines()[-1:] or [""]
+        rows.append([(_e(r.method), ""), (_e(r.dataset), ""), (_e(r.seed), ""),
+                     (_e(r.status), "" if r.ok else "failed"),
+                     (num(r.test_acc, ".2f", 100), ""), (num(r.eq_err, ".2e"), ""),
+                     (num(r.train_time_s, ".1f"), ""), (_e(r.device), ""),
+                     (_e(r.finished_at), ""), (link, ""), (_e(err[0]), "text failed")])
     return _table(["method", "dataset", "seed", "status", "test acc (%)", "equiv. err",
                    "train time (s)", "device", "finished", "record", "error"], rows)
 
@@ -200,20 +186,23 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
     """The page, as a string (written by the caller)."""
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    gits = sorted({str((r.get("versions") or {}).get("git", "unknown")) for r in data.records})
-    keys = (list(board.groupby(["dataset", "source", "preset"], sort=False).groups)
-            if len(board) else [])
-    toc = "".join(f'<li><a href="#{slug(*k)}">{_e(section_title(*k))}</a></li>' for k in keys)
+    gits = sorted({str(r.versions.get("git", "unknown")) for r in data.records})
+    keys = list(dict.fromkeys(board.protocol)) if len(board) else []
+    toc = "".join(f'<li><a href="#{section_slug(k)}">{_e(section_title(k))}</a></li>'
+                  for k in keys)
     parts = [f"<h1>scalebench report</h1><p class=\"note\">Generated {now} from "
              f"{len(data.experiments)} experiment folder(s), {len(data.records)} run record(s); "
              f"git revision(s) of the runs: {_e(', '.join(gits))}. Tables: "
              + ", ".join(f'<a href="{_href(p, out_dir)}">{_e(p.name)}</a>' for p in table_files)
              + ".</p>",
              f'<nav><ul>{toc}<li><a href="#experiments">Experiments and runs</a></li></ul></nav>']
+    if data.problems or data.notes:
+        # the reader must know what the tables leave out or count once
+        items = [f"{_e(p)}; left out" for p in data.problems] + [_e(n) for n in data.notes]
+        parts.append('<ul class="note">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
     for key in keys:
-        sub = board[(board.dataset == key[0]) & (board.source == key[1]) & (board.preset == key[2])]
-        parts.append(f'<h2 id="{slug(*key)}">{_e(section_title(*key))}</h2>')
-        parts.append(_leaderboard_html(sub))
+        parts.append(f'<h2 id="{section_slug(key)}">{_e(section_title(key))}</h2>')
+        parts.append(_leaderboard_html(in_section(board, key)))
         parts.extend(_figure_html(f, out_dir) for f in figures if f.section == key)
     if notes:
         parts.append("<ul class=\"note\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
@@ -223,7 +212,7 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
         parts.extend(_figure_html(f, out_dir) for f in extra)
     parts.append('<h2 id="experiments">Experiments and runs</h2>')
     for exp in data.experiments:
-        n_ok = sum(r.get("status") == "ok" for r in exp.records)
+        n_ok = sum(r.ok for r in exp.records)
         n_failed = len(exp.records) - n_ok
         parts.append(f'<h3>{_e(exp.name)}</h3><p class="note">folder <code>{_e(exp.folder)}'
                      f"</code>: {len(exp.records)} run(s), {n_ok} ok, {n_failed} failed</p>")

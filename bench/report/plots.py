@@ -1,10 +1,9 @@
 """Figures of a report (matplotlib, no pyplot state): each function returns a Figure or None.
 
 Every method keeps one colour and marker across every figure (:class:`Palette`):
-known methods have fixed Okabe–Ito colours (colour-blind safe) and markers,
-other names get a free (colour, marker) pair chosen from a hash of the name, so
-the same name looks the same in every report; options of a method
-(``fourier[impl=x]``) keep its colour and marker and change the line style.
+the method registry says which (``methods.style_of``: the style a method
+declared, else one derived from its name, the same in every report); options of
+a method (``fourier[impl=x]``) keep its colour and marker and change the line style.
 
 Equivariance errors are drawn on log axes without clipping: float-precision
 errors (1e-30 … 1e-12) stay visible, and an exact zero, which a log axis cannot
@@ -14,7 +13,6 @@ positive value.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,19 +27,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from scalebench.bench.spec import base_method
+
 __all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_vs_size",
            "learning_curves", "pareto_front", "perf_cost", "save_figure"]
 
-OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
-             "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#777777"}
-MARKERS = ["o", "s", "^", "D", "v", "<", ">", "p", "h", "X", "P", "*"]
-KNOWN: dict[str, tuple[str, str]] = {
-    "fourier": ("vermillion", "o"), "cnn": ("black", "s"), "wrn": ("black", "D"),
-    "sesn": ("blue", "^"), "sesn_vector": ("blue", "v"),
-    "dss": ("green", "D"), "dss_vector": ("green", "P"), "dss_scalar": ("green", "X"),
-    "si_convnet": ("orange", "<"), "sicnn": ("orange", ">"), "ss_cnn": ("sky", "p"),
-    "sevf": ("sky", "*"), "disco": ("purple", "h"),
-}
 LINESTYLES = ["-", "--", ":", "-."]
 
 
@@ -63,27 +53,29 @@ class Palette:
     """One fixed style per method label, the same in every figure of a report."""
 
     def __init__(self, labels: list[str] | None = None):
-        self._base: dict[str, tuple[str, str]] = {k: (OKABE_ITO[c], m)
-                                                  for k, (c, m) in KNOWN.items()}
+        self._base: dict[str, tuple[str, str]] = {}
         self._variants: dict[str, list[str]] = {}
         for label in sorted(set(labels or [])):
             self.style(label)
 
     def _base_style(self, base: str) -> tuple[str, str]:
         if base not in self._base:
-            # the slot depends on the name only; probing past a taken slot happens only when two
-            # unknown names of one report hash alike
-            known = {(OKABE_ITO[c], m) for c, m in KNOWN.values()}
-            free = [(c, m) for m in MARKERS for c in OKABE_ITO.values() if (c, m) not in known]
+            # the registry (and its families and plugins) pulls in torch: loaded when a report
+            # draws, not when the report package is imported
+            from scalebench.methods import style_choices
+
             taken = set(self._base.values())
-            start = int(hashlib.sha1(base.encode()).hexdigest()[:8], 16) % len(free)
-            slot = next((free[(start + k) % len(free)] for k in range(len(free))
-                         if free[(start + k) % len(free)] not in taken), free[start])
-            self._base[base] = slot
+            choices = style_choices(base)
+            want = next(choices)
+            if (want.color, want.marker) in taken:
+                # two methods of one report drawn alike (two derived styles that hash alike, or
+                # a plugin that declared a style already used): the later name moves on
+                want = next((s for s in choices if (s.color, s.marker) not in taken), want)
+            self._base[base] = (want.color, want.marker)
         return self._base[base]
 
     def style(self, label: str) -> Style:
-        base = label.split("[", 1)[0]
+        base = base_method(label)
         color, marker = self._base_style(base)
         if base == label:
             return Style(color, marker)
@@ -152,6 +144,16 @@ def _legend(fig: Figure, axes: list[Axes]) -> None:
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
 
 
+def _single_panel(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Label, title, grid and legend of a one-panel figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend(fig, [ax])
+    return fig
+
+
 def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
     """Test accuracy vs test size (or object scale bin) per method, mean ± std over seeds."""
     if per_size.empty:
@@ -161,12 +163,8 @@ def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str) -> Figure 
         sub = per_size[per_size.method == method]
         _line(ax, _agg(sub, "x", "acc", "std"), method, palette.style(method), scale=100)
     binned = bool(per_size["binned"].any())
-    ax.set_xlabel("object scale (bin centre)" if binned else "test image size (px)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(fig, [ax])
-    return fig
+    xlabel = "object scale (bin centre)" if binned else "test image size (px)"
+    return _single_panel(fig, ax, xlabel, "test accuracy (%)", title)
 
 
 def _log_floor(values: pd.Series) -> tuple[float, bool]:
@@ -232,12 +230,8 @@ def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     _log_axis(ax, per_run.err, floor, has_zero)
     ticks = list(range(1, max_depth + 1)) + ([max_depth + 1] if per_run.is_logits.any() else [])
     ax.set_xticks(ticks, [str(t) if t <= max_depth else "logits" for t in ticks])
-    ax.set_xlabel("layer (depth among the model's spatial layers)")
-    ax.set_ylabel("equivariance error (mean over sizes)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(fig, [ax])
-    return fig
+    return _single_panel(fig, ax, "layer (depth among the model's spatial layers)",
+                         "equivariance error (mean over sizes)", title)
 
 
 def pareto_front(err: list[float], acc: list[float]) -> list[int]:
@@ -276,12 +270,8 @@ def acc_vs_eq(board: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
         ax.axvline(floor, color="#777777", linestyle=":", linewidth=0.8)
         ax.annotate("exact 0", (floor, 0.01), xycoords=("data", "axes fraction"), rotation=90,
                     xytext=(2, 0), textcoords="offset points", fontsize=7, color="#555555")
-    ax.set_xlabel("equivariance error (log; lower is better)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    _legend(fig, [ax])
-    return fig
+    return _single_panel(fig, ax, "equivariance error (log; lower is better)",
+                         "test accuracy (%)", title)
 
 
 def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:

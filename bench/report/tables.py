@@ -1,25 +1,28 @@
 """Leaderboard tables of a report: Markdown, CSV and LaTeX (booktabs), one section per protocol.
 
-The numbers come from :func:`bench.leaderboard.summarize` (run per section, so
-that results from different data sources never share a mean) and the strings
-from :func:`bench.leaderboard.display_frame`; this module adds what a paper
-table needs on top: the section split, the published reference with the delta
-to ours, inference throughput, and the best value per column marked.
+The numbers come from :func:`bench.leaderboard.summarize` (one row per
+leaderboard key, so runs of different protocols never share a mean) and the
+strings from :func:`bench.leaderboard.display_frame`; this module adds what a
+paper table needs on top: the split into sections (one per protocol), the
+published reference with the delta to ours, inference throughput, and the
+best value per column marked.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 
+from scalebench.bench.formatting import MISSING, finite, num, signed
 from scalebench.bench.leaderboard import display_frame, summarize
-from scalebench.bench.report.data import ReportData, section_title, sections
+from scalebench.bench.report.data import ReportData, in_section, section_title
+from scalebench.bench.spec import Protocol, base_method
 
-__all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "table_notes", "to_csv",
-           "to_latex", "to_markdown"]
+__all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "section_frames",
+           "table_notes", "to_csv", "to_latex", "to_markdown"]
 
 # (leaderboard column, displayed column, which way is better)
 METRICS: list[tuple[str, str, str]] = [
@@ -38,18 +41,12 @@ OURS = {"test_acc": "test_acc_mean", "eq_err": "eq_err"}
 
 
 def leaderboard(data: ReportData) -> pd.DataFrame:
-    """The numeric table: ``summarize`` per (dataset, source, preset), plus published numbers."""
-    parts = []
-    runs = data.runs
-    for dataset, source, preset in sections(runs):
-        sub = runs[(runs.dataset == dataset) & (runs.source == source) & (runs.preset == preset)]
-        board = summarize(sub)
-        board.insert(1, "source", source)
-        board["method_name"] = [m.split("[", 1)[0] for m in board.method]
-        parts.append(board)
-    if not parts:
+    """The numeric table: ``summarize`` (one row per protocol and method, rows in section
+    order), plus the published numbers of each row's dataset and base method."""
+    board = summarize(data.runs)
+    if board.empty:
         return pd.DataFrame()
-    board = pd.concat(parts, ignore_index=True)
+    board["method_name"] = [base_method(m) for m in board.method]
     pub = data.published
     for col, (metric, _, _, _) in PUBLISHED_COLUMNS.items():
         rows = pub.loc[pub.metric == metric, ["dataset", "method", "value"]]
@@ -59,11 +56,10 @@ def leaderboard(data: ReportData) -> pd.DataFrame:
     return board
 
 
-def _finite(x) -> bool:
-    try:
-        return x is not None and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
+def section_frames(board: pd.DataFrame) -> Iterator[tuple[Protocol, pd.DataFrame]]:
+    """The board's sections (one per protocol), in its row order."""
+    for protocol in dict.fromkeys(board.protocol):
+        yield protocol, in_section(board, protocol)
 
 
 def best_mask(board: pd.DataFrame) -> pd.DataFrame:
@@ -73,23 +69,15 @@ def best_mask(board: pd.DataFrame) -> pd.DataFrame:
     one is no information); ties are all marked.
     """
     mask = pd.DataFrame(False, index=board.index, columns=[c for c, _, _ in METRICS])
-    for _, idx in board.groupby(["dataset", "source", "preset"], sort=False).groups.items():
+    for _, sub in section_frames(board):
         for col, _, better in METRICS:
-            vals = board.loc[idx, col]
-            vals = vals[[_finite(v) for v in vals]].astype(float)
+            vals = sub[col]
+            vals = vals[[finite(v) is not None for v in vals]].astype(float)
             if len(vals) < 2:
                 continue
             target = vals.max() if better == "max" else vals.min()
             mask.loc[vals.index[vals == target], col] = True
     return mask
-
-
-def _num(x, fmt: str) -> str:
-    return format(float(x), fmt) if _finite(x) else "—"
-
-
-def _signed(x, fmt: str) -> str:
-    return format(float(x), "+" + fmt) if _finite(x) else "—"
 
 
 def published_columns(board: pd.DataFrame) -> list[str]:
@@ -101,18 +89,19 @@ def display_table(board: pd.DataFrame, published: list[str] | None = None) -> pd
     """The leaderboard as strings: ``display_frame``'s columns plus throughput and published.
 
     ``published``: which published columns to show (default: those with a value in ``board``).
+    The protocol columns are left out: a section's title names its protocol.
     """
     published = published_columns(board) if published is None else published
-    shown = display_frame(board).drop(columns=["dataset", "preset"])
+    shown = display_frame(board, protocol=())
     runs_col = shown.pop("runs (failed)")
-    shown["infer (img/s)"] = [_num(v, ",.0f") for v in board.infer_img_per_s]
+    shown["infer (img/s)"] = [num(v, ",.0f") for v in board.infer_img_per_s]
     for col, (_, name, delta_name, scale) in PUBLISHED_COLUMNS.items():
         if col not in published:
             continue
         fmt = ".2f" if scale == 100.0 else ".2e"
-        shown[name] = [_num(scale * v, fmt) if _finite(v) else "—" for v in board[col]]
+        shown[name] = [num(v, fmt, scale) for v in board[col]]
         delta = board[col.replace("published", "delta")]
-        shown[delta_name] = [_signed(scale * v, fmt) for v in delta]
+        shown[delta_name] = [signed(v, fmt, scale) for v in delta]
     shown["runs (failed)"] = runs_col
     return shown.reset_index(drop=True)
 
@@ -123,12 +112,6 @@ def _marked(board: pd.DataFrame, shown: pd.DataFrame, wrap: Callable[[str], str]
     for col, name, _ in METRICS:
         out[name] = [wrap(s) if m else s for s, m in zip(out[name], mask[col])]
     return out
-
-
-def _section_frames(board: pd.DataFrame):
-    for (dataset, source, preset), sub in board.groupby(["dataset", "source", "preset"],
-                                                        sort=False):
-        yield (dataset, source, preset), sub
 
 
 def table_notes(data: ReportData | None, board: pd.DataFrame) -> list[str]:
@@ -155,9 +138,9 @@ def to_markdown(board: pd.DataFrame, data: ReportData | None = None) -> str:
     if board.empty:
         return "# Leaderboard\n\n(no runs)\n"
     out = ["# Leaderboard", ""]
-    for key, sub in _section_frames(board):
+    for key, sub in section_frames(board):
         shown = _marked(sub, display_table(sub), lambda s: f"**{s}**")
-        out += [f"## {section_title(*key)}", "",
+        out += [f"## {section_title(key)}", "",
                 shown.to_markdown(index=False, disable_numparse=True), ""]
     out += [f"- {n}" for n in table_notes(data, board)]
     return "\n".join(out) + "\n"
@@ -168,7 +151,7 @@ def to_csv(board: pd.DataFrame) -> str:
     if board.empty:
         return ""
     mask = best_mask(board)
-    out = board.drop(columns=["method_name"]).copy()
+    out = board.drop(columns=["method_name", "protocol"]).copy()
     out["best"] = [";".join(c for c, _, _ in METRICS if mask.at[i, c]) for i in board.index]
     return out.to_csv(index=False)
 
@@ -185,7 +168,7 @@ def _tex_text(s: str) -> str:
 def _tex_cell(s: str) -> str:
     """A display string in LaTeX: ± and scientific notation in math mode, dashes as --."""
     s = str(s)
-    if s == "—":
+    if s == MISSING:
         return "--"
     m = re.fullmatch(r"([+-]?\d[\d.,]*)e([+-]\d+)", s)
     if m:
@@ -208,12 +191,12 @@ def to_latex(board: pd.DataFrame, data: ReportData | None = None) -> str:
     lines = ["% generated by `bench report`; needs \\usepackage{booktabs}",
              "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
              " & ".join(_tex_cell(h) for h in header) + " \\\\"]
-    for key, sub in _section_frames(board):
+    for key, sub in section_frames(board):
         shown = _marked(sub, display_table(sub, pub),
-                        lambda s: f"\\textbf{{{s}}}" if s != "—" else s)
+                        lambda s: f"\\textbf{{{s}}}" if s != MISSING else s)
         lines += ["\\midrule",
                   f"\\multicolumn{{{len(header)}}}{{l}}"
-                  f"{{\\emph{{{_tex_text(section_title(*key))}}}}} \\\\"]
+                  f"{{\\emph{{{_tex_text(section_title(key))}}}}} \\\\"]
         for row in shown.itertuples(index=False):
             cells = []
             for s in row:

@@ -31,6 +31,7 @@ from scalebench.methods.dss.models import DSSMnist
 from scalebench.methods.dss.scale_space import ScaleSpaceLift, discrete_gaussian
 from scalebench.methods.dss.wrn import DSSWideResNet
 from scalebench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scalebench.methods.style import OKABE_ITO, MethodStyle
 
 __all__ = [
     "DSSMnist", "DSSWideResNet", "ScaleBatchNorm", "ScaleConv", "ScaleMaxPool",
@@ -70,14 +71,16 @@ def _vector_configs() -> dict[str, dict[str, Any]]:
 
 
 @register_method("dss", family="scale-equivariant", paper=PAPER, year=2019,
-                 configs=_vector_configs(), recipes=_RECIPES)
+                 configs=_vector_configs(), recipes=_RECIPES,
+                 style=MethodStyle(OKABE_ITO["green"], "D"))
 def build_dss_default(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces (vector variant): discrete Gaussian lift, dilated scale convolutions."""
     return build_dss(in_channels, num_classes, **kwargs)
 
 
 @register_method("dss_vector", family="scale-equivariant", paper=PAPER, year=2019,
-                 configs=_vector_configs(), recipes=_RECIPES, alias_of="dss")
+                 configs=_vector_configs(), recipes=_RECIPES, alias_of="dss",
+                 style=MethodStyle(OKABE_ITO["green"], "P"))
 def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, vector variant: scale axis kept to the end, max over scales."""
     return build_dss(in_channels, num_classes, **kwargs)
@@ -86,7 +89,7 @@ def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any)
 @register_method("dss_scalar", family="scale-equivariant", paper=PAPER, year=2019,
                  configs={"mnist": dict(_MNIST, variant="scalar"),
                           "quick": dict(_QUICK, variant="scalar")},
-                 recipes=_RECIPES)
+                 recipes=_RECIPES, style=MethodStyle(OKABE_ITO["green"], "X"))
 def build_dss_scalar(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, scalar variant: max over scales and a re-lift at every layer."""
     return build_dss(in_channels, num_classes, **kwargs)

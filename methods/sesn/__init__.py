@@ -28,6 +28,7 @@ from torch import nn
 
 from scalebench.methods.registry import TrainRecipe, register_method
 from scalebench.methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
+from scalebench.methods.style import OKABE_ITO, MethodStyle
 
 __all__ = ["SESNMnist", "SESNWideResNet", "build_sesn", "build_sesn_vector"]
 
@@ -62,6 +63,7 @@ def _build(default_variant: str, in_channels: int, num_classes: int, arch: str,
 
 @register_method(
     "sesn", family="scale-equivariant", paper=PAPER, year=2020,
+    style=MethodStyle(OKABE_ITO["blue"], "^"),
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="B"),
@@ -76,6 +78,7 @@ def build_sesn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
 
 @register_method(
     "sesn_vector", family="scale-equivariant", paper=PAPER, year=2020,
+    style=MethodStyle(OKABE_ITO["blue"], "v"),
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="A"),

@@ -1,0 +1,72 @@
+"""Command-line options that the parser (:mod:`bench.cli`) and the sub-commands
+(:mod:`bench.commands`) share: default paths, the launcher option group with the
+Slurm flags it defines (``--launcher`` offers every launcher of
+:data:`bench.launchers.LAUNCHERS`), and the RunSpecs that ``bench run``'s
+arguments describe.
+
+Both sides import from here, so ``commands`` never imports ``cli``. The module
+stays light (no torch at import time): ``bench --help`` imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scalebench.bench.errors import BadArgumentError
+from scalebench.bench.launchers import LAUNCHERS
+from scalebench.bench.spec import RunSpec, expand, parse_int_list, parse_methods
+
+__all__ = ["PERF_JSON", "SLURM_FLAGS", "add_launcher_args", "sweep_specs"]
+
+PERF_JSON = "results/perf/perf.json"  # where `bench perf` writes and the reports look
+
+# the options of add_launcher_args that only a Slurm launcher reads (SlurmConfig overrides)
+SLURM_FLAGS = ("partition", "gpus_per_job", "cpus_per_job", "mem", "time", "account", "qos",
+               "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
+
+
+def add_launcher_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("launcher (see bench/slurm_config.py for the config file)")
+    g.add_argument("--launcher", choices=list(LAUNCHERS), default="local",
+                   help="where the runs' jobs run (default: here, one after the other)")
+    g.add_argument("--launcher-config", default=None,
+                   help="TOML file with [slurm] options (also read: [tool.scalebench.slurm] "
+                        "of ./pyproject.toml)")
+    g.add_argument("--detach", action="store_true", help="submit and return at once")
+    g.add_argument("--partition")
+    g.add_argument("--gpus-per-job", type=int)
+    g.add_argument("--cpus-per-job", type=int)
+    g.add_argument("--mem")
+    g.add_argument("--time", help="per-job time limit, e.g. 4:00:00 or 30 (minutes)")
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--constraint")
+    g.add_argument("--array-parallelism", type=int)
+    g.add_argument("--signal-delay-s", type=int,
+                   help="seconds before the time limit at which a job checkpoints and requeues")
+    g.add_argument("--max-requeues", type=int)
+    g.add_argument("--sbatch-extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option (repeatable)")
+
+
+def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
+    """The RunSpecs of a ``bench run`` invocation (validated) and its experiment folder."""
+    # imported here, not at the top: datasets loads torch, and `bench --help` imports this module
+    from scalebench.datasets import dataset_info
+
+    dataset_info(args.dataset)
+    methods = parse_methods(args.methods)
+    seeds = parse_int_list(args.seeds, "seed", lo=0)
+    if args.epochs is not None and args.epochs < 1:
+        raise BadArgumentError(f"--epochs must be >= 1, got {args.epochs}")
+    for flag in ("limit_train", "limit_eval"):
+        v = getattr(args, flag)
+        if v is not None and v < 2:
+            raise BadArgumentError(f"--{flag.replace('_', '-')} must be >= 2, got {v}")
+    out = Path(args.out or f"results/{args.dataset}-{args.preset}")
+    specs = expand(methods, args.dataset, seeds, args.preset, source=args.source,
+                   epochs=args.epochs, limit_train=args.limit_train, limit_eval=args.limit_eval,
+                   experiment=out.name, data_root=args.data_root, cache_dir=args.cache_dir,
+                   device=args.device)
+    return specs, out

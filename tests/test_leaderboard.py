@@ -1,0 +1,169 @@
+"""The leaderboard key and the integrity of what the leaderboard, report, status and run read.
+
+One row per protocol and method: runs that differ in epochs or source never
+share a mean. A run is identified by its protocol, method and seed, not by the
+folder it is stored in, so a copied folder neither recomputes nor counts twice.
+A damaged record is named by every reader and never silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+
+from scalebench.bench import cli
+from scalebench.bench.leaderboard import records_frame, summarize
+from scalebench.bench.record import RunRecord
+from scalebench.bench.records import record_path, scan_records, write_record
+from scalebench.bench.spec import RunSpec
+
+TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet", "--no-report"]
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table in ``text``."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")))) for ln in lines[2:]]
+
+
+def made(folder: Path, seed: int, acc: float, **spec_fields) -> RunRecord:
+    rec = RunRecord.for_spec(RunSpec("cnn", seed=seed, experiment=folder.name, **spec_fields),
+                             status="ok", test_acc=acc, eq_err=0.1, params=1000)
+    write_record(folder, rec)
+    return rec
+
+
+def test_runs_of_different_epochs_or_sources_never_share_a_row(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    accs = {("a", 0): 0.61, ("a", 1): 0.63, ("b", 0): 0.81, ("b", 1): 0.86, ("b", 2): 0.8}
+    for (name, seed), acc in accs.items():
+        made(tmp_path / name, seed, acc, epochs=1 if name == "a" else 2)
+    assert run_cli("leaderboard", a, b) == 0
+    rows = table(capsys.readouterr().out)
+    assert len(rows) == 2 and "source" not in rows[0]  # only the key fields that differ show
+    by_epochs = {r["epochs"]: r for r in rows}
+    for epochs, name in (("1", "a"), ("2", "b")):
+        mine = [acc for (n, _), acc in accs.items() if n == name]
+        mean, std = 100 * statistics.mean(mine), 100 * statistics.stdev(mine)
+        assert by_epochs[epochs]["test acc (%)"] == f"{mean:.2f} ± {std:.2f}"
+        assert by_epochs[epochs]["runs (failed)"] == str(len(mine))
+    made(tmp_path / "c", 0, 0.9, epochs=1, source="torchvision")
+    assert run_cli("leaderboard", a, b, tmp_path / "c") == 0
+    rows = table(capsys.readouterr().out)
+    assert len(rows) == 3
+    assert sorted((r["source"], r["epochs"]) for r in rows) == [
+        ("embedded", "1"), ("embedded", "2"), ("torchvision", "1")]
+
+
+def test_seeds_of_one_protocol_share_a_row_and_options_do_not(tmp_path):
+    recs = [made(tmp_path, s, 0.5) for s in (0, 1, 2)]
+    recs.append(made(tmp_path, 0, 0.7, method_kwargs=(("width", 2),)))
+    recs.append(made(tmp_path, 0, 0.7, limit_train=100))
+    board = summarize(records_frame(recs))
+    assert sorted(board.runs) == [1, 1, 3]
+    assert sorted(board.method) == ["cnn", "cnn", "cnn[width=2]"]
+    assert sorted(board.limit_train, key=str) == [100, None, None]
+
+
+def test_the_committed_reference_records_are_read(capsys):
+    assert run_cli("leaderboard", REFERENCE) == 0
+    rows = table(capsys.readouterr().out)
+    assert len(rows) == 6 and {r["runs (failed)"] for r in rows} == {"1"}
+
+
+@pytest.fixture()
+def trained(monkeypatch):
+    """``bench run`` with a stand-in for training: each call records a finished run."""
+    import scalebench.bench.job as job
+
+    calls: list[RunSpec] = []
+
+    def fake_run_one(spec, out_dir, progress=False, context=None, write=write_record):
+        calls.append(spec)
+        rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5 + 0.1 * spec.seed,
+                                 eq_err=0.2, params=1000, **(context or {}))
+        write(out_dir, rec)
+        return rec
+
+    monkeypatch.setattr(job, "run_one", fake_run_one)
+    return calls
+
+
+@pytest.fixture()
+def exp(tmp_path, trained, cache_dir) -> Path:
+    out = tmp_path / "exp"
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", out, *TINY) == 0
+    assert len(trained) == 2
+    trained.clear()
+    return out
+
+
+def test_a_copied_experiment_is_resumed_and_counted_once(exp, tmp_path, trained, capsys):
+    copy = tmp_path / "exp2"
+    shutil.copytree(exp, copy)
+    capsys.readouterr()
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", copy, *TINY) == 0
+    assert trained == [] and "2 already done" in capsys.readouterr().out
+    assert run_cli("leaderboard", exp, copy) == 0
+    out, err = capsys.readouterr()
+    (row,) = table(out)
+    assert row["runs (failed)"] == "2" and row["test acc (%)"] == "55.00 ± 7.07"
+    assert f"2 run(s) of {copy} are also in {exp}" in err
+    assert run_cli("leaderboard", exp, exp) == 0
+    out, err = capsys.readouterr()
+    assert table(out)[0]["runs (failed)"] == "2" and "given twice" in err
+
+
+def _truncate(exp: Path, seed: int) -> Path:
+    (path,) = [r.path for r in scan_records(exp)[0] if r.seed == seed]
+    path.write_bytes(path.read_bytes()[:200])
+    return path
+
+
+def test_a_damaged_record_is_named_by_leaderboard_and_report(exp, capsys):
+    path = _truncate(exp, seed=1)
+    capsys.readouterr()
+    assert run_cli("leaderboard", exp) == 0
+    out, err = capsys.readouterr()
+    assert table(out)[0]["runs (failed)"] == "1"
+    assert err.count("\n") == 1 and err.startswith("bench: warning: ")
+    assert f"{path} is not a readable run record" in err and "left out" in err
+    assert run_cli("leaderboard", exp, "--strict") == 2
+    out, err = capsys.readouterr()
+    assert str(path) in err and "--strict" in err.splitlines()[-1] and out == ""
+    assert run_cli("report", exp, "--out", exp / "r") == 0
+    assert str(path) in capsys.readouterr().err
+    assert str(path) in (exp / "r" / "index.html").read_text()  # the page says so too
+    assert run_cli("report", exp, "--out", exp / "r2", "--strict") == 2
+    assert not (exp / "r2").exists()
+
+
+def test_status_and_run_name_a_damaged_record_and_run_moves_it_aside(exp, trained, capsys,
+                                                                     caplog):
+    path = _truncate(exp, seed=1)
+    damaged = path.read_bytes()
+    capsys.readouterr()
+    assert run_cli("status", exp) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\| cnn +\| +1 \| corrupt record", out) and str(path) in out
+    assert "1 done, 1 corrupt record" in out
+    assert run_cli("run", "--methods", "cnn", "--seeds", "0,1", "--out", exp, *TINY) == 0
+    assert [s.seed for s in trained] == [1]  # recomputed, and only it
+    assert "1 already done" in capsys.readouterr().out
+    assert f"{path} is not a readable run record" in caplog.text
+    assert "will be recomputed" in caplog.text
+    (aside,) = path.parent.glob(f"{path.name}.corrupt-*")
+    assert aside.read_bytes() == damaged  # moved, never deleted
+    records, problems = scan_records(exp)
+    assert problems == [] and sorted(r.seed for r in records) == [0, 1]
+    assert record_path(exp, trained[0].run_id) == path
