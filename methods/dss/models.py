@@ -79,7 +79,8 @@ class ScalarBlock(nn.Module):
         self.lift = ScaleSpaceLift(n_scales, zero_scale, base)
         self.conv = ScaleConv(c_in, c_out, kernel_size, n_scales, depth=depth, base=base)
         self.scale_pool = ScaleMaxPool()
-        self.act = nn.ReLU(inplace=True)
+        # not in place: the max over scales before it needs its output for the backward pass
+        self.act = nn.ReLU()
         # ceil_mode keeps odd sizes from dropping their last row/column (as in `cnn`)
         self.pool = nn.MaxPool2d(2, ceil_mode=True) if pool else nn.Identity()
         self.bn = nn.BatchNorm2d(c_out)
