@@ -150,3 +150,14 @@ def test_keyword_options():
         methods.create("sesn", variant="tensor")
     with pytest.raises(ValueError):
         methods.create("sesn", config="stl10", plus=True)
+
+
+def test_wrn_shortcuts_start_he_normal_over_their_fan_out():
+    # as the authors' STL-10 model: N(0, 2 / fan_out), fan_out = C_out for a 1x1 conv
+    # (nn.Conv2d's default would give a std of 1 / sqrt(3 C_in), 2.4x smaller here)
+    torch.manual_seed(0)
+    m = SESNWideResNet(widen=2)
+    shortcuts = [b.shortcut.conv.weight for g in m.groups for b in g if b.shortcut is not None]
+    assert len(shortcuts) == 3
+    for w in shortcuts:
+        assert w.std().item() == pytest.approx((2 / w.shape[0]) ** 0.5, rel=0.1)

@@ -199,6 +199,9 @@ class SESNWideResNet(nn.Module):
     in the first conv of group 1 and scales ``1.1 * 1.41^i``. The head takes
     the max over scales, BN, ReLU, global average pooling and a Linear layer,
     as in the paper, so any input size (96; 49...97) is accepted as published.
+    The same network, parameters and initialisation as the authors'
+    ``wrn_16_8_ses_{a,b,c}`` (ISosnovik/sesn, ``models/stl_ses.py``;
+    tests/test_sesn_reference.py runs both at width 2 on the same weights).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
