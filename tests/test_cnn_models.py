@@ -148,3 +148,16 @@ def test_stl10_count_equals_the_authors():
 def test_registry_names_the_reference():
     ref = methods.get_method("cnn").reference
     assert ref.startswith("ISosnovik/sesn@deaa16c") and ref.endswith(":models/mnist_cnn.py")
+
+
+def test_small_wrn_accepts_stl_sizes():
+    torch.manual_seed(0)
+    model = methods.create("cnn", in_channels=3, config="stl10", widen=1).eval()
+    with torch.no_grad():
+        for size in (49, 96, 97):
+            x = torch.randn(1, 3, size, size)
+            assert model(x).shape == (1, 10)
+            feats = model.features(x)
+            assert list(feats) == ["stem", "group1", "group2", "group3", "final"]
+            assert all(f.dim() == 4 for f in feats.values())
+            assert feats["final"].shape[1] == 64
