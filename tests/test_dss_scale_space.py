@@ -98,7 +98,9 @@ def test_lift_is_a_semigroup_along_scale(seed, n_scales, zero_scale):
     margin = 40
     x = torch.zeros(2, 3, 8 + 2 * margin, 8 + 2 * margin, dtype=torch.float64)
     x[..., margin:-margin, margin:-margin] = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
-    lift = ScaleSpaceLift(n_scales, zero_scale).double()
+    # the tail-mass cut; the default (published) cut keeps the semigroup to ~2e-5 only
+    # (tests/test_dss_reference.py)
+    lift = ScaleSpaceLift(n_scales, zero_scale, tail=1e-10).double()
     y = lift(x)
     assert y.shape == (2, 3, n_scales, x.shape[-2], x.shape[-1])
     torch.testing.assert_close(y[:, :, 0], x, rtol=0, atol=0)
@@ -115,3 +117,22 @@ def test_lift_preserves_mass_and_keeps_channels_apart():
     y = ScaleSpaceLift(3, 0.5).double()(x)
     assert torch.allclose(y[0, 0].sum((-2, -1)), torch.ones(3, dtype=torch.float64))
     assert torch.count_nonzero(y[0, 1]) == 0
+
+
+def test_published_half_width_cut():
+    """The reference code's cut: taps -4 ceil(sqrt t)..4 ceil(sqrt t) of exp(-t) I_n(t),
+    renormalised; the default of the lift."""
+    from scipy.special import iv
+
+    from scalebench.methods.dss.scale_space import published_half_width
+
+    assert [published_half_width(t) for t in (0.1875, 0.75, 3.75, 15.75)] == [4, 4, 8, 16]
+    t = 3.75
+    k = discrete_gaussian(t, half_width=8)
+    n = np.arange(-8, 9)
+    ref = np.exp(-t) * iv(np.abs(n), t)
+    np.testing.assert_allclose(k, ref / ref.sum(), rtol=1e-12)
+    lift = ScaleSpaceLift(4, 0.5)
+    assert [lift.kernel(s).numel() for s in range(4)] == [1, 9, 17, 33]
+    with pytest.raises(ValueError):
+        discrete_gaussian(1.0, half_width=-1)

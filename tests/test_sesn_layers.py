@@ -93,9 +93,15 @@ def test_scale_conv_cropping_equals_reference(stride, depth, size):
     torch.testing.assert_close(conv(x), torch.stack(outs, 2))
 
 
-def _lift_equivariance(basis: str, eff: int, kernel_size: int, scales) -> tuple[float, float]:
+def _lift_equivariance(basis: str, eff: int, kernel_size: int, scales,
+                       n_funcs: int | None = None) -> tuple[float, float]:
+    """(max relative error of the shifted comparison, min of the unshifted one) over 4 images;
+    ``n_funcs``: only the first functions of the basis get a non-zero coefficient."""
     torch.manual_seed(0)
     lift = SESLift(1, 4, kernel_size, eff, scales, basis=basis, bias=False)
+    if n_funcs is not None:
+        with torch.no_grad():
+            lift.weight[..., n_funcs:] = 0
     r = kernel_size // 2 + 1  # half the big kernel, in small-grid pixels: no zero padding seen
     errs, unshifted = [], []
     for seed in range(4):
@@ -107,11 +113,18 @@ def _lift_equivariance(basis: str, eff: int, kernel_size: int, scales) -> tuple[
     return max(errs), min(unshifted)
 
 
-@pytest.mark.parametrize("basis,eff,tol", [("A", 3, 5e-3), ("B", 7, 2e-2)])
-def test_lift_is_scale_equivariant_with_wide_support(basis, eff, tol):
-    """Support 8 sigma: what is left is sampling error (blobs >= 1.5 px, basis B's
-    narrowest group 0.6 px wide at sigma = 2); measured 1.3e-3 (A) and 6.8e-3 (B)."""
-    err, unshifted = _lift_equivariance(basis, eff, 33, (2.0, 4.0))
+@pytest.mark.parametrize("basis,eff,n_funcs,tol", [
+    ("A", 3, None, 5e-3),
+    ("B", 7, 45, 1e-2),    # without the last group (sigma / mult^3)
+    ("B", 7, None, 0.1),   # the whole published basis
+])
+def test_lift_is_scale_equivariant_with_wide_support(basis, eff, n_funcs, tol):
+    """Support 8 sigma: what is left is sampling error. Measured: 8.2e-4 (A); basis B
+    3.6e-3 on its first three groups (>= 0.9 px wide at sigma = 2), 7.0e-2 with the
+    last group, which is 0.59 px wide and, as the authors' basis has it, holds
+    orders 0..3 along one axis: an order-3 Hermite-Gaussian that narrow is not
+    band-limited on the pixel grid, so it dilates poorly."""
+    err, unshifted = _lift_equivariance(basis, eff, 33, (2.0, 4.0), n_funcs)
     assert err < tol
     assert unshifted > 0.2  # without the scale shift the maps really differ
 
@@ -120,11 +133,12 @@ def test_lift_equivariance_with_the_published_truncation():
     """Support ~ 4 sigma, as in the published configs (k 17 for sigma 4): the kernels
     are cut where the Gaussian is still e^-2 of its peak, and the cut is sampled
     once per pixel on the small image but twice on the big one -- an O(1 px)
-    quadrature error of the truncated integral, measured 5 % (basis B, eff 7).
-    Still an order of magnitude below the unshifted comparison."""
+    quadrature error of the truncated integral, on top of the aliasing of basis
+    B's last group (above): measured 11 % (basis B, eff 7), against 32 % for the
+    unshifted comparison."""
     err, unshifted = _lift_equivariance("B", 7, 17, (2.0, 4.0))
-    assert err < 0.1
-    assert unshifted > 5 * err
+    assert err < 0.15
+    assert unshifted > 2.5 * err
 
 
 @pytest.mark.parametrize("depth", [1, 2])

@@ -30,20 +30,21 @@ def bn(c: int) -> int:
     return 2 * c
 
 
-def linear(n_in: int, n_out: int) -> int:
-    return n_in * n_out + n_out
+def linear(n_in: int, n_out: int, bias: bool = True) -> int:
+    return n_in * n_out + (n_out if bias else 0)
 
 
 def mnist_params(channels: tuple[int, ...], hidden: int, eff: int = 7, depth: int = 1,
                  vector: bool = False, in_ch: int = 1, classes: int = 10) -> int:
     """SESNMnist: per block a SES conv (the vector variant's blocks 2.. read ``depth`` scales)
-    and a BN shared over scales; head Linear(C, hidden) -> BN1d -> ReLU -> Dropout -> Linear."""
+    and a BN shared over scales; head Linear(C, hidden, no bias) -> BN1d -> ReLU -> Dropout
+    -> Linear."""
     total, c_prev = 0, in_ch
     for i, c in enumerate(channels):
         d = depth if vector and i > 0 else 1
         total += ses_conv(c_prev, c, eff, d) + bn(c)
         c_prev = c
-    return total + linear(c_prev, hidden) + bn(hidden) + linear(hidden, classes)
+    return total + linear(c_prev, hidden, bias=False) + bn(hidden) + linear(hidden, classes)
 
 
 def test_registered_names_and_configs():
@@ -149,3 +150,14 @@ def test_keyword_options():
         methods.create("sesn", variant="tensor")
     with pytest.raises(ValueError):
         methods.create("sesn", config="stl10", plus=True)
+
+
+def test_wrn_shortcuts_start_he_normal_over_their_fan_out():
+    # as the authors' STL-10 model: N(0, 2 / fan_out), fan_out = C_out for a 1x1 conv
+    # (nn.Conv2d's default would give a std of 1 / sqrt(3 C_in), 2.4x smaller here)
+    torch.manual_seed(0)
+    m = SESNWideResNet(widen=2)
+    shortcuts = [b.shortcut.conv.weight for g in m.groups for b in g if b.shortcut is not None]
+    assert len(shortcuts) == 3
+    for w in shortcuts:
+        assert w.std().item() == pytest.approx((2 / w.shape[0]) ** 0.5, rel=0.1)

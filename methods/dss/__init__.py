@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 PAPER = "Worrall & Welling, Deep Scale-spaces: Equivariance Over Scale, NeurIPS 2019"
+#: the SESN benchmark's DSS models, which the fixtures in tests/fixtures/dss/ were made from
+#: (STL-10: models/stl_dss.py; layers: models/impl/deep_scale_space.py)
+REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnist_dss.py"
 
 _MNIST = dict(channels=(32, 63, 95), n_scales=2, zero_scale=0.25, scale_depth=1)
 # quick: narrower than `cnn`'s quick (16/32/48) because two scales cost about twice a
@@ -71,7 +74,7 @@ def _vector_configs() -> dict[str, dict[str, Any]]:
 
 
 @register_method("dss", family="scale-equivariant", paper=PAPER, year=2019,
-                 configs=_vector_configs(), recipes=_RECIPES,
+                 configs=_vector_configs(), recipes=_RECIPES, reference=REFERENCE,
                  style=MethodStyle(OKABE_ITO["green"], "D"))
 def build_dss_default(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces (vector variant): discrete Gaussian lift, dilated scale convolutions."""
@@ -80,6 +83,7 @@ def build_dss_default(in_channels: int = 1, num_classes: int = 10, **kwargs: Any
 
 @register_method("dss_vector", family="scale-equivariant", paper=PAPER, year=2019,
                  configs=_vector_configs(), recipes=_RECIPES, alias_of="dss",
+                 reference=REFERENCE,
                  style=MethodStyle(OKABE_ITO["green"], "P"))
 def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, vector variant: scale axis kept to the end, max over scales."""
@@ -89,7 +93,8 @@ def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any)
 @register_method("dss_scalar", family="scale-equivariant", paper=PAPER, year=2019,
                  configs={"mnist": dict(_MNIST, variant="scalar"),
                           "quick": dict(_QUICK, variant="scalar")},
-                 recipes=_RECIPES, style=MethodStyle(OKABE_ITO["green"], "X"))
+                 recipes=_RECIPES, reference=REFERENCE,
+                 style=MethodStyle(OKABE_ITO["green"], "X"))
 def build_dss_scalar(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, scalar variant: max over scales and a re-lift at every layer."""
     return build_dss(in_channels, num_classes, **kwargs)

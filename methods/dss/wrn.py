@@ -7,6 +7,13 @@ reads two scales at once (scale-kernel depth 2, computed in "valid" mode along
 scale), so the scale axis shrinks 4 -> 3 -> 2 over the network, as in the
 published model; the widths (16, 128, 240, 512) are the published ones, the
 middle group narrowed to pay for its deeper scale kernels.
+
+The published model is the SESN benchmark's ``wrn_16_8_dss`` (ISosnovik/sesn,
+``models/stl_dss.py``). Its depth-2 convolutions run in "same" mode along
+scale, truncating the kernel at the last scale, and the next convolution then
+drops that scale: the scales it keeps are exactly our "valid" ones, so the two
+networks compute the same function (tests/test_dss_reference.py runs both at
+width 2 on the same weights), with the same 10,939,482 parameters at width 8.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ class ScaleBasicBlock(nn.Module):
     """Pre-activation residual block: BN-ReLU-conv(depth d, stride)-BN-ReLU-[dropout]-conv.
 
     ``(B, C_in, S, H, W) -> (B, C_out, S - d + 1, H / stride, W / stride)``. The
-    shortcut is the identity when shapes allow, else a 1x1 scale convolution of
-    the same scale depth and stride (so both branches have the same scales).
+    shortcut reads the first ``S - d + 1`` input scales (those the residual branch
+    keeps): as they are when channels and stride allow, else through a 1x1
+    convolution of scale depth 1 and the block's stride, as in the published
+    model (a depth-``d`` 1x1 shortcut would add ``(d - 1) C_in C_out`` parameters).
     Every part is equivariant to shifts along the scale axis and translation-
     equivariant; strided convolutions make 2x down-sampling equivariance approximate.
     """
@@ -42,8 +51,8 @@ class ScaleBasicBlock(nn.Module):
         self.conv2 = ScaleConv(c_out, c_out, 3, self.out_scales, depth=1, base=base, init=init)
         self.dropout = dropout
         self.shortcut: nn.Module | None = None
-        if c_in != c_out or stride != 1 or depth != 1:
-            self.shortcut = ScaleConv(c_in, c_out, 1, n_scales, depth=depth, base=base,
+        if c_in != c_out or stride != 1:
+            self.shortcut = ScaleConv(c_in, c_out, 1, self.out_scales, depth=1, base=base,
                                       stride=stride, init=init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,8 +61,10 @@ class ScaleBasicBlock(nn.Module):
         if self.dropout > 0:
             out = F.dropout(out, p=self.dropout, training=self.training)
         out = self.conv2(out)
-        # as in the usual WRN, a projected shortcut reads the pre-activated input
-        skip = x if self.shortcut is None else self.shortcut(pre)
+        # as in the usual WRN, a projected shortcut reads the pre-activated input; a
+        # depth-d first conv drops the last d - 1 scales, so the shortcut drops them too
+        keep = self.out_scales
+        skip = x[:, :, :keep] if self.shortcut is None else self.shortcut(pre[:, :, :keep])
         return skip + out
 
 

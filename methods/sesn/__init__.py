@@ -33,6 +33,8 @@ from scalebench.methods.style import OKABE_ITO, MethodStyle
 __all__ = ["SESNMnist", "SESNWideResNet", "build_sesn", "build_sesn_vector"]
 
 PAPER = "Sosnovik, Szmaja & Smeulders, Scale-Equivariant Steerable Networks, ICLR 2020"
+#: the authors' code the fixtures in tests/fixtures/sesn/ were made from (STL-10: models/stl_ses.py)
+REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnist_ses.py"
 
 MNIST_RECIPE = TrainRecipe()  # Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128
 STL10_RECIPE = TrainRecipe(optimizer="sgd", lr=0.1, weight_decay=5e-4, momentum=0.9,
@@ -63,7 +65,7 @@ def _build(default_variant: str, in_channels: int, num_classes: int, arch: str,
 
 @register_method(
     "sesn", family="scale-equivariant", paper=PAPER, year=2020,
-    style=MethodStyle(OKABE_ITO["blue"], "^"),
+    style=MethodStyle(OKABE_ITO["blue"], "^"), reference=REFERENCE,
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="B"),
@@ -78,7 +80,7 @@ def build_sesn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
 
 @register_method(
     "sesn_vector", family="scale-equivariant", paper=PAPER, year=2020,
-    style=MethodStyle(OKABE_ITO["blue"], "v"),
+    style=MethodStyle(OKABE_ITO["blue"], "v"), reference=REFERENCE,
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="A"),

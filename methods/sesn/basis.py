@@ -13,14 +13,27 @@ dilation: ``(f o s^{-1}) * psi_sigma = (f * psi_{sigma/s}) o s^{-1}`` for an
 image ``f`` dilated by ``s``. Sampling on the integer grid is the only
 approximation (see :func:`sample_support`).
 
+Axes: ``x`` is the column (last) axis of a kernel, ``y`` the row axis; a spec
+``(sigma, n_x, n_y)`` is the function of order ``n_x`` along the columns and
+``n_y`` along the rows. (The authors' code names the row axis ``x``.)
+
 Two bases are used by the paper:
 
-* **A** -- one Gaussian width per layer scale, orders ``0..eff-1`` in ``x`` and
-  ``y`` (``eff^2`` functions); used on STL-10.
-* **B** -- total order ``n + m <= max_order`` at ``sigma``, then further groups at
-  ``sigma/mult, sigma/mult^2, ...`` until ``eff^2`` functions are collected
-  (the last group is truncated); used on MNIST. The narrow groups give high
-  frequencies without high polynomial orders.
+* **A** -- one Gaussian width per layer scale, orders ``0..eff-1`` along each
+  axis (``eff^2`` functions); used on STL-10.
+* **B** -- the orders with ``n_x + n_y <= max_order`` at ``sigma``, then the same
+  group at ``sigma/mult, sigma/mult^2, ...`` until ``eff^2`` functions are
+  collected; used on MNIST. The narrow groups give high frequencies without
+  high polynomial orders. The last group is cut to what is left: for the
+  published ``eff = 7, max_order = 4`` (49 = 3 x 15 + 4) it keeps
+  ``n_x = 0, n_y = 0..3``, i.e. the first four functions of the group order below.
+
+Function order (the index of a layer's coefficients), as in the authors'
+reference implementation (ISosnovik/sesn, ``models/impl/ses_basis.py``), so
+that coefficients trained there load here unchanged: ``n_x`` is the outer
+loop and ``n_y`` the inner one -- basis A's function ``f`` is
+``(n_x, n_y) = divmod(f, eff)``, and a basis-B group runs ``n_x = 0..max_order``,
+``n_y = 0..max_order - n_x``.
 
 At scale ``sigma_j`` the functions are sampled on an odd grid of
 ``floor(k * sigma_j / sigma_max)`` (made odd) pixels and zero-padded to ``k x k``,
@@ -79,18 +92,23 @@ def sample_support(kernel_size: int, sigma: float, sigma_max: float) -> int:
 
     Keeping the support proportional to ``sigma`` means every scale truncates
     its function at the same relative radius, so the truncation itself is
-    scale-consistent; the small epsilon protects exact ratios (``15 * 1.7 / 5.1``)
-    from rounding down a whole pixel.
+    scale-consistent. The floor is taken of the float product exactly as the
+    authors' code does (no tolerance), so that both pick the same support on
+    every configuration, even where rounding puts an exact ratio a hair low.
     """
     if kernel_size % 2 != 1:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-    n = int(math.floor(kernel_size * sigma / sigma_max + 1e-9))
+    n = int(math.floor(kernel_size * sigma / sigma_max))
     return max(1, min(kernel_size, n // 2 * 2 + 1))
 
 
 def orders_b(max_order: int) -> list[tuple[int, int]]:
-    """The ``(n_x, n_y)`` pairs with ``n_x + n_y <= max_order``, by total degree then ``n_x``."""
-    return [(d - ny, ny) for d in range(max_order + 1) for ny in range(d + 1)]
+    """The ``(n_x, n_y)`` pairs with ``n_x + n_y <= max_order``: ``n_x`` outer, ``n_y`` inner.
+
+    The authors' order (module docstring); it decides which functions survive
+    the cut of basis B's last group.
+    """
+    return [(nx, ny) for nx in range(max_order + 1) for ny in range(max_order + 1 - nx)]
 
 
 def _separable(support: int, specs: Sequence[tuple[float, int, int]]) -> torch.Tensor:
@@ -123,8 +141,9 @@ def _check_scales(scales: Sequence[float]) -> list[float]:
 
 
 def specs_a(sigma: float, effective_size: int) -> list[tuple[float, int, int]]:
-    """Basis A at one scale: ``(sigma, n_x, n_y)`` for orders ``0..eff-1`` in each axis."""
-    return [(sigma, nx, ny) for ny in range(effective_size) for nx in range(effective_size)]
+    """Basis A at one scale: ``(sigma, n_x, n_y)`` for orders ``0..eff-1`` in each axis,
+    ``n_x`` outer and ``n_y`` inner (the authors' order)."""
+    return [(sigma, nx, ny) for nx in range(effective_size) for ny in range(effective_size)]
 
 
 def specs_b(sigma: float, effective_size: int, mult: float, max_order: int

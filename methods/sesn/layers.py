@@ -114,13 +114,12 @@ class SteerableKernel(nn.Module):
 
 
 def _init_coefficients(weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    # nn.Conv2d's default: the fan-in of a coefficient tensor (out, in, [D,] F) is in*[D*]F,
-    # the same as that of the eff x eff convolution it replaces.
+    # nn.Conv2d's default for the weight: the fan-in of a coefficient tensor (out, in, [D,] F)
+    # is in*[D*]F, the same as that of the eff x eff convolution it replaces. The bias starts
+    # at zero, as in the authors' SESN layers (not nn.Conv2d's uniform draw).
     nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
-        fan_in = weight[0].numel()
-        bound = 1 / math.sqrt(fan_in)
-        nn.init.uniform_(bias, -bound, bound)
+        nn.init.zeros_(bias)
 
 
 class SESLift(nn.Module):
