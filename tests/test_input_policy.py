@@ -73,7 +73,8 @@ def test_the_published_policy_resolves_per_method():
     for policy in ("published", "pad", "upsample", "native"):
         assert resolve_input(policy, "cnn", "mnist-scale") == "native"
     specs = expand([("cnn", {}), ("fourier", {})], "mnist-res", [0, 1])
-    assert [(s.method, s.input) for s in specs] == [("cnn", "pad")] * 2 + [("fourier", "native")] * 2
+    assert [(s.method, s.input) for s in specs] == [("cnn", "pad")] * 2 + [
+        ("fourier", "native")] * 2
     with pytest.raises(ValueError, match="resolve"):
         RunSpec("cnn", input="published")
 
@@ -241,6 +242,40 @@ def test_bench_run_resolves_the_policy_and_one_run_is_shared(tmp_path, cache_dir
     with pytest.raises(SystemExit):
         cli.main(["run", "--methods", "cnn", "--input", "crop", "--out", str(out)])
     assert "invalid choice: 'crop'" in capsys.readouterr().err
+
+
+def _row(text: str) -> dict[str, str]:
+    """The one row of the Markdown table in ``text``."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    header, row = ([c.strip() for c in ln.strip("|").split("|")] for ln in (lines[0], lines[2]))
+    return dict(zip(header, row))
+
+
+def test_equivariance_measures_features_natively_and_logits_through_the_policy(cache_dir,
+                                                                               capsys):
+    args = ["equivariance", "--methods", "cnn", "--config", "quick", "--images", "4",
+            "--sizes", "8,16", "--init-seeds", "0", "--quiet"]
+    assert cli.main(args) == 0  # published: cnn padded
+    padded = _row(capsys.readouterr().out)
+    assert cli.main([*args, "--input", "native"]) == 0
+    native = _row(capsys.readouterr().out)
+    assert (padded["input"], native["input"]) == ("pad", "native")
+    for layer in ("block1", "block2", "block3"):  # the same model, images and sizes
+        assert padded[layer] == native[layer]
+    assert padded["logits"] != native["logits"]
+
+
+def test_perf_feeds_the_canvas_under_pad(spy):
+    from scalebench.bench.perf import run_perf
+
+    rows = run_perf([("sb_spy", {})], [8, 12], batch=2, repeats=1, warmup=0, config="quick",
+                    progress=False, input="published", canvas=28)
+    assert [r["input"] for r in rows] == ["pad", "pad"] and [r["size"] for r in rows] == [8, 12]
+    assert set(FORWARD) == {28}
+    FORWARD.clear()
+    run_perf([("sb_spy", {})], [8], batch=2, repeats=1, warmup=0, config="quick",
+             progress=False)
+    assert set(FORWARD) == {8}  # native, the default of bench perf
 
 
 # ---- the scale-generalisation protocols -------------------------------------------------------

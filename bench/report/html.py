@@ -173,16 +173,16 @@ def _versions_table(records: list[RunRecord]) -> str:
 
 def _runs_table(exp: Experiment, out_dir: Path) -> str:
     rows = []
-    for r in sorted(exp.records, key=lambda r: (r.dataset, r.method, r.seed)):
+    for r in sorted(exp.records, key=lambda r: (r.dataset, r.method, r.input, r.seed)):
         link = (f'<a href="{_href(r.path, out_dir)}">{_e(r.run_id)}</a>' if r.path
                 else _e(r.run_id))
         err = (r.error or "").strip().splitlines()[-1:] or [""]
-        rows.append([(_e(r.method), ""), (_e(r.dataset), ""), (_e(r.seed), ""),
+        rows.append([(_e(r.method), ""), (_e(r.dataset), ""), (_e(r.input), ""), (_e(r.seed), ""),
                      (_e(r.status), "" if r.ok else "failed"),
                      (num(r.test_acc, ".2f", 100), ""), (num(r.eq_err, ".2e"), ""),
                      (num(r.train_time_s, ".1f"), ""), (_e(r.device), ""),
                      (_e(r.finished_at), ""), (link, ""), (_e(err[0]), "text failed")])
-    return _table(["method", "dataset", "seed", "status", "test acc (%)", "equiv. err",
+    return _table(["method", "dataset", "input", "seed", "status", "test acc (%)", "equiv. err",
                    "train time (s)", "device", "finished", "record", "error"], rows)
 
 
