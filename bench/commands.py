@@ -46,9 +46,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             e = methods.get_method(name)
             rows.append({"method": name + (f" (= {e.alias_of})" if e.alias_of else ""),
                          "family": e.family, "paper": e.paper,
-                         "configs": ", ".join(e.configs), "source": e.source})
+                         "configs": ", ".join(e.configs), "input": e.input,
+                         "source": e.source})
         print(pd.DataFrame(rows).to_markdown(index=False))
-        print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18)")
+        print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18); input: how "
+              "the method's paper fed it smaller images (bench run --input published)")
     elif args.what == "datasets":
         from scalebench.datasets import DATASETS
 
