@@ -15,7 +15,7 @@ import sys
 from scalebench.bench.cpu_memory import tune_cpu_allocator
 from scalebench.bench.errors import user_error_types
 from scalebench.bench.options import PERF_JSON, add_launcher_args
-from scalebench.bench.spec import PRESETS
+from scalebench.bench.spec import INPUT_CHOICES, PRESETS
 
 DEFAULT_DATASET = "mnist-res"
 DEFAULT_SOURCE = "embedded"
@@ -28,6 +28,14 @@ def _add_data_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
                    help="dataset cache (default $SCALEBENCH_CACHE or ~/.cache/scalebench)")
     if seed:
         p.add_argument("--seed", type=int, default=0, help="dataset realization")
+
+
+def _add_input_arg(p: argparse.ArgumentParser, default: str = "published") -> None:
+    p.add_argument("--input", default=default, choices=list(INPUT_CHOICES),
+                   help="how an image smaller than the canvas reaches a model: native (as it "
+                        "is), pad (zero-padded, centred), upsample (fourier_resize to the "
+                        "canvas), published (each method as its paper: fourier native, the "
+                        f"others padded); default {default}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-5")
     p.add_argument("--preset", default="quick", choices=list(PRESETS))
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    _add_input_arg(p)
     p.add_argument("--out", default=None, help="experiment folder (default results/<dataset>-<preset>)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
     p.add_argument("--limit-train", type=int, default=None, help="train on a random subset")
@@ -106,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fresh models: initialise with each of these seeds and report mean and "
                         "std over them (one random init is too noisy to rank methods)")
     p.add_argument("--sizes", default=None, help="target sizes (default: the dataset's grid)")
+    p.add_argument("--input", default=None, choices=list(INPUT_CHOICES),
+                   help="input policy of the logits' invariance error (features are always "
+                        "measured native); default: a checkpoint's own, else published")
     p.add_argument("--device", default="auto")
     _add_data_args(p)
 
@@ -117,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--config", default="mnist")
     p.add_argument("--channels", type=int, default=1)
+    _add_input_arg(p, default="native")
+    p.add_argument("--canvas", type=int, default=None,
+                   help="the canvas of --input pad/upsample (default: the largest --sizes)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=PERF_JSON)
     return parser

@@ -45,14 +45,19 @@ def cmd_list(args: argparse.Namespace) -> int:
             e = methods.get_method(name)
             rows.append({"method": name + (f" (= {e.alias_of})" if e.alias_of else ""),
                          "family": e.family, "paper": e.paper,
-                         "configs": ", ".join(e.configs), "source": e.source})
+                         "configs": ", ".join(e.configs), "input": e.input,
+                         "source": e.source})
         print(pd.DataFrame(rows).to_markdown(index=False))
-        print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18)")
+        print("\nplus timm:<model-name> for any timm model (e.g. timm:resnet18); input: how "
+              "the method's paper fed it smaller images (bench run --input published)")
     elif args.what == "datasets":
         from scalebench.datasets import DATASETS
 
-        rows = [{"dataset": d.name, "sources": ", ".join(d.sources),
-                 "sizes": f"{min(d.sizes)}..{max(d.sizes)}" if len(d.sizes) > 1 else d.sizes[0],
+        def span(sizes) -> str:
+            return f"{min(sizes)}..{max(sizes)}" if len(sizes) > 1 else str(sizes[0])
+
+        rows = [{"dataset": d.name, "sources": ", ".join(d.sources), "sizes": span(d.sizes),
+                 "train sizes": span(d.train_sizes) if d.train_sizes else "all",
                  "description": d.description} for d in DATASETS.values()]
         print(pd.DataFrame(rows).to_markdown(index=False))
     else:
@@ -267,9 +272,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _models_for_equivariance(args: argparse.Namespace, ds):
-    """(label, model) pairs: fresh models from --methods, one per --init-seeds entry (same
-    label), or models from --checkpoint files."""
+    """(label, model, input policy) triples: fresh models from --methods, one per
+    --init-seeds entry (same label), or models from --checkpoint files (each with the input
+    policy it was trained under, unless --input says otherwise)."""
     from scalebench import methods
+    from scalebench.bench.spec import resolve_input
 
     if args.checkpoint:
         for path in args.checkpoint:
@@ -286,17 +293,20 @@ def _models_for_equivariance(args: argparse.Namespace, ds):
                        if trained and trained != ds.name else str(exc).splitlines()[0])
                 raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
                                       f"model for {ds.name}; {why}") from exc
+            policy = (spec.get("input", "native") if args.input is None
+                      else resolve_input(args.input, spec["method"], ds.name))
             yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec.get('seed', '?')})", model
+                  f"(trained, seed {spec.get('seed', '?')})", model, policy
         return
     config = args.config or ds.method_config
     init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)
     for name, kwargs in parse_methods(args.methods):
+        policy = resolve_input(args.input or "published", name, ds.name)
         for seed in init_seeds:
             torch.manual_seed(seed)
             yield format_method(name, kwargs), methods.create(
                 name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config,
-                **kwargs)
+                **kwargs), policy
 
 
 def cmd_equivariance(args: argparse.Namespace) -> int:
@@ -312,21 +322,22 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     images = eq_subset(ds, args.images, args.seed)
     rows = []
-    for label, model in _models_for_equivariance(args, ds):
+    for label, model, policy in _models_for_equivariance(args, ds):
         model = model.to(device).eval()
         try:
-            per_layer = measure_equivariance(model, images, sizes, device)
+            per_layer = measure_equivariance(model, images, sizes, device, input=policy)
         except NotImplementedError as exc:
             print(f"{label}: {exc}")
             continue
-        row = {"method": label, "eq_err (last layer)": headline_eq_err(per_layer)}
+        row = {"method": label, "input": policy,
+               "eq_err (last layer)": headline_eq_err(per_layer)}
         for layer, per_size in per_layer.items():
             row[layer] = sum(per_size.values()) / max(len(per_size), 1)
         rows.append(row)
     if not rows:
         return 1
     table = pd.DataFrame(rows)
-    groups = table.groupby("method", sort=False)
+    groups = table.groupby(["method", "input"], sort=False)
     inits = groups.size()
     what = ""
     if inits.max() > 1:  # several initialisations per method: "mean ± std" per column
@@ -337,7 +348,8 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
         table = table.reset_index()
         what = f"mean ± std over {inits.max()} initialisations, "
     print(f"equivariance error on {len(images)} {ds.name} test images "
-          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes:")
+          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes; "
+          "feature maps at native sizes, logits through each model's input policy:")
     print(table.to_markdown(index=False, floatfmt=".3e"))
     return 0
 
@@ -352,10 +364,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
     sizes = parse_int_list(args.sizes, "size", lo=1)
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise BadArgumentError("--batch and --repeats must be >= 1 and --warmup >= 0")
+    if args.canvas is not None and args.canvas < max(sizes):
+        raise BadArgumentError(f"--canvas {args.canvas} is smaller than the largest of --sizes "
+                               f"({max(sizes)}); an image cannot be padded onto it")
     rows = perf.run_perf(parse_methods(args.methods), sizes, batch=args.batch,
                          repeats=args.repeats, warmup=args.warmup, config=args.config,
                          in_channels=args.channels, device=str(pick_device(args.device)),
-                         progress=not _quiet(args))
+                         progress=not _quiet(args), input=args.input, canvas=args.canvas)
     print(perf.format_perf_table(rows))
     perf.write_perf_json(rows, Path(args.out))
     print(f"\nwrote {args.out}")

@@ -65,7 +65,8 @@ def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
         if v is not None and v < 2:
             raise BadArgumentError(f"--{flag.replace('_', '-')} must be >= 2, got {v}")
     out = Path(args.out or f"results/{args.dataset}-{args.preset}")
-    specs = expand(methods, args.dataset, seeds, args.preset, source=args.source,
+    specs = expand(methods, args.dataset, seeds, args.preset, input=args.input,
+                   source=args.source,
                    epochs=args.epochs, limit_train=args.limit_train, limit_eval=args.limit_eval,
                    experiment=out.name, data_root=args.data_root, cache_dir=args.cache_dir,
                    device=args.device)

@@ -20,6 +20,8 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     gradients and temporaries beyond model, optimiser state and batch; it is
                     ``nan`` where ``/proc`` is unavailable.
     device          where it ran
+    input           the input policy: under ``pad`` / ``upsample`` a size-s image reaches
+                    the model on the ``canvas`` (``published``: each method's own policy)
 
 Inputs are band-limited random images (``fourier_resize`` of noise) with random
 labels: timing does not depend on the data. Timings are wall-clock medians;
@@ -47,7 +49,7 @@ from scalebench.bench.atomic_io import atomic_write_text
 from scalebench.bench.cpu_memory import release_free_heap
 from scalebench.bench.spec import format_method
 from scalebench.bench.train import build_optimizer
-from scalebench.datasets.scaling import fourier_resize
+from scalebench.datasets.scaling import fourier_resize, to_canvas
 
 __all__ = ["format_perf_table", "method_label", "run_perf", "write_perf_json"]
 
@@ -122,7 +124,8 @@ def _median_time(fn: Callable[[], None], repeats: int, warmup: int,
 def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
              batch: int = 128, repeats: int = 5, warmup: int = 2, config: str = "mnist",
              in_channels: int = 1, num_classes: int = 10, device: str = "cpu",
-             progress: bool = True, seed: int = 0) -> list[dict[str, Any]]:
+             progress: bool = True, seed: int = 0, input: str = "native",
+             canvas: int | None = None) -> list[dict[str, Any]]:
     """Measure every (method, size); see the module docstring for the columns."""
     if repeats < 1 or warmup < 0 or batch < 1:
         raise ValueError("need repeats >= 1, warmup >= 0 and batch >= 1")
@@ -131,6 +134,7 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     dev_name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
                 else f"cpu ({torch.get_num_threads()} threads)")
     methods_, sizes = list(methods_), [int(s) for s in sizes]
+    canvas = canvas or max(sizes)
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(methods_) * len(sizes), desc="perf", disable=not progress, leave=False)
     for name, kwargs in methods_:
@@ -143,10 +147,11 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
         params = sum(p.numel() for p in model.parameters())
         loss_fn = entry.loss_fn()
         opt, _ = build_optimizer(model, entry.recipe(config))
+        policy = entry.input if input == "published" else input
         for size in sizes:
             bar.set_postfix_str(f"{label} @ {size}")
             noise = torch.randn(batch, in_channels, 2 * size, 2 * size, generator=g)
-            x = fourier_resize(noise.double(), size).float().to(dev)
+            x = to_canvas(fourier_resize(noise.double(), size).float(), policy, canvas).to(dev)
             y = torch.randint(0, num_classes, (batch,), generator=g).to(dev)
 
             def step() -> None:
@@ -177,7 +182,7 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
             infer_s = _median_time(infer, repeats, warmup, sync)
             rows.append({"method": label, "size": size, "batch": batch, "params": params,
                          "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
-                         "peak_mem_mb": peak, "device": dev_name})
+                         "peak_mem_mb": peak, "device": dev_name, "input": policy})
             log.info("perf %s size %d: step %.3f s, %.0f img/s", label, size, train_s,
                      batch / infer_s)
             bar.update()

@@ -59,6 +59,7 @@ class RunRecord:
     source: str = _field(column=True)
     seed: int = _field(column=True)
     preset: str = _field(column=True)
+    input: str = _field("native", column=True)  # the concrete input policy (older: native)
     # how it ended
     status: str = _field("failed", column=True)  # ok | failed
     error: str | None = _field(column=True)  # the traceback or the launcher's reason
@@ -100,6 +101,12 @@ class RunRecord:
     per_size_acc: dict[str, float | None] = _field(factory=dict)
     infer_img_per_s: float | None = _field(column=True)
     scale_consistency: float | None = _field(column=True)
+    # the same with BatchNorm statistics re-estimated per test size (native input, BN models,
+    # several sizes; bench.precise_bn); None where that does not apply
+    test_acc_recal: float | None = _field(column=True)
+    per_size_acc_recal: dict[str, float | None] | None = _field()
+    scale_consistency_recal: float | None = _field(column=True)
+    bn_recal: dict[str, Any] | None = _field()  # images per size, the sizes recalibrated
     equivariance_error: dict[str, dict[str, float | None]] = _field(factory=dict)
     eq_err: float | None = _field(column=True)
     logit_inv_err: float | None = _field(column=True)
@@ -114,7 +121,8 @@ class RunRecord:
         record = cls(run_id=spec.run_id, spec=spec, experiment=spec.experiment,
                      method=spec.label, method_name=spec.method,
                      method_kwargs=dict(spec.method_kwargs), dataset=spec.dataset,
-                     source=spec.source, seed=spec.seed, preset=spec.preset)
+                     source=spec.source, seed=spec.seed, preset=spec.preset,
+                     input=spec.input)
         record.set(**facts)
         return record
 
@@ -180,6 +188,7 @@ class RunRecord:
         if problem:
             raise CorruptRecordError(path, problem)
         data["spec"] = RunSpec.from_dict(data["spec"])
+        data.setdefault("input", data["spec"].input)
         for name in _FLOATS:  # JSON writes 3.0 as 3; the field is a float
             if isinstance(data.get(name), int):
                 data[name] = float(data[name])
@@ -240,9 +249,10 @@ def _problem(data: dict[str, Any]) -> str | None:
     except (TypeError, ValueError) as exc:
         return f"spec: {exc}"
     mirrored = {"dataset": spec.dataset, "source": spec.source, "seed": spec.seed,
-                "preset": spec.preset, "method": spec.label, "method_name": spec.method}
+                "preset": spec.preset, "method": spec.label, "method_name": spec.method,
+                "input": spec.input}
     for name, value in mirrored.items():
-        if data[name] != value:
+        if data.get(name, value) != value:  # a field older records lack reads as its spec's
             return f"{name} {data[name]!r} disagrees with its spec ({value!r})"
     return None
 

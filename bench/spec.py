@@ -7,6 +7,12 @@ sweep finds the records it already has. A run's identity is its
 method with options, and its seed; where it is stored (the experiment
 folder), paths and the device are not part of it: copying an experiment
 folder, moving the data or running on a GPU does not make a new run.
+
+How an image smaller than the canvas reaches the model (``input``: ``native``,
+``pad``, ``upsample``) is part of the protocol. A sweep may ask for the
+``published`` policy, which :func:`resolve_input` turns into each method's own
+concrete one before the spec is made: a spec, its record and its leaderboard key
+always hold what the model saw.
 """
 
 from __future__ import annotations
@@ -20,8 +26,16 @@ from typing import Any
 
 from scalebench.bench.errors import BadArgumentError, UnknownNameError
 
-__all__ = ["PRESETS", "PROTOCOL_FIELDS", "Preset", "Protocol", "RunSpec", "base_method", "expand",
-           "format_method", "parse_int_list", "parse_method", "parse_methods"]
+__all__ = ["INPUT_CHOICES", "INPUT_POLICIES", "PRESETS", "PROTOCOL_FIELDS", "PUBLISHED_INPUT",
+           "Preset", "Protocol", "RunSpec", "base_method", "expand", "format_method",
+           "parse_int_list", "parse_method", "parse_methods", "resolve_input"]
+
+#: the concrete input policies (``datasets.scaling.to_canvas``; kept here too, without the
+#: torch import, for the command line's choices; a test holds the two equal)
+INPUT_POLICIES = ("native", "pad", "upsample")
+#: each method as its paper fed it: ``fourier`` native, the others padded (registry metadata)
+PUBLISHED_INPUT = "published"
+INPUT_CHOICES = (*INPUT_POLICIES, PUBLISHED_INPUT)
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,9 @@ class Protocol:
     dataset: str = "mnist-res"
     source: str = "embedded"
     preset: str = "quick"
+    # how an image of size s < N reaches the model; "native" is what every run before the
+    # policy existed did, so older records read as what they were
+    input: str = "native"
     epochs: int | None = None  # None: the method's recipe
     limit_train: int | None = None
     limit_eval: int | None = None
@@ -84,6 +101,7 @@ class RunSpec:
     limit_train: int | None = None  # tiny slices, for smoke tests
     limit_eval: int | None = None
     eq_images: int = 256
+    input: str = "native"  # concrete: native | pad | upsample (resolve_input)
     # where the run is stored: recorded, never part of its identity (a copied folder holds
     # the same runs)
     experiment: str = field(default="default", compare=False)
@@ -92,6 +110,11 @@ class RunSpec:
     device: str = field(default="auto", compare=False)
 
     IDENTITY = (*PROTOCOL_FIELDS, "method", "method_kwargs", "seed")
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUT_POLICIES:
+            raise ValueError(f"input policy {self.input!r} is not one of "
+                             f"{', '.join(INPUT_POLICIES)} (resolve 'published' first)")
 
     def protocol(self) -> Protocol:
         return Protocol(**{k: getattr(self, k) for k in PROTOCOL_FIELDS})
@@ -219,10 +242,36 @@ def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None =
     return sorted(set(values))
 
 
+def resolve_input(policy: str, method: str, dataset: str) -> str:
+    """The concrete input policy of ``method`` on ``dataset`` when a sweep asks for ``policy``.
+
+    ``published`` gives each method the handling its paper used (registry metadata
+    ``input``: ``fourier`` native, every other method padded, as in Rahman & Yeh 2023).
+    On a dataset whose images all have the canvas size (``mnist-scale``, ``stl10``)
+    every policy feeds the same pixels, so each resolves to ``native``: the run is the
+    same run whatever was asked.
+    """
+    if policy not in INPUT_CHOICES:
+        raise BadArgumentError(f"unknown input policy {policy!r}; use one of "
+                               f"{', '.join(INPUT_CHOICES)}")
+    from scalebench.datasets import dataset_info
+
+    if len(set(dataset_info(dataset).sizes)) == 1:
+        return "native"
+    if policy == PUBLISHED_INPUT:
+        from scalebench.methods import get_method
+
+        return get_method(method).input
+    return policy
+
+
 def expand(methods: list[tuple[str, dict[str, Any]]], dataset: str, seeds: list[int],
-           preset_name: str = "quick", **common: Any) -> list[RunSpec]:
-    """The sweep as RunSpecs: every method x seed, methods in the order given."""
+           preset_name: str = "quick", input: str = PUBLISHED_INPUT, **common: Any
+           ) -> list[RunSpec]:
+    """The sweep as RunSpecs: every method x seed, methods in the order given; ``input`` is
+    resolved per method (:func:`resolve_input`)."""
     preset(preset_name)
     return [RunSpec(method=name, dataset=dataset, seed=seed, preset=preset_name,
-                    method_kwargs=tuple(sorted(kwargs.items())), **common)
+                    method_kwargs=tuple(sorted(kwargs.items())),
+                    input=resolve_input(input, name, dataset), **common)
             for name, kwargs in methods for seed in seeds]

@@ -45,6 +45,7 @@ from scalebench.bench.spec import RunSpec, preset
 from scalebench.datasets import load_or_build
 from scalebench.datasets.augment import augment
 from scalebench.datasets.sampler import iterate_batches
+from scalebench.datasets.scaling import to_canvas
 from scalebench.datasets.splits import ScaledDataset
 
 __all__ = ["build_optimizer", "pick_device", "prepare_data", "run_one", "versions"]
@@ -152,7 +153,8 @@ def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.Me
                                                          shuffle=True, generator=g)):
             if x.shape[0] < 2:  # BatchNorm cannot train on a single image
                 continue
-            x = augment(ds.augment, x, g).to(device)
+            # the input policy first: augmentation acts on what the model sees
+            x = augment(ds.augment, to_canvas(x, spec.input, ds.full_size), g).to(device)
             y = y.to(device)
             loss, logits = loss_fn(model, x, y)
             if not torch.isfinite(loss):
@@ -168,7 +170,8 @@ def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.Me
             torch.cuda.synchronize(device)
         st.train_s += time.perf_counter() - t0
         st.seen += count
-        val_acc = accuracy(predict(model, ds.val, 256, device), ds.val.full_labels)
+        val_acc = accuracy(predict(model, ds.val, 256, device, spec.input, ds.full_size),
+                           ds.val.full_labels)
         st.history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
                            "train_acc": correct / max(count, 1), "val_acc": val_acc,
                            "lr": opt.param_groups[0]["lr"], "time_s": st.train_s})
@@ -217,7 +220,9 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
                                **dict(spec.method_kwargs)).to(device)
         record.set(config=config, epochs=recipe.epochs, recipe=dataclasses.asdict(recipe),
                    params=sum(p.numel() for p in model.parameters()),
-                   dataset_cache=cache, dataset_meta=ds.meta,
+                   dataset_cache=cache,
+                   # the sizes it was trained on: the report shades them (scale generalisation)
+                   dataset_meta={**ds.meta, "train_sizes": ds.train.sizes},
                    split_sizes={"train": len(ds.train), "val": len(ds.val),
                                 "test": len(ds.test)})
         last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
@@ -227,7 +232,7 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
                    train_time_s=st.train_s, train_img_per_s=st.seen / max(st.train_s, 1e-9),
                    resumed_from_epoch=st.resumed_from)
         record.set(**evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
-                              progress=progress))
+                              progress=progress, input=spec.input))
         record.set(peak_mem_mb=_peak_mem_mb(device))
         if out_dir is not None and best_state is not None:
             ckpt = save_best(best_checkpoint_path(Path(out_dir), spec.run_id), spec.to_dict(),

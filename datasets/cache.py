@@ -38,6 +38,8 @@ def cache_key(name: str, source: str, seed: int) -> str:
     info = dataset_info(name)
     ident = {"dataset": name, "protocol": info.protocol, "source": source, "seed": seed,
              "sizes": list(info.sizes), "builder_version": info.version}
+    if info.train_sizes is not None:  # only then: every other dataset keeps its cache key
+        ident["train_sizes"] = list(info.train_sizes)
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

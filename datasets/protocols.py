@@ -13,6 +13,12 @@
   train set (val held out for model selection) / 8,000 test; crop+flip+cutout.
 * ``stl10-res``: the same splits, each divided evenly over resolutions 49...97
   by ``fourier_resize``.
+* Scale generalisation (the claim of Rahman & Yeh 2023: generalise to unseen
+  resolutions): ``mnist-res-train28`` and ``mnist-res-train20-28`` are ``mnist-res``
+  with the train and validation splits divided over 28 only / 20...28 only (model
+  selection never sees a test-only size), and the test split over every size
+  8...28 as before. ``stl10-res-train97`` and ``stl10-res-train69-97`` are the same
+  for ``stl10-res`` (69/97 ~ 20/28).
 
 All randomness comes from ``numpy.random.default_rng(seed)``.
 """
@@ -48,6 +54,9 @@ class DatasetInfo:
     sizes: tuple[int, ...]
     version: int  # bump when the builder's output changes: invalidates the cache
     builder: Callable[..., ScaledDataset]
+    #: the sizes of the train and validation splits when they are fewer than ``sizes`` (the
+    #: scale-generalisation protocols); None: every size
+    train_sizes: tuple[int, ...] | None = None
 
 
 def _bucket_by_size(full: torch.Tensor, labels: torch.Tensor, sizes: tuple[int, ...],
@@ -79,19 +88,27 @@ def _mnist_counts(source: str, full: tuple[int, int, int]) -> tuple[int, int, in
     return (3000, 500, 1500) if source == "embedded" else full
 
 
-def _build_mnist_res(source: str, seed: int, data_root=None) -> ScaledDataset:
+def _train_meta(train_sizes: tuple[int, ...] | None) -> dict:
+    return {} if train_sizes is None else {"train_sizes": list(train_sizes)}
+
+
+def _build_mnist_res(source: str, seed: int, data_root=None, name: str = "mnist-res",
+                     train_sizes: tuple[int, ...] | None = None) -> ScaledDataset:
     x, y = _pooled_mnist(source, data_root)
     rng = np.random.default_rng(seed)
     counts = _mnist_counts(source, (10_000, 10_000, 50_000))
     parts = stratified_split(y.numpy(), counts, rng)
-    splits = [_bucket_by_size(x[torch.from_numpy(p)], y[torch.from_numpy(p)], MNIST_RES_SIZES,
-                              rng.permutation(len(p))) for p in parts]
+    # train and val (model selection) over the training sizes, test over every size
+    per_split = (train_sizes or MNIST_RES_SIZES,) * 2 + (MNIST_RES_SIZES,)
+    splits = [_bucket_by_size(x[torch.from_numpy(p)], y[torch.from_numpy(p)], sizes,
+                              rng.permutation(len(p))) for p, sizes in zip(parts, per_split)]
     return ScaledDataset(
-        name="mnist-res", protocol="mnist-res", source=source, seed=seed, in_channels=1,
+        name=name, protocol="mnist-res", source=source, seed=seed, in_channels=1,
         num_classes=10, full_size=28, sizes=MNIST_RES_SIZES, scale_kind="size",
         consistency=("fourier", MNIST_RES_SIZES), eq_sizes=MNIST_RES_SIZES[:-1], augment=None,
         train=splits[0], val=splits[1], test=splits[2],
-        meta={"counts": dict(zip(("train", "val", "test"), counts))})
+        meta={"counts": dict(zip(("train", "val", "test"), counts)),
+              **_train_meta(train_sizes)})
 
 
 def _build_mnist_scale(source: str, seed: int, data_root=None, name: str = "mnist-scale"
@@ -117,7 +134,8 @@ def _build_mnist_scale(source: str, seed: int, data_root=None, name: str = "mnis
               "shrink_factor": [0.3, 1.0]})
 
 
-def _build_stl10(source: str, seed: int, data_root=None, resolutions: bool = False
+def _build_stl10(source: str, seed: int, data_root=None, resolutions: bool = False,
+                 name: str = "stl10-res", train_sizes: tuple[int, ...] | None = None
                  ) -> ScaledDataset:
     if source == "embedded":
         raise sources.SourceError("STL-10 has no embedded copy; use --source torchvision "
@@ -131,20 +149,46 @@ def _build_stl10(source: str, seed: int, data_root=None, resolutions: bool = Fal
               (xtr[torch.from_numpy(va)], ytr[torch.from_numpy(va)]), (xte, yte)]
     if resolutions:
         full_size, sizes = 97, STL10_RES_SIZES
-        splits = [_bucket_by_size(fourier_resize(gx.double(), full_size).float(), gy, sizes,
-                                  rng.permutation(len(gy))) for gx, gy in groups]
-        consistency, augment, name = ("fourier", sizes), None, "stl10-res"
+        per_split = (train_sizes or sizes,) * 2 + (sizes,)
+        splits = [_bucket_by_size(fourier_resize(gx.double(), full_size).float(), gy, ss,
+                                  rng.permutation(len(gy)))
+                  for (gx, gy), ss in zip(groups, per_split)]
+        consistency, augment = ("fourier", sizes), None
     else:
         full_size, sizes = 96, (96,)
         splits = [Split({96: gx}, {96: gy}, {96: torch.arange(len(gy))}, gx, gy,
                         torch.full((len(gy),), 96.0)) for gx, gy in groups]
         consistency, augment, name = ("fourier", tuple(range(48, 97, 8))), "stl", "stl10"
     return ScaledDataset(
-        name=name, protocol=name, source=source, seed=seed, in_channels=3, num_classes=10,
+        name=name, protocol="stl10-res" if resolutions else "stl10", source=source, seed=seed,
+        in_channels=3, num_classes=10,
         full_size=full_size, sizes=sizes, scale_kind="size", consistency=consistency,
         eq_sizes=tuple(range(49, full_size)),
         augment=augment, train=splits[0], val=splits[1], test=splits[2],
-        meta={"counts": {"train": len(tr), "val": len(va), "test": len(yte)}})
+        meta={"counts": {"train": len(tr), "val": len(va), "test": len(yte)},
+              **_train_meta(train_sizes)})
+
+
+def _generalisation(base: str, lo: int, hi: int) -> DatasetInfo:
+    """The scale-generalisation variant of multi-resolution protocol ``base``: trained (and
+    validated) on sizes ``lo..hi`` only, tested on every size."""
+    name = f"{base}-train{lo}" if lo == hi else f"{base}-train{lo}-{hi}"
+    train_sizes = tuple(range(lo, hi + 1))
+    if base == "mnist-res":
+        sources_, sizes = ("embedded", "torchvision"), MNIST_RES_SIZES
+
+        def builder(source: str, seed: int, data_root=None) -> ScaledDataset:
+            return _build_mnist_res(source, seed, data_root, name=name, train_sizes=train_sizes)
+    else:
+        sources_, sizes = ("torchvision",), STL10_RES_SIZES
+
+        def builder(source: str, seed: int, data_root=None) -> ScaledDataset:
+            return _build_stl10(source, seed, data_root, resolutions=True, name=name,
+                                train_sizes=train_sizes)
+    trained = f"size {lo}" if lo == hi else f"sizes {lo}..{hi}"
+    return DatasetInfo(name, base, f"scale generalisation: {base} trained on {trained} only, "
+                       f"tested on {min(sizes)}..{max(sizes)}", sources_, sizes, 1, builder,
+                       train_sizes)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -152,6 +196,8 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("mnist-res", "mnist-res",
                     "multi-resolution MNIST (Rahman & Yeh 2023): sizes 8..28 by fourier_resize",
                     ("embedded", "torchvision"), MNIST_RES_SIZES, 1, _build_mnist_res),
+        _generalisation("mnist-res", 28, 28),
+        _generalisation("mnist-res", 20, 28),
         DatasetInfo("mnist-scale", "mnist-scale",
                     "MNIST-scale (Sosnovik et al. 2020): shrink U[0.3,1] on a 28x28 canvas",
                     ("embedded", "torchvision"), (28,), 1, _build_mnist_scale),
@@ -166,6 +212,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     ("torchvision",), STL10_RES_SIZES, 1,
                     lambda source, seed, data_root=None: _build_stl10(
                         source, seed, data_root, resolutions=True)),
+        _generalisation("stl10-res", 97, 97),
+        _generalisation("stl10-res", 69, 97),
     )
 }
 

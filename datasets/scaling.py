@@ -14,6 +14,13 @@ Two operators act on image batches ``(..., H, W)`` with ``H == W``:
   zoom about the centre, zero fill), the operator of the SESN / MNIST-scale
   protocol.
 
+:func:`to_canvas` is how an image smaller than the protocol's canvas reaches a
+model (the protocol's *input policy*, :data:`INPUT_POLICIES`): ``native`` (as
+it is, s x s), ``pad`` (zero-padded, centred, onto the N x N canvas:
+:func:`pad_to_canvas`) or ``upsample`` (``fourier_resize`` back to N, which adds
+no frequency). Training, evaluation and the metrics all call it, so a policy
+means the same thing everywhere.
+
 Implementation note: the ideal low-pass along one axis is a real ``m x n``
 matrix (the kept frequencies come in conjugate pairs), so the 2-D operator is
 ``A x A^T``. Two small matmuls beat FFT + scatter at the sizes used here, are
@@ -30,12 +37,18 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "INPUT_POLICIES",
     "band_limit",
     "canvas_rescale",
     "fourier_resize",
     "fourier_resize_fft",
+    "pad_to_canvas",
     "resize_matrix",
+    "to_canvas",
 ]
+
+#: how an image of size s < N reaches a model (see :func:`to_canvas`)
+INPUT_POLICIES = ("native", "pad", "upsample")
 
 
 def _check_size(size: int, what: str = "size") -> int:
@@ -143,3 +156,35 @@ def _zoom_to(x: torch.Tensor, m: int, n: int) -> torch.Tensor:
         return F.pad(z, (lo, n - m - lo, lo, n - m - lo))
     lo = (m - n) // 2
     return z[..., lo:lo + n, lo:lo + n]
+
+
+def pad_to_canvas(x: torch.Tensor, canvas: int) -> torch.Tensor:
+    """Zero-pad the last two (square) axes of ``x`` to ``canvas x canvas``, content centred.
+
+    An odd margin puts the extra row and column after the image (bottom, right), the
+    convention of :func:`canvas_rescale`, so a shrunk digit and a padded one sit alike.
+    """
+    canvas = _check_size(canvas, "canvas")
+    s = x.shape[-1]
+    if x.dim() < 2 or x.shape[-2] != s:
+        raise ValueError(f"pad_to_canvas needs square images (..., n, n), got {tuple(x.shape)}")
+    if s > canvas:
+        raise ValueError(f"cannot pad a {s}x{s} image onto a smaller {canvas}x{canvas} canvas")
+    lo = (canvas - s) // 2
+    return F.pad(x, (lo, canvas - s - lo, lo, canvas - s - lo))
+
+
+def to_canvas(x: torch.Tensor, policy: str, canvas: int) -> torch.Tensor:
+    """A batch of size-s images as a model under input policy ``policy`` sees it.
+
+    ``native``: ``x`` itself; ``pad``: :func:`pad_to_canvas`; ``upsample``:
+    ``fourier_resize(x, canvas)``. An image already at the canvas size is returned
+    as it is under every policy.
+    """
+    if policy not in INPUT_POLICIES:
+        raise ValueError(f"unknown input policy {policy!r}; known: {', '.join(INPUT_POLICIES)}")
+    if policy == "native" or x.shape[-1] == canvas:
+        return x
+    if policy == "pad":
+        return pad_to_canvas(x, canvas)
+    return fourier_resize(x, canvas)

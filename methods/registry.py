@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.datasets.scaling import INPUT_POLICIES
 from scalebench.methods.style import MethodStyle, derived_styles
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,10 @@ class MethodEntry:
     #: the authors' reference implementation, "owner/repo@commit:path" (what fixtures were made from)
     reference: str = ""
     style: MethodStyle | None = None  # how figures draw it; None: derived from name and family
+    #: how its paper fed it images smaller than a multi-resolution protocol's canvas: the
+    #: ``published`` input policy (``pad``: the baselines of Rahman & Yeh 2023 saw their inputs
+    #: zero-padded onto the canvas; a method built for any size declares ``native``)
+    input: str = "pad"
 
     def config(self, name: str) -> dict[str, Any]:
         if name not in self.configs:
@@ -156,7 +161,7 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
                     recipes: Mapping[str, TrainRecipe] | None = None,
                     loss: LossFn | None = None, description: str = "",
                     alias_of: str | None = None, style: MethodStyle | None = None,
-                    reference: str = ""):
+                    reference: str = "", input: str = "pad"):
     """Decorator: register ``builder(in_channels, num_classes, **kwargs)`` under ``name``.
 
     ``configs`` maps configuration names (``mnist``, ``stl10``, ``quick``) to the
@@ -167,7 +172,13 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
     as ``"owner/repo@commit:path"``.
     ``style`` is how figures draw the method (see :mod:`methods.style`); without
     one it is derived from the name and family.
+    ``input`` is how the method's paper fed it an image smaller than the canvas of a
+    multi-resolution protocol (``native``, ``pad`` or ``upsample``); the ``published``
+    input policy of ``bench run`` gives each method its own.
     """
+    if input not in INPUT_POLICIES:
+        raise ValueError(f"method {name!r}: input must be one of {', '.join(INPUT_POLICIES)}, "
+                         f"got {input!r}")
     # ":" is reserved for prefixes (timm:<model>), "[...]" for options, the rest for patterns
     if not name or any(c in name for c in ":*?[], "):
         raise ValueError(f"invalid method name {name!r}")
@@ -182,7 +193,7 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
             name=name, builder=builder, family=family, paper=paper, year=year,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
             configs=cfgs, recipes=dict(recipes or {}), loss=loss, source=source,
-            alias_of=alias_of, style=style, reference=reference)
+            alias_of=alias_of, style=style, reference=reference, input=input)
         return builder
 
     return wrap

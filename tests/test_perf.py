@@ -13,7 +13,7 @@ import pytest
 from scalebench.bench.perf import format_perf_table, method_label, run_perf, write_perf_json
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
-           "device"}
+           "device", "input"}
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,35 @@ from scalebench.bench.report.data import (
 )
 from scalebench.bench.report.html import FigureEntry, render_html
 
-__all__ = ["build_report", "make_figures"]
+__all__ = ["build_report", "input_labels", "make_figures"]
 
 log = logging.getLogger(__name__)
+
+
+def input_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (rows of one section) with the method label of a method that appears under
+    several input policies extended by its policy, ``cnn[input=pad]``: one line each, in the
+    method's colour (a variant's line style), never one mean over both."""
+    if df.empty or "input" not in df:
+        return df
+    counts = df.groupby("method")["input"].nunique()
+    several = set(counts[counts > 1].index)
+    if not several:
+        return df
+    def label(method: str, policy: str) -> str:
+        if method not in several:
+            return method
+        return f"{method[:-1]},input={policy}]" if method.endswith("]") else \
+            f"{method}[input={policy}]"
+    return df.assign(method=[label(m, p) for m, p in zip(df.method, df.input)])
+
+
+def _train_range(per_size: pd.DataFrame) -> tuple[float, float] | None:
+    """The sizes a section's runs were trained on, when they are fewer than it tests."""
+    if per_size.empty or per_size.trained.all():
+        return None
+    trained = per_size.x[per_size.trained.astype(bool)]
+    return (float(trained.min()), float(trained.max())) if not trained.empty else None
 
 
 def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[FigureEntry]:
@@ -52,20 +78,26 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
 
     for key in sections(data.runs):
         title, tag = section_title(key), section_slug(key)
-        add(plots.acc_vs_size(in_section(per_size, key), palette, title), f"acc_vs_size-{tag}",
-            "Test accuracy vs test size", "Mean over seeds; band: ± one standard deviation.", key)
-        sec_eq = in_section(eq, key)
+        sec_size = input_labels(in_section(per_size, key))
+        train_range = _train_range(sec_size)
+        add(plots.acc_vs_size(sec_size, palette, title, train_range), f"acc_vs_size-{tag}",
+            "Test accuracy vs test size", "Mean over seeds; band: ± one standard deviation"
+            + ("; shaded: the sizes the models were trained on" if train_range else "")
+            + ("; BatchNorm statistics re-estimated per size where the input is native (the "
+               "accuracy the leaderboard judges)" if sec_size.recal.any() else "") + ".", key)
+        sec_eq = input_labels(in_section(eq, key))
         add(plots.eq_vs_size(sec_eq, palette, title), f"eq_vs_size-{tag}",
             "Equivariance error vs target size",
             "Last spatial layer and logits; log axis; mean over seeds, band: seed range; "
             "an exact zero is drawn on the dotted floor line.", key)
         add(plots.eq_per_layer(sec_eq, palette, title), f"eq_per_layer-{tag}",
             "Equivariance error per layer", "Mean over target sizes; band: seed range.", key)
-        add(plots.acc_vs_eq(in_section(board, key), palette, title), f"acc_vs_eq-{tag}",
+        add(plots.acc_vs_eq(input_labels(in_section(board, key)), palette, title),
+            f"acc_vs_eq-{tag}",
             "Accuracy vs equivariance error",
             "Error bars: std over seeds; dashed: the Pareto front (no method is both more "
             "accurate and more equivariant than a circled one).", key)
-        add(plots.learning_curves(in_section(hist, key), palette, title),
+        add(plots.learning_curves(input_labels(in_section(hist, key)), palette, title),
             f"learning_curves-{tag}", "Learning curves",
             "Train loss and validation accuracy per epoch; mean over finished runs, band: seed "
             "range; dotted: failed runs.", key)

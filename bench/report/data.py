@@ -4,8 +4,9 @@ The per-run frame is :func:`bench.leaderboard.records_frame` plus the columns a
 report needs beyond the leaderboard (base method name, folder, record path).
 The long frames (accuracy per test size, equivariance error per layer and size,
 training history) unpack the nested record fields the leaderboard ignores.
-A report section is one :class:`~bench.spec.Protocol` (every leaderboard key
-field but the method): only runs made the same way are compared in a table.
+A report section is one comparison (:func:`bench.leaderboard.comparison`: every
+leaderboard key field but the method and the input policy): only runs made the
+same way are compared in a table, their input policies told apart by a column.
 Published reference numbers come from ``scalebench.bench.published/published.csv`` (package data).
 """
 
@@ -28,6 +29,7 @@ from scalebench.bench.errors import CorruptRecordError
 from scalebench.bench.formatting import finite
 from scalebench.bench.leaderboard import (
     PROTOCOL_ORDER,
+    comparison,
     protocol_header,
     protocol_order,
     protocol_value,
@@ -101,14 +103,17 @@ def runs_frame(experiments: list[Experiment]) -> pd.DataFrame:
 
 
 def sections(runs: pd.DataFrame) -> list[Protocol]:
-    """The protocols of the report, in the issue's order: one section each."""
-    return sorted(set(runs.protocol), key=protocol_order)
+    """The comparisons of the report (:func:`~bench.leaderboard.comparison`), in the issue's
+    order: one section each."""
+    return sorted({comparison(p) for p in runs.protocol}, key=protocol_order)
 
 
 def in_section(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
-    """The rows of ``df`` (any frame with a ``protocol`` column) that belong to a section."""
+    """The rows of ``df`` (any frame with a ``protocol`` column) that belong to the section
+    of comparison ``protocol``."""
     # a boolean Series, not a list: an empty list would select columns (none) instead of rows
-    return df[pd.Series([p == protocol for p in df.protocol], index=df.index, dtype=bool)]
+    return df[pd.Series([comparison(p) == protocol for p in df.protocol], index=df.index,
+                        dtype=bool)]
 
 
 def _untitled(protocol: Protocol) -> list[tuple[str, Any]]:
@@ -154,18 +159,30 @@ def _ident(r: RunRecord) -> dict[str, Any]:
 
 
 def per_size_frame(records: list[RunRecord]) -> pd.DataFrame:
-    """Accuracy per test size (or scale bin) of every ok run, long format."""
+    """Accuracy per test size (or scale bin) of every ok run, long format.
+
+    The accuracy the leaderboard judges: with per-size BatchNorm statistics where the run
+    has them (``recal``), else the plain one. ``trained`` says whether the training split
+    held that size (the scale-generalisation protocols train on a few sizes only).
+    """
     rows = []
     for r in records:
         if not r.ok:
             continue
-        for key, acc in r.per_size_acc.items():
+        recal = bool(r.per_size_acc_recal)
+        train_sizes = r.dataset_meta.get("train_sizes") if isinstance(r.dataset_meta, dict) \
+            else None
+        for key, acc in (r.per_size_acc_recal if recal else r.per_size_acc).items():
             acc = finite(acc)
             if acc is None:
                 continue
-            rows.append({**_ident(r), "key": str(key), "x": parse_scale_key(key),
-                         "binned": _is_bin(key), "acc": acc})
-    return pd.DataFrame(rows, columns=[*IDENT_COLUMNS, "key", "x", "binned", "acc"])
+            x = parse_scale_key(key)
+            trained = (not train_sizes or _is_bin(key)
+                       or any(float(t) == x for t in train_sizes))
+            rows.append({**_ident(r), "key": str(key), "x": x, "binned": _is_bin(key),
+                         "acc": acc, "recal": recal, "trained": trained})
+    return pd.DataFrame(rows, columns=[*IDENT_COLUMNS, "key", "x", "binned", "acc", "recal",
+                                       "trained"])
 
 
 def eq_frame(records: list[RunRecord]) -> pd.DataFrame:

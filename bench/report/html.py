@@ -23,6 +23,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from scalebench.bench.formatting import MISSING, num
+from scalebench.bench.leaderboard import comparison
 from scalebench.bench.record import RunRecord
 from scalebench.bench.report.data import (
     Experiment,
@@ -31,8 +32,8 @@ from scalebench.bench.report.data import (
     section_slug,
     section_title,
 )
-from scalebench.bench.report.tables import METRICS, best_mask, display_table
-from scalebench.bench.spec import Protocol, RunSpec
+from scalebench.bench.report.tables import METRICS, best_mask, display_table, published_input
+from scalebench.bench.spec import PUBLISHED_INPUT, Protocol, RunSpec
 
 __all__ = ["FigureEntry", "experiment_commands", "render_html"]
 
@@ -95,6 +96,14 @@ def _leaderboard_html(board: pd.DataFrame) -> str:
     return _table(list(shown.columns), rows)
 
 
+def _input_arg(spec: RunSpec) -> str:
+    """The ``--input`` that re-creates ``spec``: ``published`` where its policy is the
+    method's published one (one command then re-creates a padded baseline and a native
+    ``fourier`` together), else the concrete policy."""
+    return PUBLISHED_INPUT if published_input(spec.method, spec.dataset) == spec.input \
+        else spec.input
+
+
 def _spec_command(specs: list[RunSpec], folder: Path) -> str:
     """A ``bench run`` line that re-creates runs sharing everything but method and seed."""
     methods = list(dict.fromkeys(s.label for s in specs))
@@ -108,6 +117,9 @@ def _spec_command(specs: list[RunSpec], folder: Path) -> str:
                         (s0.limit_eval, "--limit-eval"), (s0.data_root, "--data-root")):
         if value is not None:
             argv += [flag, str(value)]
+    policy = _input_arg(s0)
+    if policy != PUBLISHED_INPUT:  # the default of bench run
+        argv += ["--input", policy]
     if s0.device != "auto":
         argv += ["--device", s0.device]
     argv += ["--out", str(folder)]
@@ -130,8 +142,9 @@ def experiment_commands(exp: Experiment) -> list[tuple[str, bool]]:
         elif isinstance(cmd, str) and cmd.strip():
             out.setdefault(cmd.strip(), True)
         else:
-            key = repr({k: v for k, v in sorted(r.spec.to_dict().items())
-                        if k not in ("method", "seed", "method_kwargs")})
+            key = repr({**{k: v for k, v in sorted(r.spec.to_dict().items())
+                           if k not in ("method", "seed", "method_kwargs", "input")},
+                        "input": _input_arg(r.spec)})
             rebuilt.setdefault(key, []).append(r.spec)
     for specs in rebuilt.values():
         # methods run with different seed sets get one command each, so each line re-creates
@@ -160,16 +173,16 @@ def _versions_table(records: list[RunRecord]) -> str:
 
 def _runs_table(exp: Experiment, out_dir: Path) -> str:
     rows = []
-    for r in sorted(exp.records, key=lambda r: (r.dataset, r.method, r.seed)):
+    for r in sorted(exp.records, key=lambda r: (r.dataset, r.method, r.input, r.seed)):
         link = (f'<a href="{_href(r.path, out_dir)}">{_e(r.run_id)}</a>' if r.path
                 else _e(r.run_id))
         err = (r.error or "").strip().splitlines()[-1:] or [""]
-        rows.append([(_e(r.method), ""), (_e(r.dataset), ""), (_e(r.seed), ""),
+        rows.append([(_e(r.method), ""), (_e(r.dataset), ""), (_e(r.input), ""), (_e(r.seed), ""),
                      (_e(r.status), "" if r.ok else "failed"),
                      (num(r.test_acc, ".2f", 100), ""), (num(r.eq_err, ".2e"), ""),
                      (num(r.train_time_s, ".1f"), ""), (_e(r.device), ""),
                      (_e(r.finished_at), ""), (link, ""), (_e(err[0]), "text failed")])
-    return _table(["method", "dataset", "seed", "status", "test acc (%)", "equiv. err",
+    return _table(["method", "dataset", "input", "seed", "status", "test acc (%)", "equiv. err",
                    "train time (s)", "device", "finished", "record", "error"], rows)
 
 
@@ -187,7 +200,7 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     gits = sorted({str(r.versions.get("git", "unknown")) for r in data.records})
-    keys = list(dict.fromkeys(board.protocol)) if len(board) else []
+    keys = list(dict.fromkeys(comparison(p) for p in board.protocol)) if len(board) else []
     toc = "".join(f'<li><a href="#{section_slug(k)}">{_e(section_title(k))}</a></li>'
                   for k in keys)
     parts = [f"<h1>scalebench report</h1><p class=\"note\">Generated {now} from "

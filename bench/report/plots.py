@@ -154,11 +154,18 @@ def _single_panel(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -
     return fig
 
 
-def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
-    """Test accuracy vs test size (or object scale bin) per method, mean ± std over seeds."""
+def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str,
+                train_range: tuple[float, float] | None = None) -> Figure | None:
+    """Test accuracy vs test size (or object scale bin) per method, mean ± std over seeds;
+    ``train_range`` (first and last training size) is shaded: the sizes outside it were
+    never seen in training (scale generalisation)."""
     if per_size.empty:
         return None
     fig, (ax,) = _figure()
+    if train_range is not None:
+        lo, hi = train_range
+        ax.axvspan(lo - 0.5, hi + 0.5, color="#999999", alpha=0.18, linewidth=0,
+                   label="training sizes", zorder=0)
     for method in _methods(per_size):
         sub = per_size[per_size.method == method]
         _line(ax, _agg(sub, "x", "acc", "std"), method, palette.style(method), scale=100)

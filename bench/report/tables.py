@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 
 from scalebench.bench.formatting import MISSING, finite, num, signed
-from scalebench.bench.leaderboard import display_frame, summarize
+from scalebench.bench.leaderboard import comparison, display_frame, shown_row_fields, summarize
 from scalebench.bench.report.data import ReportData, in_section, section_title
-from scalebench.bench.spec import Protocol, base_method
+from scalebench.bench.errors import BenchError
+from scalebench.bench.spec import PUBLISHED_INPUT, Protocol, base_method, resolve_input
 
-__all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "section_frames",
+__all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "published_input",
+           "section_frames",
            "table_notes", "to_csv", "to_latex", "to_markdown"]
 
 # (leaderboard column, displayed column, which way is better)
@@ -48,18 +50,38 @@ def leaderboard(data: ReportData) -> pd.DataFrame:
         return pd.DataFrame()
     board["method_name"] = [base_method(m) for m in board.method]
     pub = data.published
+    # a published number was measured under the method's published input handling: a row fed
+    # otherwise (e.g. a baseline at native sizes) has no published counterpart
+    as_published = [published_input(m, d) in (None, i)
+                    for m, d, i in zip(board.method_name, board.dataset, board.input)]
     for col, (metric, _, _, _) in PUBLISHED_COLUMNS.items():
         rows = pub.loc[pub.metric == metric, ["dataset", "method", "value"]]
         ref = {(d, m): v for d, m, v in rows.itertuples(index=False)}
-        board[col] = [ref.get((d, m), math.nan) for d, m in zip(board.dataset, board.method_name)]
+        board[col] = [ref.get((d, m), math.nan) if same else math.nan
+                      for d, m, same in zip(board.dataset, board.method_name, as_published)]
         board[col.replace("published", "delta")] = board[OURS[metric]] - board[col]
     return board
 
 
+def published_input(method: str, dataset: str) -> str | None:
+    """The input policy ``method``'s paper used on ``dataset``; None when this installation
+    cannot say (a dataset it does not know). A method that is not installed here (a
+    plugin's records) gets the registry's default for a method that declares none: padded."""
+    from scalebench.methods import UnknownMethodError
+
+    try:
+        try:
+            return resolve_input(PUBLISHED_INPUT, method, dataset)
+        except UnknownMethodError:
+            return resolve_input("pad", method, dataset)  # native on a fixed canvas
+    except (KeyError, ValueError, BenchError):
+        return None
+
+
 def section_frames(board: pd.DataFrame) -> Iterator[tuple[Protocol, pd.DataFrame]]:
     """The board's sections (one per protocol), in its row order."""
-    for protocol in dict.fromkeys(board.protocol):
-        yield protocol, in_section(board, protocol)
+    for key in dict.fromkeys(comparison(p) for p in board.protocol):
+        yield key, in_section(board, key)
 
 
 def best_mask(board: pd.DataFrame) -> pd.DataFrame:
@@ -85,14 +107,20 @@ def published_columns(board: pd.DataFrame) -> list[str]:
     return [c for c in PUBLISHED_COLUMNS if c in board and board[c].notna().any()]
 
 
-def display_table(board: pd.DataFrame, published: list[str] | None = None) -> pd.DataFrame:
+def display_table(board: pd.DataFrame, published: list[str] | None = None,
+                  row_fields: list[str] | None = None) -> pd.DataFrame:
     """The leaderboard as strings: ``display_frame``'s columns plus throughput and published.
 
     ``published``: which published columns to show (default: those with a value in ``board``).
-    The protocol columns are left out: a section's title names its protocol.
+    The protocol columns are left out (a section's title names its protocol) except the
+    input policy where a row's is not the default or rows differ in it (``row_fields``:
+    which, default :func:`~bench.leaderboard.shown_row_fields` of ``board``).
     """
     published = published_columns(board) if published is None else published
-    shown = display_frame(board, protocol=())
+    row_fields = shown_row_fields(board.protocol) if row_fields is None else row_fields
+    shown = display_frame(board, protocol=row_fields)
+    # the method first (the tables' left column), its input policy beside it
+    shown = shown[["method", *(c for c in shown.columns if c != "method")]]
     runs_col = shown.pop("runs (failed)")
     shown["infer (img/s)"] = [num(v, ",.0f") for v in board.infer_img_per_s]
     for col, (_, name, delta_name, scale) in PUBLISHED_COLUMNS.items():
@@ -187,13 +215,16 @@ def to_latex(board: pd.DataFrame, data: ReportData | None = None) -> str:
         return "% no runs\n"
     # one tabular for all sections: the published columns of any section are every section's
     pub = published_columns(board)
-    header = list(display_table(board, pub).columns)
+    row_fields = shown_row_fields(board.protocol)
+    header = list(display_table(board, pub, row_fields).columns)
     lines = ["% generated by `bench report`; needs \\usepackage{booktabs}",
              "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
              " & ".join(_tex_cell(h) for h in header) + " \\\\"]
     for key, sub in section_frames(board):
-        shown = _marked(sub, display_table(sub, pub),
-                        lambda s: f"\\textbf{{{s}}}" if s != MISSING else s)
+        # every section in the one header's columns (a section without recalibrated runs
+        # has no plain-accuracy column of its own)
+        table = display_table(sub, pub, row_fields).reindex(columns=header, fill_value=MISSING)
+        shown = _marked(sub, table, lambda s: f"\\textbf{{{s}}}" if s != MISSING else s)
         lines += ["\\midrule",
                   f"\\multicolumn{{{len(header)}}}{{l}}"
                   f"{{\\emph{{{_tex_text(section_title(key))}}}}} \\\\"]

@@ -56,7 +56,8 @@ RECIPES = {
 @register_method(
     "fourier", family="fourier",
     paper="Rahman & Yeh, Truly Scale-Equivariant Deep Nets with Fourier Layers, NeurIPS 2023",
-    year=2023, configs=CONFIGS, recipes=RECIPES, loss=scale_consistency_loss)
+    year=2023, configs=CONFIGS, recipes=RECIPES, loss=scale_consistency_loss,
+    input="native")  # the paper fed it every resolution as it is (its baselines: padded)
 def build_fourier(in_channels: int = 1, num_classes: int = 10, **kwargs) -> FourierNet:
     """Localized spectral convolutions with per-ring nonlinearities: exact scale equivariance."""
     return FourierNet(in_channels=in_channels, num_classes=num_classes, **kwargs)

@@ -1,0 +1,325 @@
+"""Input handling as part of the protocol: how an image smaller than the canvas reaches a model.
+
+The operators (``native``, ``pad``, ``upsample``), the ``published`` policy resolved per
+method into the spec, the record and the leaderboard key, training and evaluation through
+the policy, the leaderboard and report rows it tells apart, and the scale-generalisation
+protocols (trained on some sizes, tested on all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from scalebench import methods
+from scalebench.bench import cli
+from scalebench.bench import spec as spec_module
+from scalebench.bench.leaderboard import comparison, format_leaderboard, records_frame, summarize
+from scalebench.bench.record import RunRecord, protocol_key
+from scalebench.bench.records import write_record
+from scalebench.bench.report import _train_range, input_labels, plots
+from scalebench.bench.report.data import per_size_frame, sections
+from scalebench.bench.spec import Protocol, RunSpec, expand, resolve_input
+from scalebench.datasets import build, dataset_info
+from scalebench.datasets.cache import cache_key
+from scalebench.datasets.scaling import INPUT_POLICIES, fourier_resize, pad_to_canvas, to_canvas
+
+TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet", "--no-report"]
+
+
+# ---- the operators ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("s", [8, 11, 27, 28])
+def test_padded_images_are_centred_and_zero_outside(s):
+    x = torch.rand(3, 2, s, s) + 0.5  # no zero inside the image
+    y = pad_to_canvas(x, 28)
+    lo = (28 - s) // 2  # an odd margin's extra row and column go after the image
+    assert y.shape == (3, 2, 28, 28)
+    assert torch.equal(y[..., lo:lo + s, lo:lo + s], x)
+    inside = torch.zeros(28, 28, dtype=torch.bool)
+    inside[lo:lo + s, lo:lo + s] = True
+    assert (y[..., ~inside] == 0).all() and (y[..., inside] > 0).all()
+    assert torch.equal(to_canvas(x, "pad", 28), y)
+    with pytest.raises(ValueError, match="smaller"):
+        pad_to_canvas(torch.zeros(1, 1, 29, 29), 28)
+
+
+def test_upsample_is_fourier_resize_and_native_is_the_image():
+    x = torch.randn(4, 1, 13, 13, dtype=torch.float64)
+    assert torch.equal(to_canvas(x, "upsample", 28), fourier_resize(x, 28))
+    assert to_canvas(x, "native", 28) is x
+    full = torch.randn(2, 1, 28, 28)
+    assert all(to_canvas(full, p, 28) is full for p in INPUT_POLICIES)  # at the canvas: as is
+    with pytest.raises(ValueError, match="unknown input policy"):
+        to_canvas(x, "published", 28)  # resolved before it reaches an image
+
+
+# ---- the published policy, resolved per method into the spec, record and key -----------------
+
+def test_the_published_policy_resolves_per_method():
+    assert spec_module.INPUT_POLICIES == INPUT_POLICIES  # the torch-free copy agrees
+    assert methods.get_method("fourier").input == "native"
+    for name in ("cnn", "sesn", "dss"):
+        assert methods.get_method(name).input == "pad"  # the registry default
+    for dataset in ("mnist-res", "stl10-res", "mnist-res-train28"):
+        assert resolve_input("published", "fourier", dataset) == "native"
+        assert resolve_input("published", "cnn", dataset) == "pad"
+        assert resolve_input("upsample", "fourier", dataset) == "upsample"
+    # a fixed canvas: every policy feeds the same pixels, so it is one run
+    for policy in ("published", "pad", "upsample", "native"):
+        assert resolve_input(policy, "cnn", "mnist-scale") == "native"
+    specs = expand([("cnn", {}), ("fourier", {})], "mnist-res", [0, 1])
+    assert [(s.method, s.input) for s in specs] == [("cnn", "pad")] * 2 + [
+        ("fourier", "native")] * 2
+    with pytest.raises(ValueError, match="resolve"):
+        RunSpec("cnn", input="published")
+
+
+def test_a_method_declares_its_published_input():
+    @methods.register_method("sb_upsampled", family="test", input="upsample")
+    def build_it(in_channels=1, num_classes=10):
+        return nn.Identity()
+    try:
+        assert resolve_input("published", "sb_upsampled", "mnist-res") == "upsample"
+        with pytest.raises(ValueError, match="input must be one of"):
+            methods.register_method("sb_bad_input", family="test", input="crop")
+    finally:
+        methods.registry._REGISTRY.pop("sb_upsampled", None)
+
+
+def test_the_record_and_the_key_carry_the_policy(tmp_path):
+    native, pad = RunSpec("cnn"), RunSpec("cnn", input="pad")
+    assert native.run_id != pad.run_id
+    # the default is left out of the hash: every run made before the policy keeps its id
+    blob = json.dumps({"method": "cnn"}, sort_keys=True).encode()
+    assert native.run_id == f"cnn-s0-{hashlib.sha256(blob).hexdigest()[:12]}"
+    rec = RunRecord.for_spec(pad, status="ok", test_acc=0.5)
+    path = write_record(tmp_path, rec)
+    back = RunRecord.from_json(path.read_text(), path)
+    assert back.input == "pad" and json.loads(path.read_text())["input"] == "pad"
+    assert protocol_key(back).protocol.input == "pad"
+    assert protocol_key(back) != protocol_key(RunRecord.for_spec(native))
+    # an older record (no policy anywhere) reads as what it was: native
+    old = json.loads(path.read_text())
+    del old["input"], old["spec"]["input"]
+    old["run_id"] = native.run_id
+    legacy = RunRecord.from_json(json.dumps(old), tmp_path / "old.json")
+    assert legacy.input == "native" and protocol_key(legacy).protocol == Protocol()
+    old["input"] = "upsample"  # a flat field that disagrees with its spec is corrupt
+    with pytest.raises(Exception, match="disagrees"):
+        RunRecord.from_json(json.dumps(old), tmp_path / "bad.json")
+
+
+# ---- the leaderboard and the report -----------------------------------------------------------
+
+def _record(method: str, policy: str, acc: float, **facts) -> RunRecord:
+    spec = RunSpec(method, input=policy, epochs=1)
+    return RunRecord.for_spec(spec, status="ok", test_acc=acc, eq_err=0.1, params=10,
+                              scale_consistency=0.5, **facts)
+
+
+def test_runs_differing_only_in_input_are_two_rows_of_one_comparison():
+    recs = [_record("cnn", "pad", 0.9), _record("cnn", "native", 0.4, test_acc_recal=0.7,
+                                                scale_consistency_recal=0.6),
+            _record("fourier", "native", 0.8)]
+    board = summarize(records_frame(recs))
+    assert len(board) == 3
+    assert len({comparison(p) for p in board.protocol}) == 1 and len(sections(board)) == 1
+    # one ranking; the recalibrated run is judged on its recalibrated accuracy
+    assert list(zip(board.method, board.input)) == [("cnn", "pad"), ("fourier", "native"),
+                                                    ("cnn", "native")]
+    assert list(board.test_acc_mean) == [0.9, 0.8, 0.7]
+    assert board.scale_consistency.iloc[2] == 0.6 and board.test_acc_plain_mean.iloc[2] == 0.4
+    text = format_leaderboard(board)
+    header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
+    assert "input" in header and "acc, trained BN stats (%)" in header
+    # all padded: still said, though no two rows differ in it
+    only_pad = format_leaderboard(summarize(records_frame(recs[:1])))
+    assert "| input" in only_pad.splitlines()[0]
+    # all native (every record before the policy existed): no column
+    assert "input" not in format_leaderboard(summarize(records_frame(recs[2:]))).splitlines()[0]
+
+
+def test_figures_draw_each_policy_of_a_method_apart_and_shade_the_training_sizes():
+    sizes = {str(s): 0.5 for s in range(8, 29)}
+    recs = [_record("cnn", "pad", 0.9, per_size_acc=sizes, dataset_meta={"train_sizes": [28]}),
+            _record("cnn", "native", 0.4, per_size_acc=sizes,
+                    dataset_meta={"train_sizes": [28]}),
+            _record("fourier", "native", 0.8, per_size_acc=sizes,
+                    dataset_meta={"train_sizes": [28]})]
+    frame = input_labels(per_size_frame(recs))
+    assert set(frame.method) == {"cnn[input=pad]", "cnn[input=native]", "fourier"}
+    assert set(frame.x[frame.trained]) == {28.0}
+    assert _train_range(frame) == (28.0, 28.0)
+    fig = plots.acc_vs_size(frame, plots.Palette(list(frame.method)), "t", _train_range(frame))
+    (ax,) = fig.axes
+    spans = [p for p in ax.patches if p.get_label() == "training sizes"]
+    assert len(spans) == 1
+    span = spans[0]  # a Rectangle or (matplotlib < 3.9) a Polygon: its x extent in data units
+    xs = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
+    assert (xs.min(), xs.max()) == (pytest.approx(27.5), pytest.approx(28.5))
+    every = per_size_frame([_record("cnn", "pad", 0.9, per_size_acc=sizes)])
+    assert _train_range(every) is None  # trained on every size: nothing to shade
+
+
+# ---- training and evaluation through the policy -----------------------------------------------
+
+FORWARD: list[int] = []
+FEATURES: list[int] = []
+
+
+class Spy(nn.Module):
+    """A small BN model that notes the size of every input it is given."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.BatchNorm2d(4),
+                                   nn.ReLU())
+        self.head = nn.Linear(4, num_classes)
+
+    def features(self, x):
+        FEATURES.append(x.shape[-1])
+        return {"block1": self.block(x)}
+
+    def forward(self, x):
+        FORWARD.append(x.shape[-1])
+        return self.head(self.block(x).mean((2, 3)))
+
+
+@pytest.fixture()
+def spy():
+    methods.register_method("sb_spy", family="test", configs={"quick": {}})(Spy)
+    FORWARD.clear(), FEATURES.clear()
+    yield
+    methods.registry._REGISTRY.pop("sb_spy", None)
+
+
+@pytest.mark.parametrize("policy", ["pad", "upsample", "native"])
+def test_training_and_evaluation_see_the_policy(spy, policy, cache_dir):
+    from scalebench.bench.train import run_one
+
+    spec = RunSpec("sb_spy", input=policy, epochs=1, limit_train=60, limit_eval=40,
+                   eq_images=4, cache_dir=str(cache_dir))
+    rec = run_one(spec)
+    assert rec.ok, rec.error
+    assert rec.input == policy
+    if policy == "native":
+        assert set(FORWARD) == set(range(8, 29))  # every size as it is
+        assert rec.bn_recal["sizes"] and rec.per_size_acc_recal.keys() == rec.per_size_acc.keys()
+    else:
+        assert set(FORWARD) == {28}  # training, validation, test, views, invariance: the canvas
+        assert rec.test_acc_recal is None and rec.per_size_acc_recal is None
+    assert 8 in FEATURES  # feature maps are compared at native sizes under every policy
+
+
+def test_bench_run_resolves_the_policy_and_one_run_is_shared(tmp_path, cache_dir, monkeypatch,
+                                                             capsys):
+    import scalebench.bench.job as job
+
+    ran: list[RunSpec] = []
+
+    def fake_run_one(spec, out_dir, progress=False, context=None):
+        ran.append(spec)
+        rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5, params=1, **(context or {}))
+        write_record(out_dir, rec)
+        return rec
+
+    monkeypatch.setattr(job, "run_one", fake_run_one)
+    out = tmp_path / "exp"
+    assert cli.main(["run", "--methods", "cnn,fourier", "--out", str(out), *TINY]) == 0
+    assert [(s.method, s.input) for s in ran] == [("cnn", "pad"), ("fourier", "native")]
+    assert "| input" in capsys.readouterr().out
+    ran.clear()
+    # native for everyone: a new run for cnn; fourier's is the run it already has
+    assert cli.main(["run", "--methods", "cnn,fourier", "--input", "native", "--out", str(out),
+                     *TINY]) == 0
+    assert [(s.method, s.input) for s in ran] == [("cnn", "native")]
+    assert "1 already done" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--methods", "cnn", "--input", "crop", "--out", str(out)])
+    assert "invalid choice: 'crop'" in capsys.readouterr().err
+
+
+def _row(text: str) -> dict[str, str]:
+    """The one row of the Markdown table in ``text``."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    header, row = ([c.strip() for c in ln.strip("|").split("|")] for ln in (lines[0], lines[2]))
+    return dict(zip(header, row))
+
+
+def test_equivariance_measures_features_natively_and_logits_through_the_policy(cache_dir,
+                                                                               capsys):
+    args = ["equivariance", "--methods", "cnn", "--config", "quick", "--images", "4",
+            "--sizes", "8,16", "--init-seeds", "0", "--quiet"]
+    assert cli.main(args) == 0  # published: cnn padded
+    padded = _row(capsys.readouterr().out)
+    assert cli.main([*args, "--input", "native"]) == 0
+    native = _row(capsys.readouterr().out)
+    assert (padded["input"], native["input"]) == ("pad", "native")
+    for layer in ("block1", "block2", "block3"):  # the same model, images and sizes
+        assert padded[layer] == native[layer]
+    assert padded["logits"] != native["logits"]
+
+
+def test_perf_feeds_the_canvas_under_pad(spy):
+    from scalebench.bench.perf import run_perf
+
+    rows = run_perf([("sb_spy", {})], [8, 12], batch=2, repeats=1, warmup=0, config="quick",
+                    progress=False, input="published", canvas=28)
+    assert [r["input"] for r in rows] == ["pad", "pad"] and [r["size"] for r in rows] == [8, 12]
+    assert set(FORWARD) == {28}
+    FORWARD.clear()
+    run_perf([("sb_spy", {})], [8], batch=2, repeats=1, warmup=0, config="quick",
+             progress=False)
+    assert set(FORWARD) == {8}  # native, the default of bench perf
+
+
+# ---- the scale-generalisation protocols -------------------------------------------------------
+
+@pytest.mark.parametrize("name, train_sizes", [("mnist-res-train28", [28]),
+                                               ("mnist-res-train20-28", list(range(20, 29)))])
+def test_generalisation_splits_train_on_their_sizes_and_test_on_every_size(name, train_sizes,
+                                                                           mnist_res):
+    ds = build(name)
+    assert ds.train.sizes == train_sizes and ds.val.sizes == train_sizes
+    assert ds.test.sizes == list(range(8, 29)) and ds.sizes == mnist_res.sizes
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (3000, 500, 1500)
+    # the same digits as mnist-res, only their sizes differ
+    assert torch.equal(ds.train.full, mnist_res.train.full)
+    assert torch.equal(ds.test.full, mnist_res.test.full)
+    s = train_sizes[0]
+    pos = ds.train.index[s][:5]
+    torch.testing.assert_close(ds.train.images[s][:5],
+                               fourier_resize(ds.train.full[pos].double(), s).float())
+    assert ds.meta["train_sizes"] == train_sizes and dataset_info(name).train_sizes
+
+
+def test_stl10_generalisation_on_a_fake_folder(tmp_path):
+    from test_datasets import make_fake_stl10
+
+    root = make_fake_stl10(tmp_path)
+    ds = build("stl10-res-train69-97", source="torchvision", data_root=root)
+    assert min(ds.train.sizes) >= 69 and min(ds.val.sizes) >= 69
+    assert min(ds.test.sizes) < 69 and ds.method_config == "stl10"
+
+
+def test_existing_datasets_keep_their_cache_keys():
+    info = dataset_info("mnist-res")
+    ident = {"dataset": "mnist-res", "protocol": info.protocol, "source": "embedded", "seed": 0,
+             "sizes": list(info.sizes), "builder_version": info.version}
+    assert cache_key("mnist-res", "embedded", 0) == hashlib.sha256(
+        json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    assert cache_key("mnist-res-train28", "embedded", 0) != cache_key("mnist-res", "embedded", 0)
+
+
+def test_list_datasets_shows_the_variants(capsys):
+    assert cli.main(["list", "datasets"]) == 0
+    rows = {ln.split("|")[1].strip(): ln for ln in capsys.readouterr().out.splitlines()[2:]}
+    for name, trained in (("mnist-res-train28", "28"), ("mnist-res-train20-28", "20..28"),
+                          ("stl10-res-train97", "97"), ("stl10-res-train69-97", "69..97")):
+        cells = [c.strip() for c in rows[name].strip("|").split("|")]
+        assert cells[2:4] == [{"mnist": "8..28", "stl10": "49..97"}[name[:5]], trained]
