@@ -1,0 +1,215 @@
+"""STL-10 wide ResNets (WRN-16-8) of SiCNN and SI-ConvNet, as in the SESN benchmark.
+
+One pre-activation wide ResNet (Zagoruyko & Komodakis 2016; widths 16, 16k,
+32k, 64k; groups at strides 1, 2, 2; dropout between a block's two
+convolutions; a projected shortcut reads the pre-activated input) whose parts
+each method supplies:
+
+* :class:`SiCNNWideResNet` -- every convolution, the 1x1 shortcuts included, is a
+  :class:`~.sicnn_layers.ColumnConv2d` (scales 0.67, 1, 1.5: three columns
+  from the stem on); batch norms have statistics per column; the head averages
+  each column over space, takes the max over columns and applies the Linear.
+* :class:`SIConvNetWideResNet` -- every 3x3 convolution is a
+  :class:`~.si_convnet_layers.ScaleInvariantConv2d` (scales 0.5, 1, 2); the
+  1x1 shortcuts stay plain convolutions, as published (a pointwise map has no
+  scale to select); the head is the plain WRN's.
+
+Weights start as published: He-normal over the fan-out ``k * k * C_out`` (per
+column for SiCNN), batch norms at (1, 0), zero Linear bias.
+
+Departure: the spatial average of the head is global instead of a fixed 24x24
+window, so that sizes other than 96 (``stl10-res``: 49...97) work; at 96x96,
+where the last map is 24x24, the two are the same and the parameter counts
+equal the published ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
+from scalebench.methods.multicolumn.sicnn_layers import (
+    ColumnConv2d,
+    ColumnMaxPool,
+    fold_channel_major,
+)
+
+__all__ = ["SIConvNetWideResNet", "STL10_SCALES_SICNN", "STL10_SCALES_SI_CONVNET",
+           "SiCNNWideResNet", "WideBlock"]
+
+#: Published STL-10 scale sets (SESN benchmark, models/stl_{xu,kanazawa}.py).
+STL10_SCALES_SICNN: tuple[float, ...] = (0.67, 1.0, 1.5)
+STL10_SCALES_SI_CONVNET: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+
+class WideBlock(nn.Module):
+    """Pre-activation basic block: BN-ReLU-conv(stride)-BN-ReLU-[dropout]-conv, plus shortcut.
+
+    The convolutions, norms and shortcut come from the owning network, so the
+    block is as equivariant as they are (translations by multiples of the
+    stride; the method's scale behaviour, see its layers).
+    """
+
+    def __init__(self, net: _WideResNet, c_in: int, c_out: int, stride: int, dropout: float):
+        super().__init__()
+        self.bn1 = net.make_norm(c_in)
+        self.conv1 = net.make_conv(c_in, c_out, 3, stride)
+        self.bn2 = net.make_norm(c_out)
+        self.conv2 = net.make_conv(c_out, c_out, 3, 1)
+        self.dropout = dropout
+        self.shortcut = (net.make_shortcut(c_in, c_out, stride)
+                         if c_in != c_out or stride != 1 else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        out = F.relu(self.bn2(self.conv1(pre)))
+        if self.dropout > 0:
+            out = F.dropout(out, p=self.dropout, training=self.training)
+        out = self.conv2(out)
+        return (x if self.shortcut is None else self.shortcut(pre)) + out
+
+
+class _WideResNet(nn.Module):
+    """WRN-``depth``-``widen`` from the parts ``make_stem / make_conv / make_norm / make_shortcut``."""
+
+    def __init__(self, in_channels: int, num_classes: int, depth: int, widen: int,
+                 dropout: float, scales: Sequence[float]):
+        super().__init__()
+        # the parts read the scales while the body is built
+        self.scales = tuple(float(s) for s in scales)
+        if (depth - 4) % 6:
+            raise ValueError(f"WRN depth must be 6 n + 4, got {depth}")
+        n = (depth - 4) // 6
+        widths = (16, 16 * widen, 32 * widen, 64 * widen)
+        self.stem = self.make_stem(in_channels, widths[0])
+        groups = []
+        c_prev = widths[0]
+        for g, stride in enumerate((1, 2, 2)):
+            blocks = [WideBlock(self, c_prev if i == 0 else widths[g + 1], widths[g + 1],
+                                stride if i == 0 else 1, dropout) for i in range(n)]
+            groups.append(nn.Sequential(*blocks))
+            c_prev = widths[g + 1]
+        self.groups = nn.ModuleList(groups)
+        self.bn = self.make_norm(c_prev)
+        self.fc = nn.Linear(c_prev, num_classes)
+        self._init()
+
+    # parts, supplied by each method
+    def make_stem(self, c_in: int, c_out: int) -> nn.Module:
+        raise NotImplementedError
+
+    def make_conv(self, c_in: int, c_out: int, kernel_size: int, stride: int) -> nn.Module:
+        raise NotImplementedError
+
+    def make_norm(self, channels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def make_shortcut(self, c_in: int, c_out: int, stride: int) -> nn.Module:
+        raise NotImplementedError
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Final activated map -> ``(B, C)`` features for the Linear layer."""
+        return x.mean(dim=(-2, -1))
+
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        """A block's output as a ``(B, C', H, W)`` feature map."""
+        return x
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The final activated map without any column axis."""
+        return x
+
+    def _init(self) -> None:
+        for m in self.modules():
+            weight = getattr(m, "weight", None)
+            if isinstance(weight, nn.Parameter) and weight.dim() == 4:
+                fan_out = weight.shape[-1] * weight.shape[-2] * weight.shape[0]
+                nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_out))
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def _maps(self, x: torch.Tensor):
+        x = self.stem(x)
+        yield "stem", x
+        for g, group in enumerate(self.groups):
+            x = group(x)
+            yield f"group{g + 1}", x
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stem and each group's output, then ``proj``: the final BN-ReLU map, column-free."""
+        out = {}
+        for name, x in self._maps(x):
+            out[name] = self.fold(x)
+        out["proj"] = self.project(F.relu(self.bn(x)))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _, x in self._maps(x):
+            pass
+        return self.fc(self.pool(F.relu(self.bn(x))))
+
+
+class SiCNNWideResNet(_WideResNet):
+    """SiCNN WRN-16-8: every convolution is a column convolution (published scales 0.67, 1, 1.5).
+
+    Block and group outputs carry the columns (``(B, S * C, H, W)``); features
+    fold them channel-major (``c * S + j``). Head: per-column global average,
+    max over columns, Linear.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
+                 widen: int = 8, dropout: float = 0.3,
+                 scales: Sequence[float] = STL10_SCALES_SICNN):
+        super().__init__(in_channels, num_classes, depth, widen, dropout, scales)
+        self.column_pool = ColumnMaxPool(len(self.scales))
+
+    def make_stem(self, c_in: int, c_out: int) -> nn.Module:
+        return ColumnConv2d(c_in, c_out, 3, self.scales, columns_in=False)
+
+    def make_conv(self, c_in: int, c_out: int, kernel_size: int, stride: int) -> nn.Module:
+        return ColumnConv2d(c_in, c_out, kernel_size, self.scales, stride=stride, columns_in=True)
+
+    def make_norm(self, channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels * len(self.scales))
+
+    def make_shortcut(self, c_in: int, c_out: int, stride: int) -> nn.Module:
+        return self.make_conv(c_in, c_out, 1, stride)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.column_pool(x.mean(dim=(-2, -1), keepdim=True)).flatten(1)
+
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        return fold_channel_major(x, len(self.scales))
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.column_pool(x)
+
+
+class SIConvNetWideResNet(_WideResNet):
+    """SI-ConvNet WRN-16-8: every 3x3 convolution is scale-invariant (published scales 0.5, 1, 2)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
+                 widen: int = 8, dropout: float = 0.3,
+                 scales: Sequence[float] = STL10_SCALES_SI_CONVNET):
+        super().__init__(in_channels, num_classes, depth, widen, dropout, scales)
+
+    def make_stem(self, c_in: int, c_out: int) -> nn.Module:
+        return self.make_conv(c_in, c_out, 3, 1)
+
+    def make_conv(self, c_in: int, c_out: int, kernel_size: int, stride: int) -> nn.Module:
+        return ScaleInvariantConv2d(c_in, c_out, kernel_size, self.scales, stride=stride,
+                                    bias=False)
+
+    def make_norm(self, channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels)
+
+    def make_shortcut(self, c_in: int, c_out: int, stride: int) -> nn.Module:
+        return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
