@@ -9,3 +9,4 @@ import scalebench.methods.cnn  # noqa: F401
 import scalebench.methods.sesn  # noqa: F401
 import scalebench.methods.dss  # noqa: F401
 import scalebench.methods.fourier  # noqa: F401
+import scalebench.methods.disco  # noqa: F401
