@@ -32,7 +32,7 @@ from scalebench.methods.registry import (
 from scalebench.methods.style import MethodStyle
 
 # the built-in families and prefixes: imported for their registrations
-from scalebench.methods import cnn, dss, fourier, multicolumn, sesn, timm_baseline  # noqa: F401
+from scalebench.methods import cnn, disco, dss, fourier, multicolumn, sesn, timm_baseline  # noqa: F401
 
 __all__ = [
     "DEFAULT_RECIPES", "ENTRY_POINT_GROUP", "MethodEntry", "MethodStyle", "TrainRecipe",
