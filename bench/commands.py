@@ -347,6 +347,7 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
         table.insert(0, "inits", inits)
         table = table.reset_index()
         what = f"mean ± std over {inits.max()} initialisations, "
+    table = table[[c for c in table.columns if c != "input"] + ["input"]]  # last: a note
     print(f"equivariance error on {len(images)} {ds.name} test images "
           f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes; "
           "feature maps at native sizes, logits through each model's input policy:")

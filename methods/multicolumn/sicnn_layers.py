@@ -208,4 +208,4 @@ class ColumnMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, sc, h, w = x.shape
-        return x.reshape(b, self.n_columns, sc // self.n_columns, h, w).amax(dim=1)
+        return x.reshape(b, self.n_columns, sc // self.n_columns, h, w).max(dim=1).values
