@@ -222,7 +222,7 @@ def test_bench_run_resolves_the_policy_and_one_run_is_shared(tmp_path, cache_dir
 
     ran: list[RunSpec] = []
 
-    def fake_run_one(spec, out_dir, progress=False, context=None):
+    def fake_run_one(spec, out_dir, progress=False, context=None, **_):
         ran.append(spec)
         rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5, params=1, **(context or {}))
         write_record(out_dir, rec)
