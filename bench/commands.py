@@ -327,10 +327,18 @@ def cmd_perf(args: argparse.Namespace) -> int:
     sizes = parse_int_list(args.sizes, "size", lo=1)
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise BadArgumentError("--batch and --repeats must be >= 1 and --warmup >= 0")
-    rows = perf.run_perf(parse_methods(args.methods), sizes, batch=args.batch,
-                         repeats=args.repeats, warmup=args.warmup, config=args.config,
-                         in_channels=args.channels, device=str(pick_device(args.device)),
-                         progress=not _quiet(args))
+    opts = dict(batch=args.batch, repeats=args.repeats, warmup=args.warmup, config=args.config,
+                in_channels=args.channels, device=str(pick_device(args.device)),
+                progress=not _quiet(args))
+    if args.allocator:
+        allocs = [a.strip() for a in args.allocator.split(",") if a.strip()]
+        if not allocs or set(allocs) - set(perf.ALLOCATORS) or args.rounds < 1:
+            raise BadArgumentError(f"--allocator takes {' and/or '.join(perf.ALLOCATORS)} "
+                                   f"(got {args.allocator!r}) and --rounds must be >= 1")
+        rows = perf.run_perf_isolated(parse_methods(args.methods), sizes, allocs,
+                                      rounds=args.rounds, **opts)
+    else:
+        rows = perf.run_perf(parse_methods(args.methods), sizes, **opts)
     print(perf.format_perf_table(rows))
     perf.write_perf_json(rows, Path(args.out))
     print(f"\nwrote {args.out}")
