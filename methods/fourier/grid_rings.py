@@ -194,7 +194,8 @@ class GridRings(torch.autograd.Function):
         gz = gz4.reshape(gz4.shape[0], gz4.shape[1], nb)
         g_spec4 = workspace_empty(ctx.ws, spec4.shape, spec4).zero_()
         g_spec = g_spec4.view(k_full, k_full, nb)
-        g_scale, g_shift = (torch.zeros_like(scale), torch.zeros_like(shift)) if ctx.norm else (None, None)
+        g_scale = torch.zeros_like(scale) if ctx.norm else None
+        g_shift = torch.zeros_like(shift) if ctx.norm else None
         r0 = 0
         for grp, kept in zip(plan.groups, ctx.grids):
             r, size, k = grp.dims

@@ -29,9 +29,10 @@ stacks (one per grid size by default), and only ring ``j`` of each grid is analy
 synthesised once. Moments and grids are one autograd function that works through
 the maps in cache-sized chunks and keeps only the raw grids for backward
 (:mod:`methods.fourier.grid_rings`); its output and input gradient come from the
-layer's :attr:`~RingNonlinearity.workspace` (:mod:`methods.fourier.workspace`). Every step is a GEMM or an elementwise op
-with the grid index as the leading batch axis, on CPU and CUDA alike. The
-plainly written per-ring version lives in :mod:`methods.fourier.reference`.
+layer's :attr:`~RingNonlinearity.workspace` (:mod:`methods.fourier.workspace`).
+Every step is a GEMM or an elementwise op with the grid index as the leading
+batch axis, on CPU and CUDA alike. The plainly written per-ring version lives in
+:mod:`methods.fourier.reference`.
 """
 
 from __future__ import annotations

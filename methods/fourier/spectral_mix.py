@@ -1,4 +1,4 @@
-"""The spectral convolution's per-frequency channel mixing on real spectra, as one autograd function.
+"""The spectral convolution's per-frequency channel mixing on real spectra: one autograd function.
 
 :class:`SpectralMix` computes, on a real spectrum ``(K, K, B, C_in)`` (see
 :mod:`methods.fourier.basis`), what ``band_to_real(real_to_band(spec) @ W)`` gives

@@ -20,10 +20,11 @@ buffer that backward still needs can never be lent twice, without any bookkeepin
 by the layers; and everything is freed with the model (the pool is an attribute
 of the modules), blocks still lent staying alive until their tensors die.
 
-Policy: best fit among free blocks (a request may take a larger block; only its
-pages the tensor touches cost anything); idle blocks beyond the largest number of
-bytes ever lent at once are unmapped, so the pool never holds much more than one
-step's working set. Small tensors (below ``min_bytes``) and non-CPU tensors come
+Policy: best fit among free blocks (a request may take a larger block); a new block
+is mapped only when no free one fits, and the pool keeps what it once needed -- as
+PyTorch's CUDA caching allocator does -- so it holds about the largest step's
+working set; :meth:`Workspace.release` (``FourierNet.empty_cache()``) unmaps the
+idle blocks. Small tensors (below ``min_bytes``) and non-CPU tensors come
 from ``torch.empty``: glibc serves the former from its heap without faults, and
 CUDA has its own caching allocator.
 """
@@ -56,7 +57,6 @@ class Workspace:
         self.min_bytes = min_bytes
         self.blocks_created = 0
         self.lent_bytes = 0
-        self._high_water = 0
         self._idle_bytes = 0
         self._free: list[tuple[int, int, mmap.mmap]] = []  # (capacity, serial, block), sorted
         self._serial = itertools.count()  # ties in capacity never compare the blocks
@@ -84,7 +84,7 @@ class Workspace:
         numel = 1
         for s in shape:
             numel *= s
-        nbytes = numel * torch.empty((), dtype=dtype).element_size()
+        nbytes = numel * dtype.itemsize
         if (not self.enabled or nbytes < self.min_bytes
                 or torch.device(device).type != "cpu"):
             return torch.empty(shape, dtype=dtype, device=device)
@@ -98,12 +98,7 @@ class Workspace:
             ref = weakref.ref(view, functools.partial(_give_back, weakref.ref(self), block))
             self._lent[id(ref)] = ref
             self.lent_bytes += len(block)
-            self._high_water = max(self._high_water, self.lent_bytes)
         return out
-
-    def zeros(self, shape: tuple[int, ...] | torch.Size, dtype: torch.dtype,
-              device: torch.device | str = "cpu") -> torch.Tensor:
-        return self.empty(shape, dtype, device).zero_()
 
     def release(self) -> None:
         """Unmap every idle block (lent ones return to the pool as usual)."""
@@ -134,8 +129,6 @@ class Workspace:
             del self._lent[id(ref)]
             cap = len(block)
             self.lent_bytes -= cap
-            if self._idle_bytes + cap > self._high_water:
-                return  # more idle memory than one step ever used at once: let it go
             bisect.insort(self._free, (cap, next(self._serial), block))
             self._idle_bytes += cap
 
