@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the canvas of --input pad/upsample (default: the largest --sizes)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=PERF_JSON)
+    p.add_argument("--allocator", default=None, metavar="system,tuned",
+                   help="measure in fresh processes with glibc's defaults (system, as a plain "
+                        "script runs) and/or the CLI's allocator tuning (tuned), interleaved")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --allocator: fresh processes per measurement (medians over them)")
     return parser
 
 

@@ -368,10 +368,18 @@ def cmd_perf(args: argparse.Namespace) -> int:
     if args.canvas is not None and args.canvas < max(sizes):
         raise BadArgumentError(f"--canvas {args.canvas} is smaller than the largest of --sizes "
                                f"({max(sizes)}); an image cannot be padded onto it")
-    rows = perf.run_perf(parse_methods(args.methods), sizes, batch=args.batch,
-                         repeats=args.repeats, warmup=args.warmup, config=args.config,
-                         in_channels=args.channels, device=str(pick_device(args.device)),
-                         progress=not _quiet(args), input=args.input, canvas=args.canvas)
+    opts = dict(batch=args.batch, repeats=args.repeats, warmup=args.warmup, config=args.config,
+                in_channels=args.channels, device=str(pick_device(args.device)),
+                progress=not _quiet(args), input=args.input, canvas=args.canvas)
+    if args.allocator:
+        allocs = [a.strip() for a in args.allocator.split(",") if a.strip()]
+        if not allocs or set(allocs) - set(perf.ALLOCATORS) or args.rounds < 1:
+            raise BadArgumentError(f"--allocator takes {' and/or '.join(perf.ALLOCATORS)} "
+                                   f"(got {args.allocator!r}) and --rounds must be >= 1")
+        rows = perf.run_perf_isolated(parse_methods(args.methods), sizes, allocs,
+                                      rounds=args.rounds, **opts)
+    else:
+        rows = perf.run_perf(parse_methods(args.methods), sizes, **opts)
     print(perf.format_perf_table(rows))
     perf.write_perf_json(rows, Path(args.out))
     print(f"\nwrote {args.out}")

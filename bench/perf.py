@@ -16,7 +16,9 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     sampled every millisecond by a thread) over its level just before the
                     step, taken after glibc's ``malloc_trim`` has returned the allocator's
                     free heap to the OS (otherwise the warm-up leaves the step's working set
-                    resident and the growth reads ~0). It tracks the step's activations,
+                    resident and the growth reads ~0) and a model that keeps buffers for its
+                    next step has released them (its ``empty_cache()``, if it has one: the
+                    ``fourier`` workspace). It tracks the step's activations,
                     gradients and temporaries beyond model, optimiser state and batch; it is
                     ``nan`` where ``/proc`` is unavailable.
     device          where it ran
@@ -26,6 +28,19 @@ For every ``(method, create() overrides)`` and every input size, one row::
 Inputs are band-limited random images (``fourier_resize`` of noise) with random
 labels: timing does not depend on the data. Timings are wall-clock medians;
 compare methods only within one run (the machine may be shared).
+
+Allocators (:func:`run_perf_isolated`, ``bench perf --allocator system,tuned``): the
+CLI tunes the C allocator (:mod:`bench.cpu_memory`); a researcher's own training
+script does not. To measure both, every (round, method, size, allocator) runs in a
+fresh interpreter -- ``system``: glibc's and PyTorch's defaults, as in a plain script;
+``tuned``: after ``tune_cpu_allocator()`` -- the allocators interleaved within each
+round so that a shared machine's load hits them alike. Rows then also carry::
+
+    allocator       system | tuned
+    rounds          how many fresh processes the medians are over
+    train_step_s    the median over rounds of each process's median step time
+    alloc_ratio     median over rounds of train_step_s / that of the first listed
+                    allocator in the same round (system,tuned: the cost of no tuning)
 """
 
 from __future__ import annotations
@@ -35,6 +50,8 @@ import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -51,7 +68,11 @@ from scalebench.bench.spec import format_method
 from scalebench.bench.train import build_optimizer
 from scalebench.datasets.scaling import fourier_resize, to_canvas
 
-__all__ = ["format_perf_table", "method_label", "run_perf", "write_perf_json"]
+__all__ = ["ALLOCATORS", "format_perf_table", "method_label", "run_perf", "run_perf_isolated",
+           "write_perf_json"]
+
+#: what ``--allocator`` may name (see the module docstring)
+ALLOCATORS = ("system", "tuned")
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +194,8 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
             # needs (see _RssPeak) would otherwise be timed too
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
+            if callable(getattr(model, "empty_cache", None)):
+                model.empty_cache()  # buffers kept for the next step count as the step's too
             with _RssPeak() as rss:
                 step()
                 sync()
@@ -191,10 +214,88 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     return rows
 
 
+# --- one fresh process per measurement ---------------------------------------------------------
+_CHILD = "import sys; from scalebench.bench.perf import _child_main; _child_main(sys.argv[1])"
+_MARK = "PERF-ROWS "
+
+
+def _child_env(allocator: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if allocator == "system":  # as a plain script starts: no opt-in left behind by the CLI
+        env.pop("THP_MEM_ALLOC_ENABLE", None)
+    return env
+
+
+def _child_main(arg: str) -> None:
+    """Entry point of one isolated measurement (``python -c _CHILD job-json``)."""
+    job = json.loads(arg)
+    tuned = False
+    if job.pop("allocator") == "tuned":
+        from scalebench.bench.cpu_memory import tune_cpu_allocator
+
+        tuned = tune_cpu_allocator()
+        if not tuned:
+            log.warning("the environment keeps glibc's settings: 'tuned' runs untuned")
+    rows = run_perf([(job.pop("method"), job.pop("kwargs"))], [job.pop("size")], progress=False,
+                    **job)
+    print(_MARK + json.dumps([dict(r, glibc_tuned=tuned) for r in rows]), flush=True)
+
+
+def _run_child(job: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(job)], text=True,
+                          capture_output=True, env=_child_env(job["allocator"]))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"perf of {job['method']} at {job['size']} ({job['allocator']}) "
+                           f"failed in its process: {tail}")
+    return json.loads(lines[-1][len(_MARK):])[0]
+
+
+def run_perf_isolated(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
+                      allocators: Iterable[str] = ALLOCATORS, rounds: int = 1,
+                      progress: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`run_perf` with every (round, method, size, allocator) in a fresh interpreter;
+    medians over ``rounds`` and the ratio between allocators (see the module docstring).
+    ``kwargs`` go to :func:`run_perf` (batch, repeats, warmup, config, device, ...)."""
+    allocators, methods_, sizes = list(allocators), list(methods_), [int(s) for s in sizes]
+    bad = [a for a in allocators if a not in ALLOCATORS]
+    if bad or not allocators or rounds < 1:
+        raise ValueError(f"allocators must be among {ALLOCATORS} and rounds >= 1")
+    got: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+    bar = tqdm(total=rounds * len(methods_) * len(sizes) * len(allocators), desc="perf",
+               disable=not progress, leave=False)
+    for _ in range(rounds):
+        for mi, (name, kw) in enumerate(methods_):
+            for size in sizes:
+                for alloc in allocators:
+                    bar.set_postfix_str(f"{method_label(name, kw)} @ {size}, {alloc}")
+                    job = dict(kwargs, method=name, kwargs=kw, size=size, allocator=alloc)
+                    got.setdefault((mi, size, alloc), []).append(_run_child(job))
+                    bar.update()
+    bar.close()
+    med = statistics.median
+    rows = []
+    for mi in range(len(methods_)):
+        for size in sizes:
+            first = [r["train_step_s"] for r in got[(mi, size, allocators[0])]]
+            for alloc in allocators:
+                runs = got[(mi, size, alloc)]
+                steps = [r["train_step_s"] for r in runs]
+                rows.append(dict(
+                    runs[0], allocator=alloc, rounds=rounds, train_step_s=med(steps),
+                    train_step_s_rounds=steps,
+                    infer_img_per_s=med(r["infer_img_per_s"] for r in runs),
+                    peak_mem_mb=med(r["peak_mem_mb"] for r in runs),
+                    alloc_ratio=med(t / f for t, f in zip(steps, first))))
+    return rows
+
+
 def format_perf_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table, one line per row, plus each method's step time relative to the first."""
+    allocs = any("allocator" in r for r in rows)
     header = ["method", "size", "batch", "params", "train_step_s", "infer_img/s",
-              "peak_mem_mb", "vs_first"]
+              "peak_mem_mb", "vs_first"] + (["allocator", "vs_alloc"] if allocs else [])
     first: dict[int, float] = {}
     lines = []
     for r in rows:
@@ -203,6 +304,8 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
         lines.append([r["method"], str(r["size"]), str(r["batch"]), f"{r['params']:,}",
                       f"{r['train_step_s']:.3f}", f"{r['infer_img_per_s']:.0f}",
                       f"{r['peak_mem_mb']:.0f}", f"{rel:.2f}x"])
+        if allocs:
+            lines[-1] += [str(r.get("allocator", "")), f"{r.get('alloc_ratio', float('nan')):.3f}x"]
     widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h)
               for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
@@ -211,6 +314,10 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
     if rows:
         out.append(f"device: {rows[0]['device']}; vs_first: train step time / that of the "
                    "first method at the same size")
+        if allocs:
+            out.append(f"each row: median of {rows[0].get('rounds', 1)} fresh process(es); "
+                       "vs_alloc: median over rounds of step time / that of the first "
+                       "allocator in the same round")
     return "\n".join(out)
 
 

@@ -21,14 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "scalebench"
 FOLDERS = ("bench", "methods", "datasets")  # installed as scalebench.<folder> (package-dir)
 
-# Cycles that exist on this branch and are being removed on other branches of issue 12, each
-# named by the import that closes it. THE LEAD EMPTIES THIS LIST AFTER THE MERGE: the cycle
-# test then allows none, and test_known_cycles_still_exist fails as soon as one is gone, so
-# that an entry cannot stay here after its cycle was removed.
-KNOWN_CYCLES: list[tuple[str, str]] = [
-    # nonlinearity imports reference in a function, reference imports ring_schedule back
-    ("scalebench.methods.fourier.nonlinearity", "scalebench.methods.fourier.reference"),
-]
+# Tolerated cycles, each named by the import that closes it: none. An entry may only be added
+# with the issue that removes it; test_known_cycles_still_exist fails as soon as one is gone.
+KNOWN_CYCLES: list[tuple[str, str]] = []
 
 Graph = dict[str, dict[str, int]]  # module -> {imported module: first line of that import}
 

@@ -7,6 +7,11 @@ nonlinearity must equal the per-ring reference.
 
 from __future__ import annotations
 
+import ast
+import gc
+import weakref
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -22,11 +27,15 @@ from scalebench.methods.fourier.basis import (
     real_synthesis,
     real_to_band,
     ring_count,
+    ring_schedule,
     spectrum_map,
 )
-from scalebench.methods.fourier.nonlinearity import RingNonlinearity, ring_schedule
+from scalebench.methods.fourier.moments import SpectrumMoments
+from scalebench.methods.fourier.nonlinearity import RingNonlinearity
 from scalebench.methods.fourier.reference import ring_mask
 from scalebench.methods.fourier.spectral import SpectralConv2d
+from scalebench.methods.fourier.spectral_mix import SpectralMix
+from scalebench.methods.fourier.workspace import Workspace
 
 SETTINGS = settings(max_examples=12, deadline=None)
 EXACT = 1e-20  # relative squared error, float64
@@ -166,6 +175,101 @@ def test_pointwise_only_is_a_1x1_conv_on_band_limited_input():
     x = band_limited((2, 3), 15, 2)
     want = torch.einsum("bihw,io->bohw", x, conv.pointwise) + conv.bias[:, None, None]
     assert torch.allclose(conv(x), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("grid, kernel, k, pointwise, spectral", [
+    (8, 3, 7, True, True),  # every frequency has a spectral term (1x1 folded in)
+    (8, 3, 11, True, True),  # frequencies above the grid: the 1x1 mixing alone
+    (8, 3, 11, False, True),  # ... or nothing
+    (8, 1, 9, True, False),  # 1x1 only
+    (4, 1, 1, True, True),  # the constant alone
+])
+def test_spectral_mix_gradients_match_finite_differences(grid, kernel, k, pointwise, spectral):
+    """The hand-written backward of the real-basis mixing (row pairs in chunks of one)."""
+    torch.manual_seed(0)
+    conv = SpectralConv2d(2, 3, grid, kernel, pointwise=pointwise, spectral=spectral).double()
+    x = torch.randn(k, k, 2, 2, dtype=torch.float64, requires_grad=True)
+    w = (conv.multiplier(min(conv.band, (k - 1) // 2), torch.complex128).detach()
+         .requires_grad_() if spectral else None)
+    args = (x, w, conv.pointwise, torch.randn(3, dtype=torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(lambda *a: SpectralMix.apply(*a, None, 1), args)
+
+
+def test_spectrum_moments_gradients_match_finite_differences():
+    spec = torch.randn(7, 7, 5, dtype=torch.float64, requires_grad=True)
+    q = band_mean_square([0, 2, 3], 7)
+    assert torch.autograd.gradcheck(lambda s: SpectrumMoments.apply(s, q, None, 60), (spec,))
+    mean, ms = SpectrumMoments.apply(spec, q, None)
+    grid = spectrum_map(spec.detach()[..., None], 7)[:, 0]  # (5, 7, 7)
+    assert torch.allclose(mean, grid.mean((-2, -1)))
+    assert torch.allclose(ms[2], grid.square().mean((-2, -1)))
+
+
+# --- workspace ------------------------------------------------------------------------------
+def test_workspace_lends_a_block_again_only_once_nothing_uses_it():
+    ws = Workspace(min_bytes=0)
+    a = ws.empty((256, 1024), torch.float32)
+    ptr = a.data_ptr()
+    view = a[3:7]
+    x = torch.ones(4, 1024, requires_grad=True)
+    y = (x * view).sum()  # autograd saves the view for backward
+    del a, view
+    b = ws.empty((256, 1024), torch.float32)
+    assert b.data_ptr() != ptr and ws.blocks_created == 2  # still saved: a new block
+    del y
+    c = ws.empty((200, 1024), torch.float32)
+    assert c.data_ptr() == ptr and ws.blocks_created == 2  # the graph died: reused
+    assert c.shape == (200, 1024) and ws.lent_bytes > 0
+    del b, c
+    assert ws.lent_bytes == 0 and ws.idle_bytes > 0
+    ws.release()
+    assert ws.idle_bytes == 0
+
+
+def test_workspace_is_bypassed_when_disabled_small_or_not_on_the_cpu():
+    ws = Workspace(enabled=False, min_bytes=0)
+    ws.empty((1 << 20,), torch.float32)
+    assert ws.blocks_created == 0
+    ws = Workspace(min_bytes=1 << 20)
+    ws.empty((1000,), torch.float32)
+    assert ws.blocks_created == 0
+    ws.empty((1 << 20,), torch.float64)
+    assert ws.blocks_created == 1
+    assert ws.empty((1 << 20,), torch.float32, "meta").device.type == "meta"  # not the CPU
+    assert ws.blocks_created == 1
+
+
+def test_a_dropped_workspace_frees_its_blocks_while_lent_tensors_stay_valid():
+    ws = Workspace(min_bytes=0)
+    t = ws.empty((1024, 1024), torch.float32).fill_(3.0)
+    ws.empty((1024, 1024), torch.float32)  # returned at once: idle
+    ref = weakref.ref(ws)
+    del ws
+    gc.collect()
+    assert ref() is None  # no reference cycle keeps the pool (and its idle blocks) alive
+    assert t.sum().item() == 3.0 * 1024 * 1024
+
+
+def test_fourier_modules_import_without_cycles():
+    """No module of methods.fourier imports (at any level) one that imports it back."""
+    root = Path(__file__).resolve().parents[1] / "methods" / "fourier"
+    graph = {}
+    for path in root.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        graph[path.stem] = {n.rsplit(".", 1)[-1] for n in names
+                            if n.startswith("scalebench.methods.fourier.")}
+
+    def reaches(a: str, b: str, seen: set[str]) -> bool:
+        return any(n == b or (n not in seen and reaches(n, b, seen | {n}))
+                   for n in graph.get(a, ()))
+
+    assert "basis" in graph and "nonlinearity" in graph
+    assert [m for m in graph if reaches(m, m, {m})] == []
 
 
 # --- ring nonlinearity and pooling ----------------------------------------------------------

@@ -156,6 +156,65 @@ def test_registry_entry_declares_configs_recipes_and_loss():
     assert names and all("spectral_weight" in n for n in names)
 
 
+# --- the workspace (methods/fourier/workspace.py) -----------------------------------------------
+def pooled_model(enabled: bool = True):
+    """The quick model, float32, no dropout, every large-or-not tensor of its layers from the
+    workspace (``min_bytes=0``, so that these small shapes exercise it)."""
+    torch.manual_seed(5)
+    model = methods.create("fourier", config="quick", dropout=0.0).train()
+    model.workspace.enabled, model.workspace.min_bytes = enabled, 0
+    return model
+
+
+def loss_and_grads(model, *batches):
+    """Forward every batch (all graphs alive at once), then one backward of the summed loss."""
+    model.zero_grad(set_to_none=True)
+    total = sum(scale_consistency_loss(model, x, y)[0] for x, y in batches)
+    total.backward()
+    return [total.detach()] + [p.grad.clone() for p in model.parameters()]
+
+
+def test_a_second_step_of_the_same_shapes_maps_no_new_workspace_buffers():
+    model = pooled_model()
+    x, y = images(4, 1, 20, 1, torch.float32), torch.arange(4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    blocks = []
+    for _ in range(3):
+        loss, _ = scale_consistency_loss(model, x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        blocks.append(model.workspace.blocks_created)
+    assert blocks[0] > 0 and blocks[1] == blocks[0] and blocks[2] == blocks[0]
+    assert model.workspace.lent_bytes == 0  # nothing is held between steps but idle blocks
+
+
+def test_the_workspace_changes_no_value_and_is_safe_under_autograd():
+    """Bit-identical loss and gradients with and without the pool, with its buffers dirty from
+    an earlier step, and with two graphs alive at once (a buffer backward still needs is
+    never lent twice)."""
+    a, b = images(3, 1, 17, 2, torch.float32), images(3, 1, 17, 3, torch.float32)
+    ya, yb = torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6])
+    plain, pooled = pooled_model(enabled=False), pooled_model()
+    loss_and_grads(pooled, (images(3, 1, 17, 4, torch.float32), ya))  # dirty the buffers
+    for batches in [((a, ya),), ((a, ya), (b, yb))]:
+        want = loss_and_grads(plain, *batches)
+        got = loss_and_grads(pooled, *batches)
+        assert all(torch.equal(g, w) for g, w in zip(got, want))
+    assert pooled.workspace.blocks_created > 0 and plain.workspace.blocks_created == 0
+
+
+def test_a_copied_or_pickled_model_gets_its_own_empty_workspace():
+    import copy
+    import pickle
+
+    model = pooled_model()
+    loss_and_grads(model, (images(2, 1, 12, 1, torch.float32), torch.tensor([0, 1])))
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert twin.workspace is not model.workspace and twin.workspace.blocks_created == 0
+        assert twin.blocks[0].conv.workspace is twin.workspace  # still one pool for all layers
+
+
 def test_sizes_outside_the_range_are_refused():
     model = methods.create("fourier", config="quick")
     with pytest.raises(ValueError, match="8..28"):

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from scalebench.bench.perf import format_perf_table, method_label, run_perf, write_perf_json
+from scalebench.bench.perf import run_perf_isolated
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
            "device", "input"}
@@ -66,3 +67,20 @@ def test_cpu_peak_memory_sees_the_working_set():
     if math.isnan(big):
         pytest.skip("no /proc/self/statm here")
     assert big > 20 and big > 4 * max(small, 1.0)
+
+
+def test_allocators_are_measured_each_in_a_fresh_process_and_compared():
+    """``bench perf --allocator system,tuned``: one process per (round, method, size, allocator);
+    'system' is a plain script's process (glibc untouched), 'tuned' the CLI's."""
+    rows = run_perf_isolated([("cnn", {})], [8], ["system", "tuned"], rounds=1, batch=2,
+                             repeats=1, warmup=0, config="quick", progress=False)
+    assert [(r["method"], r["size"], r["allocator"]) for r in rows] == [
+        ("cnn", 8, "system"), ("cnn", 8, "tuned")]
+    system, tuned = rows
+    assert COLUMNS <= set(system) and system["rounds"] == 1
+    assert system["train_step_s_rounds"] == [system["train_step_s"]]
+    assert system["alloc_ratio"] == 1.0
+    assert tuned["alloc_ratio"] > 0 and not system["glibc_tuned"]
+    assert "allocator" in format_perf_table(rows).splitlines()[0]
+    with pytest.raises(ValueError):
+        run_perf_isolated([("cnn", {})], [8], ["jemalloc"], progress=False)

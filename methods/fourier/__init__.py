@@ -9,6 +9,10 @@ Layers (each states what it is equivariant to):
 * :class:`~methods.fourier.model.FourierNet` -- assembly and the per-size head;
 * :func:`~methods.fourier.loss.scale_consistency_loss` -- the method's loss.
 
+The layers' large spectra and gradients come from a pool of warm buffers that the
+model owns (:mod:`methods.fourier.workspace`), so a training step in a plain script
+costs what it costs under ``bench`` (no allocator tuning needed).
+
 Configurations: ``mnist`` (the paper's: 4 blocks 32/64/100/100, G = 28, N = 5,
 ReLU, MLP 256), ``stl10`` (3 residual blocks 128/256/512 after a 32-channel lift,
 G 64/32/16, N 7/5/5, pooling after blocks 1 and 2, sizes 49..97) and ``quick``.

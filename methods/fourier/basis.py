@@ -23,13 +23,30 @@ import torch
 
 __all__ = [
     "band_mean_square", "band_to_real", "map_spectrum", "real_analysis", "real_synthesis",
-    "real_to_band", "ring_count", "spectrum_map",
+    "real_to_band", "ring_count", "ring_schedule", "spectrum_map",
 ]
 
 
 def ring_count(n: int) -> int:
     """``J(n)``: the highest ring a band-limited map of size ``n`` holds."""
     return (n - 1) // 2
+
+
+def ring_schedule(n: int, base: int, pool: int) -> list[tuple[int, int, int]]:
+    """The evaluations of a ring nonlinearity (defined in :mod:`methods.fourier.nonlinearity`)
+    with minimum size ``base`` at input size ``n``: ``(grid, band, output ring)`` each.
+
+    The first entry is the base evaluation (its "ring" is the highest base ring,
+    all rings up to it are taken from it); each further entry yields one ring.
+    """
+    m, mb = n // pool, base // pool
+    if mb < 1 or n < base:
+        raise ValueError(f"input size {n} is below the layer's minimum size {base}")
+    out = [(pool * mb, ring_count(pool * mb), ring_count(mb))]
+    for j in range(ring_count(mb) + 1, ring_count(m) + 1):
+        g = pool * (2 * j + 1)
+        out.append((g, ring_count(g), j))
+    return out
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,10 +1,11 @@
-"""The grid stage of the ring nonlinearity as one autograd function, evaluated in cache-sized chunks.
+"""The ring nonlinearity on real spectra as one autograd function, evaluated in cache-sized chunks.
 
-Given the input's real spectrum and the per-grid affine (``scale``, ``shift``) of
-every map, :class:`GridRings` synthesises every evaluation grid, applies
-``act(scale * grid + shift)`` and the max-pool, and analyses the rings each grid
-contributes (see :mod:`methods.fourier.nonlinearity` for the definition). It
-returns those ring coefficients; the caller assembles and synthesises the output.
+Given the input's real spectrum and the instance norm's affine (``gamma``, ``beta``)
+per grid and map, :class:`GridRings` takes every grid's mean and variance from the
+spectrum (:mod:`methods.fourier.moments`), synthesises every evaluation grid,
+applies ``act(scale * grid + shift)`` and the max-pool, and analyses the rings each
+grid contributes (see :mod:`methods.fourier.nonlinearity` for the definition)
+straight into the output spectrum.
 
 Why a function of its own: written with ordinary tensor ops, every stage
 materialises a full stack of grids (hundreds of MB per layer), and autograd keeps
@@ -12,15 +13,20 @@ several of them (the grids, the affine output, the activation output) and
 streams each through memory again in backward. Here the maps are processed in
 chunks whose grids stay in cache, only the raw grids are kept for backward, and
 backward recomputes the affine, the activation and the pooling from them chunk
-by chunk. The result is the same function with the same gradient (tested
-against the per-ring reference to float64 precision); it is only once
-differentiable.
+by chunk. The moments live inside too, so that neither they nor their gradients
+ever need a full-size tensor: the only large ones are the output spectrum and the
+input gradient, from the model's :class:`~methods.fourier.workspace.Workspace`.
+The result is the same function with the same gradient (tested against the
+per-ring reference to float64 precision); it is only once differentiable.
 """
 
 from __future__ import annotations
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from scalebench.methods.fourier.moments import band_energy, band_energy_backward
+from scalebench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["GridRings", "chunk_maps"]
 
@@ -120,20 +126,41 @@ def _analyse_t(grp, gz: torch.Tensor, sl: slice, mo: int) -> torch.Tensor:
     return torch.baddbmm(g_yp.view(r, mo * c, mo), g_right, grp.ring_rows).view(r, mo, c, mo)
 
 
-class GridRings(torch.autograd.Function):
-    """``(spec, scale, shift) -> z``: the output spectrum of a ring nonlinearity.
+def _affine(mean: torch.Tensor, sq: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+            eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The instance norm as an affine map per grid: ``(scale, shift)``, each ``(grids, N)``."""
+    var = (sq - mean.square()).clamp_min(0.0)
+    scale = gamma * torch.rsqrt(var + eps)
+    return scale, beta - mean * scale
 
-    ``spec`` is ``(kin, kin, N)`` (real spectra of ``N`` maps, frequency-major);
-    ``scale`` and ``shift`` are ``(grids, N)``, in the order of ``plan.groups``
-    (row 0 the base grid). ``z`` is ``(K, K, N)``, ``K = 2 J(m) + 1``: the base
-    evaluation's rings, and ring ``j`` of grid ``j`` for every higher ring.
+
+class GridRings(torch.autograd.Function):
+    """``(spec, gamma, beta) -> z``: the output spectrum of a ring nonlinearity.
+
+    ``spec`` is ``(K, K, B, C)`` (real spectra of ``N = B C`` maps, frequency-major);
+    ``gamma`` and ``beta`` are the instance norm's affine per grid and map, ``(grids, N)``
+    in the order of ``plan.groups`` (row 0 the base grid), or ``None`` (no norm). The
+    norm's moments come from the spectrum (:mod:`methods.fourier.moments`). ``z`` is
+    ``(K', K', B, C)``, ``K' = 2 J(m) + 1``: the base evaluation's rings, and ring ``j`` of
+    grid ``j`` for every higher ring. ``z`` and the gradient at ``spec`` come from ``ws``.
     """
 
     @staticmethod
-    def forward(ctx, spec, scale, shift, plan, pool, act, relu, budget):
-        kin, _, nb = spec.shape
+    def forward(ctx, spec4, gamma, beta, plan, pool, act, relu, budget, eps,
+                ws: Workspace | None):
+        k_full, _, bsz, ch = spec4.shape
+        nb, kin = bsz * ch, plan.kin
+        spec = spec4.reshape(k_full, k_full, nb)[:kin, :kin]
+        if gamma is not None:
+            sq = band_energy(spec, plan.band_w, budget)
+            scale, shift = _affine(spec[0, 0], sq, gamma, beta, eps)
+        else:  # no norm: every grid as it is
+            sq = None
+            scale = spec.new_ones(len(plan.grid_index), nb)
+            shift = spec.new_zeros(len(plan.grid_index), nb)
         k_out = 2 * plan.rings_out + 1
-        z = spec.new_zeros(k_out, k_out, nb)
+        z4 = workspace_empty(ws, (k_out, k_out, bsz, ch), spec).zero_()
+        z = z4.view(k_out, k_out, nb)
         keep = any(ctx.needs_input_grad[:3])
         saved = []  # per group, per chunk: the raw grids (R, M, c, M), when backward will run
         r0 = 0
@@ -151,19 +178,24 @@ class GridRings(torch.autograd.Function):
             saved.append(kept)
             r0 += r
         ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.budget = plan, pool, act, relu, budget
-        ctx.spec_shape = spec.shape
+        ctx.eps, ctx.ws, ctx.norm = eps, ws, gamma is not None
         ctx.grids = saved
-        ctx.save_for_backward(scale, shift)
-        return z
+        ctx.save_for_backward(spec4, gamma, beta, sq, scale, shift)
+        return z4
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gz):
-        scale, shift = ctx.saved_tensors
+    def backward(ctx, gz4):
+        spec4, gamma, beta, sq, scale, shift = ctx.saved_tensors
         plan, pool, act, relu = ctx.plan, ctx.pool, ctx.act, ctx.relu
-        kin, _, nb = ctx.spec_shape
-        g_spec = scale.new_zeros(kin, kin, nb)
-        g_scale, g_shift = torch.zeros_like(scale), torch.zeros_like(shift)
+        k_full, _, bsz, ch = spec4.shape
+        nb, kin = bsz * ch, plan.kin
+        spec = spec4.reshape(k_full, k_full, nb)[:kin, :kin]
+        gz = gz4.reshape(gz4.shape[0], gz4.shape[1], nb)
+        g_spec4 = workspace_empty(ctx.ws, spec4.shape, spec4).zero_()
+        g_spec = g_spec4.view(k_full, k_full, nb)
+        g_scale = torch.zeros_like(scale) if ctx.norm else None
+        g_shift = torch.zeros_like(shift) if ctx.norm else None
         r0 = 0
         for grp, kept in zip(plan.groups, ctx.grids):
             r, size, k = grp.dims
@@ -183,12 +215,20 @@ class GridRings(torch.autograd.Function):
                         p = pre.detach().requires_grad_()
                         yp = _pool(act(p), pool)
                     g_pre, = torch.autograd.grad(yp, p, g_yp)
-                if ctx.needs_input_grad[1]:  # no norm: scale and shift are constants
+                if ctx.norm:  # without a norm, scale and shift are constants
                     g_scale[r0:r0 + r, sl] = (g_pre * grids).sum(dim=(1, 3))
-                if ctx.needs_input_grad[2]:
                     g_shift[r0:r0 + r, sl] = g_pre.sum(dim=(1, 3))
                 g_grids = g_pre.mul_(sc[:, None, sl, None])
                 g_spec[:k, :k, sl] += _synthesise_t(grp, g_grids, c).view(k, k, c)
             r0 += r
-        return (g_spec, g_scale if ctx.needs_input_grad[1] else None,
-                g_shift if ctx.needs_input_grad[2] else None, None, None, None, None, None)
+        g_gamma = g_beta = None
+        if ctx.norm:
+            # the small (grids, N) algebra of the norm by autograd; the moments' own
+            # transpose by hand, into the same gradient buffer
+            with torch.enable_grad():
+                leaves = [t.detach().requires_grad_() for t in (spec[0, 0], sq, gamma, beta)]
+                outs = _affine(*leaves, ctx.eps)
+            g_mean, g_sq, g_gamma, g_beta = torch.autograd.grad(outs, leaves, (g_scale, g_shift))
+            band_energy_backward(spec, plan.band_w, g_sq, g_spec, ctx.budget)
+            g_spec[0, 0] += g_mean
+        return (g_spec4, g_gamma, g_beta) + (None,) * 7

@@ -14,6 +14,10 @@ at the input's own size. Because ``features(D_s x) == D features(x)`` and the
 pooling of size ``i`` only reads rings ``<= J(i)``, the size-``i`` logits of
 ``D_s x`` equal those of ``x`` for every ``i`` the smaller input reaches.
 
+Memory: every layer takes its large outputs and gradients from one
+:class:`~methods.fourier.workspace.Workspace` that the network owns (its
+``workspace`` attribute; ``empty_cache()`` unmaps what it holds idle).
+
 Global pooling (``head_pool``): ``"rms"`` -- per channel the mean (the constant
 coefficient) and the root-mean-square of the AC part over the ``i x i`` grid,
 computed for all sizes at once from cumulative ring energies (Parseval);
@@ -30,8 +34,10 @@ from torch import nn
 
 from scalebench.datasets.scaling import resize_matrix
 from scalebench.methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
+from scalebench.methods.fourier.moments import SpectrumMoments
 from scalebench.methods.fourier.nonlinearity import RingNonlinearity
 from scalebench.methods.fourier.spectral import SpectralConv2d
+from scalebench.methods.fourier.workspace import Workspace
 
 __all__ = ["FourierNet", "FourierBlock", "ResidualFourierBlock"]
 
@@ -137,6 +143,17 @@ class FourierNet(nn.Module):
         self.mlp = nn.Sequential(
             nn.LayerNorm(feats), nn.Linear(feats, hidden), nn.LayerNorm(hidden), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        # one pool of warm buffers for every layer's large spectra and gradients (see
+        # methods.fourier.workspace): a training step then reuses the previous step's memory
+        self.workspace = Workspace()
+        for m in self.modules():
+            if isinstance(m, (SpectralConv2d, RingNonlinearity)):
+                m.workspace = self.workspace
+
+    def empty_cache(self) -> None:
+        """Unmap the idle buffers the model keeps for its next step (``bench perf`` calls it
+        before it measures a step's memory)."""
+        self.workspace.release()
 
     # sizes ---------------------------------------------------------------------------------
     def final_size(self, n: int) -> int:
@@ -194,16 +211,15 @@ class FourierNet(nn.Module):
         """:meth:`pooled_per_size` of the map of size ``m`` with real spectrum ``coef`` (K, K, B, C)."""
         sizes = range(self.final_min, m + 1) if sizes is None else sizes
         k, _, bsz, ch = coef.shape
-        mean = coef[0, 0]  # (B, C)
         if self.head_pool == "rms":
             # mean square of D_i f over its grid (Parseval): sum_ab coef[a, b]^2 q_i[a] q_i[b]
             q = band_mean_square([ring_count(i) for i in sizes], k, coef.dtype, coef.device)
-            energy = coef.square().reshape(k, k * bsz * ch)
-            left = (q @ energy).view(len(sizes), k, bsz * ch)  # sum over a
-            ms = (left * q[:, :, None]).sum(1).view(len(sizes), bsz, ch)  # then over b
+            mean, ms = SpectrumMoments.apply(coef.reshape(k, k, bsz * ch), q, self.workspace)
+            mean, ms = mean.view(bsz, ch), ms.view(len(sizes), bsz, ch)
             ac = ms - mean.square()  # AC part only: the mean is a feature of its own
             pooled = torch.sqrt(ac.clamp_min(0.0) + 1e-6).permute(1, 2, 0)  # (B, C, S)
         else:
+            mean = coef[0, 0]  # (B, C)
             f = spectrum_map(coef, m)
             mats = [resize_matrix(m, i, f.dtype, f.device) for i in sizes]
             pooled = torch.stack([(a @ f @ a.T).amax(dim=(-2, -1)) for a in mats], dim=-1)

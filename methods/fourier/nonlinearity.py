@@ -26,11 +26,13 @@ never from the grids. The grids themselves are synthesised from the input's real
 spectrum by separable matrix products (``S_g X S_g^T``), grouped into
 stacks (one per grid size by default), and only ring ``j`` of each grid is analysed
 (two thin matrix products) straight into the output spectrum, which is
-synthesised once. That grid stage is one autograd function that works through
+synthesised once. Moments and grids are one autograd function that works through
 the maps in cache-sized chunks and keeps only the raw grids for backward
-(:mod:`methods.fourier.grid_rings`). Every step is a GEMM or an elementwise op
-with the grid index as the leading batch axis, on CPU and CUDA alike. The
-plainly written per-ring version lives in :mod:`methods.fourier.reference`.
+(:mod:`methods.fourier.grid_rings`); its output and input gradient come from the
+layer's :attr:`~RingNonlinearity.workspace` (:mod:`methods.fourier.workspace`).
+Every step is a GEMM or an elementwise op with the grid index as the leading
+batch axis, on CPU and CUDA alike. The plainly written per-ring version lives in
+:mod:`methods.fourier.reference`.
 """
 
 from __future__ import annotations
@@ -48,11 +50,14 @@ from scalebench.methods.fourier.basis import (
     real_analysis,
     real_synthesis,
     ring_count,
+    ring_schedule,
     spectrum_map,
 )
 from scalebench.methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
+from scalebench.methods.fourier.reference import ring_nonlinearity_reference
+from scalebench.methods.fourier.workspace import Workspace
 
-__all__ = ["RingNonlinearity", "ACTIVATIONS", "ring_schedule"]
+__all__ = ["RingNonlinearity", "ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -61,22 +66,6 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
     "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
 }
-
-
-def ring_schedule(n: int, base: int, pool: int) -> list[tuple[int, int, int]]:
-    """The evaluations of a layer at input size ``n``: ``(grid, band, output ring)`` each.
-
-    The first entry is the base evaluation (its "ring" is the highest base ring,
-    all rings up to it are taken from it); each further entry yields one ring.
-    """
-    m, mb = n // pool, base // pool
-    if mb < 1 or n < base:
-        raise ValueError(f"input size {n} is below the layer's minimum size {base}")
-    out = [(pool * mb, ring_count(pool * mb), ring_count(mb))]
-    for j in range(ring_count(mb) + 1, ring_count(m) + 1):
-        g = pool * (2 * j + 1)
-        out.append((g, ring_count(g), j))
-    return out
 
 
 @dataclass
@@ -200,31 +189,15 @@ def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
 
 def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: _Plan, pool: int,
                            gamma: torch.Tensor | None, beta: torch.Tensor | None, act: str,
-                           eps: float, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+                           eps: float, chunk_elements: int = CHUNK_ELEMENTS,
+                           ws: Workspace | None = None) -> torch.Tensor:
     """Batched evaluation of the layer defined in the module docstring on real spectra:
     ``(K, K, B, C) -> (K', K', B, C)`` (``K' = 2 J(n // pool) + 1``)."""
-    _, _, bsz, ch = spec_in.shape
-    nb = bsz * ch
-    kin = plan.kin  # the block the grids read
-    spec = spec_in[:kin, :kin].reshape(kin, kin, nb)
-    if gamma is not None:
-        # grid moments from the spectrum (Parseval, see band_mean_square): the mean of a grid
-        # is the constant coefficient, its mean square a weighted energy of its band -- no
-        # passes over (or gradients through) the big grid tensors
-        energy = spec.square().view(kin, kin * nb)
-        mean = spec[0, 0]
-        w = plan.band_w
-        left = (w @ energy).view(-1, kin, nb)  # sum over a
-        sq = (left * w[:, :, None]).sum(1)  # (grids, N): mean square of grid r, map i
-        var = (sq - mean.square()).clamp_min(0.0)
-        scale = gamma[plan.grid_index].repeat(1, bsz) * torch.rsqrt(var + eps)  # row i: i % C
-        shift = beta[plan.grid_index].repeat(1, bsz) - mean * scale
-    else:
-        scale = spec.new_ones(len(plan.grid_index), nb)
-        shift = spec.new_zeros(len(plan.grid_index), nb)
-    z_hat = GridRings.apply(spec, scale, shift, plan, pool, ACTIVATIONS[act], act == "relu",
-                            chunk_elements)  # (2J+1, 2J+1, N): the output's real spectrum
-    return z_hat.view(*z_hat.shape[:2], bsz, ch)
+    bsz = spec_in.shape[2]
+    if gamma is not None:  # the affine of grid r, map i = (b, c): row r of gamma, column c
+        gamma, beta = gamma[plan.grid_index].repeat(1, bsz), beta[plan.grid_index].repeat(1, bsz)
+    return GridRings.apply(spec_in, gamma, beta, plan, pool, ACTIVATIONS[act], act == "relu",
+                           chunk_elements, eps, ws)
 
 
 class RingNonlinearity(nn.Module):
@@ -268,6 +241,8 @@ class RingNonlinearity(nn.Module):
         self._plans: dict[tuple, _Plan] = {}
         #: grid elements per chunk of maps in the fast path (see methods.fourier.grid_rings)
         self.chunk_elements = CHUNK_ELEMENTS
+        #: where the output and the input gradient come from (FourierNet shares one pool)
+        self.workspace: Workspace | None = Workspace()
 
     def extra_repr(self) -> str:
         return (f"{self.channels}, sizes=[{self.min_size}, {self.max_size}], pool={self.pool}, "
@@ -303,9 +278,8 @@ class RingNonlinearity(nn.Module):
             return map_spectrum(self._reference(spectrum_map(spec, n)))
         return ring_nonlinearity_fast(spec, self.plan(n, spec.dtype, spec.device), self.pool,
                                       self.gamma, self.beta, self.act, self.eps,
-                                      self.chunk_elements)
+                                      self.chunk_elements, self.workspace)
 
     def _reference(self, x: torch.Tensor) -> torch.Tensor:
-        from scalebench.methods.fourier.reference import ring_nonlinearity_reference
         return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,
                                            ACTIVATIONS[self.act], self.eps)

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.datasets.scaling import fourier_resize_fft
-from scalebench.methods.fourier.basis import ring_count
-from scalebench.methods.fourier.nonlinearity import ring_schedule
+from scalebench.methods.fourier.basis import ring_count, ring_schedule
 
 __all__ = ["ring_nonlinearity_reference", "ring_mask"]
 

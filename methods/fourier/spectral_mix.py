@@ -1,0 +1,262 @@
+"""The spectral convolution's per-frequency channel mixing on real spectra: one autograd function.
+
+:class:`SpectralMix` computes, on a real spectrum ``(K, K, B, C_in)`` (see
+:mod:`methods.fourier.basis`), what ``band_to_real(real_to_band(spec) @ W)`` gives
+(the half spectrum mixed per frequency as ``rfft2``/``irfft2`` would), plus a real
+``1 x 1`` mixing ``P`` where the kernel has no spectral term and a bias on the
+constant. It works through the frequency rows in cache-sized chunks and converts
+between the real basis and the half spectrum row pair by row pair, so that no
+full-size complex band, stacked copy or intermediate gradient is ever
+materialised: the only large tensors are the output and, in backward, the input
+gradient, and both come from the model's :class:`~methods.fourier.workspace.Workspace`.
+
+Derivation. Rows ``2f-1, 2f`` of the real spectrum are the ``cos``/``sin`` rows of
+``f_y = f``, columns likewise for ``f_x``. With ``cc, cs, sc, ss`` the coefficients of
+one frequency ``(f, g)``, ``g >= 1``, the half spectrum holds
+``(u - i v) / 4`` at ``(+f, g)`` and ``(p + i q) / 4`` at ``(-f, g)``, where
+``u = cc - ss, v = cs + sc, p = cc + ss, q = sc - cs`` (:func:`basis.real_to_band`).
+With ``A = (u - i v) W(+f, g)`` and ``B = (p + i q) W(-f, g)``, ``irfft2``
+(:func:`basis.band_to_real`) gives back ``cc' = (Re A + Re B) / 2``,
+``cs' = -(Im A + Im B) / 2``, ``sc' = (Im B - Im A) / 2``, ``ss' = (Re B - Re A) / 2``.
+The column ``g = 0`` follows the same formulas with ``u = p = c0, v = q = s0`` (its
+``cs``/``ss`` do not exist), and the row ``f = 0`` is ``A`` alone with ``u = r_c``,
+``v = r_s`` (``v = 0`` at ``g = 0``): ``r_c' = Re A``, ``r_s' = -Im A``. Every complex
+product is two real batched GEMMs on ``[u; v]`` stacked along the batch axis.
+
+The multiplier's rows are in the real spectrum's row order: ``f_y = 0, +1, -1, +2,
+-2, ...`` (:meth:`SpectralConv2d.multiplier`), so row ``r`` of ``W`` belongs to row
+``r`` of the spectrum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from scalebench.methods.fourier.workspace import Workspace, workspace_empty
+
+__all__ = ["SpectralMix"]
+
+#: elements of one chunk's stacked input (~4 MB in float32), as in grid_rings
+CHUNK_ELEMENTS = 1 << 20
+
+
+def _row_chunks(kmax: int, per_row: int, budget: int) -> list[tuple[int, int]]:
+    """Row pairs ``f = 1 .. kmax`` in runs ``[f0, f1)`` of about ``budget`` elements."""
+    step = max(1, budget // max(1, per_row))
+    return [(f, min(f + step, kmax + 1)) for f in range(1, kmax + 1, step)]
+
+
+def _weights(w: torch.Tensor, pw: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Re W + P, Im W)`` of a block of multiplier rows, contiguous, batched over frequency."""
+    wr = torch.view_as_real(w)
+    ci, co = w.shape[-2:]
+    re = (wr[..., 0] + pw) if pw is not None else wr[..., 0].contiguous()
+    return re.reshape(-1, ci, co), wr[..., 1].contiguous().view(-1, ci, co)
+
+
+def _stack_pairs(spec: torch.Tensor, f0: int, f1: int, width: int) -> torch.Tensor:
+    """``0.5 [u; v]`` (A side) and ``0.5 [p; q]`` (B side) of row pairs ``f0 .. f1-1``:
+    ``(f, side, g, part, B, C)``."""
+    nf, nk = f1 - f0, (width + 1) // 2
+    blk = spec[2 * f0 - 1:2 * f1 - 1, :width]
+    rows = blk.view(nf, 2, width, *blk.shape[2:])
+    c, s = rows[:, 0], rows[:, 1]
+    x = spec.new_empty(nf, 2, nk, 2, *blk.shape[2:])
+    cc, cs, sc, ss = c[:, 1::2], c[:, 2::2], s[:, 1::2], s[:, 2::2]
+    torch.sub(cc, ss, out=x[:, 0, 1:, 0])
+    torch.add(cs, sc, out=x[:, 0, 1:, 1])
+    torch.add(cc, ss, out=x[:, 1, 1:, 0])
+    torch.sub(sc, cs, out=x[:, 1, 1:, 1])
+    x[:, :, 0, 0] = c[:, None, 0]
+    x[:, :, 0, 1] = s[:, None, 0]
+    return x.mul_(0.5)
+
+
+def _stack_row0(spec: torch.Tensor, width: int) -> torch.Tensor:
+    """``[u; v]`` of row 0: ``(g, part, B, C)``, ``v = 0`` at ``g = 0``."""
+    r = spec[0, :width]
+    x = spec.new_empty((width + 1) // 2, 2, *r.shape[1:])
+    x[0, 0] = r[0]
+    x[1:, 0] = r[1::2]
+    x[0, 1] = 0
+    x[1:, 1] = r[2::2]
+    return x
+
+
+def _inner_forward(spec, w, pw, out, budget: int) -> None:
+    """``out[:L, :L]`` (``L = 2 kmax + 1``): the mixing with ``W (+ P)``, row pair by row pair."""
+    width = w.shape[0]
+    kmax, nk = (width - 1) // 2, (width + 1) // 2
+    bsz, co = spec.shape[2], w.shape[-1]
+    x0 = _stack_row0(spec, width).view(nk, 2 * bsz, -1)
+    wr, wi = _weights(w[0], pw)
+    yr, yi = torch.bmm(x0, wr).view(nk, 2, bsz, co), torch.bmm(x0, wi).view(nk, 2, bsz, co)
+    re_a, im_a = yr[:, 0] + yi[:, 1], yi[:, 0] - yr[:, 1]
+    out[0, 0] = re_a[0]
+    out[0, 1:width:2] = re_a[1:]
+    torch.neg(im_a[1:], out=out[0, 2:width:2])
+    for f0, f1 in _row_chunks(kmax, 4 * nk * bsz * max(spec.shape[3], co), budget):
+        nf = f1 - f0
+        x = _stack_pairs(spec, f0, f1, width).view(nf * 2 * nk, 2 * bsz, -1)
+        wr, wi = _weights(w[2 * f0 - 1:2 * f1 - 1], pw)
+        yr = torch.bmm(x, wr).view(nf, 2, nk, 2, bsz, co)
+        yi = torch.bmm(x, wi).view(nf, 2, nk, 2, bsz, co)
+        re_a, im_a = yr[:, 0, :, 0] + yi[:, 0, :, 1], yi[:, 0, :, 0] - yr[:, 0, :, 1]
+        re_b, im_b = yr[:, 1, :, 0] - yi[:, 1, :, 1], yi[:, 1, :, 0] + yr[:, 1, :, 1]
+        o = out[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, co)
+        oc, os_ = o[:, 0], o[:, 1]
+        s_re, d_im = re_a + re_b, im_b - im_a
+        oc[:, 0], oc[:, 1::2] = s_re[:, 0], s_re[:, 1:]
+        os_[:, 0], os_[:, 1::2] = d_im[:, 0], d_im[:, 1:]
+        torch.add(im_a[:, 1:], im_b[:, 1:], out=oc[:, 2::2]).neg_()
+        torch.sub(re_b[:, 1:], re_a[:, 1:], out=os_[:, 2::2])
+
+
+def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
+    """The transpose of :func:`_inner_forward`: ``g_spec[:L, :L]``, ``g_w`` and ``g_pw +=``."""
+    width = w.shape[0]
+    kmax, nk = (width - 1) // 2, (width + 1) // 2
+    bsz, ci, co = spec.shape[2], spec.shape[3], w.shape[-1]
+    g_wr = torch.view_as_real(g_w) if g_w is not None else None
+    # row 0: out = [Re A_0, Re A_g, -Im A_g]; Re A = (u Wr + v Wi), Im A = (u Wi - v Wr)
+    g = g_out[0, :width]
+    g_re = torch.cat([g[0:1], g[1::2]])
+    g_im = torch.cat([torch.zeros_like(g[0:1]), -g[2::2]])
+    gyr = torch.stack([g_re, -g_im], 1).view(nk, 2 * bsz, co)
+    gyi = torch.stack([g_im, g_re], 1).view(nk, 2 * bsz, co)
+    _mix_backward(_stack_row0(spec, width).view(nk, 2 * bsz, ci), w[0], pw, gyr, gyi,
+                  g_wr[0] if g_wr is not None else None, g_pw)
+    if g_spec is not None:
+        wr, wi = _weights(w[0], pw)
+        gx = torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
+        gx = gx.view(nk, 2, bsz, ci)
+        g_spec[0, 0] = gx[0, 0]
+        g_spec[0, 1:width:2] = gx[1:, 0]
+        g_spec[0, 2:width:2] = gx[1:, 1]
+    for f0, f1 in _row_chunks(kmax, 4 * nk * bsz * max(ci, co), budget):
+        nf = f1 - f0
+        gr = g_out[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, co)
+        gc, gs = gr[:, 0], gr[:, 1]
+        # the gradients at Re A, Im A, Re B, Im B (g >= 1 from the four outputs, g = 0 from
+        # c0 and s0), placed where Re A = yr_Au + yi_Av, Im A = yi_Au - yr_Av,
+        # Re B = yr_Bp - yi_Bq, Im B = yi_Bp + yr_Bq take them
+        gyr = gc.new_empty(nf, 2, nk, 2, bsz, co)
+        gyi = torch.empty_like(gyr)
+        g_ra, g_rb, g_ia, g_ib = gyr[:, 0, :, 0], gyr[:, 1, :, 0], gyi[:, 0, :, 0], gyi[:, 1, :, 0]
+        g_ra[:, 0], g_rb[:, 0] = gc[:, 0], gc[:, 0]
+        torch.neg(gs[:, 0], out=g_ia[:, 0])
+        g_ib[:, 0] = gs[:, 0]
+        torch.sub(gc[:, 1::2], gs[:, 2::2], out=g_ra[:, 1:])
+        torch.add(gc[:, 1::2], gs[:, 2::2], out=g_rb[:, 1:])
+        torch.add(gc[:, 2::2], gs[:, 1::2], out=g_ia[:, 1:]).neg_()
+        torch.sub(gs[:, 1::2], gc[:, 2::2], out=g_ib[:, 1:])
+        gyi[:, 0, :, 1] = g_ra
+        torch.neg(g_ia, out=gyr[:, 0, :, 1])
+        torch.neg(g_rb, out=gyi[:, 1, :, 1])
+        gyr[:, 1, :, 1] = g_ib
+        gyr, gyi = gyr.view(-1, 2 * bsz, co), gyi.view(-1, 2 * bsz, co)
+        rows = w[2 * f0 - 1:2 * f1 - 1]
+        x = _stack_pairs(spec, f0, f1, width).view(-1, 2 * bsz, ci)
+        _mix_backward(x, rows, pw, gyr, gyi,
+                      g_wr[2 * f0 - 1:2 * f1 - 1] if g_wr is not None else None, g_pw)
+        if g_spec is None:
+            continue
+        wr, wi = _weights(rows, pw)
+        gx = torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
+        gx = gx.view(nf, 2, nk, 2, bsz, ci).mul_(0.5)
+        g_u, g_v, g_p, g_q = gx[:, 0, :, 0], gx[:, 0, :, 1], gx[:, 1, :, 0], gx[:, 1, :, 1]
+        o = g_spec[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, ci)
+        oc, os_ = o[:, 0], o[:, 1]
+        torch.add(g_u[:, 0], g_p[:, 0], out=oc[:, 0])
+        torch.add(g_v[:, 0], g_q[:, 0], out=os_[:, 0])
+        torch.add(g_u[:, 1:], g_p[:, 1:], out=oc[:, 1::2])  # u, p hold +cc
+        torch.sub(g_v[:, 1:], g_q[:, 1:], out=oc[:, 2::2])  # v holds +cs, q -cs
+        torch.add(g_v[:, 1:], g_q[:, 1:], out=os_[:, 1::2])  # v, q hold +sc
+        torch.sub(g_p[:, 1:], g_u[:, 1:], out=os_[:, 2::2])  # p holds +ss, u -ss
+
+
+def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw) -> None:
+    """Weight gradients of ``yr = x Wr, yi = x Wi``: ``g_wr[..., 0] = x^T gyr``, ``[..., 1] =
+    x^T gyi``, and ``g_pw += sum x^T gyr`` where ``P`` was folded into ``Wr``."""
+    if g_wr is None and g_pw is None:
+        return
+    ci, co = rows.shape[-2:]
+    xt = x.transpose(1, 2)
+    d_re = torch.bmm(xt, gyr)
+    if g_wr is not None:
+        g_wr[..., 0] = d_re.view(*rows.shape)
+        g_wr[..., 1] = torch.bmm(xt, gyi).view(*rows.shape)
+    if g_pw is not None:
+        g_pw += d_re.view(-1, ci, co).sum(0)
+
+
+def _outer(spec, pw, out, width: int, transpose: bool = False) -> None:
+    """``out = spec @ P`` (``transpose``: ``@ P^T``) outside the leading ``width x width`` block,
+    ``0`` there without ``P``."""
+    k = spec.shape[0]
+    if width >= k:
+        return
+    if pw is None:
+        out[width:].zero_()
+        out[:width, width:].zero_()
+        return
+    m = pw.T if transpose else pw
+    ci, co = m.shape
+    torch.mm(spec[width:].reshape(-1, ci), m, out=out[width:].view(-1, co))
+    for r in range(width):
+        torch.mm(spec[r, width:].reshape(-1, ci), m, out=out[r, width:].view(-1, co))
+
+
+def _outer_weight_grad(spec, g_out, g_pw, width: int) -> None:
+    k, ci, co = spec.shape[0], spec.shape[3], g_out.shape[3]
+    if width >= k:
+        return
+    g_pw.addmm_(spec[width:].reshape(-1, ci).T, g_out[width:].reshape(-1, co))
+    for r in range(width):
+        g_pw.addmm_(spec[r, width:].reshape(-1, ci).T, g_out[r, width:].reshape(-1, co))
+
+
+class SpectralMix(torch.autograd.Function):
+    """``(spec, W, P, bias) -> out``, real spectra ``(K, K, B, C_in) -> (K, K, B, C_out)``.
+
+    ``W`` (complex, ``(2 kmax + 1, kmax + 1, C_in, C_out)``, rows in the spectrum's row
+    order) mixes the band ``|k| <= kmax``; ``P`` (real ``(C_in, C_out)``) is added to it
+    there and alone mixes the rest; ``bias`` goes to the constant coefficient. ``W`` or
+    ``P`` may be ``None``, not both.
+    """
+
+    @staticmethod
+    def forward(ctx, spec, w, pw, bias, ws: Workspace | None, budget: int = CHUNK_ELEMENTS):
+        spec = spec.contiguous()
+        k, _, bsz, _ = spec.shape
+        co = (w if w is not None else pw).shape[-1]
+        width = w.shape[0] if w is not None else 0
+        out = workspace_empty(ws, (k, k, bsz, co), spec)
+        _outer(spec, pw, out, width)
+        if w is not None:
+            _inner_forward(spec, w, pw, out, budget)
+        if bias is not None:
+            out[0, 0] += bias
+        ctx.save_for_backward(spec, w, pw)
+        ctx.ws, ctx.budget, ctx.has_bias = ws, budget, bias is not None
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out):
+        spec, w, pw = ctx.saved_tensors
+        g_out = g_out.contiguous()
+        need_spec, need_w, need_pw, need_bias = ctx.needs_input_grad[:4]
+        width = w.shape[0] if w is not None else 0
+        g_spec = workspace_empty(ctx.ws, spec.shape, spec) if need_spec else None
+        g_w = torch.empty_like(w) if need_w else None
+        g_pw = torch.zeros_like(pw) if need_pw else None
+        if g_spec is not None:
+            _outer(g_out, pw, g_spec, width, transpose=True)
+        if g_pw is not None:
+            _outer_weight_grad(spec, g_out, g_pw, width)
+        if w is not None:
+            _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, ctx.budget)
+        g_bias = g_out[0, 0].sum(0) if need_bias and ctx.has_bias else None
+        return g_spec, g_w, g_pw, g_bias, None, None
