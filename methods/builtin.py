@@ -9,3 +9,5 @@ import scalebench.methods.cnn  # noqa: F401
 import scalebench.methods.sesn  # noqa: F401
 import scalebench.methods.dss  # noqa: F401
 import scalebench.methods.fourier  # noqa: F401
+import scalebench.methods.sevf  # noqa: F401
+import scalebench.methods.ss_cnn  # noqa: F401
