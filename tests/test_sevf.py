@@ -307,3 +307,11 @@ def test_vector_model_trains_without_nan():
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
         opt.step()
+
+
+@pytest.mark.parametrize("name", ["sevf", "sevf_scalar"])
+def test_published_mnist_configs_accept_extreme_sizes(name):
+    m = methods.create(name).eval()
+    with torch.no_grad():
+        for size in (8, 28):
+            assert m(torch.rand(2, 1, size, size)).shape == (2, 10)

@@ -261,3 +261,10 @@ def test_small_wrn_at_stl_sizes():
             feats = m.features(x)
             assert all(f.dim() == 4 for f in feats.values())
             assert feats["proj"].shape[1] == 44
+
+
+def test_published_mnist_config_accepts_extreme_sizes():
+    m = methods.create("ss_cnn").eval()
+    with torch.no_grad():
+        for size in (8, 28):
+            assert m(torch.rand(2, 1, size, size)).shape == (2, 10)

@@ -34,6 +34,7 @@ equivariance; the two are related exactly by conjugation,
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,18 +102,26 @@ def resize_conv(x: torch.Tensor, weight: torch.Tensor, scale: float, padding: in
 def magnitude(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, 2, H, W)`` -> ``(B, C, H, W)``, the length of every vector.
 
-    ``vector_norm``'s gradient at a zero vector is 0 (the plain ``sqrt(u^2+v^2)``
-    gives NaN there, and the ReLU in every SEVF conv makes zero vectors common).
+    The gradient at a zero vector is 0: the plain ``sqrt(u^2 + v^2)`` gives NaN
+    there, and the ReLU in every SEVF conv makes zero vectors common.
+    (``linalg.vector_norm`` over the component axis does the same but is an
+    order of magnitude slower on CPU than these elementwise operations.)
     """
-    return torch.linalg.vector_norm(x, dim=2)
+    u, v = x.unbind(2)
+    sq = u * u + v * v
+    positive = sq > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, sq, 1.0)), 0.0)
 
 
-def _to_vectors(responses: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """``(S, B, C, H, W)`` responses -> ``(B, C, 2, H, W)``: relu(max) at the angle of the arg-max."""
+def _to_vectors(responses: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """``(S, B, C, H, W)`` responses -> ``(B, C, 2, H, W)``: relu(max) at the angle of the arg-max.
+
+    ``directions`` is ``(S, 2)``: ``(cos, sin)`` of each scale's angle (looked up, not recomputed
+    per pixel).
+    """
     vals, idx = responses.max(0)
-    theta = angles[idx]
     mag = F.relu(vals)
-    return torch.stack((mag * torch.cos(theta), mag * torch.sin(theta)), 2)
+    return torch.stack((mag * directions[idx, 0], mag * directions[idx, 1]), 2)
 
 
 def _init_weight(weight: torch.Tensor) -> None:
@@ -121,15 +130,16 @@ def _init_weight(weight: torch.Tensor) -> None:
 
 
 class _MultiScale(nn.Module):
-    """Shared plumbing: the scale grid (angles as a buffer) and the conv geometry."""
+    """Shared plumbing: the scale grid (each angle's unit vector as a buffer), the conv geometry."""
 
     def __init__(self, kernel_size: int, stride: int, padding: int | None, grid: ScaleGrid):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = kernel_size // 2 if padding is None else padding
         self.grid = grid
-        self.register_buffer("angles", torch.tensor(grid.angles, dtype=torch.get_default_dtype()),
-                             persistent=False)
+        angles = torch.tensor(grid.angles, dtype=torch.float64)
+        self.register_buffer("directions", torch.stack((angles.cos(), angles.sin()), 1).to(
+            torch.get_default_dtype()), persistent=False)
 
     def extra_repr(self) -> str:
         return f"k={self.kernel_size}, stride={self.stride}, {self.grid!r}"
@@ -158,7 +168,7 @@ class SEVFLift(_MultiScale):
                             for s in self.grid.scales])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _to_vectors(self.responses(x), self.angles.to(x.dtype))
+        return _to_vectors(self.responses(x), self.directions.to(x.dtype))
 
 
 class SEVFScalarConv(SEVFLift):
@@ -170,7 +180,8 @@ class SEVFScalarConv(SEVFLift):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.responses(x).amax(0))
+        # max (with indices) rather than amax: its backward is one scatter, not masks and sums
+        return F.relu(self.responses(x).max(0).values)
 
 
 class SEVFConv(_MultiScale):
@@ -210,7 +221,7 @@ class SEVFConv(_MultiScale):
                             for i, s in enumerate(self.grid.scales)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _to_vectors(self.responses(x), self.angles.to(x.dtype))
+        return _to_vectors(self.responses(x), self.directions.to(x.dtype))
 
 
 class VectorMaxPool(nn.Module):
@@ -243,10 +254,11 @@ class VectorBatchNorm(nn.Module):
     ``y = gamma * x / sqrt(var + eps)`` with ``var`` the (biased) variance of
     the magnitudes over batch and space in training, a running estimate (of the
     unbiased variance, momentum ``momentum``) in evaluation. No mean is
-    subtracted and one positive factor scales both components, so angles are
-    untouched: commutes with the rotation that a zoom induces. ``gamma`` (ones
-    at start) is the original ScaleEqNet's learnable gain; SESN's copy holds it
-    as a parameter but never applies it, so at start both give the same output.
+    subtracted and one factor scales both components of a channel, so the
+    layer commutes with the rotation that a zoom induces (a negative gain turns
+    vectors by pi, which commutes with it too). ``gamma`` (ones at start) is the
+    original ScaleEqNet's learnable gain; SESN's copy holds it as a parameter
+    but never applies it, so at start both give the same output.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.5):
