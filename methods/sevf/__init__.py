@@ -13,9 +13,9 @@ Configurations: ``mnist`` (SESN benchmark's ``mnist_sevf_vector_28`` /
 ``mnist_sevf_scalar_28``: 7x7 kernels, 8 scales 1.26^-4...1.26^3, widths
 23/45/68 and 32/63/95, global max-pool head), ``stl10`` (a WRN-16-8 built as
 the benchmark's other STL-10 models are; the benchmark has no STL-10 SEVF, see
-:mod:`.wrn`) and ``quick`` (3 scales 1/1.41, 1, 1.41, widths 12/24/36 scalar and
-9/17/26 vector, the ``cnn`` quick head: the harness's CPU budget). Layers: :mod:`.layers`; models:
-:mod:`.models`, :mod:`.wrn`.
+:mod:`.wrn`) and ``quick`` (3 scales 0.5, 0.71, 1, widths 12/24/36 scalar and
+9/17/26 vector, the ``cnn`` quick head: the harness's CPU budget). Layers:
+:mod:`.layers`; models: :mod:`.models`, :mod:`.wrn`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ PAPER = ("Marcos, Kellenberger, Lobry & Tuia, Scale equivariance in CNNs with ve
          "ICML 2018 workshop (arXiv:1807.11783)")
 REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnist_sevf.py"
 
-# quick: 3 scales a factor 1.41 apart (the SEVF conv's cost grows with the summed area of the
-# resized inputs: 0.5 + 1 + 2 times a plain conv here, against 10.5 for the published grid)
+# quick: 3 scales a factor 1.41 apart, all shrinking the input (filters 1, 1.41 and 2 times
+# their size): the SEVF conv's cost grows with the summed area of the resized inputs, here
+# 0.25 + 0.5 + 1 times a plain conv, against 10.5 for the published grid (0.4...2.0)
 _QUICK_GRID = dict(n_small=3, n_big=0, base=1.41)
 _QUICK = dict(arch="mnist", channels=(12, 24, 36), hidden=128, dropout=0.3, **_QUICK_GRID)
 # the vector model narrowed as published (23/45/68 for 32/63/95): about the scalar's parameters
