@@ -67,8 +67,8 @@ def test_published_scale_grid():
     np.testing.assert_allclose(grid_b.angles, REF["angles_b"], rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("k,grid,prefix,x", [(7, {}, "lift", "x"),
-                                              (5, dict(n_small=2, n_big=2, base=1.41), "lift_b", "x_b")])
+@pytest.mark.parametrize("k,grid,prefix,x", [
+    (7, {}, "lift", "x"), (5, dict(n_small=2, n_big=2, base=1.41), "lift_b", "x_b")])
 def test_lift_matches_reference(k, grid, prefix, x):
     lift, scalar = SEVFLift(3, 4, k, **grid), SEVFScalarConv(3, 4, k, **grid)
     u, v = T(f"{prefix}_u"), T(f"{prefix}_v")
@@ -274,7 +274,8 @@ def test_registry_metadata():
         assert e.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
         assert {"mnist", "stl10", "quick"} <= set(e.configs)
         r = e.recipe("mnist")
-        assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == ("adam", 1e-2, (20, 40), 60, 128)
+        assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == (
+            "adam", 1e-2, (20, 40), 60, 128)
         r = e.recipe("stl10")
         assert (r.optimizer, r.lr, r.nesterov, r.weight_decay, r.milestones, r.gamma, r.epochs) == (
             "sgd", 0.1, True, 5e-4, (300, 400, 600, 800), 0.2, 1000)

@@ -101,7 +101,7 @@ def test_mnist_param_count():
     m = methods.create("ss_cnn")
     assert isinstance(m, SSCNNMnist)
     c3, hidden = 90, 256
-    # theirs - unused const_real (7,230) - unused bn3 (2 * C3) - (4 - 1) C3 x hidden of the flat head
+    # theirs - unused const_real (7,230) - unused bn3 (2 C3) - (4 - 1) C3 hidden of the flat head
     expected = int(REF["params_mnist_ss_28"]) - _unused_const_real(m) - 2 * c3 - 3 * c3 * hidden
     assert n_params(m) == expected == 417_158
 
@@ -243,12 +243,14 @@ def test_registry_metadata():
     assert e.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
     assert {"mnist", "stl10", "quick"} <= set(e.configs)
     r = e.recipe("mnist")
-    assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == ("adam", 1e-2, (20, 40), 60, 128)
+    assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == (
+        "adam", 1e-2, (20, 40), 60, 128)
     r = e.recipe("stl10")
     assert (r.optimizer, r.lr, r.nesterov, r.weight_decay, r.milestones, r.gamma, r.epochs) == (
         "sgd", 0.1, True, 5e-4, (300, 400, 600, 800), 0.2, 1000)
     conv = methods.create("ss_cnn").blocks[0][0]
-    assert (conv.base_size, conv.sizes, conv.ks, conv.num_funcs) == (11, MNIST_SIZES, (0.5, 1.0, 2.0), 9)
+    assert (conv.base_size, conv.sizes, conv.ks, conv.num_funcs) == (
+        11, MNIST_SIZES, (0.5, 1.0, 2.0), 9)
 
 
 def test_small_wrn_at_stl_sizes():

@@ -1,4 +1,4 @@
-"""SEVF -- Marcos, Kellenberger, Lobry & Tuia, "Scale equivariance in CNNs with vector fields", 2018.
+"""SEVF -- Marcos, Kellenberger, Lobry & Tuia, "Scale equivariance in CNNs with vector fields".
 
 Every filter runs at several scales (the input resized by ``base**e``); each
 pixel keeps the best scale as a vector: its length is the largest response

@@ -172,7 +172,7 @@ class SEVFLift(_MultiScale):
 
 
 class SEVFScalarConv(SEVFLift):
-    """Z2 -> Z2: ``(B, C, H, W)`` -> ``(B, C', H', W')``, the magnitude ``relu(max_i r_i)`` of the lift.
+    """Z2 -> Z2: ``(B, C, H, W)`` -> ``(B, C', H', W')``, the lift's magnitude ``relu(max_i r_i)``.
 
     The scalar SEVF layer (the angle is dropped). Locally invariant to zooms by
     ``base`` (up to resampling and the ends of the grid): the output is
@@ -215,10 +215,12 @@ class SEVFConv(_MultiScale):
 
     def responses(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[2] != 2:
-            raise ValueError(f"SEVFConv expects a vector field (B, C, 2, H, W), got {tuple(x.shape)}")
+            raise ValueError(f"SEVFConv expects a vector field (B, C, 2, H, W), "
+                             f"got {tuple(x.shape)}")
         folded = x.flatten(1, 2)  # one resize and one conv per scale for both components
-        return torch.stack([resize_conv(folded, self.rotated_weights(i), s, self.padding, self.stride)
-                            for i, s in enumerate(self.grid.scales)])
+        return torch.stack([
+            resize_conv(folded, self.rotated_weights(i), s, self.padding, self.stride)
+            for i, s in enumerate(self.grid.scales)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _to_vectors(self.responses(x), self.directions.to(x.dtype))

@@ -1,4 +1,4 @@
-"""SEVF wide ResNets for STL-10 (WRN-16-8), built as the SESN benchmark builds its other STL-10 models.
+"""SEVF wide ResNets for STL-10 (WRN-16-8), built as the SESN benchmark builds its STL-10 models.
 
 The SESN benchmark publishes no STL-10 SEVF model. Its other ``stl_*`` models
 (Kanazawa, Xu, SS-CNN, DSS, SESN) all take the pre-activation WRN-16-8
@@ -50,7 +50,7 @@ WIDTHS = {"scalar": (16, 16, 32, 64), "vector": (11, 11, 22, 44)}  # x widen, ex
 
 
 class ScalarWideBlock(nn.Module):
-    """Pre-activation WRN block with SEVF scalar convs: BN-ReLU-conv-BN-ReLU-dropout-conv + shortcut.
+    """Pre-activation WRN block, SEVF scalar convs: BN-ReLU-conv-BN-ReLU-dropout-conv + shortcut.
 
     Every part acts on plain maps; the SEVF convs are locally invariant to zooms
     by the grid's base, the rest is pointwise or 1x1, so the block is

@@ -57,8 +57,10 @@ class ScaleSteerableConv(nn.Module):
                  relu: bool = True):
         super().__init__()
         sizes = tuple(int(k) for k in sizes)
-        if not sizes or any(k < 1 or k % 2 == 0 for k in sizes) or list(sizes) != sorted(set(sizes)):
-            raise ValueError(f"kernel sizes must be distinct odd numbers in increasing order, got {sizes}")
+        odd = all(k >= 1 and k % 2 == 1 for k in sizes)
+        if not sizes or not odd or sizes != tuple(sorted(set(sizes))):
+            raise ValueError(f"kernel sizes must be distinct odd numbers in increasing order, "
+                             f"got {sizes}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.base_size, self.sizes, self.stride, self.relu = base_size, sizes, stride, relu
         self.ks = tuple(float(k) for k in ks)
@@ -86,7 +88,7 @@ class ScaleSteerableConv(nn.Module):
         nn.init.uniform_(self.weight_imag, -bound, bound)
 
     def kernel(self, i: int) -> torch.Tensor:
-        """The ``(C', C, K_i, K_i)`` filter at size ``sizes[i]``: steered coefficients on the cropped basis."""
+        """The ``(C', C, K_i, K_i)`` filter of size ``sizes[i]`` (steered coefficients)."""
         size, full = self.sizes[i], self.sizes[-1]
         lo = (full - size) // 2
         cos = self.steer_cos[i][:, None, None, None]
@@ -109,5 +111,6 @@ class ScaleSteerableConv(nn.Module):
         return F.relu(y) if self.relu else y
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, base={self.base_size}, sizes={self.sizes}, "
-                f"ks={self.ks}, funcs={self.num_funcs}, stride={self.stride}, relu={self.relu}")
+        return (f"{self.in_channels}, {self.out_channels}, base={self.base_size}, "
+                f"sizes={self.sizes}, ks={self.ks}, funcs={self.num_funcs}, stride={self.stride}, "
+                f"relu={self.relu}")

@@ -1,4 +1,4 @@
-"""SS-CNN model assembly: the MNIST network and the STL-10 WRN-16-8 (SESN benchmark's configurations).
+"""SS-CNN model assembly: the MNIST network and the STL-10 WRN-16-8 (SESN benchmark's configs).
 
 Layers live in :mod:`methods.ss_cnn.layers`. The published models are the SESN
 benchmark's ``mnist_ss_28`` (three layers 30/60/90, base size 11, kernel sizes
@@ -72,7 +72,7 @@ class SSCNNMnist(nn.Module):
 
 
 class SSWideBlock(nn.Module):
-    """Pre-activation WRN block with scale-steerable convs: BN-ReLU-conv-BN-ReLU-dropout-conv + shortcut.
+    """Pre-activation WRN block of scale-steerable convs: BN-ReLU-conv-BN-ReLU-dropout-conv + skip.
 
     Locally invariant to dilations within the size range in each conv (up to
     sampling), pointwise or 1x1 elsewhere; translation-equivariant for
