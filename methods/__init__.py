@@ -32,7 +32,9 @@ from scalebench.methods.registry import (
 from scalebench.methods.style import MethodStyle
 
 # the built-in families and prefixes: imported for their registrations
-from scalebench.methods import cnn, disco, dss, fourier, multicolumn, sesn, timm_baseline  # noqa: F401
+from scalebench.methods import (  # noqa: F401
+    cnn, disco, dss, fourier, multicolumn, sesn, sevf, ss_cnn, timm_baseline,
+)
 
 __all__ = [
     "DEFAULT_RECIPES", "ENTRY_POINT_GROUP", "MethodEntry", "MethodStyle", "TrainRecipe",

@@ -1,0 +1,318 @@
+"""SEVF: agreement with the authors' code (fixtures), the defining properties, the models.
+
+Fixtures (``tests/fixtures/sevf/``, see SOURCE.md there) hold the reference
+layers' outputs on fixed inputs with fixed weights, and the parameter counts
+of the published models. Defining properties: the magnitude is the max over
+scales, the angle encodes the arg-max scale (inputs whose best-matching scale
+is known), and the vector convolution turns the zoom's rotation of its input
+into a shift along the scales (exactly, in its rotation part).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scalebench import methods
+from scalebench.methods.sevf.layers import (
+    ScaleGrid,
+    SEVFConv,
+    SEVFLift,
+    SEVFScalarConv,
+    VectorBatchNorm,
+    VectorConv1x1,
+    VectorDropout,
+    VectorMaxPool,
+    angle_of,
+    magnitude,
+    rotate,
+)
+from scalebench.methods.sevf.models import SEVFMnist
+from scalebench.methods.sevf.wrn import SEVFWideResNet
+
+REF = np.load(Path(__file__).parent / "fixtures" / "sevf" / "reference.npz")
+
+
+def T(name: str) -> torch.Tensor:
+    return torch.from_numpy(REF[name])
+
+
+def n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> None:
+    # float32 precision relative to the output's scale
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())
+
+
+def field(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return torch.stack((u, v), 2)
+
+
+# ---------------------------------------------------------------- the authors' code
+
+
+def test_published_scale_grid():
+    grid = ScaleGrid()
+    np.testing.assert_array_equal(grid.scales, REF["scales"])
+    np.testing.assert_allclose(grid.angles, REF["angles"], rtol=0, atol=1e-15)
+    grid_b = ScaleGrid(n_small=2, n_big=2, base=1.41)
+    np.testing.assert_array_equal(grid_b.scales, REF["scales_b"])
+    np.testing.assert_allclose(grid_b.angles, REF["angles_b"], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("k,grid,prefix,x", [
+    (7, {}, "lift", "x"), (5, dict(n_small=2, n_big=2, base=1.41), "lift_b", "x_b")])
+def test_lift_matches_reference(k, grid, prefix, x):
+    lift, scalar = SEVFLift(3, 4, k, **grid), SEVFScalarConv(3, 4, k, **grid)
+    u, v = T(f"{prefix}_u"), T(f"{prefix}_v")
+    with torch.no_grad():
+        lift.weight.copy_(T(f"{prefix}_weight"))
+        scalar.weight.copy_(T(f"{prefix}_weight"))
+        close(lift(T(x)), field(u, v))
+        close(scalar(T(x)), torch.sqrt(u ** 2 + v ** 2))  # the authors' vector2scalar
+
+
+def test_vector_conv_matches_reference_up_to_the_rotation_direction():
+    """Theirs rotates the filter by -angle_i; ours by +angle_i. Conjugating input and
+    ``w_v`` maps one onto the other exactly; without it the outputs differ."""
+    conv = SEVFConv(4, 5, 5)
+    u_in, v_in = T("lift_u"), T("lift_v")
+    with torch.no_grad():
+        conv.weight_u.copy_(T("vec_weight_u"))
+        conv.weight_v.copy_(-T("vec_weight_v"))
+        out = conv(field(u_in, -v_in))
+    close(out, field(T("vec_u"), T("vec_v")))
+    with torch.no_grad():
+        conv.weight_v.copy_(T("vec_weight_v"))
+        plain = conv(field(u_in, v_in))
+    assert (plain - field(T("vec_u"), T("vec_v"))).abs().max() > 0.1 * T("vec_u").abs().max()
+
+
+def test_vector_pool_and_batch_norm_match_reference():
+    x = field(T("vec_u"), T("vec_v"))
+    close(VectorMaxPool(2, ceil_mode=False)(x), field(T("pool_u"), T("pool_v")))
+    torch.testing.assert_close(VectorMaxPool(2)(x)[..., :8, :8], field(T("pool_u"), T("pool_v")))
+    bn = VectorBatchNorm(5).train()
+    close(bn(x), field(T("bn_u"), T("bn_v")))
+    close(bn.running_var, T("bn_running_var").flatten())
+
+
+@pytest.mark.parametrize("variant,ref_name,c3", [("vector", "mnist_sevf_vector_28", 68),
+                                                 ("scalar", "mnist_sevf_scalar_28", 95)])
+def test_mnist_param_counts(variant, ref_name, c3):
+    name = "sevf" if variant == "vector" else "sevf_scalar"
+    ours = n_params(methods.create(name))
+    # the global max-pool head reads C3 features, not the 2x2 pooled map's 4 * C3
+    assert ours == int(REF[f"params_{ref_name}"]) - 3 * c3 * 256
+    assert ours == {"vector": 423_251, "scalar": 421_465}[variant]
+
+
+def test_stl10_param_counts():
+    plain_wrn = int(REF["params_wrn_16_8"])  # the authors' plain WRN-16-8, 10,961,370
+    assert n_params(methods.create("sevf_scalar", in_channels=3, config="stl10")) == plain_wrn
+    # vector WRN (no published counterpart): lift 3 -> 11, then per group (c -> c') two blocks
+    # of two vector convs (2 x 3 x 3 weights per pair of channels), a 1x1 shortcut c x c' and
+    # four vector BN gains (c + 3 c'); head: BN gain + linear
+    w = [11, 88, 176, 352]
+    total = 3 * w[0] * 9 + w[3] + w[3] * 10 + 10
+    for c, c2 in zip(w[:-1], w[1:]):
+        total += 18 * (c * c2 + 3 * c2 * c2) + c * c2 + c + 3 * c2
+    assert n_params(methods.create("sevf", in_channels=3, config="stl10")) == total == 10_277_750
+
+
+# ---------------------------------------------------------------- defining properties
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_magnitude_is_the_max_over_scales_and_angle_its_argmax(float64):
+    torch.manual_seed(0)
+    lift = SEVFLift(2, 3, 5)
+    x = torch.randn(2, 2, 19, 19)
+    resp = lift.responses(x)
+    out = lift(x)
+    torch.testing.assert_close(magnitude(out), F.relu(resp.amax(0)))
+    on = magnitude(out) > 1e-9
+    best = resp.argmax(0)
+    torch.testing.assert_close(angle_of(out)[on], torch.tensor(lift.grid.angles)[best][on])
+
+
+def _grid(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    c = (n - 1) / 2
+    return torch.meshgrid(torch.arange(n) - c, torch.arange(n) - c, indexing="ij")
+
+
+def _centre_surround(n: int, sigma: float) -> torch.Tensor:
+    """Minus the Laplacian of a Gaussian (zero mean): its response to a Gaussian blob of width
+    w peaks at w == sigma, so the best scale s_i of the lift is where w * s_i == sigma."""
+    y, x = _grid(n)
+    r2 = (x ** 2 + y ** 2) / sigma ** 2
+    k = (2 - r2) * torch.exp(-r2 / 2)
+    return k - k.mean()
+
+
+@pytest.mark.parametrize("base,n_small,n_big,tolerance",
+                         [(1.6, 3, 2, 0), (1.41, 3, 3, 0), (1.26, 5, 3, 1)])
+def test_angle_encodes_the_best_matching_scale(float64, base, n_small, n_big, tolerance):
+    """A blob of width sigma / s_j best matches the filter at scale s_j: the angle at its centre
+    is angle_j (exactly for grids a factor 1.41 apart; within one step for the published 1.26,
+    where bilinear resampling and rounded sizes blur neighbouring scales)."""
+    sigma, n, k = 2.0, 49, 15
+    lift = SEVFLift(1, 1, k, n_small=n_small, n_big=n_big, base=base)
+    with torch.no_grad():
+        lift.weight.copy_(_centre_surround(k, sigma)[None, None])
+    y, x = _grid(n)
+    blobs = torch.stack([torch.exp(-(x ** 2 + y ** 2) * s ** 2 / (2 * sigma ** 2))
+                         for s in lift.grid.scales])[:, None]  # blob j: width sigma / s_j
+    with torch.no_grad():
+        theta = angle_of(lift(blobs))[:, 0, n // 2, n // 2]
+    for j, t in enumerate(theta.tolist()):
+        found = round(t / lift.grid.step) + n_small - 1
+        assert abs(found - j) <= tolerance, (j, found)
+        assert math.isclose(t, lift.grid.angles[found], abs_tol=1e-12)
+
+
+def test_vector_conv_turns_rotation_into_a_scale_shift_exactly(float64):
+    """With every scale at 1 (base 1) only the rotation part remains: rotating the input
+    vectors by -step (what a zoom by the base does to them) shifts the responses one scale
+    down, r_i(R x) = r_{i+1}(x). The authors' rotation direction shifts them up instead."""
+    torch.manual_seed(0)
+    conv = SEVFConv(3, 4, 5, n_small=3, n_big=3, base=1.0)
+    x = torch.randn(2, 3, 2, 11, 11)
+    step = conv.grid.step
+    r, r_rot = conv.responses(x), conv.responses(rotate(x, -step))
+    torch.testing.assert_close(r_rot[:-1], r[1:])
+    # the authors' rule: ours on the conjugated field with -w_v
+    with torch.no_grad():
+        conv.weight_v.neg_()
+    conj = lambda f: torch.stack((f[:, :, 0], -f[:, :, 1]), 2)  # noqa: E731
+    t, t_rot = conv.responses(conj(x)), conv.responses(conj(rotate(x, -step)))
+    torch.testing.assert_close(t_rot[1:], t[:-1])
+    assert (t_rot[:-1] - t[1:]).abs().max() > 0.1 * t.abs().max()
+
+
+def _render(n: int, t: float, seed: int) -> torch.Tensor:
+    """Random Gaussian blobs drawn at spacing 1/t: the same picture zoomed by t."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = _grid(n)
+    img = torch.zeros(n, n)
+    for _ in range(12):
+        cy, cx = ((torch.rand(2, generator=g) - 0.5) * 30).tolist()
+        w = 1.5 + 2 * torch.rand(1, generator=g).item()
+        a = torch.randn(1, generator=g).item()
+        img += a * torch.exp(-((y / t - cy) ** 2 + (x / t - cx) ** 2) / (2 * w * w))
+    return img[None, None]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_zoom_by_the_base_shifts_the_scales(float64, seed):
+    """Zoom by 1.26 (the grid's base): the lift's responses move one scale down (r'_i = r_{i+1},
+    a few % error), and so do the vector conv's on the lifted field, far better with our
+    rotation direction than with the authors'. Measured on the 35 x 35 interior."""
+    torch.manual_seed(seed)
+    lift = SEVFLift(1, 6, 5, n_small=3, n_big=3, base=1.26)
+    conv = SEVFConv(6, 6, 5, n_small=3, n_big=3, base=1.26)
+    small, big = _render(51, 1.0, seed), _render(64, 63 / 50, seed)  # (64-1)/(51-1) = 1.26
+
+    def shift_error(f) -> float:
+        a, b = f(small)[:, 0], f(big)[:, 0]
+        b = F.interpolate(b, size=51, mode="bilinear", align_corners=True)
+        a, b = a[..., 8:-8, 8:-8], b[..., 8:-8, 8:-8]
+        return ((b[:-1] - a[1:]).norm() / a[1:].norm()).item()
+
+    def conj(f: torch.Tensor) -> torch.Tensor:
+        return torch.stack((f[:, :, 0], -f[:, :, 1]), 2)
+
+    with torch.no_grad():
+        assert shift_error(lift.responses) < 0.05
+        ours = shift_error(lambda x: conv.responses(lift(x)))
+        conv.weight_v.neg_()
+        theirs = shift_error(lambda x: conv.responses(conj(lift(x))))
+    assert ours < theirs - 0.1, (ours, theirs)
+
+
+def test_vector_layers_commute_with_rotation(float64):
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 2, 9, 9)
+    a = 0.7
+    for layer in (VectorMaxPool(2), VectorBatchNorm(3).train(), VectorConv1x1(3, 5, stride=2)):
+        torch.testing.assert_close(layer(rotate(x, a)), rotate(layer(x), a))
+    drop = VectorDropout(0.5).train()
+    torch.manual_seed(1)
+    d = drop(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(drop(rotate(x, a)), rotate(d, a))
+    assert ((d[:, :, 0] == 0) == (d[:, :, 1] == 0)).all()  # whole vectors dropped
+
+
+def test_magnitude_gradient_is_finite_at_zero_vectors():
+    x = torch.zeros(1, 2, 2, 3, 3, requires_grad=True)
+    magnitude(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+# ---------------------------------------------------------------- models and registry
+
+
+def test_registry_metadata():
+    for name in ("sevf", "sevf_scalar"):
+        e = methods.get_method(name)
+        assert e.family == "scale-equivariant" and e.year == 2018 and "1807.11783" in e.paper
+        assert e.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
+        assert {"mnist", "stl10", "quick"} <= set(e.configs)
+        r = e.recipe("mnist")
+        assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == (
+            "adam", 1e-2, (20, 40), 60, 128)
+        r = e.recipe("stl10")
+        assert (r.optimizer, r.lr, r.nesterov, r.weight_decay, r.milestones, r.gamma, r.epochs) == (
+            "sgd", 0.1, True, 5e-4, (300, 400, 600, 800), 0.2, 1000)
+    assert isinstance(methods.create("sevf"), SEVFMnist)
+    assert methods.create("sevf").variant == "vector"
+    assert methods.create("sevf_scalar").variant == "scalar"
+
+
+@pytest.mark.parametrize("variant", ["vector", "scalar"])
+def test_small_wrn_at_stl_sizes(variant):
+    torch.manual_seed(0)
+    m = SEVFWideResNet(variant=variant, widen=1).eval()
+    with torch.no_grad():
+        for size in (49, 96, 97):
+            x = torch.randn(1, 3, size, size)
+            assert m(x).shape == (1, 10)
+            feats = m.features(x)
+            assert all(f.dim() == 4 for f in feats.values())
+            assert feats["proj"].shape[1] == (44 if variant == "vector" else 64)
+
+
+def test_vector_model_trains_without_nan():
+    torch.manual_seed(0)
+    m = methods.create("sevf", config="quick").train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for size in (8, 20):
+        x, y = torch.rand(8, 1, size, size), torch.randint(0, 10, (8,))
+        loss = F.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+        opt.step()
+
+
+@pytest.mark.parametrize("name", ["sevf", "sevf_scalar"])
+def test_published_mnist_configs_accept_extreme_sizes(name):
+    m = methods.create(name).eval()
+    with torch.no_grad():
+        for size in (8, 28):
+            assert m(torch.rand(2, 1, size, size)).shape == (2, 10)
