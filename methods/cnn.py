@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import init_norms_and_linear_biases, mnist_head
 from scalebench.methods.registry import register_method
 from scalebench.methods.style import OKABE_ITO, MethodStyle
 
@@ -67,9 +68,7 @@ class CNN(nn.Module):
             blocks.append(ConvBlock(c_prev, c, kernel_size, pool=i < len(channels) - 1))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Sequential(
-            nn.Linear(c_prev, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
@@ -137,11 +136,7 @@ class WideResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d,))
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The stem, each group's output and ``final`` (after BN-ReLU: what the head averages)."""

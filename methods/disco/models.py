@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import fold_scale_axis as _fold
+from scalebench.methods.common import init_norms_and_linear_biases
 from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
@@ -41,11 +43,6 @@ class ScaleAxis:
     @property
     def size(self) -> int:
         return len(self.scales)
-
-
-def _fold(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, S, H, W)`` -> ``(B, C*S, H, W)`` (channel-major), 4-D maps unchanged."""
-    return x.flatten(1, 2) if x.dim() == 5 else x
 
 
 class DiscoMnist(nn.Module):
@@ -189,11 +186,7 @@ class DiscoWideResNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 * m.in_channels / m.weight.numel()))
             elif isinstance(m, SESConv1x1):
                 nn.init.normal_(m.conv.weight, 0.0, math.sqrt(2.0 / m.conv.out_channels))
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d, nn.BatchNorm1d))
 
     def scale_axes(self) -> dict[str, ScaleAxis]:
         """The features that carry a scale axis (:meth:`features`): the stem and the groups."""

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from scalebench.methods.common import mnist_head
 from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 from scalebench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
@@ -39,13 +40,6 @@ __all__ = ["MNIST_SCALES", "SIConvNetMnist", "SiCNNMnist", "mnist_head"]
 
 #: The published MNIST scale set of both models (SESN benchmark, models/mnist_{xu,kanazawa}.py).
 MNIST_SCALES: tuple[float, ...] = (0.3, 0.45, 0.67, 1.0, 1.49, 2.23, 3.33)
-
-
-def mnist_head(channels: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """The published MLP head on globally pooled features (its first Linear has no bias: BN follows)."""
-    return nn.Sequential(
-        nn.Linear(channels, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
 
 def _post(c: int, pool: bool) -> list[nn.Module]:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import init_norms_and_linear_biases
 from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 from scalebench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
@@ -130,11 +131,7 @@ class _WideResNet(nn.Module):
             if isinstance(weight, nn.Parameter) and weight.dim() == 4:
                 fan_out = weight.shape[-1] * weight.shape[-2] * weight.shape[0]
                 nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_out))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d,))
 
     def _maps(self, x: torch.Tensor):
         x = self.stem(x)

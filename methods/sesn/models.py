@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import fold_scale_axis as _fold
+from scalebench.methods.common import init_norms_and_linear_biases, mnist_head
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
@@ -47,11 +49,6 @@ def mnist_hparams(variant: str, plus: bool) -> dict[str, Any]:
     if key not in MNIST_PUBLISHED:
         raise ValueError(f"unknown SESN variant {variant!r}; use 'scalar' or 'vector'")
     return dict(MNIST_PUBLISHED[key])
-
-
-def _fold(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, S, H, W)`` -> ``(B, C*S, H, W)`` (channel-major), 4-D maps unchanged."""
-    return x.flatten(1, 2) if x.dim() == 5 else x
 
 
 class SESNBlock(nn.Module):
@@ -137,9 +134,7 @@ class SESNMnist(nn.Module):
                                     pool=not last, conv_kw=conv_kw, scale_depth=scale_depth))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Sequential(
-            nn.Linear(c_prev, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each block's output, the scale axis (vector variant) folded into channels."""
@@ -246,11 +241,7 @@ class SESNWideResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, SESConv1x1):
                 nn.init.kaiming_normal_(m.conv.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d, nn.BatchNorm3d))
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
