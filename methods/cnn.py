@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import init_norms_and_linear_biases, mnist_head
+from scalebench.methods.common import BlockStackNet, init_norms_and_linear_biases, mnist_head
 from scalebench.methods.registry import register_method
 from scalebench.methods.style import OKABE_ITO, MethodStyle
 
@@ -43,7 +43,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class CNN(nn.Module):
+class CNN(BlockStackNet):
     """SESN's MNIST CNN: three 7x7 conv blocks (32/63/95), ReLU, 2x2 max-pool after the
     first two, BatchNorm; MLP head ``Linear(C, hidden) -> BN -> ReLU -> Dropout -> Linear``.
 
@@ -69,18 +69,6 @@ class CNN(nn.Module):
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
         self.head = mnist_head(c_prev, hidden, num_classes, dropout)
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = x
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(x, dim=(-2, -1)))
 
 
 class WideBlock(nn.Module):

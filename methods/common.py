@@ -1,5 +1,6 @@
 """Pieces several methods' models build the same way: the MNIST MLP head, the WRN
-initialisation of norms and linear biases, and folding a scale axis into channels.
+initialisation of norms and linear biases, folding a scale axis into channels, and the
+features/forward passes of block-stack MNIST models and scale-pooled WRNs.
 
 Kept here (not in one method's package) so that no method depends on another for them.
 """
@@ -7,9 +8,11 @@ Kept here (not in one method's package) so that no method depends on another for
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["fold_scale_axis", "init_norms_and_linear_biases", "mnist_head"]
+__all__ = ["BlockStackNet", "ScalePooledWRN", "fold_scale_axis", "init_norms_and_linear_biases",
+           "mnist_head"]
 
 
 def mnist_head(channels: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -37,3 +40,53 @@ def init_norms_and_linear_biases(model: nn.Module,
 def fold_scale_axis(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, S, H, W)`` -> ``(B, C*S, H, W)`` (channel-major), 4-D maps unchanged."""
     return x.flatten(1, 2) if x.dim() == 5 else x
+
+
+class BlockStackNet(nn.Module):
+    """A stack ``self.blocks`` (an ``nn.ModuleList``) then ``self.head`` on the global spatial
+    max of the last map; subclasses build both. ``features``: each block's output, any scale
+    axis folded into channels (4-D maps are reported as they are)."""
+
+    blocks: nn.ModuleList
+    head: nn.Module
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            out[f"block{i + 1}"] = fold_scale_axis(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.head(torch.amax(x, dim=(-2, -1)))
+
+
+class ScalePooledWRN(nn.Module):
+    """A WRN on a scale axis: ``self.stem``, ``self.groups``, then ``self.project`` (the pool
+    over scales), ``self.bn``, ReLU, spatial mean and ``self.fc``; subclasses build them.
+    ``features``: the stem and each group (scale axis folded) and ``proj``, the final map."""
+
+    stem: nn.Module
+    groups: nn.ModuleList
+    project: nn.Module
+    bn: nn.Module
+    fc: nn.Module
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
+        x = self.stem(x)
+        out = {"stem": fold_scale_axis(x)}
+        for g, group in enumerate(self.groups):
+            x = group(x)
+            out[f"group{g + 1}"] = fold_scale_axis(x)
+        out["proj"] = F.relu(self.bn(self.project(x)))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for group in self.groups:
+            x = group(x)
+        x = F.relu(self.bn(self.project(x)))
+        return self.fc(x.mean((-2, -1)))

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import ScalePooledWRN, init_norms_and_linear_biases
 from scalebench.methods.common import fold_scale_axis as _fold
-from scalebench.methods.common import init_norms_and_linear_biases
 from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
@@ -147,7 +147,7 @@ class DiscoWideBlock(nn.Module):
         return self.conv2(y) + skip
 
 
-class DiscoWideResNet(nn.Module):
+class DiscoWideResNet(ScalePooledWRN):
     """WRN-16-8 with DISCO convs (k 5, eff 3, scales 1/1.41/2, basis A) for STL-10, as published.
 
     Lift stem, three groups of ``(depth - 4) / 6`` blocks (widths 128/256/512,
@@ -191,20 +191,3 @@ class DiscoWideResNet(nn.Module):
     def scale_axes(self) -> dict[str, ScaleAxis]:
         """The features that carry a scale axis (:meth:`features`): the stem and the groups."""
         return {name: ScaleAxis(self.scales) for name in ("stem", "group1", "group2", "group3")}
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
-        x = self.stem(x)
-        out = {"stem": _fold(x)}
-        for g, group in enumerate(self.groups):
-            x = group(x)
-            out[f"group{g + 1}"] = _fold(x)
-        out["proj"] = F.relu(self.bn(self.project(x)))
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for group in self.groups:
-            x = group(x)
-        x = F.relu(self.bn(self.project(x)))
-        return self.fc(x.mean((-2, -1)))

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scalebench.methods.common import mnist_head
+from scalebench.methods.common import BlockStackNet, mnist_head
 from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 from scalebench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
@@ -97,7 +97,7 @@ class SiCNNMnist(nn.Module):
         return self.head(torch.amax(self.column_pool(x), dim=(-2, -1)))
 
 
-class SIConvNetMnist(nn.Module):
+class SIConvNetMnist(BlockStackNet):
     """SI-ConvNet (Kanazawa et al. 2014) for MNIST: every convolution scale-invariant.
 
     Every block is a :class:`ScaleInvariantConv2d` (the input zoomed by each
@@ -124,15 +124,3 @@ class SIConvNetMnist(nn.Module):
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
         self.head = mnist_head(c_prev, hidden, num_classes, dropout)
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = x
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(x, dim=(-2, -1)))

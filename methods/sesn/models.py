@@ -14,8 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import fold_scale_axis as _fold
-from scalebench.methods.common import init_norms_and_linear_biases, mnist_head
+from scalebench.methods.common import (
+    BlockStackNet,
+    ScalePooledWRN,
+    init_norms_and_linear_biases,
+    mnist_head,
+)
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
@@ -88,7 +92,7 @@ class SESNBlock(nn.Module):
         return self.bn(x)
 
 
-class SESNMnist(nn.Module):
+class SESNMnist(BlockStackNet):
     """SESN for MNIST: three SES conv blocks (32/63/95), basis B, effective size 7.
 
     ``variant="scalar"``: every block lifts its (plain) input to all scales and
@@ -136,18 +140,6 @@ class SESNMnist(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each block's output, the scale axis (vector variant) folded into channels."""
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = _fold(x)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(x, dim=(-2, -1)))
 
 
 class SESWideBlock(nn.Module):
@@ -185,7 +177,7 @@ class SESWideBlock(nn.Module):
         return self.conv2(y) + skip
 
 
-class SESNWideResNet(nn.Module):
+class SESNWideResNet(ScalePooledWRN):
     """WRN-16-8 with SES convolutions (k 7, effective 3, basis A, 3 scales) for STL-10.
 
     ``wrn_variant``: ``"A"`` keeps the scale axis to the end; ``"B"`` (the
@@ -242,20 +234,3 @@ class SESNWideResNet(nn.Module):
             elif isinstance(m, SESConv1x1):
                 nn.init.kaiming_normal_(m.conv.weight, mode="fan_out", nonlinearity="relu")
         init_norms_and_linear_biases(self, (nn.BatchNorm2d, nn.BatchNorm3d))
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
-        x = self.stem(x)
-        out = {"stem": _fold(x)}
-        for g, group in enumerate(self.groups):
-            x = group(x)
-            out[f"group{g + 1}"] = _fold(x)
-        out["proj"] = F.relu(self.bn(self.project(x)))
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for group in self.groups:
-            x = group(x)
-        x = F.relu(self.bn(self.project(x)))
-        return self.fc(x.mean((-2, -1)))
