@@ -23,7 +23,7 @@ Departures from the published models, both for variable input sizes (8...28):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -51,6 +51,19 @@ def _post(c: int, pool: bool) -> list[nn.Module]:
     return layers
 
 
+def _stack(in_channels: int, channels: Sequence[int], columns: int,
+           conv: Callable[[int, int, int], nn.Module]) -> nn.ModuleList:
+    """Blocks ``conv(i, c_in, c_out)`` -> :func:`_post` (2x2 pool in all but the last), the
+    post-ops over ``c_out * columns`` channels (the columns folded into channels)."""
+    blocks = []
+    c_prev = in_channels
+    for i, c in enumerate(channels):
+        blocks.append(nn.Sequential(conv(i, c_prev, c),
+                                    *_post(c * columns, pool=i < len(channels) - 1)))
+        c_prev = c
+    return nn.ModuleList(blocks)
+
+
 class SiCNNMnist(nn.Module):
     """SiCNN (Xu et al. 2014) for MNIST: ``S`` columns sharing every kernel, max over columns at the end.
 
@@ -73,15 +86,12 @@ class SiCNNMnist(nn.Module):
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
         n = len(self.scales)
-        blocks = []
-        c_prev = in_channels
-        for i, c in enumerate(channels):
-            conv = ColumnConv2d(c_prev, c, kernel_size, self.scales, columns_in=i > 0)
-            blocks.append(nn.Sequential(conv, *_post(c * n, pool=i < len(channels) - 1)))
-            c_prev = c
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = _stack(
+            in_channels, channels, n,
+            lambda i, c_in, c_out: ColumnConv2d(c_in, c_out, kernel_size, self.scales,
+                                                columns_in=i > 0))
         self.column_pool = ColumnMaxPool(n)
-        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
+        self.head = mnist_head(channels[-1], hidden, num_classes, dropout)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
@@ -116,11 +126,7 @@ class SIConvNetMnist(BlockStackNet):
                  dropout: float = 0.7):
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
-        blocks = []
-        c_prev = in_channels
-        for i, c in enumerate(channels):
-            conv = ScaleInvariantConv2d(c_prev, c, kernel_size, self.scales)
-            blocks.append(nn.Sequential(conv, *_post(c, pool=i < len(channels) - 1)))
-            c_prev = c
-        self.blocks = nn.ModuleList(blocks)
-        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
+        self.blocks = _stack(
+            in_channels, channels, 1,
+            lambda i, c_in, c_out: ScaleInvariantConv2d(c_in, c_out, kernel_size, self.scales))
+        self.head = mnist_head(channels[-1], hidden, num_classes, dropout)
