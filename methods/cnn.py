@@ -16,7 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import BlockStackNet, init_norms_and_linear_biases, mnist_head
+from scalebench.methods.common import (
+    BlockStackNet,
+    PreActWideBlock,
+    init_norms_and_linear_biases,
+    mnist_head,
+)
 from scalebench.methods.registry import register_method
 from scalebench.methods.style import OKABE_ITO, MethodStyle
 
@@ -71,7 +76,7 @@ class CNN(BlockStackNet):
         self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
 
-class WideBlock(nn.Module):
+class WideBlock(PreActWideBlock):
     """Pre-activation WRN basic block: BN-ReLU-conv3x3(stride)-BN-ReLU-dropout-conv3x3 plus a
     shortcut (identity, or a 1x1 conv of the pre-activated input when the shape changes).
     Translation-equivariant for shifts by multiples of ``stride``."""
@@ -85,13 +90,6 @@ class WideBlock(nn.Module):
         self.dropout = dropout
         self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
                          if c_in != c_out or stride != 1 else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = F.relu(self.bn1(x))
-        y = F.relu(self.bn2(self.conv1(pre)))
-        if self.dropout > 0:
-            y = F.dropout(y, p=self.dropout, training=self.training)
-        return self.conv2(y) + (x if self.shortcut is None else self.shortcut(pre))
 
 
 class WideResNet(nn.Module):

@@ -1,6 +1,7 @@
 """Pieces several methods' models build the same way: the MNIST MLP head, the WRN
 initialisation of norms and linear biases, folding a scale axis into channels, and the
-features/forward passes of block-stack MNIST models and scale-pooled WRNs.
+features/forward passes of block-stack MNIST models, pre-activation WRN blocks and
+scale-pooled WRNs.
 
 Kept here (not in one method's package) so that no method depends on another for them.
 """
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BlockStackNet", "ScalePooledWRN", "fold_scale_axis", "init_norms_and_linear_biases",
+__all__ = ["BlockStackNet", "PreActWideBlock", "ScalePooledWRN", "fold_scale_axis", "init_norms_and_linear_biases",
            "mnist_head"]
 
 
@@ -90,3 +91,24 @@ class ScalePooledWRN(nn.Module):
             x = group(x)
         x = F.relu(self.bn(self.project(x)))
         return self.fc(x.mean((-2, -1)))
+
+
+class PreActWideBlock(nn.Module):
+    """The pre-activation WRN block's pass: BN-ReLU-``conv1``-BN-ReLU-dropout-``conv2`` plus a
+    shortcut (identity when ``self.shortcut`` is ``None``, else ``shortcut`` of the
+    pre-activated input); subclasses build ``bn1``, ``conv1``, ``bn2``, ``conv2``,
+    ``shortcut`` and set ``dropout``."""
+
+    bn1: nn.Module
+    conv1: nn.Module
+    bn2: nn.Module
+    conv2: nn.Module
+    shortcut: nn.Module | None
+    dropout: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        y = F.relu(self.bn2(self.conv1(pre)))
+        if self.dropout > 0:
+            y = F.dropout(y, p=self.dropout, training=self.training)
+        return self.conv2(y) + (x if self.shortcut is None else self.shortcut(pre))

@@ -16,7 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import ScalePooledWRN, init_norms_and_linear_biases
+from scalebench.methods.common import (
+    PreActWideBlock,
+    ScalePooledWRN,
+    init_norms_and_linear_biases,
+)
 from scalebench.methods.common import fold_scale_axis as _fold
 from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
 from scalebench.methods.sesn.layers import (
@@ -103,7 +107,7 @@ class DiscoMnist(nn.Module):
         return self.head(self.bn(torch.amax(y, dim=(-2, -1))))
 
 
-class DiscoWideBlock(nn.Module):
+class DiscoWideBlock(PreActWideBlock):
     """Pre-activation WRN block on H, as in the authors' DISCO WRN.
 
     BN-ReLU-conv1-[2x2 max-pool]-BN-ReLU-dropout-conv2 plus a shortcut (a 1x1
@@ -137,14 +141,6 @@ class DiscoWideBlock(nn.Module):
             self.shortcut = nn.Sequential(*short)
         elif stride != 1:
             raise ValueError("a block that keeps its width must keep its resolution")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o = F.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(o)
-        y = F.relu(self.bn2(self.conv1(o)))
-        if self.dropout > 0:
-            y = F.dropout(y, p=self.dropout, training=self.training)
-        return self.conv2(y) + skip
 
 
 class DiscoWideResNet(ScalePooledWRN):

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scalebench.methods.common import (
     BlockStackNet,
+    PreActWideBlock,
     ScalePooledWRN,
     init_norms_and_linear_biases,
     mnist_head,
@@ -142,7 +142,7 @@ class SESNMnist(BlockStackNet):
 
 
 
-class SESWideBlock(nn.Module):
+class SESWideBlock(PreActWideBlock):
     """Pre-activation WRN basic block on H: BN-ReLU-conv-BN-ReLU-dropout-conv plus shortcut.
 
     ``relift=True`` (SESN-B's first conv of groups 2 and 3): the max over
@@ -167,14 +167,6 @@ class SESWideBlock(nn.Module):
         self.dropout = dropout
         self.shortcut = (SESConv1x1(c_in, c_out, stride) if c_in != c_out or stride != 1
                          else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o = F.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(o)
-        y = F.relu(self.bn2(self.conv1(o)))
-        if self.dropout > 0:
-            y = F.dropout(y, p=self.dropout, training=self.training)
-        return self.conv2(y) + skip
 
 
 class SESNWideResNet(ScalePooledWRN):
