@@ -53,6 +53,8 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Repeats scalebench.methods.disco.cache._atomic_write on purpose: methods may import only datasets.scaling and
+# datasets imports no methods (tests/test_architecture.py), so neither can share the other's.
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -16,6 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import (
+    BlockStackNet,
+    PreActWideBlock,
+    init_norms_and_linear_biases,
+    mnist_head,
+)
 from scalebench.methods.registry import register_method
 from scalebench.methods.style import OKABE_ITO, MethodStyle
 
@@ -42,7 +48,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class CNN(nn.Module):
+class CNN(BlockStackNet):
     """SESN's MNIST CNN: three 7x7 conv blocks (32/63/95), ReLU, 2x2 max-pool after the
     first two, BatchNorm; MLP head ``Linear(C, hidden) -> BN -> ReLU -> Dropout -> Linear``.
 
@@ -67,24 +73,10 @@ class CNN(nn.Module):
             blocks.append(ConvBlock(c_prev, c, kernel_size, pool=i < len(channels) - 1))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Sequential(
-            nn.Linear(c_prev, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = x
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(x, dim=(-2, -1)))
+        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
 
-class WideBlock(nn.Module):
+class WideBlock(PreActWideBlock):
     """Pre-activation WRN basic block: BN-ReLU-conv3x3(stride)-BN-ReLU-dropout-conv3x3 plus a
     shortcut (identity, or a 1x1 conv of the pre-activated input when the shape changes).
     Translation-equivariant for shifts by multiples of ``stride``."""
@@ -98,13 +90,6 @@ class WideBlock(nn.Module):
         self.dropout = dropout
         self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
                          if c_in != c_out or stride != 1 else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = F.relu(self.bn1(x))
-        y = F.relu(self.bn2(self.conv1(pre)))
-        if self.dropout > 0:
-            y = F.dropout(y, p=self.dropout, training=self.training)
-        return self.conv2(y) + (x if self.shortcut is None else self.shortcut(pre))
 
 
 class WideResNet(nn.Module):
@@ -137,11 +122,7 @@ class WideResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d,))
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The stem, each group's output and ``final`` (after BN-ReLU: what the head averages)."""

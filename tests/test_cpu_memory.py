@@ -8,26 +8,18 @@ import subprocess
 import sys
 
 import pytest
+from allocator_probe import FREE_64MB_AND_MEASURE, has_mallinfo2
 
-# allocate and free a 64 MB tensor (above glibc's largest mmap threshold), then report whether
-# the allocator still holds those bytes (mallinfo2().fordblks: free bytes kept in the heap)
+# report whether the allocator (tuned or not) still holds a freed 64 MB block
 PROBE = """
-import ctypes, sys
+import sys
 if sys.argv[1] == "tuned":  # importing bench tunes the allocator; calling again says whether it did
     from scalebench.bench.cpu_memory import tune_cpu_allocator
     changed = tune_cpu_allocator()
 else:
     changed = False
-import torch
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_size_t) for f in ("arena ordblks smblks hblks hblkhd usmblks "
-                                              "fsmblks uordblks fordblks keepcost").split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
-t = torch.empty(64 << 20, dtype=torch.uint8)
-t.fill_(1)
-del t
-print(changed, libc.mallinfo2().fordblks >> 20)
+""" + FREE_64MB_AND_MEASURE + """
+print(changed, kept_mb)
 """
 
 
@@ -38,14 +30,6 @@ def probe(mode: str, **env: str) -> tuple[bool, int]:
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
                          env=environ, check=True).stdout.split()
     return out[0] == "True", int(out[1])
-
-
-def has_mallinfo2() -> bool:
-    try:
-        import ctypes
-        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(not has_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")

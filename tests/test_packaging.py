@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from allocator_probe import FREE_64MB_AND_MEASURE, has_mallinfo2
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_FOLDERS = ("bench", "methods", "datasets")
@@ -57,30 +58,15 @@ def test_a_stand_in_datasets_package_on_the_path_breaks_nothing(tmp_path, cache_
 
 
 ALLOCATOR_PROBE = '''
-import ctypes, os
+import os
 import scalebench.bench, scalebench.bench.metrics, scalebench.bench.cli, scalebench.methods
 import scalebench.datasets, torch
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_size_t) for f in ("arena ordblks smblks hblks hblkhd usmblks "
-                                              "fsmblks uordblks fordblks keepcost").split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
-t = torch.empty(64 << 20, dtype=torch.uint8)
-t.fill_(1)
-del t
-print(os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"), libc.mallinfo2().fordblks >> 20)
+''' + FREE_64MB_AND_MEASURE + '''
+print(os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"), kept_mb)
 '''
 
 
-def _has_mallinfo2() -> bool:
-    try:
-        import ctypes
-        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _has_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")
+@pytest.mark.skipif(not has_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")
 def test_importing_the_library_leaves_the_allocator_and_environment_alone():
     env = {k: v for k, v in os.environ.items()
            if k not in ("THP_MEM_ALLOC_ENABLE", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",

@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multicolumn_support import MNIST_SCALES, global_max, load_reference, rel_err, render_blobs
+from multicolumn_support import (
+    MNIST_SCALES,
+    close,
+    float64_default,  # noqa: F401  (a fixture: imported for pytest to find)
+    global_max,
+    load_reference,
+    rel_err,
+    render_blobs,
+)
 
 from scalebench import methods
 from scalebench.methods.multicolumn.mnist import SIConvNetMnist
@@ -22,11 +30,6 @@ from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2
 
 REF = load_reference("si_convnet")
 STL10_SCALES = (0.5, 1.0, 2.0)
-
-
-def close(ours: torch.Tensor, theirs: torch.Tensor, rel: float = 1e-5) -> bool:
-    """Equal to float32 precision, relative to the reference's magnitude."""
-    return torch.allclose(ours, theirs, rtol=0, atol=rel * theirs.abs().max().item())
 
 
 # ---------------------------------------------------------------- agreement with the reference
@@ -128,15 +131,7 @@ def test_layer_is_the_max_of_its_scale_columns():
         assert torch.equal(layer(x), torch.stack(cols).amax(0))
 
 
-@pytest.fixture
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-@pytest.mark.usefixtures("_float64")
+@pytest.mark.usefixtures("float64_default")
 @pytest.mark.parametrize("r", [1.49, 1 / 1.49, 2.23])
 def test_scale_max_is_invariant_to_zooms_within_the_scale_set(r):
     """The layer's global max per channel hardly moves when the input is zoomed by a ratio of its
@@ -158,7 +153,7 @@ def test_scale_max_is_invariant_to_zooms_within_the_scale_set(r):
     assert sum(si_err) < 0.7 * sum(plain_err)
 
 
-@pytest.mark.usefixtures("_float64")
+@pytest.mark.usefixtures("float64_default")
 def test_model_output_is_closer_to_invariant_than_the_plain_network():
     """The whole network's head input moves less under a 2.23x zoom than the same network with
     the single scale 1 (a plain CNN with the same weights; measured 0.29 against 0.47)."""

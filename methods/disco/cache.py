@@ -61,6 +61,8 @@ def basis_path(size: int, effective_size: int, scales: Sequence[float], options:
     return basis_cache_dir(cache_dir) / f"disco-k{size}-e{effective_size}-{key}.pt"
 
 
+# Repeats scalebench.datasets.cache._atomic_write on purpose: methods may import only datasets.scaling and
+# datasets imports no methods (tests/test_architecture.py), so neither can share the other's.
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

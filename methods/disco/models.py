@@ -16,6 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import (
+    PreActWideBlock,
+    ScalePooledWRN,
+    init_norms_and_linear_biases,
+)
+from scalebench.methods.common import fold_scale_axis as _fold
 from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
@@ -41,11 +47,6 @@ class ScaleAxis:
     @property
     def size(self) -> int:
         return len(self.scales)
-
-
-def _fold(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, S, H, W)`` -> ``(B, C*S, H, W)`` (channel-major), 4-D maps unchanged."""
-    return x.flatten(1, 2) if x.dim() == 5 else x
 
 
 class DiscoMnist(nn.Module):
@@ -106,7 +107,7 @@ class DiscoMnist(nn.Module):
         return self.head(self.bn(torch.amax(y, dim=(-2, -1))))
 
 
-class DiscoWideBlock(nn.Module):
+class DiscoWideBlock(PreActWideBlock):
     """Pre-activation WRN block on H, as in the authors' DISCO WRN.
 
     BN-ReLU-conv1-[2x2 max-pool]-BN-ReLU-dropout-conv2 plus a shortcut (a 1x1
@@ -141,16 +142,8 @@ class DiscoWideBlock(nn.Module):
         elif stride != 1:
             raise ValueError("a block that keeps its width must keep its resolution")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o = F.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(o)
-        y = F.relu(self.bn2(self.conv1(o)))
-        if self.dropout > 0:
-            y = F.dropout(y, p=self.dropout, training=self.training)
-        return self.conv2(y) + skip
 
-
-class DiscoWideResNet(nn.Module):
+class DiscoWideResNet(ScalePooledWRN):
     """WRN-16-8 with DISCO convs (k 5, eff 3, scales 1/1.41/2, basis A) for STL-10, as published.
 
     Lift stem, three groups of ``(depth - 4) / 6`` blocks (widths 128/256/512,
@@ -189,29 +182,8 @@ class DiscoWideResNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 * m.in_channels / m.weight.numel()))
             elif isinstance(m, SESConv1x1):
                 nn.init.normal_(m.conv.weight, 0.0, math.sqrt(2.0 / m.conv.out_channels))
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d, nn.BatchNorm1d))
 
     def scale_axes(self) -> dict[str, ScaleAxis]:
         """The features that carry a scale axis (:meth:`features`): the stem and the groups."""
         return {name: ScaleAxis(self.scales) for name in ("stem", "group1", "group2", "group3")}
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
-        x = self.stem(x)
-        out = {"stem": _fold(x)}
-        for g, group in enumerate(self.groups):
-            x = group(x)
-            out[f"group{g + 1}"] = _fold(x)
-        out["proj"] = F.relu(self.bn(self.project(x)))
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for group in self.groups:
-            x = group(x)
-        x = F.relu(self.bn(self.project(x)))
-        return self.fc(x.mean((-2, -1)))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import init_norms_and_linear_biases
 from scalebench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, fold_scales
 from scalebench.methods.dss.scale_space import ScaleSpaceLift
 
@@ -104,12 +105,7 @@ class DSSWideResNet(nn.Module):
         self.bn = ScaleBatchNorm(c_prev)
         self.scale_pool = ScaleMaxPool()
         self.fc = nn.Linear(c_prev, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm3d,))
 
     def _maps(self, x: torch.Tensor):
         x = self.conv1(self.lift(x))

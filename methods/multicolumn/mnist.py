@@ -23,11 +23,12 @@ Departures from the published models, both for variable input sizes (8...28):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
+from scalebench.methods.common import BlockStackNet, mnist_head
 from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 from scalebench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
@@ -41,13 +42,6 @@ __all__ = ["MNIST_SCALES", "SIConvNetMnist", "SiCNNMnist", "mnist_head"]
 MNIST_SCALES: tuple[float, ...] = (0.3, 0.45, 0.67, 1.0, 1.49, 2.23, 3.33)
 
 
-def mnist_head(channels: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """The published MLP head on globally pooled features (its first Linear has no bias: BN follows)."""
-    return nn.Sequential(
-        nn.Linear(channels, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, num_classes))
-
-
 def _post(c: int, pool: bool) -> list[nn.Module]:
     # ReLU -> [2x2 max-pool] -> BN: the published block order
     layers: list[nn.Module] = [nn.ReLU(inplace=True)]
@@ -55,6 +49,19 @@ def _post(c: int, pool: bool) -> list[nn.Module]:
         layers.append(nn.MaxPool2d(2, ceil_mode=True))
     layers.append(nn.BatchNorm2d(c))
     return layers
+
+
+def _stack(in_channels: int, channels: Sequence[int], columns: int,
+           conv: Callable[[int, int, int], nn.Module]) -> nn.ModuleList:
+    """Blocks ``conv(i, c_in, c_out)`` -> :func:`_post` (2x2 pool in all but the last), the
+    post-ops over ``c_out * columns`` channels (the columns folded into channels)."""
+    blocks = []
+    c_prev = in_channels
+    for i, c in enumerate(channels):
+        blocks.append(nn.Sequential(conv(i, c_prev, c),
+                                    *_post(c * columns, pool=i < len(channels) - 1)))
+        c_prev = c
+    return nn.ModuleList(blocks)
 
 
 class SiCNNMnist(nn.Module):
@@ -79,15 +86,12 @@ class SiCNNMnist(nn.Module):
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
         n = len(self.scales)
-        blocks = []
-        c_prev = in_channels
-        for i, c in enumerate(channels):
-            conv = ColumnConv2d(c_prev, c, kernel_size, self.scales, columns_in=i > 0)
-            blocks.append(nn.Sequential(conv, *_post(c * n, pool=i < len(channels) - 1)))
-            c_prev = c
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = _stack(
+            in_channels, channels, n,
+            lambda i, c_in, c_out: ColumnConv2d(c_in, c_out, kernel_size, self.scales,
+                                                columns_in=i > 0))
         self.column_pool = ColumnMaxPool(n)
-        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
+        self.head = mnist_head(channels[-1], hidden, num_classes, dropout)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
@@ -103,7 +107,7 @@ class SiCNNMnist(nn.Module):
         return self.head(torch.amax(self.column_pool(x), dim=(-2, -1)))
 
 
-class SIConvNetMnist(nn.Module):
+class SIConvNetMnist(BlockStackNet):
     """SI-ConvNet (Kanazawa et al. 2014) for MNIST: every convolution scale-invariant.
 
     Every block is a :class:`ScaleInvariantConv2d` (the input zoomed by each
@@ -122,23 +126,7 @@ class SIConvNetMnist(nn.Module):
                  dropout: float = 0.7):
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
-        blocks = []
-        c_prev = in_channels
-        for i, c in enumerate(channels):
-            conv = ScaleInvariantConv2d(c_prev, c, kernel_size, self.scales)
-            blocks.append(nn.Sequential(conv, *_post(c, pool=i < len(channels) - 1)))
-            c_prev = c
-        self.blocks = nn.ModuleList(blocks)
-        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = x
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(x, dim=(-2, -1)))
+        self.blocks = _stack(
+            in_channels, channels, 1,
+            lambda i, c_in, c_out: ScaleInvariantConv2d(c_in, c_out, kernel_size, self.scales))
+        self.head = mnist_head(channels[-1], hidden, num_classes, dropout)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import PreActWideBlock, init_norms_and_linear_biases
 from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 from scalebench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
@@ -47,7 +48,7 @@ STL10_SCALES_SICNN: tuple[float, ...] = (0.67, 1.0, 1.5)
 STL10_SCALES_SI_CONVNET: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 
-class WideBlock(nn.Module):
+class WideBlock(PreActWideBlock):
     """Pre-activation basic block: BN-ReLU-conv(stride)-BN-ReLU-[dropout]-conv, plus shortcut.
 
     The convolutions, norms and shortcut come from the owning network, so the
@@ -64,14 +65,6 @@ class WideBlock(nn.Module):
         self.dropout = dropout
         self.shortcut = (net.make_shortcut(c_in, c_out, stride)
                          if c_in != c_out or stride != 1 else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = F.relu(self.bn1(x))
-        out = F.relu(self.bn2(self.conv1(pre)))
-        if self.dropout > 0:
-            out = F.dropout(out, p=self.dropout, training=self.training)
-        out = self.conv2(out)
-        return (x if self.shortcut is None else self.shortcut(pre)) + out
 
 
 class _WideResNet(nn.Module):
@@ -130,11 +123,7 @@ class _WideResNet(nn.Module):
             if isinstance(weight, nn.Parameter) and weight.dim() == 4:
                 fan_out = weight.shape[-1] * weight.shape[-2] * weight.shape[0]
                 nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_out))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d,))
 
     def _maps(self, x: torch.Tensor):
         x = self.stem(x)

@@ -11,9 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.common import (
+    BlockStackNet,
+    PreActWideBlock,
+    ScalePooledWRN,
+    init_norms_and_linear_biases,
+    mnist_head,
+)
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
@@ -47,11 +53,6 @@ def mnist_hparams(variant: str, plus: bool) -> dict[str, Any]:
     if key not in MNIST_PUBLISHED:
         raise ValueError(f"unknown SESN variant {variant!r}; use 'scalar' or 'vector'")
     return dict(MNIST_PUBLISHED[key])
-
-
-def _fold(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, S, H, W)`` -> ``(B, C*S, H, W)`` (channel-major), 4-D maps unchanged."""
-    return x.flatten(1, 2) if x.dim() == 5 else x
 
 
 class SESNBlock(nn.Module):
@@ -91,7 +92,7 @@ class SESNBlock(nn.Module):
         return self.bn(x)
 
 
-class SESNMnist(nn.Module):
+class SESNMnist(BlockStackNet):
     """SESN for MNIST: three SES conv blocks (32/63/95), basis B, effective size 7.
 
     ``variant="scalar"``: every block lifts its (plain) input to all scales and
@@ -137,25 +138,11 @@ class SESNMnist(nn.Module):
                                     pool=not last, conv_kw=conv_kw, scale_depth=scale_depth))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Sequential(
-            nn.Linear(c_prev, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each block's output, the scale axis (vector variant) folded into channels."""
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = _fold(x)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(x, dim=(-2, -1)))
+        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
 
-class SESWideBlock(nn.Module):
+
+class SESWideBlock(PreActWideBlock):
     """Pre-activation WRN basic block on H: BN-ReLU-conv-BN-ReLU-dropout-conv plus shortcut.
 
     ``relift=True`` (SESN-B's first conv of groups 2 and 3): the max over
@@ -181,16 +168,8 @@ class SESWideBlock(nn.Module):
         self.shortcut = (SESConv1x1(c_in, c_out, stride) if c_in != c_out or stride != 1
                          else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o = F.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(o)
-        y = F.relu(self.bn2(self.conv1(o)))
-        if self.dropout > 0:
-            y = F.dropout(y, p=self.dropout, training=self.training)
-        return self.conv2(y) + skip
 
-
-class SESNWideResNet(nn.Module):
+class SESNWideResNet(ScalePooledWRN):
     """WRN-16-8 with SES convolutions (k 7, effective 3, basis A, 3 scales) for STL-10.
 
     ``wrn_variant``: ``"A"`` keeps the scale axis to the end; ``"B"`` (the
@@ -246,25 +225,4 @@ class SESNWideResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, SESConv1x1):
                 nn.init.kaiming_normal_(m.conv.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stem, each group's output (scale axis folded) and the scale-pooled final map."""
-        x = self.stem(x)
-        out = {"stem": _fold(x)}
-        for g, group in enumerate(self.groups):
-            x = group(x)
-            out[f"group{g + 1}"] = _fold(x)
-        out["proj"] = F.relu(self.bn(self.project(x)))
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for group in self.groups:
-            x = group(x)
-        x = F.relu(self.bn(self.project(x)))
-        return self.fc(x.mean((-2, -1)))
+        init_norms_and_linear_biases(self, (nn.BatchNorm2d, nn.BatchNorm3d))
