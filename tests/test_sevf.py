@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalebench import methods
 from scalebench.methods.sevf.layers import (
@@ -244,11 +246,13 @@ def test_zoom_by_the_base_shifts_the_scales(float64, seed):
     assert ours < theirs - 0.1, (ours, theirs)
 
 
-def test_vector_layers_commute_with_rotation(float64):
-    torch.manual_seed(0)
-    x = torch.randn(4, 3, 2, 9, 9)
-    a = 0.7
-    for layer in (VectorMaxPool(2), VectorBatchNorm(3).train(), VectorConv1x1(3, 5, stride=2)):
+@settings(max_examples=10, deadline=None)
+@given(a=st.floats(-math.pi, math.pi), size=st.integers(3, 12), seed=st.integers(0, 2 ** 16))
+def test_vector_layers_commute_with_rotation(a, size, seed):
+    torch.manual_seed(seed)
+    x = torch.randn(4, 3, 2, size, size, dtype=torch.float64)
+    for layer in (VectorMaxPool(2), VectorBatchNorm(3).train().double(),
+                  VectorConv1x1(3, 5, stride=2).double()):
         torch.testing.assert_close(layer(rotate(x, a)), rotate(layer(x), a))
     drop = VectorDropout(0.5).train()
     torch.manual_seed(1)

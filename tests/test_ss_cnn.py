@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scalebench import methods
 from scalebench.methods.ss_cnn.basis import log_radial_basis
@@ -204,12 +206,15 @@ def test_steered_filters_see_zoomed_images_alike(float64):
 # ---------------------------------------------------------------- the max over kernel sizes
 
 
-def test_output_is_the_max_over_kernel_sizes(float64):
+# the float64 fixture only sets the default dtype: the same for every example
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stride=st.sampled_from([1, 2]), size=st.integers(9, 24), seed=st.integers(0, 2 ** 16))
+def test_output_is_the_max_over_kernel_sizes(float64, stride, size, seed):
     """relu(max_i conv(x, W_i)) with W_i = Re sum c exp(-i k_eff log(K_i / K_0)) psi cropped to
-    K_i, built here from the basis with complex arithmetic; every size wins somewhere."""
-    torch.manual_seed(0)
-    layer = ScaleSteerableConv(2, 3, 11, MNIST_SIZES)
-    x = torch.randn(2, 2, 23, 23)
+    K_i, built here from the basis with complex arithmetic."""
+    torch.manual_seed(seed)
+    layer = ScaleSteerableConv(2, 3, 11, MNIST_SIZES, stride=stride)
+    x = torch.randn(2, 2, size, size)
     re, im, k_eff = log_radial_basis(13, (0.5, 1, 2), DEFAULT_PHIS, math.pi / 16, -math.pi / 4)
     psi = torch.complex(re, im)  # (K, F, 13, 13)
     c = torch.complex(layer.weight_real, layer.weight_imag)  # (K, C', C, F)
@@ -219,13 +224,19 @@ def test_output_is_the_max_over_kernel_sizes(float64):
         lo = (13 - size) // 2
         w = torch.einsum("koif,kfab->oiab", c * turn[:, None, None, None],
                          psi[..., lo:lo + size, lo:lo + size]).real
-        outs.append(F.conv2d(x, w, padding=size // 2))
+        outs.append(F.conv2d(x, w, stride=stride, padding=size // 2))
     stacked = torch.stack(outs)
     torch.testing.assert_close(layer(x), F.relu(stacked.amax(0)))
-    assert len(torch.unique(stacked.argmax(0))) == len(MNIST_SIZES)
-    no_relu = ScaleSteerableConv(2, 3, 11, MNIST_SIZES, relu=False)
-    no_relu.load_state_dict(layer.state_dict())
-    assert (no_relu(x) < 0).any()
+    torch.testing.assert_close(layer.responses(x), stacked)
+
+
+def test_every_kernel_size_wins_somewhere():
+    torch.manual_seed(0)
+    layer = ScaleSteerableConv(2, 3, 11, MNIST_SIZES, relu=False)
+    x = torch.randn(2, 2, 23, 23)
+    with torch.no_grad():
+        assert len(torch.unique(layer.responses(x).argmax(0))) == len(MNIST_SIZES)
+        assert (layer(x) < 0).any()  # no ReLU asked, none applied
 
 
 def test_rejects_bad_sizes():
