@@ -44,7 +44,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in methods.list_methods():
             e = methods.get_method(name)
             rows.append({"method": name + (f" (= {e.alias_of})" if e.alias_of else ""),
-                         "family": e.family, "paper": e.paper,
+                         "family": e.family, "paper": e.paper, "year": e.year or "—",
+                         "reference": e.reference or "—",
                          "configs": ", ".join(e.configs), "input": e.input,
                          "source": e.source})
         print(pd.DataFrame(rows).to_markdown(index=False))
