@@ -98,7 +98,7 @@ def test_leaderboard_and_equivariance_commands(out, capsys):
 def test_list_and_data_build(capsys):
     assert run_cli("list", "methods") == 0
     listing = capsys.readouterr().out
-    assert "cnn" in listing and "| year" in listing and "| reference" in listing
+    assert "cnn" in listing and " year |" in listing and "| reference " in listing
     assert "ISosnovik/sesn@deaa16c" in listing and "ISosnovik/disco@f832fa0" in listing
     assert run_cli("list", "presets") == 0 and "paper" in capsys.readouterr().out
     assert run_cli("data", "build", "mnist-res") == 0
