@@ -106,8 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("equivariance",
                        help="equivariance error of fresh or checkpointed models, no training")
     p.add_argument("--methods", default="all")
-    p.add_argument("--checkpoint", action="append", default=[],
-                   help="a checkpoint written by bench run (repeatable); replaces --methods")
+    p.add_argument("--checkpoint", action="append", default=[], nargs="+", metavar="FILE",
+                   help="checkpoint(s) written by bench run (repeatable); replace --methods; "
+                        "the checkpoints of one method are aggregated as mean ± std")
+    p.add_argument("--each", action="store_true",
+                   help="with --checkpoint: one row per file (e.g. per training epoch)")
+    p.add_argument("--operator", default="ideal", metavar="ideal,scale-shift,bicubic,lie",
+                   help="equivariance operator(s), one table each (README: Metrics)")
     p.add_argument("--dataset", default=DEFAULT_DATASET)
     p.add_argument("--config", default=None, help="method config (default: the dataset's family)")
     p.add_argument("--images", type=int, default=256)

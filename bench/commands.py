@@ -18,16 +18,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scalebench.bench.checkpoint import load_best
 from scalebench.bench.errors import (
     BadArgumentError,
-    CheckpointError,
     DataSourceError,
     NoRecordsError,
     UnreadableRecordsError,
 )
 from scalebench.bench.options import PERF_JSON, SLURM_FLAGS, sweep_specs
-from scalebench.bench.spec import PRESETS, format_method, parse_int_list, parse_methods
+from scalebench.bench.spec import PRESETS, parse_int_list, parse_methods
 
 log = logging.getLogger(__name__)
 
@@ -272,88 +270,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models_for_equivariance(args: argparse.Namespace, ds):
-    """(label, model, input policy) triples: fresh models from --methods, one per
-    --init-seeds entry (same label), or models from --checkpoint files (each with the input
-    policy it was trained under, unless --input says otherwise)."""
-    from scalebench import methods
-    from scalebench.bench.spec import resolve_input
-
-    if args.checkpoint:
-        for path in args.checkpoint:
-            ckpt = load_best(path)
-            spec = ckpt.spec
-            model = methods.create(spec["method"], in_channels=ds.in_channels,
-                                   num_classes=ds.num_classes, config=ckpt.config,
-                                   **spec.get("method_kwargs", {}))
-            try:
-                model.load_state_dict(ckpt.state_dict)
-            except RuntimeError as exc:  # e.g. trained on 3-channel STL-10, measured on MNIST
-                trained = spec.get("dataset")
-                why = (f"it was trained on {trained}: pass --dataset {trained}"
-                       if trained and trained != ds.name else str(exc).splitlines()[0])
-                raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
-                                      f"model for {ds.name}; {why}") from exc
-            policy = (spec.get("input", "native") if args.input is None
-                      else resolve_input(args.input, spec["method"], ds.name))
-            yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec.get('seed', '?')})", model, policy
-        return
-    config = args.config or ds.method_config
-    init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)
-    for name, kwargs in parse_methods(args.methods):
-        policy = resolve_input(args.input or "published", name, ds.name)
-        for seed in init_seeds:
-            torch.manual_seed(seed)
-            yield format_method(name, kwargs), methods.create(
-                name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config,
-                **kwargs), policy
-
-
 def cmd_equivariance(args: argparse.Namespace) -> int:
-    from scalebench.bench.evaluate import eq_subset, measure_equivariance
-    from scalebench.bench.metrics import headline_eq_err
-    from scalebench.bench.train import pick_device
+    from scalebench.bench.equivariance_cmd import run_equivariance
 
     ds, _, _ = _load_dataset(args.dataset, args, args.seed)
-    sizes = (parse_int_list(args.sizes, "size", lo=1, hi=ds.full_size - 1) if args.sizes
-             else list(ds.eq_sizes))
-    if args.images < 1:
-        raise BadArgumentError(f"--images must be >= 1, got {args.images}")
-    device = pick_device(args.device)
-    images = eq_subset(ds, args.images, args.seed)
-    rows = []
-    for label, model, policy in _models_for_equivariance(args, ds):
-        model = model.to(device).eval()
-        try:
-            per_layer = measure_equivariance(model, images, sizes, device, input=policy)
-        except NotImplementedError as exc:
-            print(f"{label}: {exc}")
-            continue
-        row = {"method": label, "input": policy,
-               "eq_err (last layer)": headline_eq_err(per_layer)}
-        for layer, per_size in per_layer.items():
-            row[layer] = sum(per_size.values()) / max(len(per_size), 1)
-        rows.append(row)
-    if not rows:
-        return 1
-    table = pd.DataFrame(rows)
-    groups = table.groupby(["method", "input"], sort=False)
-    inits = groups.size()
-    what = ""
-    if inits.max() > 1:  # several initialisations per method: "mean ± std" per column
-        mean, std = groups.mean(), groups.std()
-        table = mean.apply(lambda col: [f"{m:.3e} ± {sd:.1e}" for m, sd in
-                                        zip(col, std[col.name])])
-        table.insert(0, "inits", inits)
-        table = table.reset_index()
-        what = f"mean ± std over {inits.max()} initialisations, "
-    table = table[[c for c in table.columns if c != "input"] + ["input"]]  # last: a note
-    print(f"equivariance error on {len(images)} {ds.name} test images "
-          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes; "
-          "feature maps at native sizes, logits through each model's input policy:")
-    print(table.to_markdown(index=False, floatfmt=".3e"))
-    return 0
+    return run_equivariance(args, ds)
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
