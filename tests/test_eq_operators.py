@@ -152,3 +152,25 @@ def test_the_generator_is_the_derivative_of_the_zoom():
     h = 1e-5
     fd = (fourier_zoom(x, math.exp(h)) - fourier_zoom(x, math.exp(-h))) / (2 * h)
     assert torch.allclose(scale_generator(x), fd, atol=1e-6)
+
+
+class _BoxNoForwardMode(torch.autograd.Function):
+    """A box blur as an autograd Function without a forward-mode rule (as the Fourier
+    network's layers are): ``torch.func.jvp`` cannot go through it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _box(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _box(g)
+
+
+def test_lie_falls_back_to_a_central_difference_without_forward_mode():
+    x = fourier_resize(_images(5, b=2, n=21), 21)
+    exact, _ = lie_derivatives(lambda z: {"b": _box(z)}, x)["b"]
+    got = lie_derivatives(lambda z: {"b": _BoxNoForwardMode.apply(z)}, x,
+                          lambda z: _BoxNoForwardMode.apply(z).mean((1, 2, 3))[:, None])
+    assert torch.allclose(got["b"][0], exact, rtol=1e-4, atol=1e-6 * exact.abs().max().item())
+    assert got["logits"][0].abs().max() > 1e-3  # not the zeros a double backward would give
