@@ -172,5 +172,5 @@ def test_lie_falls_back_to_a_central_difference_without_forward_mode():
     exact, _ = lie_derivatives(lambda z: {"b": _box(z)}, x)["b"]
     got = lie_derivatives(lambda z: {"b": _BoxNoForwardMode.apply(z)}, x,
                           lambda z: _BoxNoForwardMode.apply(z).mean((1, 2, 3))[:, None])
-    assert torch.allclose(got["b"][0], exact, rtol=1e-4, atol=1e-6 * exact.abs().max().item())
+    assert torch.allclose(got["b"][0], exact, rtol=1e-3, atol=1e-4 * exact.abs().max().item())
     assert got["logits"][0].abs().max() > 1e-3  # not the zeros a double backward would give
