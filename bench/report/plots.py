@@ -245,7 +245,9 @@ def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
 def eq_per_operator(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
     """Equivariance error per layer depth under each recorded operator, one panel each (shared
     log axis), logits left out; None unless at least two operators were recorded."""
-    eq = eq[~eq.is_logits]
+    if eq.empty or "operator" not in eq:
+        return None
+    eq = eq[~eq.is_logits.astype(bool)]
     operators = list(dict.fromkeys(eq.operator))
     if len(operators) < 2:
         return None
