@@ -63,7 +63,8 @@ def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     methods = parse_methods(args.methods)
     # options and device are checked here, before anything is written: a sweep must not
     # start only to record every run failed (on Slurm the device is the nodes' to check)
-    check_method_options(methods, preset(args.preset).config or family, channels)
+    check_method_options(methods, preset(args.preset).config or family, channels,
+                         size=max(dataset_info(args.dataset).sizes))
     check_device(args.device, here=getattr(args, "launcher", "local") == "local")
     seeds = parse_int_list(args.seeds, "seed", lo=0, hi=2**32 - 1)
     if args.epochs is not None and args.epochs < 1:

@@ -15,6 +15,7 @@ import difflib
 import inspect
 import os
 import secrets
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,10 +151,11 @@ def _check_types(label: str, kwargs: dict[str, Any], examples: dict[str, Any]) -
 
 
 def check_method_options(chosen: Sequence[tuple[str, dict[str, Any]]], config: str,
-                         in_channels: int = 1, num_classes: int = 10) -> None:
+                         in_channels: int = 1, num_classes: int = 10, size: int = 28) -> None:
     """Every method given with options (``NAME[k=v,...]``) takes them: each key is one of its
     options, each value of the kind its configuration uses, and the model builds with them
-    (once, on the CPU, in ``config``; the global RNG is left as it was)."""
+    and classifies two blank ``size`` x ``size`` images (once, on the CPU, in ``config``; the
+    global RNG is left as it was)."""
     import torch
 
     from scalebench import methods
@@ -165,10 +167,15 @@ def check_method_options(chosen: Sequence[tuple[str, dict[str, Any]]], config: s
         entry = methods.get_method(name)
         label = format_method(name, kwargs)
         _check_types(label, kwargs, _option_defaults(entry, config))
-        with torch.random.fork_rng(devices=[]):
+        # the trial's warnings (e.g. torch on zero-size layers) would come again from the
+        # real build, or not at all when the options are refused
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             try:
-                methods.create(name, in_channels=in_channels, num_classes=num_classes,
-                               config=config, **kwargs)
+                model = methods.create(name, in_channels=in_channels,
+                                       num_classes=num_classes, config=config, **kwargs)
+                with torch.no_grad():
+                    model.eval()(torch.zeros(2, in_channels, size, size))
             except methods.UnknownConfigError:
                 raise
             except TypeError as exc:
@@ -227,6 +234,12 @@ def dataset_family(dataset: str) -> tuple[str, int]:
     return ("stl10", 3) if stl else ("mnist", 1)
 
 
+def _full_size(dataset: str) -> int:
+    from scalebench.datasets import dataset_info
+
+    return max(dataset_info(dataset).sizes)
+
+
 def runs_that_may_run(specs: Sequence[Any], out_dir: Path, retry_failed: bool = True
                       ) -> list[Any]:
     """The specs without a readable ``ok`` record in ``out_dir`` (and without a failed one,
@@ -255,7 +268,8 @@ def check_equivariance_args(args: Any) -> str:
     device = check_device(args.device)
     if not args.checkpoint:  # fresh models: unknown methods and options
         family, channels = dataset_family(args.dataset)
-        check_method_options(parse_methods(args.methods), args.config or family, channels)
+        check_method_options(parse_methods(args.methods), args.config or family, channels,
+                             size=_full_size(args.dataset))
         parse_int_list(args.init_seeds, "init seed", lo=0)
     return device
 
@@ -273,7 +287,7 @@ def check_perf_args(args: Any) -> tuple[list[int], list[tuple[str, dict[str, Any
                                f"({max(sizes)}); an image cannot be padded onto it")
     check_device(args.device)
     chosen = parse_methods(args.methods)
-    check_method_options(chosen, args.config, args.channels)
+    check_method_options(chosen, args.config, args.channels, size=min(sizes))
     writable_file(args.out, "--out")
     return sizes, chosen
 
