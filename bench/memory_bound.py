@@ -116,6 +116,14 @@ def available_bytes(device: torch.device) -> int | None:
     return min(known) if known else None
 
 
+def _input_bytes(size: int, batch: int) -> int:
+    """Peak bytes of making ``bench perf``'s input: noise of twice the size in float64, its
+    ``fourier_resize`` matrix, and the cosine table that matrix is summed from (in slices
+    of at most 2**25 elements: ``datasets.scaling``), three such slices at a time."""
+    noise = batch * (2 * size) ** 2 * 8
+    return 2 * noise + size * 2 * size * 8 + 3 * 8 * min(2**25, size * 2 * size * size)
+
+
 def _gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB"
 
@@ -140,6 +148,8 @@ def check_perf_memory(chosen: Sequence[tuple[str, dict[str, Any]]], sizes: Itera
         with torch.random.fork_rng(devices=[]):
             model = methods.create(name, in_channels=in_channels, config=config, **kwargs)
         need = estimate_step_bytes(model.to(dev), in_channels, seen, batch)
+        if need is not None:
+            need = max(need, _input_bytes(max(sizes), batch))
         if need is not None and need > headroom * free:
             label = methods_label(name, kwargs)
             raise MemoryLimitError(

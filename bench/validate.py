@@ -279,8 +279,11 @@ def check_perf_args(args: Any) -> tuple[list[int], list[tuple[str, dict[str, Any
     from scalebench.bench.spec import parse_int_list, parse_methods
 
     sizes = parse_int_list(args.sizes, "size", lo=1)
-    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise BadArgumentError("--batch and --repeats must be >= 1 and --warmup >= 0")
+    if args.batch < 2:  # a training step's batch statistics (BatchNorm) need two images
+        raise BadArgumentError(f"--batch must be >= 2 (a training step with batch statistics "
+                               f"needs two images), got {args.batch}")
+    if args.repeats < 1 or args.warmup < 0:
+        raise BadArgumentError("--repeats must be >= 1 and --warmup >= 0")
     check_at_least(args.channels, "--channels")
     if args.canvas is not None and args.canvas < max(sizes):
         raise BadArgumentError(f"--canvas {args.canvas} is smaller than the largest of --sizes "

@@ -153,8 +153,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("eq-dataset", [*EQ, "--dataset", "nope"], "unknown dataset"),
     # -- bench perf (case 9, 12)
     ("perf-channels-zero", [*PF, "--channels", "0"], "--channels must be >= 1"),
-    ("perf-batch-zero", [*PF, "--batch", "0"], "--batch and --repeats must be >= 1"),
-    ("perf-repeats-zero", [*PF, "--repeats", "0"], "--batch and --repeats must be >= 1"),
+    ("perf-batch-zero", [*PF, "--batch", "0"], "--batch must be >= 2"),
+    ("perf-batch-one", [*PF, "--batch", "1"], "--batch must be >= 2"),
+    ("perf-repeats-zero", [*PF, "--repeats", "0"], "--repeats must be >= 1"),
     ("perf-warmup-negative", [*PF, "--warmup", "-1"], "--warmup >= 0"),
     ("perf-sizes-text", [*PF, "--sizes", "8,a"], "bad size"),
     ("perf-sizes-zero", [*PF, "--sizes", "0"], "out of range"),

@@ -197,3 +197,28 @@ def test_quiet_hides_torch_warnings(monkeypatch, capsys):
             warnings.simplefilter("always")
             assert cli.main(["list", "presets"]) == 0
         assert [str(w.message) for w in shown] == ["Initializing zero-element tensors is a no-op"]
+
+
+def test_a_large_resize_matrix_is_summed_in_slices_to_the_same_values(monkeypatch):
+    """Case 12's 22 GB: bench perf's input at 1000 px needed a 2000 x 1000 x 1000 cosine table
+    at once; above 2**25 elements it is now summed over slices of frequencies."""
+    from scalebench.datasets import scaling
+
+    whole = scaling._resize_matrix_cpu64(60, 40)
+    scaling._resize_matrix_cpu64.cache_clear()
+    monkeypatch.setattr(scaling, "_TABLE_ELEMENTS", 500)  # 60 x 40 x 39 is far more
+    try:
+        sliced = scaling._resize_matrix_cpu64(60, 40)
+    finally:
+        scaling._resize_matrix_cpu64.cache_clear()
+    assert torch.allclose(sliced, whole, rtol=0, atol=1e-14)
+    x = torch.randn(2, 60, 60, dtype=torch.float64)
+    assert torch.allclose(sliced @ x @ sliced.T, scaling.fourier_resize_fft(x, 40), atol=1e-12)
+
+
+def test_the_issues_perf_command_is_refused_in_one_line(capsys, tmp_path):
+    out = tmp_path / "perf.json"
+    code = cli.main(["perf", "--methods", "cnn", "--sizes", "1000", "--batch", "1",
+                     "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "--batch must be >= 2" in capsys.readouterr().err
