@@ -22,6 +22,7 @@ import torch
 from reference_fixtures import FIXTURES, assert_float32_close, load_arrays
 
 from scalebench import methods
+from scalebench.datasets.scaling import fourier_resize
 from scalebench.methods.fourier.basis import ring_count, ring_schedule
 from scalebench.methods.fourier.nonlinearity import RingNonlinearity
 from scalebench.methods.fourier.reference import ring_mask
@@ -43,8 +44,10 @@ def their_kernel() -> torch.Tensor:
     return torch.fft.ifft2(torch.complex(REF["conv_L_re"].double(), REF["conv_L_im"].double()))
 
 
-def our_conv(kernel: int, offset: int, imag: bool = False, pointwise: bool = True) -> SpectralConv2d:
-    """Ours with their kernel at our taps ``offset .. offset + 4`` (centred taps: ``t - (N-1)/2``)."""
+def our_conv(kernel: int, offset: int, imag: bool = False,
+             pointwise: bool = True) -> SpectralConv2d:
+    """Ours with their kernel at weight indices ``offset .. offset + 4`` (index ``a`` is our
+    centred tap ``a - (N-1)/2``)."""
     k = their_kernel().permute(2, 3, 0, 1)  # (t_y, t_x, in, out)
     conv = SpectralConv2d(3, 4, G, kernel, pointwise=pointwise, bias=False)
     with torch.no_grad():
@@ -243,5 +246,12 @@ def test_dropout_is_the_rate_the_authors_trained_with(config, theirs):
 def test_their_head_is_not_size_invariant():
     """Departure recorded: their head (``get_stack``) applies ``irfft2`` to the real feature map,
     so the size-i features of ``D_21 f`` differ from those of ``f`` by ~20 % (scale-free, as their
-    LayerNorm sees them); ours reads rings <= J(i) only (tests/test_fourier_model.py)."""
+    LayerNorm sees them); ours reads rings <= J(i) only, and its per-size features agree."""
     assert AUTHORS["facts"]["head_stack_rel_diff_D21"] > 0.05
+    model = methods.create("fourier", config="mnist").double()
+    g = torch.Generator().manual_seed(0)
+    f = fourier_resize(torch.randn(2, 3, 56, 56, generator=g, dtype=torch.float64), 28)
+    with torch.no_grad():
+        big, small = model.pooled_per_size(f), model.pooled_per_size(fourier_resize(f, 21))
+    k = small.shape[1]
+    assert (big[:, :k] - small).abs().max() < 1e-12 * big.abs().max()
