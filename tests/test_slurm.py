@@ -184,6 +184,9 @@ def release_requeued_jobs():
     thread.join()
 
 
+# ~2 attempts of ~85 s on an idle machine; on a loaded one each attempt trains fewer epochs
+# (7 requeues at load 6 here), so it gets more than the module's 600 s
+@pytest.mark.timeout(1500)
 def test_a_job_past_its_time_limit_requeues_and_resumes(tmp_path, cache_dir,
                                                         release_requeued_jobs):
     """--time 3 with the checkpoint signal 90 s early: Slurm signals each attempt 30-90 s
