@@ -132,11 +132,11 @@ def _table(rows: list[dict]) -> tuple[pd.DataFrame, str]:
     return table, what
 
 
-def run_equivariance(args: argparse.Namespace, ds) -> int:
-    """The command on a loaded dataset ``ds``; prints one table per operator."""
+def run_equivariance(args: argparse.Namespace, ds, device: torch.device) -> int:
+    """The command on a loaded dataset ``ds`` (arguments checked by ``bench.validate``);
+    prints one table per operator."""
     from scalebench.bench.evaluate import eq_subset, measure_operators
     from scalebench.bench.metrics import headline_eq_err, scale_shift_headline
-    from scalebench.bench.train import pick_device
     from scalebench.methods.scale_axis import scale_axes_of
 
     operators = parse_operators(args.operator)
@@ -146,7 +146,6 @@ def run_equivariance(args: argparse.Namespace, ds) -> int:
         raise BadArgumentError(f"--images must be >= 1, got {args.images}")
     if args.each and not _checkpoint_paths(args):
         raise BadArgumentError("--each keeps one row per --checkpoint file; give --checkpoint")
-    device = pick_device(args.device)
     images = eq_subset(ds, args.images, args.seed)
     rows: dict[str, list[dict]] = {op: [] for op in operators}
     for label, model, policy in models_for_equivariance(args, ds):

@@ -58,6 +58,12 @@ def _check_size(size: int, what: str = "size") -> int:
     return size
 
 
+#: elements of the (m, n, 2K+1) cosine table built at once (256 MB of float64); larger tables
+#: are summed over slices of k, so that memory stays O(m n) (a 2000 -> 1000 matrix would
+#: otherwise take 16 GB). Small tables keep the one-shot sum and so their exact values.
+_TABLE_ELEMENTS = 2**25
+
+
 @functools.lru_cache(maxsize=512)
 def _resize_matrix_cpu64(n: int, m: int) -> torch.Tensor:
     # A[j, t] = (1/n) * sum_{|k| <= K} exp(2 pi i k (j/m - t/n)), K = (min(n, m) - 1) // 2.
@@ -66,7 +72,13 @@ def _resize_matrix_cpu64(n: int, m: int) -> torch.Tensor:
     k = torch.arange(-kmax, kmax + 1, dtype=torch.float64)
     j = torch.arange(m, dtype=torch.float64)[:, None, None] / m
     t = torch.arange(n, dtype=torch.float64)[None, :, None] / n
-    return torch.cos(2 * math.pi * k * (j - t)).sum(-1) / n
+    step = max(1, _TABLE_ELEMENTS // (m * n))
+    if step >= k.numel():
+        return torch.cos(2 * math.pi * k * (j - t)).sum(-1) / n
+    total = torch.zeros(m, n, dtype=torch.float64)
+    for lo in range(0, k.numel(), step):
+        total += torch.cos(2 * math.pi * k[lo:lo + step] * (j - t)).sum(-1)
+    return total / n
 
 
 @functools.lru_cache(maxsize=512)
