@@ -176,13 +176,20 @@ def _finish(out: Path, records: list, strict: bool = True, report: bool = True) 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    specs, out = sweep_specs(args)
+    return run_sweep(specs, out, args)
+
+
+def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
+    """Run ``specs`` into experiment folder ``out`` through ``args``' launcher (``bench run``'s
+    launcher, resume and report options), then print the leaderboard and write the report;
+    ``bench run`` and ``bench reproduce`` share it. Returns the exit status."""
     from scalebench.bench.launch_api import ACTIVE
     from scalebench.bench.launchers import make_launcher, pending, sweep_status
     from scalebench.bench.records import ExperimentLock, ensure_writable
     from scalebench.bench.settle import current_record
     from scalebench.bench.sweep import save_sweep
 
-    specs, out = sweep_specs(args)
     options = {k: getattr(args, k) for k in (*SLURM_FLAGS, "sbatch_extra", "launcher_config",
                                              "detach")}
     launcher = make_launcher(args.launcher, options, progress=not _quiet(args))
