@@ -196,7 +196,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"bench reproduce {table.name}: EMBEDDED, SCALED DOWN ({table.embedded.note}); "
               "not comparable with the paper, and never set beside it. For the published "
               f"protocol: bench reproduce {table.name} --source torchvision --data-root DIR")
-    rc = run_sweep([p.spec for p in runs], out, args)
+    # a column capped to another's size (--limit-train) is the same run: made once
+    rc = run_sweep(list(dict.fromkeys(p.spec for p in runs)), out, args)
     if args.detach or rc == 130:
         return rc
     found = read_folders([out])
