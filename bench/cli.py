@@ -38,6 +38,16 @@ def _add_input_arg(p: argparse.ArgumentParser, default: str = "published") -> No
                         f"others padded); default {default}")
 
 
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    """What ``bench run`` and ``bench reproduce`` both take: resume, report, data, launcher."""
+    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                   help="keep failed records instead of re-running them")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip the report (tables, figures, index.html) in <out>/report")
+    _add_data_args(p, seed=False)
+    add_launcher_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="scalebench: benchmark "
                                      "scale-equivariant image classifiers")
@@ -72,12 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
     p.add_argument("--limit-train", type=int, default=None, help="train on a random subset")
     p.add_argument("--limit-eval", type=int, default=None, help="validate/test on a subset")
-    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
-                   help="keep failed records instead of re-running them")
-    p.add_argument("--no-report", dest="report", action="store_false",
-                   help="skip the report (tables, figures, index.html) in <out>/report")
-    _add_data_args(p, seed=False)
-    add_launcher_args(p)
+    _add_sweep_args(p)
 
     p = add("reproduce", help="run a published table and set ours beside the paper's values")
     p.add_argument("table", nargs="?", help="the table (see --list)")
@@ -92,12 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="experiment folder (default results/reproduce-<table>-<source>)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
-    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
-                   help="keep failed records instead of re-running them")
-    p.add_argument("--no-report", dest="report", action="store_false",
-                   help="skip the report (tables, figures, index.html) in <out>/report")
-    _add_data_args(p, seed=False)
-    add_launcher_args(p)
+    _add_sweep_args(p)
 
     p = add("status", help="per-run state of an experiment (queued, running, done, failed...)")
     p.add_argument("experiment", help="the experiment folder (the --out of bench run)")
