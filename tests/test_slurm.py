@@ -184,6 +184,9 @@ def release_requeued_jobs():
     thread.join()
 
 
+# ~2 attempts of ~85 s on an idle machine; on a loaded one each attempt trains fewer epochs
+# (7 requeues at load 6 here), so it gets more than the module's 600 s
+@pytest.mark.timeout(1500)
 def test_a_job_past_its_time_limit_requeues_and_resumes(tmp_path, cache_dir,
                                                         release_requeued_jobs):
     """--time 3 with the checkpoint signal 90 s early: Slurm signals each attempt 30-90 s
@@ -235,9 +238,20 @@ def test_a_task_cancelled_near_its_end_cannot_replace_its_settled_record(tmp_pat
 def restart_controller():
     """The test stops slurmctld; start it again whatever happened (slurm-up.sh starts only
     the daemons that are not running)."""
-    yield Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "slurmctld.pid"
-    subprocess.run(["bash", str(Path(__file__).parent / "slurm" / "slurm-up.sh")],
-                   capture_output=True, check=True)
+    pidfile = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "slurmctld.pid"
+    pid = int(pidfile.read_text())
+    yield pidfile
+    # a controller that got SIGTERM saves its state before it exits: slurm-up.sh would take it
+    # for a running one (its pid is alive) and then time out waiting for it to answer
+    end = time.monotonic() + 120
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+        time.sleep(0.5)
+    for attempt in (1, 2):
+        up = subprocess.run(["bash", str(Path(__file__).parent / "slurm" / "slurm-up.sh")],
+                            capture_output=True, text=True)
+        if up.returncode == 0:
+            return
+    raise AssertionError(f"slurm-up.sh could not restart the cluster:\n{up.stdout}{up.stderr}")
 
 
 def test_the_follower_warns_once_and_follows_records_while_the_controller_is_down(
@@ -246,7 +260,9 @@ def test_the_follower_warns_once_and_follows_records_while_the_controller_is_dow
     that the controller is silent and ends when the records are there."""
     out = tmp_path / "exp"
     result: list[int] = []
-    args = ["run", "--methods", "cnn", "--seeds", "0,1", "--epochs", "2", "--limit-train",
+    # enough epochs that both tasks are still training when the controller goes: with 2 epochs
+    # they could end before the kill, and the follower then never found the controller silent
+    args = ["run", "--methods", "cnn", "--seeds", "0,1", "--epochs", "40", "--limit-train",
             "300", "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir",
             str(cache_dir), "--out", str(out), *SLURM]
     follower = threading.Thread(target=lambda: result.append(bench(*args)), daemon=True)
@@ -255,8 +271,14 @@ def test_the_follower_warns_once_and_follows_records_while_the_controller_is_dow
         wait_for(lambda: (out / "slurm" / "jobs.json").exists() and
                  [r["state"] for r in sweep_status(out)] == ["running"] * 2, 180,
                  "both tasks to start")
-        time.sleep(5)  # let both job steps launch (srun asks the controller for them)
+        # a checkpoint from each task shows both job steps launched (srun needs the controller
+        # for that) and are training; their records are then still epochs away
+        wait_for(lambda: all(last_checkpoint_path(out, rid).exists() for rid in load_jobs(out)),
+                 180, "both tasks' first epoch")
+        assert not [r for r in scan_records(out)[0] if r.ok], "the tasks ended before the kill"
         os.kill(int(restart_controller.read_text()), 15)
+        wait_for(lambda: any("does not answer" in r.getMessage() for r in caplog.records), 60,
+                 "the follower to notice the silent controller")
         wait_for(lambda: len([r for r in scan_records(out)[0] if r.ok]) == 2, 300,
                  "both records")
         follower.join(30)  # a few polls, not until the controller is back
