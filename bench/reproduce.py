@@ -59,8 +59,9 @@ def plan(table: Table, source: str = EMBEDDED, *, methods: list[str] | None = No
          cache_dir: str | None = None, device: str = "auto") -> list[Planned]:
     """The runs of ``table`` on ``source``: every column x method x seed.
 
-    On the embedded source the table's ``[embedded]`` scale-down applies (its preset, seeds
-    and training-set sizes); a table without one needs the full data (:class:`DataSourceError`).
+    On the embedded source the table's ``[embedded]`` scale-down applies (its preset, seeds,
+    epochs, test images and training-set sizes); a table without one needs the full data
+    (:class:`DataSourceError`).
     ``methods`` (a subset of the table's), ``seeds``, ``epochs`` and ``limit_eval`` override
     the table, and ``limit_train`` caps every column's training images (smoke tests); a run so
     changed is no longer the published protocol and is not compared.
@@ -76,6 +77,9 @@ def plan(table: Table, source: str = EMBEDDED, *, methods: list[str] | None = No
                                f"methods are {', '.join(table.methods)}")
     preset = table.embedded.preset if embedded else table.preset
     seeds = list(seeds or (table.embedded.seeds if embedded else table.seeds))
+    if embedded:  # the scale-down's own epochs and test split, unless overridden
+        epochs = epochs if epochs is not None else table.embedded.epochs
+        limit_eval = limit_eval if limit_eval is not None else table.embedded.test_images
     experiment = (out or default_out(table, source)).name
     runs: list[Planned] = []
     for column in table.columns:

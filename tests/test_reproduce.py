@@ -76,6 +76,8 @@ def test_every_published_value_names_paper_table_and_page():
     ({"seeds": []}, "non-empty list"),
     ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "train_images": {"zz": 5}}},
      "train_images must map column keys"),
+    ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "epochs": 0}},
+     "epochs must be >= 1"),
 ])
 def test_a_malformed_table_names_its_field(broken, message):
     good = {"name": "x", "title": "t", "paper": "p", "methods": ["cnn"], "preset": "paper",
@@ -99,6 +101,7 @@ def test_table_to_run_specs_embedded_and_full():
     emb = plan(t, "embedded")
     assert len(emb) == len(t.methods) * 2 * 1  # two columns, one embedded seed
     assert {p.spec.preset for p in emb} == {"quick"} and {p.spec.seed for p in emb} == {0}
+    assert {(p.spec.epochs, p.spec.limit_eval) for p in emb} == {(2, 500)}  # fewer, smaller
     assert {p.spec.limit_train for p in emb if p.column.key == "5k"} == {1500}
     assert {p.spec.limit_train for p in emb if p.column.key == "full"} == {None}
     policy = {p.spec.method: p.spec.input for p in emb}
@@ -106,6 +109,7 @@ def test_table_to_run_specs_embedded_and_full():
     full = plan(t, "torchvision", data_root="/data")
     assert len(full) == len(t.methods) * 2 * 3
     assert {p.spec.preset for p in full} == {"paper"} and {p.spec.seed for p in full} == {0, 1, 2}
+    assert {(p.spec.epochs, p.spec.limit_eval) for p in full} == {(None, None)}  # the recipe's
     assert {p.spec.limit_train for p in full if p.column.key == "5k"} == {5000}
     # the full runs are the published protocol; the embedded ones and any override are not
     assert all(compares_to_published(p.spec.protocol(), p.spec.method, p.column.train_images)

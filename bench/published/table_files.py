@@ -8,7 +8,8 @@ metrics it prints. The published values themselves live in ``published.csv``, th
 home of every published number, found by dataset, method, metric and ``train_images``.
 
 ``[embedded]`` says how the table is scaled down to the 5,000 embedded digits (preset,
-seeds, each column's training-set size); a table without it (STL-10) needs the full data.
+seeds, epochs, test images, each column's training-set size); a table without it (STL-10)
+needs the full data.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Embedded:
     seeds: tuple[int, ...]
     note: str
     train_images: dict[str, int] = field(default_factory=dict)  # column key -> images
+    epochs: int | None = None  # None: the preset's recipe
+    test_images: int | None = None  # None: the whole test split (a run's limit_eval)
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,12 @@ def parse_table(data: dict, where: str) -> Table:
         if unknown or not all(isinstance(v, int) and v >= 2 for v in sizes.values()):
             raise ValueError(f"{ew}: train_images must map column keys to integers >= 2, "
                              f"got {sizes!r}")
+        limits = {k: e.get(k) for k in ("epochs", "test_images")}
+        if not all(v is None or (isinstance(v, int) and v >= 2 - (k == "epochs"))
+                   for k, v in limits.items()):
+            raise ValueError(f"{ew}: epochs must be >= 1 and test_images >= 2, got {limits}")
         embedded = Embedded(_need(e, "preset", str, ew), _ints(_need(e, "seeds", list, ew), ew),
-                            _need(e, "note", str, ew), sizes)
+                            _need(e, "note", str, ew), sizes, **limits)
     return Table(name=_need(data, "name", str, where), title=_need(data, "title", str, where),
                  paper=_need(data, "paper", str, where),
                  methods=tuple(_need(data, "methods", list, where)),
