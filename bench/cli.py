@@ -1,5 +1,5 @@
-"""The ``bench`` command line: list, data build, run, status, collect, leaderboard, report,
-equivariance, perf.
+"""The ``bench`` command line: list, data build, run, reproduce, status, collect, leaderboard,
+report, equivariance, perf.
 
 User errors (unknown names, bad lists, missing data, unwritable or locked
 output folders, a full disk) print one line on stderr and exit non-zero; so do
@@ -57,6 +57,16 @@ def _add_input_arg(p: argparse.ArgumentParser, default: str = "published") -> No
                         f"others padded); default {default}")
 
 
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    """What ``bench run`` and ``bench reproduce`` both take: resume, report, data, launcher."""
+    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                   help="keep failed records instead of re-running them")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip the report (tables, figures, index.html) in <out>/report")
+    _add_data_args(p, seed=False)
+    add_launcher_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="bench", description="scalebench: benchmark "
                            "scale-equivariant image classifiers")
@@ -91,12 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
     p.add_argument("--limit-train", type=int, default=None, help="train on a random subset")
     p.add_argument("--limit-eval", type=int, default=None, help="validate/test on a subset")
-    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
-                   help="keep failed records instead of re-running them")
-    p.add_argument("--no-report", dest="report", action="store_false",
-                   help="skip the report (tables, figures, index.html) in <out>/report")
-    _add_data_args(p, seed=False)
-    add_launcher_args(p)
+    _add_sweep_args(p)
+
+    p = add("reproduce", help="run a published table and set ours beside the paper's values")
+    p.add_argument("table", nargs="?", help="the table (see --list)")
+    p.add_argument("--list", action="store_true", help="list the tables and exit")
+    p.add_argument("--methods", default=None, help="a subset of the table's methods (comma list)")
+    p.add_argument("--seeds", default=None, help="override the table's seeds, e.g. 0-2")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--limit-train", type=int, default=None,
+                   help="cap every column's training images (smoke tests; not the published "
+                        "protocol)")
+    p.add_argument("--limit-eval", type=int, default=None, help="validate/test on a subset")
+    p.add_argument("--out", default=None,
+                   help="experiment folder (default results/reproduce-<table>-<source>)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
+    _add_sweep_args(p)
 
     p = add("status", help="per-run state of an experiment (queued, running, done, failed...)")
     p.add_argument("experiment", help="the experiment folder (the --out of bench run)")
@@ -175,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     from scalebench.bench import commands
 
     tune_cpu_allocator()  # the CLI opts in; importing the library never tunes the process
-    handler = getattr(commands, f"cmd_{args.command}")
+    if args.command == "reproduce":  # its own module: it builds on commands.run_sweep
+        from scalebench.bench.reproduce import cmd_reproduce as handler
+    else:
+        handler = getattr(commands, f"cmd_{args.command}")
     try:
         with warnings.catch_warnings():
             if args.quiet:  # torch's UserWarnings are for developers, not a quiet sweep

@@ -184,6 +184,14 @@ def _finish(out: Path, records: list, strict: bool = True, report: bool = True) 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    specs, out = sweep_specs(args)
+    return run_sweep(specs, out, args)
+
+
+def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
+    """Run ``specs`` into experiment folder ``out`` through ``args``' launcher (``bench run``'s
+    launcher, resume and report options), then print the leaderboard and write the report;
+    ``bench run`` and ``bench reproduce`` share it. Returns the exit status."""
     from scalebench.bench.launch_api import ACTIVE
     from scalebench.bench.launchers import make_launcher, pending, sweep_status
     from scalebench.bench.records import ExperimentLock, ensure_writable
@@ -191,7 +199,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scalebench.bench.signals import exit_status, sigterm_interrupts
     from scalebench.bench.sweep import save_sweep, undone_if_refused
 
-    specs, out = sweep_specs(args)
     options = {k: getattr(args, k) for k in (*SLURM_FLAGS, "sbatch_extra", "launcher_config",
                                              "detach")}
     launcher = make_launcher(args.launcher, options, progress=not _quiet(args))

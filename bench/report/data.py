@@ -7,15 +7,13 @@ training history) unpack the nested record fields the leaderboard ignores.
 A report section is one comparison (:func:`bench.leaderboard.comparison`: every
 leaderboard key field but the method and the input policy): only runs made the
 same way are compared in a table, their input policies told apart by a column.
-Published reference numbers come from ``scalebench.bench.published/published.csv`` (package data).
+Published reference numbers come from ``scalebench.bench.published/published.csv`` (package data,
+read by :mod:`bench.published.reference`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import importlib.resources
-import io
 import json
 import logging
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from scalebench.bench.leaderboard import (
     protocol_value,
     records_frame,
 )
+from scalebench.bench.published.reference import PUBLISHED_CSV, load_published
 from scalebench.bench.record import RunRecord, protocol_key
 from scalebench.bench.records import Collection, load_folders
 from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol
@@ -46,16 +45,9 @@ __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_fr
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_CSV = "scalebench.bench.published/published.csv"  # package data, not a source-tree path
 #: the protocol fields every section title names; the others only when not at their default
 TITLED = ("dataset", "source", "preset")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Protocol)}
-
-
-def published_csv_text() -> str:
-    """The shipped published numbers, whether installed editable, as a wheel or zipped."""
-    return importlib.resources.files("scalebench.bench.published").joinpath(
-        "published.csv").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -243,26 +235,6 @@ def history_frame(records: list[RunRecord]) -> pd.DataFrame:
                          "val_acc": finite(h.get("val_acc"))})
     cols = [*IDENT_COLUMNS, "status", "epoch", "train_loss", "val_acc"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def load_published(path: Path | None = None) -> pd.DataFrame:
-    """The published reference numbers (``#`` lines are comments); empty when the file is absent."""
-    cols = ["dataset", "method", "paper_method", "paper_dataset", "metric", "value", "source"]
-    if path is None:
-        path, text = PUBLISHED_CSV, published_csv_text()
-    else:
-        path = Path(path)
-        if not path.is_file():
-            log.info("no published reference numbers at %s", path)
-            return pd.DataFrame(columns=cols)
-        text = path.read_text()
-    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
-    df = pd.DataFrame(list(csv.DictReader(io.StringIO("\n".join(lines)))))
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {cols}")
-    df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    return df[cols].dropna(subset=["value"]).reset_index(drop=True)
 
 
 def load_perf(path: Path | None) -> pd.DataFrame | None:

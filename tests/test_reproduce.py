@@ -1,0 +1,257 @@
+"""``bench reproduce``: the table files, the table -> run-spec mapping, the comparison math, the
+rule that embedded (scaled-down) numbers are never set beside published ones, and a tiny
+end-to-end run on the embedded source."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from scalebench import methods
+from scalebench.bench import cli
+from scalebench.bench.errors import DataSourceError, UnknownNameError
+from scalebench.bench.published import reference
+from scalebench.bench.published.reference import compares_to_published, load_published
+from scalebench.bench.published.table_files import (
+    METRICS,
+    list_tables,
+    load_table,
+    parse_table,
+)
+from scalebench.bench.record import RunRecord
+from scalebench.bench.records import scan_records
+from scalebench.bench.reproduce import comparison, metric_value, plan
+from scalebench.bench.reproduce_render import render_table
+from scalebench.datasets import DATASETS
+
+TABLES = ("fourier-mnist", "fourier-stl10", "sesn-mnist-scale")
+
+
+def test_the_three_tables_ship_and_parse():
+    assert set(TABLES) <= set(list_tables())
+    for name in TABLES:
+        t = load_table(name)
+        assert t.name == name and t.paper and t.seeds and t.columns
+        assert all(m in methods.list_methods() for m in t.methods), name
+        for c in t.columns:
+            assert c.dataset in DATASETS and set(c.metrics) <= set(METRICS)
+        if t.embedded is not None:  # a column's share of the 3,000 embedded training images
+            assert all(2 <= n < 3000 for n in t.embedded.train_images.values())
+    mnist = load_table("fourier-mnist")
+    assert [c.train_images for c in mnist.columns] == [None, 5000]
+    assert mnist.embedded.train_images == {"5k": 1500}  # 5,000 of 10,000 -> 1,500 of 3,000
+    assert load_table("fourier-stl10").embedded is None  # STL-10 is not embedded
+    sesn = load_table("sesn-mnist-scale")
+    assert sesn.seeds == (0, 1, 2, 3, 4, 5)  # 6 realizations
+    assert [c.dataset for c in sesn.columns] == ["mnist-scale", "mnist-scale+"]
+
+
+def test_every_published_value_names_paper_table_and_page():
+    pub = load_published()
+    assert len(pub) >= 40
+    for col in ("source", "table", "page", "verified_from"):
+        assert pub[col].astype(str).str.strip().ne("").all(), col
+    assert set(pub.metric) <= set(METRICS)
+    assert set(pub.method) <= set(methods.list_methods())
+    assert set(pub.dataset) <= set(DATASETS)
+    # one home for each number: no (dataset, method, metric, train size) twice
+    key = pub[["dataset", "method", "metric"]].assign(n=pub.train_images.astype(str))
+    assert not key.duplicated().any()
+    five_k = pub[pub.train_images.notna()]
+    assert set(five_k.train_images) == {5000} and set(five_k.metric) == {"test_acc"}
+    # a published value a table names is one the table's columns print
+    for name in TABLES:
+        t = load_table(name)
+        for c in t.columns:
+            rows = pub[(pub.dataset == c.dataset) & pub.method.isin(t.methods)]
+            assert set(rows.metric) <= set(METRICS)
+
+
+@pytest.mark.parametrize("broken, message", [
+    ({"name": "x"}, "missing 'title'"),
+    ({"columns": [{"key": "a", "label": "A", "dataset": "mnist-res", "metrics": ["acc"]}]},
+     "metrics must be some of"),
+    ({"seeds": []}, "non-empty list"),
+    ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "train_images": {"zz": 5}}},
+     "train_images must map column keys"),
+    ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "epochs": 0}},
+     "epochs must be >= 1"),
+])
+def test_a_malformed_table_names_its_field(broken, message):
+    good = {"name": "x", "title": "t", "paper": "p", "methods": ["cnn"], "preset": "paper",
+            "input": "published", "seeds": [0], "seeds_note": "n",
+            "columns": [{"key": "a", "label": "A", "dataset": "mnist-res",
+                         "metrics": ["test_acc"]}]}
+    bad = {**good, **broken}
+    if broken == {"name": "x"}:
+        del bad["title"]
+    with pytest.raises(ValueError, match=message):
+        parse_table(bad, "tables/x.toml")
+
+
+def test_unknown_table_suggests_a_name():
+    with pytest.raises(UnknownNameError, match="did you mean 'fourier-mnist'"):
+        load_table("fourier-mnst")
+
+
+def test_table_to_run_specs_embedded_and_full():
+    t = load_table("fourier-mnist")
+    emb = plan(t, "embedded")
+    assert len(emb) == len(t.methods) * 2 * 1  # two columns, one embedded seed
+    assert {p.spec.preset for p in emb} == {"quick"} and {p.spec.seed for p in emb} == {0}
+    assert {(p.spec.epochs, p.spec.limit_eval) for p in emb} == {(2, 500)}  # fewer, smaller
+    assert {p.spec.limit_train for p in emb if p.column.key == "5k"} == {1500}
+    assert {p.spec.limit_train for p in emb if p.column.key == "full"} == {None}
+    policy = {p.spec.method: p.spec.input for p in emb}
+    assert policy["fourier"] == "native" and policy["cnn"] == "pad"  # published handling
+    full = plan(t, "torchvision", data_root="/data")
+    assert len(full) == len(t.methods) * 2 * 3
+    assert {p.spec.preset for p in full} == {"paper"} and {p.spec.seed for p in full} == {0, 1, 2}
+    assert {(p.spec.epochs, p.spec.limit_eval) for p in full} == {(None, None)}  # the recipe's
+    assert {p.spec.limit_train for p in full if p.column.key == "5k"} == {5000}
+    # the full runs are the published protocol; the embedded ones and any override are not
+    assert all(compares_to_published(p.spec.protocol(), p.spec.method, p.column.train_images)
+               for p in full)
+    assert not any(compares_to_published(p.spec.protocol(), p.spec.method,
+                                         p.column.train_images) for p in emb)
+    fewer = plan(t, "torchvision", epochs=3)
+    assert not any(compares_to_published(p.spec.protocol(), p.spec.method,
+                                         p.column.train_images) for p in fewer)
+    assert len({p.spec.run_id for p in full}) == len(full)  # every run its own record
+    small = plan(t, "embedded", methods=["cnn"], limit_train=100)
+    assert [p.spec.limit_train for p in small] == [100, 100]
+    sesn = plan(load_table("sesn-mnist-scale"), "torchvision")
+    assert {p.spec.dataset for p in sesn} == {"mnist-scale", "mnist-scale+"}
+    assert {p.spec.input for p in sesn} == {"native"}  # a fixed canvas: nothing to pad
+    with pytest.raises(DataSourceError, match="--source torchvision"):
+        plan(load_table("fourier-stl10"), "embedded")
+
+
+def _record(spec, acc: float | None, eq: float = 0.1, status: str = "ok") -> RunRecord:
+    rec = RunRecord.for_spec(spec, versions={}, status=status, device="cpu")
+    if status == "ok":
+        rec.set(test_acc=acc, scale_consistency=acc - 0.1, eq_err=eq, params=1)
+    return rec
+
+
+def _published(value: float, std: float) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": "mnist-res", "method": "cnn", "paper_method": "CNN",
+                          "paper_dataset": "MNIST-scale", "metric": "test_acc", "value": value,
+                          "std": std, "train_images": None, "table": "Table 9", "page": "7",
+                          "source": "A paper", "verified_from": "its PDF"}])
+
+
+def test_comparison_delta_in_published_std_units():
+    t = load_table("fourier-mnist")
+    runs = [p for p in plan(t, "torchvision") if p.spec.method == "cnn"
+            and p.column.key == "full"]
+    accs = {0: 0.93, 1: 0.95, 2: 0.97}
+    records = [_record(p.spec, accs[p.spec.seed]) for p in runs]
+    frame = comparison(runs, records, _published(0.90, 0.02))
+    row = frame[frame.metric == "test_acc"].iloc[0]
+    assert row["mean"] == pytest.approx(0.95) and row["std"] == pytest.approx(0.02)
+    assert row.comparable and row.published == pytest.approx(0.90)
+    assert row.delta == pytest.approx(0.05) and row.delta_sd == pytest.approx(2.5)
+    sc = frame[frame.metric == "scale_consistency"].iloc[0]
+    assert sc["mean"] == pytest.approx(0.85) and math.isnan(sc.published)  # none published
+    text = render_table(t, frame, "torchvision")
+    line = next(ln for ln in text.splitlines() if ln.startswith("| cnn"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert "95.00 ± 2.00" in cells and "90.00 ± 2.00" in cells
+    assert "+5.00" in cells and "+2.5" in cells  # Δ in pp, Δ in published stds
+    assert "Table 9, page 7" in text
+    # no std published: Δ, but no Δ in std units
+    frame = comparison(runs, records, _published(0.90, math.nan))
+    row = frame[frame.metric == "test_acc"].iloc[0]
+    assert row.delta == pytest.approx(0.05) and math.isnan(row.delta_sd)
+    header = next(ln for ln in render_table(t, frame, "torchvision").splitlines()
+                  if ln.startswith("| method"))
+    assert "Δ (pp)" in header and "Δ / published std" not in header
+
+
+def test_failed_and_missing_runs_are_counted_not_averaged():
+    t = load_table("fourier-mnist")
+    runs = [p for p in plan(t, "torchvision") if p.spec.method == "cnn"
+            and p.column.key == "full"]
+    records = [_record(runs[0].spec, 0.9), _record(runs[1].spec, None, status="failed")]
+    row = comparison(runs, records, _published(0.90, 0.02)).iloc[0]
+    assert row.n == 1 and row.failed == 1 and row.planned == 3
+    assert row["mean"] == pytest.approx(0.9) and math.isnan(row["std"])
+
+
+def test_embedded_numbers_are_never_compared(monkeypatch):
+    t = load_table("fourier-mnist")
+    runs = [p for p in plan(t, "embedded") if p.spec.method == "cnn"]
+    records = [_record(p.spec, 0.9) for p in runs]
+    frame = comparison(runs, records, _published(0.90, 0.02))
+    assert frame.embedded.all() and not frame.comparable.any()
+    assert frame.published.isna().all() and frame.delta.isna().all()
+    text = render_table(t, frame, "embedded")
+    header = next(ln for ln in text.splitlines() if ln.startswith("| method"))
+    assert "embedded, scaled down" in header
+    assert "published" not in header and "Δ" not in header
+    assert "Embedded, scaled down" in text and "--source torchvision" in text
+    # even were the protocol rule to say yes, an embedded run stays uncompared
+    monkeypatch.setattr("scalebench.bench.reproduce.compares_to_published", lambda *a: True)
+    assert comparison(runs, records, _published(0.90, 0.02)).published.isna().all()
+
+
+def test_metric_values_follow_the_leaderboard():
+    spec = plan(load_table("fourier-mnist"), "embedded")[0].spec
+    rec = _record(spec, 0.8)
+    assert metric_value(rec, "test_err") == pytest.approx(0.2)
+    rec.set(test_acc_recal=0.9, scale_consistency_recal=0.75)  # recalibrated BN statistics
+    assert metric_value(rec, "test_acc") == pytest.approx(0.9)
+    assert metric_value(rec, "scale_consistency") == pytest.approx(0.75)
+    rec.set(eq_err=math.nan)
+    assert metric_value(rec, "eq_err") is None
+
+
+def test_published_protocol_is_the_full_one():
+    p = reference.published_protocol("mnist-res", "cnn")
+    assert (p.source, p.preset, p.input, p.epochs, p.limit_train) == (
+        "torchvision", "paper", "pad", None, None)
+    assert reference.published_protocol("mnist-res", "fourier").input == "native"
+    assert reference.published_protocol("mnist-res", "cnn", 5000).limit_train == 5000
+
+
+def test_tiny_reproduce_end_to_end_on_the_embedded_source(tmp_path, cache_dir, capsys):
+    out = tmp_path / "repro"
+    argv = ["reproduce", "fourier-mnist", "--methods", "cnn", "--epochs", "1",
+            "--limit-train", "120", "--limit-eval", "40", "--out", str(out), "--quiet",
+            "--no-report"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "EMBEDDED, SCALED DOWN" in text and "embedded, scaled down" in text
+    # --limit-train caps both columns to 120 images: one run fills both, made once
+    assert "bench run: 1 runs" in text
+    records, problems = scan_records(out)
+    assert not problems and len(records) == 1 and records[0].ok
+    assert records[0].spec.limit_train == 120
+    md = (out / "reproduce.md").read_text()
+    assert "## 10k train" in md and "## 5,000 train" in md
+    tables = md.split("## 10k train")[1].split("\n- ")[0]
+    assert "published" not in tables and "Δ" not in tables and tables.count("| cnn ") == 2
+    # resumable, like bench run: nothing is recomputed
+    assert cli.main(argv) == 0
+    assert "1 already done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce"], "name a table"),
+    (["reproduce", "fourier-stl10"], "no embedded scale-down"),
+    (["reproduce", "fourier-mnist", "--methods", "timm:resnet18"], "fourier-mnist's methods"),
+    (["reproduce", "fourier-mnist", "--limit-eval", "1"], "--limit-eval must be >= 2"),
+])
+def test_reproduce_user_errors_are_one_line(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_reproduce_list(capsys):
+    assert cli.main(["reproduce", "--list"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in TABLES)
