@@ -74,6 +74,8 @@ def test_every_published_value_names_paper_table_and_page():
     ({"columns": [{"key": "a", "label": "A", "dataset": "mnist-res", "metrics": ["acc"]}]},
      "metrics must be some of"),
     ({"seeds": []}, "non-empty list"),
+    ({"columns": [{"key": "a", "label": "A", "dataset": "mnist-res", "metrics": ["test_acc"],
+                   "method_options": {"cnn": 3}}]}, "method_options must map"),
     ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "train_images": {"zz": 5}}},
      "train_images must map column keys"),
     ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "epochs": 0}},
@@ -127,6 +129,28 @@ def test_table_to_run_specs_embedded_and_full():
     assert {p.spec.input for p in sesn} == {"native"}  # a fixed canvas: nothing to pad
     with pytest.raises(DataSourceError, match="--source torchvision"):
         plan(load_table("fourier-stl10"), "embedded")
+
+
+def test_sesn_plus_column_trains_sesn_with_its_plus_hyper_parameters():
+    """The authors trained SESN's "+" rows with their own configs (mnist_ses_*_28p): the
+    "+" column builds sesn[plus=True], the other column and every other method stay plain,
+    and the published value is still looked up by the method's name."""
+    runs = plan(load_table("sesn-mnist-scale"), "torchvision")
+    kwargs = {(p.column.key, p.spec.method): dict(p.spec.method_kwargs) for p in runs}
+    assert kwargs[("28+", "sesn")] == {"plus": True} == kwargs[("28+", "sesn_vector")]
+    assert kwargs[("28", "sesn")] == {} and kwargs[("28+", "cnn")] == {}
+    plus = next(p for p in runs if p.column.key == "28+" and p.spec.method == "sesn")
+    plain = next(p for p in runs if p.column.key == "28" and p.spec.method == "sesn")
+    assert plus.spec.label == "sesn[plus=True]"
+    # the option changes the model that is built (the published "+" scales and kernel)
+    from scalebench.methods.sesn.models import mnist_hparams
+    assert mnist_hparams("scalar", True) != mnist_hparams("scalar", False)
+    published = _published(0.02, 0.001, dataset="mnist-scale+", method="sesn",
+                           metric="test_err")
+    records = [_record(p.spec, 0.97) for p in (plus, plain)]
+    rows = comparison([plus, plain], records, published)
+    row = rows[rows.column == "28+"].iloc[0]
+    assert row.method == "sesn" and row.n == 1 and row["mean"] == pytest.approx(0.03)
 
 
 def _record(spec, acc: float | None, eq: float = 0.1, status: str = "ok") -> RunRecord:
