@@ -29,7 +29,7 @@ METRICS: dict[str, tuple[str, float, str]] = {  # name -> (display header, scale
     "test_acc": ("acc (%)", 100.0, ".2f"),
     "test_err": ("error (%)", 100.0, ".2f"),
     "scale_consistency": ("scale consist. (%)", 100.0, ".2f"),
-    "eq_err": ("equiv. err", 1.0, ".2f"),
+    "eq_err": ("equiv. err", 1.0, ".2e"),
 }
 _TABLES = "tables"
 
