@@ -2,8 +2,10 @@
 report, equivariance, perf.
 
 User errors (unknown names, bad lists, missing data, unwritable or locked
-output folders) print one line on stderr and exit non-zero; Ctrl-C during a
-sweep keeps the finished records and says how to resume.
+output folders, a full disk) print one line on stderr and exit non-zero; so do
+argparse's own complaints (a misspelt choice gets a "did you mean", never the
+usage block). Ctrl-C or SIGTERM during a sweep keeps the finished records and
+says how to resume. ``--quiet`` also hides Python warnings (torch's UserWarnings).
 """
 
 from __future__ import annotations
@@ -11,14 +13,31 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from scalebench.bench.cpu_memory import tune_cpu_allocator
 from scalebench.bench.errors import user_error_types
 from scalebench.bench.options import PERF_JSON, add_launcher_args
 from scalebench.bench.spec import INPUT_CHOICES, PRESETS
+from scalebench.bench.validate import did_you_mean
 
 DEFAULT_DATASET = "mnist-res"
 DEFAULT_SOURCE = "embedded"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other user error of ``bench``: what was
+    wrong, a "did you mean" for a misspelt choice, and where to look for help."""
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}"
+                                         f"{did_you_mean(str(value), action.choices)}; "
+                                         f"choose from {choices}")
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"bench: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_data_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -49,8 +68,8 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="scalebench: benchmark "
-                                     "scale-equivariant image classifiers")
+    parser = OneLineParser(prog="bench", description="scalebench: benchmark "
+                           "scale-equivariant image classifiers")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, fewer logs")
     # --quiet is accepted after the sub-command too; SUPPRESS keeps the top-level value otherwise
     common = argparse.ArgumentParser(add_help=False)
@@ -126,8 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("equivariance",
                        help="equivariance error of fresh or checkpointed models, no training")
     p.add_argument("--methods", default="all")
-    p.add_argument("--checkpoint", action="append", default=[],
-                   help="a checkpoint written by bench run (repeatable); replaces --methods")
+    p.add_argument("--checkpoint", action="append", default=[], nargs="+", metavar="FILE",
+                   help="checkpoint(s) written by bench run (repeatable); replace --methods; "
+                        "the checkpoints of one method are aggregated as mean ± std")
+    p.add_argument("--each", action="store_true",
+                   help="with --checkpoint: one row per file (e.g. per training epoch)")
+    p.add_argument("--operator", default="ideal", metavar="ideal,scale-shift,bicubic,lie",
+                   help="equivariance operator(s), one table each (README: Metrics)")
     p.add_argument("--dataset", default=DEFAULT_DATASET)
     p.add_argument("--config", default=None, help="method config (default: the dataset's family)")
     p.add_argument("--images", type=int, default=256)
@@ -176,10 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         handler = getattr(commands, f"cmd_{args.command}")
     try:
-        return handler(args) or 0
+        with warnings.catch_warnings():
+            if args.quiet:  # torch's UserWarnings are for developers, not a quiet sweep
+                warnings.simplefilter("ignore")
+            return handler(args) or 0
     except user_error_types() as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt as exc:  # outside a sweep (which says how to resume): no traceback
+        from scalebench.bench.signals import exit_status
+
+        print("\nbench: interrupted", file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

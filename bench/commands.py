@@ -18,16 +18,22 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from scalebench.bench.checkpoint import load_best
 from scalebench.bench.errors import (
     BadArgumentError,
-    CheckpointError,
     DataSourceError,
     NoRecordsError,
     UnreadableRecordsError,
 )
 from scalebench.bench.options import PERF_JSON, SLURM_FLAGS, sweep_specs
-from scalebench.bench.spec import PRESETS, format_method, parse_int_list, parse_methods
+from scalebench.bench.spec import PRESETS
+from scalebench.bench.validate import (
+    check_equivariance_args,
+    check_perf_args,
+    check_seed,
+    runs_that_may_run,
+    writable_folder,
+    writing_into,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,7 @@ def _load_dataset(name: str, args: argparse.Namespace, seed: int):
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    check_seed(args.seed)
     ds, path, secs = _load_dataset(args.dataset, args, args.seed)
     print(f"dataset {ds.name} (protocol {ds.protocol}, source {ds.source}, seed {ds.seed}) "
           f"ready in {secs:.1f} s")
@@ -140,7 +147,8 @@ def write_report(found, out_dir: Path, perf_json: Path | None) -> Path:
     from scalebench.bench.report import build_report
 
     perf = perf_json if perf_json is not None and perf_json.is_file() else None
-    written = build_report(found, out_dir, perf_json=perf)
+    with writing_into(out_dir):
+        written = build_report(found, out_dir, perf_json=perf)
     figures = sum(1 for f in written if f.suffix == ".png")
     page = next(f for f in written if f.name == "index.html")
     print(f"report: {len(written)} files ({figures} figures) in {out_dir}; open {page}")
@@ -188,35 +196,40 @@ def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
     from scalebench.bench.launchers import make_launcher, pending, sweep_status
     from scalebench.bench.records import ExperimentLock, ensure_writable
     from scalebench.bench.settle import current_record
-    from scalebench.bench.sweep import save_sweep
+    from scalebench.bench.signals import exit_status, sigterm_interrupts
+    from scalebench.bench.sweep import save_sweep, undone_if_refused
 
     options = {k: getattr(args, k) for k in (*SLURM_FLAGS, "sbatch_extra", "launcher_config",
                                              "detach")}
     launcher = make_launcher(args.launcher, options, progress=not _quiet(args))
+    # a missing data source is refused before the folder is touched (the cache is not --out)
+    prepare_datasets(runs_that_may_run(specs, out, args.retry_failed))
+    created = not out.exists()
     ensure_writable(out)
     command = "bench " + " ".join(shlex.quote(a) for a in args.argv)
-    with ExperimentLock(out):
-        save_sweep(out, specs, launcher=launcher.name)
-        todo = pending(specs, out, retry_failed=args.retry_failed)
-        done = len(specs) - len(todo)
-        # a run whose job is still out there (an earlier --detach) is not launched twice
-        active = {r["run_id"] for r in sweep_status(out, todo) if r["state"] in ACTIVE}
-        todo = [s for s in todo if s.run_id not in active]
-        print(f"bench run: {len(specs)} runs in {out} ({done} already done"
-              + (f", {len(active)} still queued or running" if active else "")
-              + f", {len(todo)} to run)")
-        prepare_datasets(todo)
-        try:
+    with ExperimentLock(out), sigterm_interrupts():
+        with undone_if_refused(out, created):
+            save_sweep(out, specs, launcher=launcher.name)
+            todo = pending(specs, out, retry_failed=args.retry_failed)
+            done = len(specs) - len(todo)
+            # a run whose job is still out there (an earlier --detach) is not launched twice
+            active = {r["run_id"] for r in sweep_status(out, todo) if r["state"] in ACTIVE}
+            todo = [s for s in todo if s.run_id not in active]
+            print(f"bench run: {len(specs)} runs in {out} ({done} already done"
+                  + (f", {len(active)} still queued or running" if active else "")
+                  + f", {len(todo)} to run)")
+            prepare_datasets(todo)
             submission = launcher.submit(todo, out, command)
+        try:
             if args.detach:
                 print(f"bench run: {submission.summary}; follow with `bench status {out}`, "
                       f"collate with `bench collect {out}`")
                 return 0
             launcher.follow(submission, out)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (signals.Terminated)
             print(f"\nbench run: interrupted; {launcher.interrupt_hint.format(out=out)}; "
                   "re-run the same command to resume", flush=True)
-            return 130
+            return exit_status(exc)
         # a damaged record is named by the leaderboard's reader below and counts as missing
         records = [current_record(out, s.run_id) for s in todo]
         return _finish(out, records, report=args.report)
@@ -259,7 +272,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.folders]
     out = Path(args.out) if args.out else (folders[0] / "report" if len(folders) == 1
                                            else Path("results/report"))
-    write_report(read_folders(folders, args.strict), out, Path(args.perf) if args.perf else None)
+    found = read_folders(folders, args.strict)
+    write_report(found, writable_folder(out), Path(args.perf) if args.perf else None)
     return 0
 
 
@@ -272,95 +286,21 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     )
 
     board = summarize(records_frame(read_folders(args.folders, args.strict).records))
+    out = writable_folder(args.out) if args.out else None
     print(format_leaderboard(board))
-    if args.out:
-        md, csv = write_leaderboard(board, Path(args.out))
+    if out is not None:
+        md, csv = write_leaderboard(board, out)
         print(f"\nwrote {md} and {csv}")
     return 0
 
 
-def _models_for_equivariance(args: argparse.Namespace, ds):
-    """(label, model, input policy) triples: fresh models from --methods, one per
-    --init-seeds entry (same label), or models from --checkpoint files (each with the input
-    policy it was trained under, unless --input says otherwise)."""
-    from scalebench import methods
-    from scalebench.bench.spec import resolve_input
-
-    if args.checkpoint:
-        for path in args.checkpoint:
-            ckpt = load_best(path)
-            spec = ckpt.spec
-            model = methods.create(spec["method"], in_channels=ds.in_channels,
-                                   num_classes=ds.num_classes, config=ckpt.config,
-                                   **spec.get("method_kwargs", {}))
-            try:
-                model.load_state_dict(ckpt.state_dict)
-            except RuntimeError as exc:  # e.g. trained on 3-channel STL-10, measured on MNIST
-                trained = spec.get("dataset")
-                why = (f"it was trained on {trained}: pass --dataset {trained}"
-                       if trained and trained != ds.name else str(exc).splitlines()[0])
-                raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
-                                      f"model for {ds.name}; {why}") from exc
-            policy = (spec.get("input", "native") if args.input is None
-                      else resolve_input(args.input, spec["method"], ds.name))
-            yield f"{format_method(spec['method'], spec.get('method_kwargs', {}))} " \
-                  f"(trained, seed {spec.get('seed', '?')})", model, policy
-        return
-    config = args.config or ds.method_config
-    init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)
-    for name, kwargs in parse_methods(args.methods):
-        policy = resolve_input(args.input or "published", name, ds.name)
-        for seed in init_seeds:
-            torch.manual_seed(seed)
-            yield format_method(name, kwargs), methods.create(
-                name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config,
-                **kwargs), policy
-
-
 def cmd_equivariance(args: argparse.Namespace) -> int:
-    from scalebench.bench.evaluate import eq_subset, measure_equivariance
-    from scalebench.bench.metrics import headline_eq_err
+    from scalebench.bench.equivariance_cmd import run_equivariance
     from scalebench.bench.train import pick_device
 
+    device = pick_device(check_equivariance_args(args))
     ds, _, _ = _load_dataset(args.dataset, args, args.seed)
-    sizes = (parse_int_list(args.sizes, "size", lo=1, hi=ds.full_size - 1) if args.sizes
-             else list(ds.eq_sizes))
-    if args.images < 1:
-        raise BadArgumentError(f"--images must be >= 1, got {args.images}")
-    device = pick_device(args.device)
-    images = eq_subset(ds, args.images, args.seed)
-    rows = []
-    for label, model, policy in _models_for_equivariance(args, ds):
-        model = model.to(device).eval()
-        try:
-            per_layer = measure_equivariance(model, images, sizes, device, input=policy)
-        except NotImplementedError as exc:
-            print(f"{label}: {exc}")
-            continue
-        row = {"method": label, "input": policy,
-               "eq_err (last layer)": headline_eq_err(per_layer)}
-        for layer, per_size in per_layer.items():
-            row[layer] = sum(per_size.values()) / max(len(per_size), 1)
-        rows.append(row)
-    if not rows:
-        return 1
-    table = pd.DataFrame(rows)
-    groups = table.groupby(["method", "input"], sort=False)
-    inits = groups.size()
-    what = ""
-    if inits.max() > 1:  # several initialisations per method: "mean ± std" per column
-        mean, std = groups.mean(), groups.std()
-        table = mean.apply(lambda col: [f"{m:.3e} ± {sd:.1e}" for m, sd in
-                                        zip(col, std[col.name])])
-        table.insert(0, "inits", inits)
-        table = table.reset_index()
-        what = f"mean ± std over {inits.max()} initialisations, "
-    table = table[[c for c in table.columns if c != "input"] + ["input"]]  # last: a note
-    print(f"equivariance error on {len(images)} {ds.name} test images "
-          f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over sizes; "
-          "feature maps at native sizes, logits through each model's input policy:")
-    print(table.to_markdown(index=False, floatfmt=".3e"))
-    return 0
+    return run_equivariance(args, ds, device)
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
@@ -370,24 +310,24 @@ def cmd_perf(args: argparse.Namespace) -> int:
         raise BadArgumentError(f"bench perf is not available in this build ({exc})") from exc
     from scalebench.bench.train import pick_device
 
-    sizes = parse_int_list(args.sizes, "size", lo=1)
-    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise BadArgumentError("--batch and --repeats must be >= 1 and --warmup >= 0")
-    if args.canvas is not None and args.canvas < max(sizes):
-        raise BadArgumentError(f"--canvas {args.canvas} is smaller than the largest of --sizes "
-                               f"({max(sizes)}); an image cannot be padded onto it")
+    from scalebench.bench.memory_bound import check_perf_memory, refused_allocation
+
+    sizes, chosen = check_perf_args(args)
     opts = dict(batch=args.batch, repeats=args.repeats, warmup=args.warmup, config=args.config,
                 in_channels=args.channels, device=str(pick_device(args.device)),
                 progress=not _quiet(args), input=args.input, canvas=args.canvas)
-    if args.allocator:
-        allocs = [a.strip() for a in args.allocator.split(",") if a.strip()]
-        if not allocs or set(allocs) - set(perf.ALLOCATORS) or args.rounds < 1:
-            raise BadArgumentError(f"--allocator takes {' and/or '.join(perf.ALLOCATORS)} "
-                                   f"(got {args.allocator!r}) and --rounds must be >= 1")
-        rows = perf.run_perf_isolated(parse_methods(args.methods), sizes, allocs,
-                                      rounds=args.rounds, **opts)
-    else:
-        rows = perf.run_perf(parse_methods(args.methods), sizes, **opts)
+    allocs = [a.strip() for a in (args.allocator or "").split(",") if a.strip()]
+    if args.allocator is not None and (not allocs or set(allocs) - set(perf.ALLOCATORS)
+                                       or args.rounds < 1):
+        raise BadArgumentError(f"--allocator takes {' and/or '.join(perf.ALLOCATORS)} "
+                               f"(got {args.allocator!r}) and --rounds must be >= 1")
+    check_perf_memory(chosen, sizes, **{k: opts[k] for k in (
+        "batch", "config", "in_channels", "device", "input", "canvas")})
+    with refused_allocation():
+        if args.allocator:
+            rows = perf.run_perf_isolated(chosen, sizes, allocs, rounds=args.rounds, **opts)
+        else:
+            rows = perf.run_perf(chosen, sizes, **opts)
     print(perf.format_perf_table(rows))
     perf.write_perf_json(rows, Path(args.out))
     print(f"\nwrote {args.out}")

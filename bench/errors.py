@@ -67,6 +67,25 @@ class UnreadableRecordsError(BenchError):
     """``--strict``: some record files could not be read (each was named in a warning)."""
 
 
+class DiskFullError(BenchError, OSError):
+    """A write ran out of space (ENOSPC) or quota (EDQUOT); still an ``OSError`` for callers
+    that handle any failed write. The message names the file system and the file."""
+
+    exit_code = 4
+
+    def __init__(self, path: object, where: object, errno_: int):
+        BenchError.__init__(self, f"no space left on {where} while writing {path}; free some "
+                            "space there or pass an --out on another file system")
+        self.path, self.where, self.errno = path, where, errno_
+
+    def __reduce__(self):  # a Slurm task's exception travels pickled
+        return type(self), (self.path, self.where, self.errno)
+
+
+class MemoryLimitError(BenchError):
+    """A measurement that would need more memory than the machine has free."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss (recorded as a failed run, not a user error)."""
 

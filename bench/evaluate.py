@@ -29,17 +29,20 @@ from tqdm.auto import tqdm
 
 from scalebench.bench.metrics import (
     accuracy,
-    equivariance_errors,
     grouped_accuracy,
     headline_eq_err,
+    operator_errors,
     scale_consistency,
+    scale_shift_headline,
+    scale_shift_left_out,
 )
 from scalebench.bench.precise_bn import batchnorm_layers, recalibrated
 from scalebench.datasets.sampler import iterate_batches
 from scalebench.datasets.scaling import canvas_rescale, fourier_resize, to_canvas
 from scalebench.datasets.splits import ScaledDataset, Split
+from scalebench.methods.scale_axis import scale_axes_of
 
-__all__ = ["evaluate", "measure_equivariance", "predict", "predict_tensor",
+__all__ = ["evaluate", "measure_equivariance", "measure_operators", "predict", "predict_tensor",
            "recalibrated_predictions", "recalibration_applies", "scale_groups"]
 
 
@@ -95,29 +98,39 @@ def eq_subset(ds: ScaledDataset, n: int, seed: int) -> torch.Tensor:
     return ds.test.full[idx]
 
 
-@torch.no_grad()
-def measure_equivariance(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
-                         chunk: int = 64, input: str = "native") -> dict[str, dict[int, float]]:
-    """Equivariance error per layer and size, averaged over image chunks (weighted by count).
+def measure_operators(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
+                      operators=("ideal",), chunk: int = 64, input: str = "native"
+                      ) -> dict[str, dict[str, dict[int, float]]]:
+    """Equivariance error per operator, layer and size (:func:`bench.metrics.operator_errors`),
+    averaged over image chunks (weighted by count), with the scale axes ``model`` declares.
 
     Feature maps are compared at native sizes; the logits' invariance error sees each
     shrunk image through input policy ``input`` onto the images' own canvas (see the
     module docstring).
     """
     model.eval()
-    total: dict[str, dict[int, float]] = {}
+    axes = scale_axes_of(model)
+    total: dict[str, dict[str, dict[int, float]]] = {}
     n = images.shape[0]
     canvas = images.shape[-1]
     for i in range(0, n, chunk):
         x = images[i:i + chunk].to(device)
-        errs = equivariance_errors(model.features, lambda z: model(to_canvas(z, input, canvas)),
-                                   x, sizes)
+        errs = operator_errors(model.features, lambda z: model(to_canvas(z, input, canvas)),
+                               x, sizes, operators, axes)
         w = x.shape[0] / n
-        for layer, per_size in errs.items():
-            acc = total.setdefault(layer, {})
-            for s, v in per_size.items():
-                acc[s] = acc.get(s, 0.0) + w * v
+        for op, per_layer in errs.items():
+            for layer, per_size in per_layer.items():
+                acc = total.setdefault(op, {}).setdefault(layer, {})
+                for s, v in per_size.items():
+                    acc[s] = acc.get(s, 0.0) + w * v
     return total
+
+
+def measure_equivariance(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
+                         chunk: int = 64, input: str = "native", operator: str = "ideal"
+                         ) -> dict[str, dict[int, float]]:
+    """Equivariance error per layer and size under one operator (:func:`measure_operators`)."""
+    return measure_operators(model, images, sizes, device, (operator,), chunk, input)[operator]
 
 
 def recalibration_applies(model: nn.Module, ds: ScaledDataset, input: str) -> bool:
@@ -162,6 +175,11 @@ def recalibrated_predictions(model: nn.Module, ds: ScaledDataset, device: torch.
     return preds, view_preds, {"images": int(source.shape[0]), "sizes": done}
 
 
+def _keyed(per_layer: dict) -> dict[str, dict[str, float]]:
+    """``{layer: {size: v}}`` with string sizes, as records store them (JSON keys)."""
+    return {layer: {str(s): v for s, v in d.items()} for layer, d in per_layer.items()}
+
+
 def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_size: int = 256,
              eq_images: int = 256, seed: int = 0, progress: bool = False,
              input: str = "native", recal_images: int = 512) -> dict:
@@ -195,13 +213,18 @@ def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_si
                    scale_consistency_recal=scale_consistency(views_r), bn_recal=info)
         bar.update()
     try:
-        per_layer = measure_equivariance(model, eq_subset(ds, eq_images, seed), ds.eq_sizes,
-                                         device, input=input)
-        out["equivariance_error"] = {layer: {str(s): v for s, v in d.items()}
-                                     for layer, d in per_layer.items()}
+        ops = measure_operators(model, eq_subset(ds, eq_images, seed), ds.eq_sizes, device,
+                                ("ideal", "scale-shift"), input=input)
+        per_layer, shifted = ops["ideal"], ops["scale-shift"]
+        axes = scale_axes_of(model)
+        out["equivariance_error"] = _keyed(per_layer)
         out["eq_err"] = headline_eq_err(per_layer)
         out["logit_inv_err"] = (sum(per_layer["logits"].values()) / len(per_layer["logits"])
                                 if per_layer.get("logits") else float("nan"))
+        out["equivariance_error_ops"] = {"scale-shift": _keyed(shifted)}
+        out["eq_err_scale_shift"] = scale_shift_headline(shifted, axes)
+        out["scale_shift_left_out"] = _keyed(scale_shift_left_out(axes, ds.full_size,
+                                                                  ds.eq_sizes))
     except NotImplementedError as exc:  # a model without spatial features: said, not hidden
         out["equivariance_error"] = {}
         out["eq_err"] = float("nan")

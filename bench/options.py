@@ -55,9 +55,18 @@ def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     # imported here, not at the top: datasets loads torch, and `bench --help` imports this module
     from scalebench.datasets import dataset_info
 
+    from scalebench.bench.spec import preset
+    from scalebench.bench.validate import check_device, check_method_options, dataset_family
+
     dataset_info(args.dataset)
+    family, channels = dataset_family(args.dataset)
     methods = parse_methods(args.methods)
-    seeds = parse_int_list(args.seeds, "seed", lo=0)
+    # options and device are checked here, before anything is written: a sweep must not
+    # start only to record every run failed (on Slurm the device is the nodes' to check)
+    check_method_options(methods, preset(args.preset).config or family, channels,
+                         size=max(dataset_info(args.dataset).sizes))
+    check_device(args.device, here=getattr(args, "launcher", "local") == "local")
+    seeds = parse_int_list(args.seeds, "seed", lo=0, hi=2**32 - 1)
     if args.epochs is not None and args.epochs < 1:
         raise BadArgumentError(f"--epochs must be >= 1, got {args.epochs}")
     for flag in ("limit_train", "limit_eval"):

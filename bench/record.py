@@ -31,7 +31,7 @@ __all__ = ["MIGRATIONS", "NUMERIC_COLUMNS", "RUN_COLUMNS", "SCHEMA_VERSION", "Pr
            "RunRecord", "protocol_key", "run_identity"]
 
 #: the schema :meth:`RunRecord.to_json` writes; 0 is the unversioned format of scalebench <= 0.1
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _field(default: Any = None, *, column: bool = False, factory: Callable[[], Any] | None = None,
@@ -111,6 +111,11 @@ class RunRecord:
     eq_err: float | None = _field(column=True)
     logit_inv_err: float | None = _field(column=True)
     eq_note: str | None = _field()  # why no equivariance error was measured
+    # the same error under the other operators of bench.metrics ({operator: {layer: {size}}};
+    # bench run records "scale-shift"), its summary and the slices it left out per layer/size
+    equivariance_error_ops: dict[str, dict[str, dict[str, float | None]]] = _field(factory=dict)
+    eq_err_scale_shift: float | None = _field(column=True)
+    scale_shift_left_out: dict[str, dict[str, int]] = _field(factory=dict)
     peak_mem_mb: float | None = _field(column=True)
     # the file it was read from or written to (not stored in it)
     path: Path | None = _field(stored=False)
@@ -308,7 +313,23 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1, 1: _v1_to_v2}
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: the equivariance error under more operators than ``ideal``.
+
+    Schema 2 measured the ``ideal`` operator only (``equivariance_error``, ``eq_err``:
+    their meaning is unchanged). The fields schema 3 adds, ``equivariance_error_ops``,
+    ``eq_err_scale_shift`` and ``scale_shift_left_out``, were not measured: they read
+    as empty / missing, never as copies of ``ideal`` (for a model with a scale axis
+    the two differ, and which models declare one is not in the record).
+    """
+    data = dict(data)
+    for name in ("equivariance_error_ops", "eq_err_scale_shift", "scale_shift_left_out"):
+        data.pop(name, None)  # no schema-2 writer set them; a stray one is not a measurement
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}
 
 
 # ---- JSON encoding ----------------------------------------------------------------------------

@@ -57,7 +57,11 @@ PRESETS: dict[str, Preset] = {
 
 def preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise UnknownNameError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownNameError(f"unknown preset {name!r}{hint}; available: {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
@@ -151,15 +155,29 @@ class RunSpec:
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown run spec field(s) {', '.join(unknown)}")
-        d["method_kwargs"] = tuple(sorted(dict(d.get("method_kwargs") or {}).items()))
+        d["method_kwargs"] = tuple(sorted((k, _frozen(v)) for k, v in
+                                          dict(d.get("method_kwargs") or {}).items()))
         return cls(**d)
 
 
 def _literal(text: str) -> Any:
+    """A Python literal (lists become tuples: a spec is hashable), else the text itself."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
+    if isinstance(value, (dict, set)):
+        raise BadArgumentError(f"method option value {text!r}: write a number, a string or "
+                               "a tuple such as (8,16,24)")
+    return _frozen(value)
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples, at any depth: a spec is hashable, and a list read back from a record's
+    JSON is the tuple that was written."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def parse_method(text: str) -> tuple[str, dict[str, Any]]:
@@ -168,27 +186,46 @@ def parse_method(text: str) -> tuple[str, dict[str, Any]]:
     if not m or not m.group(1):
         raise BadArgumentError(f"cannot parse method {text!r}; write NAME or NAME[key=value,...]")
     kwargs: dict[str, Any] = {}
-    if m.group(2):
-        for item in m.group(2).split(","):
-            if "=" not in item:
+    if m.group(2) is not None and m.group(2).strip():  # "cnn[]": no options
+        for item in _split_top_level(m.group(2), keep_empty=True):
+            k, eq, v = item.partition("=")
+            if not eq or not k.strip() or not v.strip():
                 raise BadArgumentError(f"method option {item!r} in {text!r} is not key=value")
-            k, v = item.split("=", 1)
+            if not k.strip().isidentifier():
+                raise BadArgumentError(f"method option name {k.strip()!r} in {text!r} is not a "
+                                       "name; write NAME[key=value,...]")
+            if k.strip() in kwargs:
+                raise BadArgumentError(f"method option {k.strip()!r} is given twice in {text!r}")
             kwargs[k.strip()] = _literal(v.strip())
     return m.group(1), kwargs
 
 
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, cur = [], 0, ""
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _split_top_level(text: str, keep_empty: bool = False) -> list[str]:
+    """``text`` split at the commas outside brackets, parentheses, braces and quotes:
+    ``'cnn[channels=(8,16)],sesn'`` -> ``['cnn[channels=(8,16)]', 'sesn']``."""
+    parts, depth, quote, cur = [], 0, "", ""
     for ch in text:
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "," and depth == 0:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        if ch == "," and depth == 0 and not quote:
             parts.append(cur)
             cur = ""
         else:
             cur += ch
+    if depth != 0 or quote:
+        raise BadArgumentError(f"unbalanced brackets or quotes in {text!r}")
     parts.append(cur)
-    return [p.strip() for p in parts if p.strip()]
+    parts = [p.strip() for p in parts]
+    return parts if keep_empty else [p for p in parts if p]
 
 
 def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:

@@ -9,16 +9,20 @@ with what those launchers report; it knows no backend.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from scalebench.bench.errors import CorruptRecordError, NoRecordsError
+from scalebench.bench.errors import BenchError, CorruptRecordError, NoRecordsError
 from scalebench.bench.launch_api import ACTIVE, ENDED, RunState
+from scalebench.bench.atomic_io import atomic_write_bytes
 from scalebench.bench.records import atomic_write_text, load_record, record_path
 from scalebench.bench.spec import RunSpec
 
-__all__ = ["load_sweep", "log_tail", "run_states", "save_sweep", "sweep_launchers"]
+__all__ = ["load_sweep", "log_tail", "run_states", "save_sweep", "sweep_launchers",
+           "undone_if_refused"]
 
 
 def sweep_file(out_dir: Path) -> Path:
@@ -64,6 +68,28 @@ def save_sweep(out_dir: Path, specs: list[RunSpec], launcher: str | None = None)
             launchers.append(launcher)
         out = {"launchers": launchers, **out}
     atomic_write_text(sweep_file(out_dir), json.dumps(out, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def undone_if_refused(out_dir: Path, created: bool) -> Iterator[None]:
+    """Around launching a sweep: when a user error (e.g. Slurm refusing the jobs) ends the
+    block, ``sweep.json`` is put back as it was, and a folder this command created is
+    removed, so that no phantom "not submitted" runs stay behind. Nothing had run yet."""
+    path = sweep_file(out_dir)
+    try:
+        before: bytes | None = path.read_bytes()
+    except OSError:
+        before = None
+    try:
+        yield
+    except BenchError:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        elif before is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(path, before)
+        raise
 
 
 def log_tail(paths: Iterable[str], lines: int = 3) -> str:

@@ -36,7 +36,7 @@ from scalebench.bench.checkpoint import (
     save_best,
     save_state,
 )
-from scalebench.bench.errors import NonFiniteLossError
+from scalebench.bench.errors import DiskFullError, NonFiniteLossError
 from scalebench.bench.evaluate import evaluate, predict
 from scalebench.bench.metrics import accuracy
 from scalebench.bench.record import RunRecord
@@ -201,6 +201,7 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
     record = RunRecord.for_spec(spec, **(context or {}))
     record.set(started_at=_now(), versions=versions())
     t_start = time.perf_counter()
+    last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
     try:
         g = _seed_everything(spec.seed)
         device = pick_device(spec.device)
@@ -225,7 +226,6 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
                    dataset_meta={**ds.meta, "train_sizes": ds.train.sizes},
                    split_sizes={"train": len(ds.train), "val": len(ds.val),
                                 "test": len(ds.test)})
-        last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
         st = _train(spec, ds, model, entry, recipe, device, g, progress, last_ckpt)
         best_state = st.best_state
         record.set(val_acc=st.best_acc, best_epoch=st.best_epoch, history=st.history,
@@ -243,12 +243,39 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
         record.set(status="ok")
     except KeyboardInterrupt:
         raise
+    except DiskFullError as exc:
+        # every later write would fail too: record the failure if the record still fits,
+        # then stop the sweep with the file system's one line
+        record.set(error=traceback.format_exc(), wall_time_s=time.perf_counter() - t_start,
+                   finished_at=_now())
+        if out_dir is not None:
+            try:
+                write(Path(out_dir), record)
+            except DiskFullError:
+                pass  # the record does not fit either: the run stays "to run"
+        raise exc from None
     except Exception as exc:
         record.set(error=traceback.format_exc())
+        note = ""
         if isinstance(exc, NonFiniteLossError):
             record.set(failed_epoch=exc.epoch)
-        log.warning("run %s (%s seed %d) failed: %s", spec.run_id, spec.label, spec.seed, exc)
+            note = _drop_diverged_state(last_ckpt)
+        log.warning("run %s (%s seed %d) failed: %s%s", spec.run_id, spec.label, spec.seed, exc,
+                    note)
     record.set(wall_time_s=time.perf_counter() - t_start, finished_at=_now())
     if out_dir is not None:
         write(Path(out_dir), record)
     return record
+
+
+def _drop_diverged_state(last_ckpt: Path | None) -> str:
+    """Remove the per-epoch state of a run whose loss went non-finite; what to tell the user.
+
+    The state was saved after the epoch before the divergence: its weights are already on
+    the way there, and a retry that resumed from it (with every RNG restored) would replay
+    the divergence step for step. A retry starts from epoch 0 instead.
+    """
+    if last_ckpt is None or not last_ckpt.is_file():
+        return ""
+    last_ckpt.unlink(missing_ok=True)
+    return f"; removed its per-epoch checkpoint {last_ckpt.name}: a retry starts from epoch 0"

@@ -106,6 +106,11 @@ def load_or_build(name: str, source: str = "embedded", seed: int = 0,
     ds = build(name, source=source, seed=seed, data_root=data_root)
     if not use_cache:
         return ds, None
+    return ds, _store(ds, path)
+
+
+def _store(ds: ScaledDataset, path: Path) -> Path | None:
+    """Cache ``ds`` at ``path``; None (said in a warning) when it cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
@@ -116,8 +121,8 @@ def load_or_build(name: str, source: str = "embedded", seed: int = 0,
         _atomic_write(path, data)
     except OSError as exc:
         log.warning("could not write the dataset cache %s (%s); continuing without it", path, exc)
-        return ds, None
-    return ds, path
+        return None
+    return path
 
 
 def ensure_cached(name: str, source: str = "embedded", seed: int = 0,
@@ -130,7 +135,6 @@ def ensure_cached(name: str, source: str = "embedded", seed: int = 0,
     holding the dataset itself.
     """
     path = cache_path(name, source, seed, cache_dir)
-    if _read_intact(path) is not None:
+    if _read_intact(path) is not None:  # (a damaged file is named there, once)
         return path
-    return load_or_build(name, source=source, seed=seed, data_root=data_root,
-                         cache_dir=cache_dir)[1]
+    return _store(build(name, source=source, seed=seed, data_root=data_root), path)

@@ -42,6 +42,7 @@ __all__ = [
     "canvas_rescale",
     "fourier_resize",
     "fourier_resize_fft",
+    "fourier_zoom",
     "pad_to_canvas",
     "resize_matrix",
     "to_canvas",
@@ -57,6 +58,12 @@ def _check_size(size: int, what: str = "size") -> int:
     return size
 
 
+#: elements of the (m, n, 2K+1) cosine table built at once (256 MB of float64); larger tables
+#: are summed over slices of k, so that memory stays O(m n) (a 2000 -> 1000 matrix would
+#: otherwise take 16 GB). Small tables keep the one-shot sum and so their exact values.
+_TABLE_ELEMENTS = 2**25
+
+
 @functools.lru_cache(maxsize=512)
 def _resize_matrix_cpu64(n: int, m: int) -> torch.Tensor:
     # A[j, t] = (1/n) * sum_{|k| <= K} exp(2 pi i k (j/m - t/n)), K = (min(n, m) - 1) // 2.
@@ -65,7 +72,13 @@ def _resize_matrix_cpu64(n: int, m: int) -> torch.Tensor:
     k = torch.arange(-kmax, kmax + 1, dtype=torch.float64)
     j = torch.arange(m, dtype=torch.float64)[:, None, None] / m
     t = torch.arange(n, dtype=torch.float64)[None, :, None] / n
-    return torch.cos(2 * math.pi * k * (j - t)).sum(-1) / n
+    step = max(1, _TABLE_ELEMENTS // (m * n))
+    if step >= k.numel():
+        return torch.cos(2 * math.pi * k * (j - t)).sum(-1) / n
+    total = torch.zeros(m, n, dtype=torch.float64)
+    for lo in range(0, k.numel(), step):
+        total += torch.cos(2 * math.pi * k[lo:lo + step] * (j - t)).sum(-1)
+    return total / n
 
 
 @functools.lru_cache(maxsize=512)
@@ -97,6 +110,39 @@ def fourier_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     n = x.shape[-1]
     a = resize_matrix(n, size, dtype=x.dtype, device=x.device)
     return a @ x @ a.transpose(0, 1)
+
+
+def _zoom_matrix(n: int, factor: torch.Tensor) -> torch.Tensor:
+    # Z[j, t] = (1/n) sum_{|k| <= K} cos(2 pi k (q_j - t/n)), q_j = 1/2 + (j/n - 1/2) / factor:
+    # the trigonometric interpolant of fourier_resize's convention, sampled on a zoomed grid
+    kmax = (n - 1) // 2
+    dt = factor.dtype
+    k = torch.arange(-kmax, kmax + 1, dtype=dt, device=factor.device)
+    grid = torch.arange(n, dtype=dt, device=factor.device) / n
+    q = 0.5 + (grid - 0.5) / factor
+    return torch.cos(2 * math.pi * k * (q[:, None, None] - grid[None, :, None])).sum(-1) / n
+
+
+def fourier_zoom(x: torch.Tensor, factor: float | torch.Tensor) -> torch.Tensor:
+    """Zoom the content of ``x (..., n, n)`` by ``factor`` about the centre, on its own grid.
+
+    The continuous counterpart of :func:`fourier_resize`'s notion of scale: ``x`` is
+    read as the band-limited periodic function that ``fourier_resize`` interpolates
+    (DFT coefficients ``|k|_inf < n/2``, sample ``j`` at ``j/n`` of the period), and
+    that function is sampled at ``1/2 + (j/n - 1/2) / factor``: ``factor > 1``
+    enlarges, ``factor < 1`` shrinks (the period wraps in). The centre ``1/2`` is the
+    same point of the period at every size, so zooms of a map and of its
+    ``fourier_resize`` agree to the extent that low-pass and zoom commute. Smooth in
+    ``factor`` (a tensor may carry gradients or forward-mode tangents): the Lie
+    derivative of the scale action (``bench.lie``) differentiates it at ``factor = 1``,
+    where it is the identity on band-limited signals (an even size loses its Nyquist
+    row, as in :func:`fourier_resize`).
+    """
+    if x.dim() < 2 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"fourier_zoom needs square images (..., n, n), got shape {tuple(x.shape)}")
+    factor = torch.as_tensor(factor, dtype=x.dtype, device=x.device)
+    z = _zoom_matrix(x.shape[-1], factor)
+    return z @ x @ z.transpose(0, 1)
 
 
 def band_limit(x: torch.Tensor, cutoff: int) -> torch.Tensor:

@@ -33,10 +33,7 @@ class TimmBaseline(nn.Module):
         import timm  # lazily: see the module docstring
 
         if not timm.is_model(model_name):
-            close = timm.list_models(f"*{model_name}*")[:5]
-            raise UnknownMethodError(
-                f"timm has no model {model_name!r}"
-                + (f"; similar: {', '.join(close)}" if close else "; see timm.list_models()"))
+            raise UnknownMethodError(_unknown_model(model_name))
         self.model_name = model_name
         self.min_size = min_size
         self.model = timm.create_model(model_name, pretrained=False, in_chans=in_channels,
@@ -55,6 +52,22 @@ class TimmBaseline(nn.Module):
                 "its equivariance error cannot be measured")
         maps = self.model.forward_intermediates(self._prepare(x), intermediates_only=True)
         return {f"stage{i + 1}": m for i, m in enumerate(maps) if m.dim() == 4}
+
+
+def _unknown_model(model_name: str) -> str:
+    """One line for a name timm does not know: the closest name (a typo), else names that
+    contain it."""
+    import difflib
+
+    import timm
+
+    names = timm.list_models()
+    close = difflib.get_close_matches(model_name, names, n=1, cutoff=0.75)
+    if close:
+        return f"timm has no model {model_name!r} (did you mean 'timm:{close[0]}'?)"
+    similar = timm.list_models(f"*{model_name}*")[:5]
+    return f"timm has no model {model_name!r}" + (
+        f"; similar: {', '.join(similar)}" if similar else "; see timm.list_models()")
 
 
 def timm_entry(model_name: str) -> MethodEntry:

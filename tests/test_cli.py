@@ -54,6 +54,9 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
         assert stored.get(key) is not None, key
     assert 0 <= rec.test_acc <= 1 and rec.eq_err > 0
     assert set(rec.equivariance_error) >= {"block1", "block2", "block3", "logits"}
+    # bench run records scale-shift too; cnn declares no scale axis: the plain comparison
+    assert rec.equivariance_error_ops["scale-shift"] == rec.equivariance_error
+    assert rec.eq_err_scale_shift == rec.eq_err and rec.scale_shift_left_out == {}
     assert (out / "leaderboard.md").read_text().count("cnn") == 1
     assert "test_acc_mean" in (out / "leaderboard.csv").read_text()
     assert Path(rec.checkpoint).is_file()

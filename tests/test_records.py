@@ -51,7 +51,7 @@ def test_round_trip_writes_the_schema_version(tmp_path):
     rec.set(eq_err=float("nan"))  # NaN is not JSON: stored as null, read back as missing
     path = write_record(tmp_path, rec)
     stored = json.loads(path.read_text())
-    assert stored["schema_version"] == SCHEMA_VERSION == 2
+    assert stored["schema_version"] == SCHEMA_VERSION == 3
     assert stored["eq_err"] is None and stored["method"] == "cnn[width=2]"
     back = RunRecord.from_json(path.read_text(), path)
     assert back.path == path and back.eq_err is None
@@ -297,3 +297,17 @@ def test_an_old_record_and_its_recomputation_count_once(tmp_path):
     found = load_folders([tmp_path])
     assert [r.test_acc for r in found.records] == [0.9]
     assert found.notes and "counted once" in found.notes[0]
+
+
+def test_a_schema_2_record_keeps_its_ideal_error_and_has_no_other_operator():
+    """Schema 2 measured the ``ideal`` operator only: after the migration its error reads as
+    before, and the operators schema 3 added read as not measured (not as copies of it)."""
+    rec = record(status="ok").set(equivariance_error={"block1": {"14": 0.25}}, eq_err=0.25)
+    data = {k: v for k, v in rec.to_dict().items()
+            if k not in ("equivariance_error_ops", "eq_err_scale_shift", "scale_shift_left_out")}
+    data["schema_version"] = 2
+    back = RunRecord.from_json(json.dumps(data), "x.json")
+    assert back.equivariance_error == {"block1": {"14": 0.25}} and back.eq_err == 0.25
+    assert back.equivariance_error_ops == {} and back.eq_err_scale_shift is None
+    assert back.scale_shift_left_out == {}
+    assert json.loads(back.to_json())["schema_version"] == SCHEMA_VERSION == 3

@@ -27,7 +27,13 @@ from scalebench.bench.errors import NoRecordsError
 from scalebench.bench.record import RunRecord
 from scalebench.bench.records import write_record
 from scalebench.bench.report import build_report, plots, tables
-from scalebench.bench.report.data import eq_frame, load, load_published, per_size_frame
+from scalebench.bench.report.data import (
+    eq_frame,
+    eq_ops_frame,
+    load,
+    load_published,
+    per_size_frame,
+)
 from scalebench.bench.report.html import experiment_commands
 from scalebench.bench.spec import RunSpec, parse_method
 
@@ -494,3 +500,24 @@ def test_html_in_headless_chromium(report, tmp_path):
     non_white = (pixels < 0.95).any(axis=-1).mean()
     assert 0.01 < non_white < 0.9, non_white  # text, tables and figures, not a blank page
     assert pixels.std() > 0.05
+
+
+def test_equivariance_per_operator_figure():
+    """Records holding ``scale-shift`` beside ``ideal`` get one panel per operator; a lifted
+    layer's shifted error is its own line, not a copy of the ideal one."""
+    records = []
+    for method in ("cnn", "sesn_vector"):
+        rec = make_record(method, "mnist-res", 0, experiment="ops")
+        shifted = {k: dict(v) for k, v in rec.equivariance_error.items()}
+        if method == "sesn_vector":
+            shifted["block1"] = {"16": 0.01}
+        records.append(rec.set(equivariance_error_ops={"scale-shift": shifted}))
+    eq = eq_ops_frame(records)
+    assert set(eq.operator) == {"ideal", "scale-shift"}
+    palette = plots.Palette([r.method for r in records])
+    fig = plots.eq_per_operator(eq, palette, "mnist-res")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["ideal", "scale-shift"]
+    ideal, shift = (ax.get_lines()[_lines(ax).index("sesn_vector")].get_ydata()
+                    for ax in fig.axes[:2])
+    assert shift[0] == pytest.approx(0.01) and ideal[0] != pytest.approx(0.01)
+    assert plots.eq_per_operator(eq[eq.operator == "ideal"], palette, "x") is None

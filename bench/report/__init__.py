@@ -21,6 +21,7 @@ from scalebench.bench.report import plots, tables
 from scalebench.bench.report.data import (
     ReportData,
     eq_frame,
+    eq_ops_frame,
     history_frame,
     in_section,
     load,
@@ -68,6 +69,7 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
     palette = plots.Palette(labels)
     per_size, eq, hist = (per_size_frame(data.records), eq_frame(data.records),
                           history_frame(data.records))
+    eq_ops = eq_ops_frame(data.records)
     entries: list[FigureEntry] = []
 
     def add(fig, name: str, title: str, caption: str, key=None) -> None:
@@ -92,6 +94,12 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
             "an exact zero is drawn on the dotted floor line.", key)
         add(plots.eq_per_layer(sec_eq, palette, title), f"eq_per_layer-{tag}",
             "Equivariance error per layer", "Mean over target sizes; band: seed range.", key)
+        add(plots.eq_per_operator(input_labels(in_section(eq_ops, key)), palette, title),
+            f"eq_per_operator-{tag}", "Equivariance error per operator",
+            "Each panel one operator (README, Metrics): ideal low-pass, and scale-shift, which "
+            "moves a lifted map along its declared scale axis and is averaged over the sizes "
+            "on that axis's grid (maps without an axis: the ideal comparison). Mean over "
+            "sizes; band: seed range.", key)
         add(plots.acc_vs_eq(input_labels(in_section(board, key)), palette, title),
             f"acc_vs_eq-{tag}",
             "Accuracy vs equivariance error",

@@ -177,33 +177,49 @@ def per_size_frame(records: list[RunRecord]) -> pd.DataFrame:
                                        "trained"])
 
 
+def _eq_rows(r: RunRecord, per_layer: dict) -> list[dict[str, Any]]:
+    spatial = [k for k in per_layer if k != "logits" and per_layer[k]]
+    rows = []
+    for layer, per_size in per_layer.items():
+        for size, err in (per_size or {}).items():
+            err = finite(err)
+            if err is None:
+                continue
+            is_logits = layer == "logits"
+            rows.append({**_ident(r), "layer": layer,
+                         "depth": 0 if is_logits else spatial.index(layer) + 1,
+                         "n_layers": len(spatial), "is_logits": is_logits,
+                         "is_headline": bool(spatial) and layer == spatial[-1],
+                         "size": parse_scale_key(size), "err": err})
+    return rows
+
+
+_EQ_COLUMNS = [*IDENT_COLUMNS, "layer", "depth", "n_layers", "is_logits", "is_headline", "size",
+               "err"]
+
+
 def eq_frame(records: list[RunRecord]) -> pd.DataFrame:
-    """Equivariance error per layer and size of every ok run, long format.
+    """Equivariance error (operator ``ideal``) per layer and size of every ok run, long format.
 
     ``depth`` is the layer's position among the run's spatial layers (1 = first);
     ``logits`` gets depth 0 and ``is_logits`` so plots can treat it apart, and
     ``is_headline`` marks the last spatial layer (the one ``eq_err`` averages).
     """
+    rows = [row for r in records if r.ok for row in _eq_rows(r, r.equivariance_error)]
+    return pd.DataFrame(rows, columns=_EQ_COLUMNS)
+
+
+def eq_ops_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """:func:`eq_frame` for every operator a run recorded (``ideal`` and those of
+    ``equivariance_error_ops``), with an ``operator`` column."""
     rows = []
     for r in records:
         if not r.ok:
             continue
-        per_layer = r.equivariance_error
-        spatial = [k for k in per_layer if k != "logits" and per_layer[k]]
-        for layer, per_size in per_layer.items():
-            for size, err in (per_size or {}).items():
-                err = finite(err)
-                if err is None:
-                    continue
-                is_logits = layer == "logits"
-                rows.append({**_ident(r), "layer": layer,
-                             "depth": 0 if is_logits else spatial.index(layer) + 1,
-                             "n_layers": len(spatial), "is_logits": is_logits,
-                             "is_headline": bool(spatial) and layer == spatial[-1],
-                             "size": parse_scale_key(size), "err": err})
-    cols = [*IDENT_COLUMNS, "layer", "depth", "n_layers", "is_logits", "is_headline", "size",
-            "err"]
-    return pd.DataFrame(rows, columns=cols)
+        for op, per_layer in {"ideal": r.equivariance_error,
+                              **(r.equivariance_error_ops or {})}.items():
+            rows.extend({**row, "operator": op} for row in _eq_rows(r, per_layer or {}))
+    return pd.DataFrame(rows, columns=[*_EQ_COLUMNS, "operator"])
 
 
 def history_frame(records: list[RunRecord]) -> pd.DataFrame:

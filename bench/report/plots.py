@@ -29,7 +29,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from scalebench.bench.spec import base_method
 
-__all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_vs_size",
+__all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_per_operator",
+           "eq_vs_size",
            "learning_curves", "pareto_front", "perf_cost", "save_figure"]
 
 LINESTYLES = ["-", "--", ":", "-."]
@@ -239,6 +240,37 @@ def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     ax.set_xticks(ticks, [str(t) if t <= max_depth else "logits" for t in ticks])
     return _single_panel(fig, ax, "layer (depth among the model's spatial layers)",
                          "equivariance error (mean over sizes)", title)
+
+
+def eq_per_operator(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
+    """Equivariance error per layer depth under each recorded operator, one panel each (shared
+    log axis), logits left out; None unless at least two operators were recorded."""
+    if eq.empty or "operator" not in eq:
+        return None
+    eq = eq[~eq.is_logits.astype(bool)]
+    operators = list(dict.fromkeys(eq.operator))
+    if len(operators) < 2:
+        return None
+    per_run = eq.groupby(["operator", "method", "seed", "layer", "depth"],
+                         as_index=False)["err"].mean()
+    floor, has_zero = _log_floor(per_run.err)
+    per_run["err"] = per_run.err.where(per_run.err > 0, floor)
+    fig, axes = _figure(len(operators), width=4.6)
+    for ax, op in zip(axes, operators):
+        sub = per_run[per_run.operator == op]
+        for method in _methods(eq):
+            rows = sub[sub.method == method]
+            if not rows.empty:
+                _line(ax, _agg(rows, "depth", "err", "range"), method, palette.style(method))
+        _log_axis(ax, per_run.err, floor, has_zero)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer (depth among the model's spatial layers)")
+        ax.set_ylabel("equivariance error (mean over sizes)")
+        ax.set_title(op, fontsize=10)
+        ax.grid(alpha=0.3, which="major")
+    fig.suptitle(title, fontsize=10)
+    _legend(fig, axes)
+    return fig
 
 
 def pareto_front(err: list[float], acc: list[float]) -> list[int]:

@@ -3,15 +3,13 @@
 Layers live in :mod:`methods.disco.layers` (SESN's convolutions with the DISCO
 basis) and :mod:`methods.sesn.layers` (scale pooling, BN, 1x1); this module
 wires them as the authors' published models do and declares the scale axis of
-each feature map (:class:`ScaleAxis`).
+each feature map (:class:`~methods.scale_axis.ScaleAxis`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +21,7 @@ from scalebench.methods.common import (
 )
 from scalebench.methods.common import fold_scale_axis as _fold
 from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
+from scalebench.methods.scale_axis import ScaleAxis
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
@@ -31,22 +30,6 @@ from scalebench.methods.sesn.layers import (
 )
 
 __all__ = ["DiscoMnist", "DiscoWideResNet", "ScaleAxis"]
-
-
-@dataclass(frozen=True)
-class ScaleAxis:
-    """The discrete scale axis a feature map ``(B, C * S, H, W)`` carries, folded channel-major.
-
-    Entry ``c * S + s`` is channel ``c`` at scale ``scales[s]`` (``S = len(scales)``);
-    down-scaling the input by ``scales[j] / scales[i]`` moves scale ``j`` to ``i``.
-    """
-
-    scales: tuple[float, ...]
-    layout: str = "channel-major"
-
-    @property
-    def size(self) -> int:
-        return len(self.scales)
 
 
 class DiscoMnist(nn.Module):

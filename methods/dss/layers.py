@@ -24,14 +24,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.methods.scale_axis import ScaleAxis
+
 __all__ = ["ScaleBatchNorm", "ScaleConv", "ScaleMaxPool", "SpatialMaxPool", "dilated_conv2d",
-           "fold_scales"]
+           "dss_scale_axis", "fold_scales"]
 
 
 def fold_scales(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, S, H, W) -> (B, C * S, H, W)``, channel-major (channel c, scale s -> c * S + s)."""
     b, c, s, h, w = x.shape
     return x.reshape(b, c * s, h, w)
+
+
+def dss_scale_axis(base: int, n_scales: int) -> ScaleAxis:
+    """The scale axis of a folded DSS map (:func:`fold_scales`): scale ``s`` is dilated by
+    ``base**s``, so a ``base``-fold down-sampling of the input moves slice ``s + 1`` to ``s``."""
+    return ScaleAxis(tuple(float(base ** s) for s in range(n_scales)))
 
 
 def dilated_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -19,9 +19,11 @@ from scalebench.methods.dss.layers import (
     ScaleConv,
     ScaleMaxPool,
     SpatialMaxPool,
+    dss_scale_axis,
     fold_scales,
 )
 from scalebench.methods.dss.scale_space import ScaleSpaceLift
+from scalebench.methods.scale_axis import ScaleAxis
 
 __all__ = ["DSSMnist", "ScalarBlock", "VectorBlock", "make_head"]
 
@@ -159,6 +161,15 @@ class DSSMnist(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x)
             yield f"block{i + 1}", x
+
+    def scale_axes(self) -> dict[str, ScaleAxis]:
+        """The vector variant's blocks before the projection carry the scale axis
+        (``base**s`` for the block's ``s < S - depth + 1`` scales); the scalar variant's
+        maps and the projected last block carry none."""
+        if self.variant != "vector":
+            return {}
+        return {f"block{i + 1}": dss_scale_axis(block.conv.base, block.out_scales)
+                for i, block in enumerate(self.blocks) if isinstance(block.project, nn.Identity)}
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each block's output, ``(B, C, H', W')``; the vector variant's blocks 1 and 2 fold

@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalebench.methods.common import init_norms_and_linear_biases
-from scalebench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, fold_scales
+from scalebench.methods.dss.layers import (
+    ScaleBatchNorm,
+    ScaleConv,
+    ScaleMaxPool,
+    dss_scale_axis,
+    fold_scales,
+)
+from scalebench.methods.scale_axis import ScaleAxis
 from scalebench.methods.dss.scale_space import ScaleSpaceLift
 
 __all__ = ["DSSWideResNet", "ScaleBasicBlock"]
@@ -115,6 +122,12 @@ class DSSWideResNet(nn.Module):
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale_pool(F.relu(self.bn(x)))
+
+    def scale_axes(self) -> dict[str, ScaleAxis]:
+        """Every group's output carries the scale axis (what its last block keeps of it);
+        ``proj`` is pooled over scales."""
+        return {f"block{g + 1}": dss_scale_axis(group[-1].conv2.base, group[-1].out_scales)
+                for g, group in enumerate(self.groups)}
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each group's output with its scale axis folded into channels, ``(B, C * S, H', W')``,

@@ -25,6 +25,15 @@ computed for all sizes at once from cumulative ring energies (Parseval);
 which costs one resize per size. Departure from the paper: the authors pool
 2x2 windows of each size re-sampled on a fixed grid; we pool globally, as the
 method card asks, and so accept every size in the range.
+
+Against the authors' code (tests/test_fourier_reference.py): their head reads
+``C x 2 x 2`` max-pooled values (400 in the MNIST model; ours ``2C`` = 200, 51,600
+parameters fewer) and, as published, builds its per-size features with ``get_stack``,
+which applies ``irfft2`` to the real feature map: the size-``i`` features of ``D_s f`` then
+differ from those of ``f`` (22 % at ``s = 21``, measured on their code), so their head is not
+size-invariant, ours is. Their dropout (0.75, the rate their train scripts use; the
+``mnist`` and ``stl10`` configs take it) sits between the first Linear and its LayerNorm;
+ours after the ReLU, as the other methods' MNIST heads (``methods.common.mnist_head``).
 """
 
 from __future__ import annotations

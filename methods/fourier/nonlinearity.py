@@ -20,6 +20,18 @@ every input size ``s >= b``: ``layer(D_s x) == D_{s // p} layer(x)`` (odd and
 even sizes alike, float precision). The official implementation is exact only for
 sizes congruent to the input size modulo ``p``.
 
+Against the authors' ``scaleEqNonlin`` (tests/test_fourier_reference.py): every ring ``j``
+they take from the odd grid ``2j + 1`` equals ours to float32 precision (same grid, same
+instance norm with its own affine, same activation). Departures: (1) their base grid (6 in
+their MNIST model; ours ``min_size``, 8 there) is cut from the input with half of its
+Nyquist ring (their ``resample`` keeps row ``-3`` and column ``3``), so their rings 0..2
+also read half of the input's ring 3 -- ours reads the band-limited ``D_b x`` (equal once
+the input has no ring 3); (2) at an even size ``n`` their last ring, ``n/2``, comes from the
+``n`` grid: it is not equivariant (relative error 0.15 on their layer at sizes 10..14,
+1e-15 without that ring; their own test skips it), so ours has no Nyquist ring, and the
+norms of their even grids, which serve only that ring, do not exist here: 11 per layer in
+the MNIST model (base 8, grids 9, 11, .., 27) against their 23 (resolutions 6..28).
+
 Fast implementation. The instance-norm moments of every grid come from the
 spectrum (Parseval: the real basis is orthogonal on every grid that resolves it),
 never from the grids. The grids themselves are synthesised from the input's real

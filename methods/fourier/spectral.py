@@ -12,8 +12,25 @@ Real-valued output: the input is real, so only the half spectrum ``k_x >= 0`` is
 computed (as ``rfft2``/``irfft2`` would; the layer works on real spectra, see
 :meth:`SpectralConv2d.spectral_forward`). The implied conjugate-symmetric completion makes
 the effective real filter ``Re L + H_x Im L`` (``H_x`` the Hilbert transform
-along x, zero on the ``k_x = 0`` column), the same convention as FNO and the
-authors' code; both halves of every weight are used.
+along x, zero on the ``k_x = 0`` column), FNO's convention; both halves of every weight are
+used.
+
+Against the authors' code (``SpectralConv2dLocalized`` + ``ComplexConv2d``; tested in
+tests/test_fourier_reference.py): with their kernel ``K`` (``ifft2`` of their weight) the
+layers agree to float32 precision at odd sizes, once these departures are accounted for:
+
+* their taps are ``0 .. N-1``, ours centred (``-(N-1)/2 ..``): their output is ours
+  translated by ``(N-1)/2`` pixels of the global grid, ``(N-1) n / (2G)`` pixels at size
+  ``n`` (a sub-pixel, size-dependent shift); ours keeps a centred feature centred;
+* they multiply the full spectrum and the next layer reads the real part, so their filter is
+  ``Re K`` and ``Im K`` is inert; ours uses the imaginary part as ``H_x Im L``, a live but not
+  localized filter (its impulse response spreads beyond the N x N taps). Both have the same
+  parameter count, the paper's (complex counted twice);
+* their 1x1 term is complex, but on a Hermitian spectrum (a real input) its imaginary
+  weights only add an imaginary map, which their next layer discards: ours is the real
+  1x1, the same function with half the parameters (18,480 fewer in the MNIST model);
+* at an even size their output keeps the Nyquist ring (``k = -n/2``), which is not scale
+  equivariant; ours is band-limited to ``|k| < n/2``.
 """
 
 from __future__ import annotations

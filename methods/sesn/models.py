@@ -20,6 +20,7 @@ from scalebench.methods.common import (
     init_norms_and_linear_biases,
     mnist_head,
 )
+from scalebench.methods.scale_axis import ScaleAxis
 from scalebench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
@@ -140,6 +141,12 @@ class SESNMnist(BlockStackNet):
         self.blocks = nn.ModuleList(blocks)
         self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
+    def scale_axes(self) -> dict[str, ScaleAxis]:
+        """The blocks whose output keeps the scale axis (the vector variant's blocks before
+        the max over scales), with their basis scales; the scalar variant declares none."""
+        return {f"block{i + 1}": ScaleAxis(block.conv.kernel.scales)
+                for i, block in enumerate(self.blocks) if block.project is None}
+
 
 
 class SESWideBlock(PreActWideBlock):
@@ -215,7 +222,13 @@ class SESNWideResNet(ScalePooledWRN):
         self.project = ScalePool()
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
+        self.scales = tuple(float(s) for s in scales)
         self._init()
+
+    def scale_axes(self) -> dict[str, ScaleAxis]:
+        """The stem and every group keep the scale axis (variant B re-lifts onto the same
+        scales after its max over scales); ``proj`` is pooled over scales."""
+        return {name: ScaleAxis(self.scales) for name in ("stem", "group1", "group2", "group3")}
 
     def _init(self) -> None:
         # WRN's He-normal initialisation over the fan-out of the coefficients (the 1x1
