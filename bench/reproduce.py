@@ -87,7 +87,8 @@ def plan(table: Table, source: str = EMBEDDED, *, methods: list[str] | None = No
                    else column.train_images)
         if limit_train is not None:
             n_train = limit_train if n_train is None else min(n_train, limit_train)
-        for spec in expand([(m, {}) for m in chosen], column.dataset, seeds, preset,
+        for spec in expand([(m, column.options_for(m)) for m in chosen], column.dataset,
+                           seeds, preset,
                            input=table.input, source=source, epochs=epochs,
                            limit_train=n_train, limit_eval=limit_eval, experiment=experiment,
                            data_root=data_root, cache_dir=cache_dir, device=device):

@@ -74,6 +74,8 @@ def test_every_published_value_names_paper_table_and_page():
     ({"columns": [{"key": "a", "label": "A", "dataset": "mnist-res", "metrics": ["acc"]}]},
      "metrics must be some of"),
     ({"seeds": []}, "non-empty list"),
+    ({"columns": [{"key": "a", "label": "A", "dataset": "mnist-res", "metrics": ["test_acc"],
+                   "method_options": {"cnn": 3}}]}, "method_options must map"),
     ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "train_images": {"zz": 5}}},
      "train_images must map column keys"),
     ({"embedded": {"preset": "quick", "seeds": [0], "note": "n", "epochs": 0}},
@@ -129,6 +131,28 @@ def test_table_to_run_specs_embedded_and_full():
         plan(load_table("fourier-stl10"), "embedded")
 
 
+def test_sesn_plus_column_trains_sesn_with_its_plus_hyper_parameters():
+    """The authors trained SESN's "+" rows with their own configs (mnist_ses_*_28p): the
+    "+" column builds sesn[plus=True], the other column and every other method stay plain,
+    and the published value is still looked up by the method's name."""
+    runs = plan(load_table("sesn-mnist-scale"), "torchvision")
+    kwargs = {(p.column.key, p.spec.method): dict(p.spec.method_kwargs) for p in runs}
+    assert kwargs[("28+", "sesn")] == {"plus": True} == kwargs[("28+", "sesn_vector")]
+    assert kwargs[("28", "sesn")] == {} and kwargs[("28+", "cnn")] == {}
+    plus = next(p for p in runs if p.column.key == "28+" and p.spec.method == "sesn")
+    plain = next(p for p in runs if p.column.key == "28" and p.spec.method == "sesn")
+    assert plus.spec.label == "sesn[plus=True]"
+    # the option changes the model that is built (the published "+" scales and kernel)
+    from scalebench.methods.sesn.models import mnist_hparams
+    assert mnist_hparams("scalar", True) != mnist_hparams("scalar", False)
+    published = _published(0.02, 0.001, dataset="mnist-scale+", method="sesn",
+                           metric="test_err")
+    records = [_record(p.spec, 0.97) for p in (plus, plain)]
+    rows = comparison([plus, plain], records, published)
+    row = rows[rows.column == "28+"].iloc[0]
+    assert row.method == "sesn" and row.n == 1 and row["mean"] == pytest.approx(0.03)
+
+
 def _record(spec, acc: float | None, eq: float = 0.1, status: str = "ok") -> RunRecord:
     rec = RunRecord.for_spec(spec, versions={}, status=status, device="cpu")
     if status == "ok":
@@ -136,9 +160,10 @@ def _record(spec, acc: float | None, eq: float = 0.1, status: str = "ok") -> Run
     return rec
 
 
-def _published(value: float, std: float) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": "mnist-res", "method": "cnn", "paper_method": "CNN",
-                          "paper_dataset": "MNIST-scale", "metric": "test_acc", "value": value,
+def _published(value: float, std: float, dataset: str = "mnist-res", method: str = "cnn",
+               metric: str = "test_acc") -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": dataset, "method": method, "paper_method": method.upper(),
+                          "paper_dataset": "MNIST-scale", "metric": metric, "value": value,
                           "std": std, "train_images": None, "table": "Table 9", "page": "7",
                           "source": "A paper", "verified_from": "its PDF"}])
 
@@ -169,6 +194,50 @@ def test_comparison_delta_in_published_std_units():
     header = next(ln for ln in render_table(t, frame, "torchvision").splitlines()
                   if ln.startswith("| method"))
     assert "Δ (pp)" in header and "Δ / published std" not in header
+
+
+def test_sesn_table_compares_error_per_column():
+    """The SESN table prints test error for two datasets: each column finds the published
+    error of its own dataset (not the other column's, not another dataset's accuracy), and
+    Δ = ours − published error is positive when ours errs more."""
+    t = load_table("sesn-mnist-scale")
+    runs = [p for p in plan(t, "torchvision") if p.spec.method == "sesn"]
+    accs = {"mnist-scale": [0.980, 0.982, 0.984, 0.978, 0.980, 0.982],  # error 1.90 ± 0.21 %
+            "mnist-scale+": [0.985, 0.986, 0.987, 0.985, 0.986, 0.987]}  # error 1.40 ± 0.09 %
+    records = [_record(p.spec, accs[p.spec.dataset][p.spec.seed]) for p in runs]
+    published = pd.concat([
+        _published(0.0170, 0.0010, "mnist-scale", "sesn", "test_err"),
+        _published(0.0150, 0.0005, "mnist-scale+", "sesn", "test_err"),
+        _published(0.99, 0.01, "mnist-scale", "sesn", "test_acc"),  # a metric no column prints
+        _published(0.0100, 0.0010, "mnist-res", "sesn", "test_err")])  # another protocol
+    frame = comparison(runs, records, published).set_index("column")
+    assert set(frame.metric) == {"test_err"}
+    plain, plus = frame.loc["28"], frame.loc["28+"]
+    assert plain.comparable and plus.comparable
+    assert plain["mean"] == pytest.approx(0.019) and plain.published == pytest.approx(0.017)
+    assert plain.delta == pytest.approx(0.002) and plain.delta_sd == pytest.approx(2.0)
+    assert plus["mean"] == pytest.approx(0.014) and plus.published == pytest.approx(0.015)
+    assert plus.delta == pytest.approx(-0.001) and plus.delta_sd == pytest.approx(-2.0)
+    text = render_table(t, frame.reset_index(), "torchvision")
+    lines = [ln for ln in text.splitlines() if ln.startswith("| sesn ")]
+    assert len(lines) == 2  # one row per column
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    assert {"1.90 ± 0.21", "1.70 ± 0.10", "+0.20", "+2.0"} <= set(cells[0])
+    assert {"1.40 ± 0.09", "1.50 ± 0.05", "-0.10", "-2.0"} <= set(cells[1])
+    assert "error (%), published" in text and "Δ / published std" in text
+
+
+def test_published_sesn_values_name_their_checked_source():
+    """Any value the SESN table would show is the SESN paper's, with the table, page and the
+    readable source it was checked against (none is listed until one could be checked)."""
+    t = load_table("sesn-mnist-scale")
+    pub = load_published()
+    rows = pub[pub.dataset.isin([c.dataset for c in t.columns]) & pub.method.isin(t.methods)]
+    for row in rows.itertuples(index=False):
+        assert "Scale-Equivariant Steerable Networks" in row.source, row
+        assert row.table.startswith("Table 2") and row.metric == "test_err", row
+        assert row.verified_from.strip() and row.page.strip(), row
+        assert 0 < row.value < 1 and (math.isnan(row.std) or 0 < row.std < row.value), row
 
 
 def test_failed_and_missing_runs_are_counted_not_averaged():

@@ -18,6 +18,7 @@ import difflib
 import importlib.resources
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 
 from scalebench.bench.errors import UnknownNameError
 
@@ -42,6 +43,13 @@ class Column:
     dataset: str
     metrics: tuple[str, ...]
     train_images: int | None = None  # None: the protocol's full training split
+    # the options a method takes in this column, as the paper trained it there (SESN's "+"
+    # column uses its "+" hyper-parameters): ((method, ((key, value), ...)), ...)
+    method_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def options_for(self, method: str) -> dict[str, Any]:
+        """``method``'s options in this column (``{}`` for most)."""
+        return dict(dict(self.method_options).get(method, ()))
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,13 @@ def parse_table(data: dict, where: str) -> Table:
         n = c.get("train_images")
         if n is not None and (not isinstance(n, int) or n < 2):
             raise ValueError(f"{cw}: train_images must be an integer >= 2, got {n!r}")
+        options = c.get("method_options", {})
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise ValueError(f"{cw}: method_options must map method names to option tables, "
+                             f"got {options!r}")
         columns.append(Column(_need(c, "key", str, cw), _need(c, "label", str, cw),
-                              _need(c, "dataset", str, cw), metrics, n))
+                              _need(c, "dataset", str, cw), metrics, n,
+                              tuple((m, tuple(sorted(o.items()))) for m, o in options.items())))
     if not columns or len({c.key for c in columns}) != len(columns):
         raise ValueError(f"{where}: columns must be non-empty with distinct keys")
     embedded = None
