@@ -180,6 +180,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """``bench reproduce TABLE`` / ``bench reproduce --list``."""
     from scalebench.bench.atomic_io import atomic_write_text
     from scalebench.bench.commands import read_folders, run_sweep
+    from scalebench.bench.validate import check_at_least, check_device
 
     if args.list:
         print(render_list([load_table(n) for n in list_tables()], load_published()))
@@ -188,9 +189,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise BadArgumentError("name a table (" + ", ".join(list_tables()) + ") or use --list")
     table = load_table(args.table)
     for flag, least in (("epochs", 1), ("limit_train", 2), ("limit_eval", 2)):
-        v = getattr(args, flag)
-        if v is not None and v < least:
-            raise BadArgumentError(f"--{flag.replace('_', '-')} must be >= {least}, got {v}")
+        check_at_least(getattr(args, flag), f"--{flag.replace('_', '-')}", least)
+    # before anything is written, as bench run does (on Slurm the device is the nodes')
+    check_device(args.device, here=args.launcher == "local")
     out = Path(args.out) if args.out else default_out(table, args.source)
     seeds = parse_int_list(args.seeds, "seed", lo=0) if args.seeds else None
     runs = plan(table, args.source, methods=_methods(args.methods), seeds=seeds,

@@ -313,6 +313,7 @@ def test_tiny_reproduce_end_to_end_on_the_embedded_source(tmp_path, cache_dir, c
     (["reproduce", "fourier-stl10"], "no embedded scale-down"),
     (["reproduce", "fourier-mnist", "--methods", "timm:resnet18"], "fourier-mnist's methods"),
     (["reproduce", "fourier-mnist", "--limit-eval", "1"], "--limit-eval must be >= 2"),
+    (["reproduce", "fourier-mnist", "--device", "foo"], "foo"),
 ])
 def test_reproduce_user_errors_are_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
