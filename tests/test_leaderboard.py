@@ -23,6 +23,7 @@ from scalebench.bench.spec import RunSpec
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet", "--no-report"]
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
+SCHEMA0 = Path(__file__).resolve().parent / "fixtures" / "schema0" / "mnist-res-quick"
 
 
 def run_cli(*argv: str) -> int:
@@ -75,10 +76,18 @@ def test_seeds_of_one_protocol_share_a_row_and_options_do_not(tmp_path):
     assert sorted(board.limit_train, key=str) == [100, None, None]
 
 
-def test_the_committed_reference_records_are_read(capsys):
-    assert run_cli("leaderboard", REFERENCE) == 0
+def test_schema0_records_are_read(capsys):
+    assert run_cli("leaderboard", SCHEMA0) == 0
     rows = table(capsys.readouterr().out)
     assert len(rows) == 6 and {r["runs (failed)"] for r in rows} == {"1"}
+
+
+def test_the_committed_reference_records_are_read(capsys):
+    """One row per committed record (one seed each), none failed, none left out."""
+    assert run_cli("leaderboard", REFERENCE, "--strict") == 0
+    rows = table(capsys.readouterr().out)
+    assert len(rows) == len(list((REFERENCE / "runs").glob("*.json"))) >= 6
+    assert {r["runs (failed)"] for r in rows} == {"1"}
 
 
 @pytest.fixture()

@@ -31,7 +31,8 @@ from scalebench.bench.records import (
 )
 from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol, RunSpec
 
-REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
+# the reference run committed at 61b9f32, written before records had a schema version
+SCHEMA0 = Path(__file__).resolve().parent / "fixtures" / "schema0" / "mnist-res-quick"
 
 
 def record(method: str = "cnn", seed: int = 0, status: str = "ok", experiment: str = "exp",
@@ -59,8 +60,8 @@ def test_round_trip_writes_the_schema_version(tmp_path):
     assert back.spec == rec.spec and back.spec.epochs == 3
 
 
-def test_committed_reference_records_load_through_the_migration():
-    paths = sorted((REFERENCE / "runs").glob("*.json"))
+def test_schema0_records_load_through_the_migration():
+    paths = sorted((SCHEMA0 / "runs").glob("*.json"))
     assert len(paths) == 6
     for path in paths:
         assert "schema_version" not in json.loads(path.read_text())  # schema 0
@@ -206,7 +207,7 @@ def test_every_protocol_field_is_a_spec_field_with_the_same_default():
 
 
 def test_a_protocol_field_absent_from_an_old_record_takes_its_default():
-    old = json.loads(sorted((REFERENCE / "runs").glob("*.json"))[0].read_text())
+    old = json.loads(sorted((SCHEMA0 / "runs").glob("*.json"))[0].read_text())
     for name in ("limit_train", "limit_eval", "eq_images", "epochs"):
         del old["spec"][name]  # as if these fields had been added after the record was made
     rec = RunRecord.from_json(json.dumps(old), "old.json")
@@ -286,7 +287,7 @@ def test_a_run_in_several_folders_counts_once(tmp_path):
 def test_an_old_record_and_its_recomputation_count_once(tmp_path):
     """A schema-0 record's id hashed its folder name; recomputed today the same run gets
     another id, yet both are one run of the leaderboard (the later one counts)."""
-    old_path = sorted((REFERENCE / "runs").glob("cnn-*.json"))[0]
+    old_path = sorted((SCHEMA0 / "runs").glob("cnn-*.json"))[0]
     (tmp_path / "runs").mkdir()
     shutil.copy(old_path, tmp_path / "runs" / old_path.name)
     old = RunRecord.from_json(old_path.read_text(), old_path)
