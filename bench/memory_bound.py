@@ -4,16 +4,20 @@ A model's activations grow with the pixels of its input and with the batch: at
 1000 x 1000 a 7 x 7 convolution's unfolded input alone (the im2col matrix a CPU
 convolution multiplies with) is C * 49 * 10^6 floats per image, and a step that
 asks for more than the machine has is killed by the kernel, not refused. So
-each (method, size) is probed first on one small image (eval mode, no
-gradients): a ``TorchFunctionMode`` adds up the bytes of every new tensor the
-forward pass makes (what a training step keeps for its backward pass, an upper
-bound) and the largest unfolded convolution input. The step's estimate is::
+each (method, size) is probed first on two small images in training mode: the
+tensors autograd saves for the backward pass (``saved_tensors_hooks``; each storage
+once) are what a training step keeps, and a ``TorchFunctionMode`` finds the
+largest unfolded convolution input (the transient workspace). The step's estimate is::
 
-    batch * (size_seen / probe)^2 * (activations + workspace) + 4 * parameter bytes
+    batch / 2 * (size_seen / probe)^2 * (saved + workspace) + 4 * parameter bytes
 
-(weights, gradients and two Adam moments). Against the peak growth ``bench perf``
-measures, this is 1.1-2x for cnn, dss and sesn and up to 6x for fourier (whose
-forward makes many short-lived spectra): a bound, not a measurement.
+(weights, gradients and two Adam moments). Counting every tensor the forward makes
+instead (the first version) read 18 GB for the paper-size ``fourier`` step at 28 px,
+batch 128, whose measured peak is 1.6 GB (its forward makes many short-lived spectra),
+and refused it; saved tensors are what stays alive until the backward pass. Against
+the peaks `bench perf` measured at 28 px, batch 128 (paper configs), this reads 0.9x
+(dss), 1.8x (cnn), 2.4x (fourier) and 4.6x (sesn): an estimate, which the check
+compares with 80 % of the free memory.
 A step whose estimate exceeds the memory free on its device (CPU: ``MemAvailable``
 and the cgroup's limit; CUDA: what the driver reports free) is refused with one
 line, before anything is measured or written.
@@ -39,13 +43,11 @@ _CONVS = {torch.conv2d, torch.nn.functional.conv2d, torch.conv_transpose2d,
           torch.nn.functional.conv_transpose2d}
 
 
-class _TensorBytes(TorchFunctionMode):
-    """Adds up the storage bytes of every tensor made under it (each storage once; they are
-    held until the end, so no address is reused) and the largest im2col of a convolution."""
+class _ConvWorkspace(TorchFunctionMode):
+    """The largest im2col (unfolded input) of a convolution made under it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.kept: dict[int, torch.Tensor] = {}
         self.workspace = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -55,13 +57,26 @@ class _TensorBytes(TorchFunctionMode):
             per_out_pixel = w.shape[1] * math.prod(w.shape[2:])  # C_in/groups * kh * kw
             self.workspace = max(self.workspace, x.shape[0] * per_out_pixel
                                  * math.prod(out.shape[2:]) * out.element_size())
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                self.kept.setdefault(t.untyped_storage().data_ptr(), t)
         return out
 
+
+class _SavedBytes:
+    """Pack hook: the storages autograd saves for backward (each once; parameters left out,
+    they are counted apart)."""
+
+    def __init__(self, params: set[int]) -> None:
+        self.kept: dict[int, torch.Tensor] = {}
+        self.params = params
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        if t.device.type != "meta":
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in self.params:
+                self.kept.setdefault(ptr, t)
+        return t
+
     @property
-    def activations(self) -> int:
+    def saved(self) -> int:
         return sum(t.untyped_storage().nbytes() for t in self.kept.values())
 
 
@@ -72,20 +87,27 @@ def estimate_step_bytes(model: torch.nn.Module, in_channels: int, size_seen: int
     (the measurement will say why)."""
     probe = min(size_seen, PROBE_SIZE)
     device = next(model.parameters(), torch.empty(0)).device
-    x = torch.zeros(1, in_channels, probe, probe, device=device)
+    # two images: batch statistics need more than one value per channel
+    x = torch.randn(2, in_channels, probe, probe, device=device,
+                    generator=torch.Generator(device=device).manual_seed(0))
     was_training = model.training
-    counter = _TensorBytes()
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # BN running stats move
+    saved = _SavedBytes({p.untyped_storage().data_ptr() for p in model.parameters()})
+    conv = _ConvWorkspace()
     try:
-        model.eval()
-        with torch.no_grad(), counter:
+        model.train()
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(saved.pack,
+                                                                           lambda t: t), conv:
             model(x)
     except Exception:  # noqa: BLE001 - the real measurement reports a model that fails
         return None
     finally:
+        model.load_state_dict(state)
         model.train(was_training)
-    scale = batch * (size_seen / probe) ** 2
+    scale = batch / 2 * (size_seen / probe) ** 2
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return int(scale * (counter.activations + counter.workspace)) + 4 * params
+    return int(scale * saved.saved + batch * (size_seen / probe) ** 2 * conv.workspace / 2
+               ) + 4 * params
 
 
 def _cgroup_free() -> int | None:
