@@ -176,8 +176,8 @@ def check_perf_memory(chosen: Sequence[tuple[str, dict[str, Any]]], sizes: Itera
             label = methods_label(name, kwargs)
             raise MemoryLimitError(
                 f"{label} at size {seen}, batch {batch} needs about {_gb(need)} for one "
-                f"training step, more than the {_gb(free)} free on {dev.type}; use smaller "
-                "--sizes or --batch")
+                f"training step, more than {headroom:.0%} of the {_gb(free)} free on {dev.type}; "
+                "use smaller --sizes or --batch")
 
 
 def methods_label(name: str, kwargs: dict[str, Any]) -> str:
