@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from test_launchers import FakeSlurm
 
 from scalebench.bench import atomic_io, cli
 from scalebench.bench import job as job_module
@@ -403,13 +404,12 @@ def test_two_sweeps_in_two_folders_share_the_cache(tmp_path, fake_runs, capsys):
 
 # ---- Slurm (cases 3, 4, 9, 13), with a fake cluster -------------------------------------------
 
-class FakeCluster:
+class FakeCluster(FakeSlurm):
     """Submits by running nothing; ``tasks`` are run by the test (or the poll hook)."""
 
     def __init__(self, down_at_submit: bool = False):
-        self.down_at_submit, self.down, self.jobs, self.tasks = down_at_submit, False, {}, []
-        self.before_poll = None
-        self.polls = 0
+        super().__init__()
+        self.down_at_submit, self.tasks = down_at_submit, []
 
     def submit(self, jobs, folder, config, name):
         if self.down_at_submit:
@@ -420,14 +420,6 @@ class FakeCluster:
         self.jobs.update(dict.fromkeys(ids, "PENDING"))
         self.tasks += list(zip(ids, jobs))
         return ids
-
-    def states(self, job_ids):
-        self.polls += 1
-        if self.before_poll is not None:
-            self.before_poll(self.polls)
-        if self.down:
-            raise SchedulerUnavailable("the Slurm controller does not answer (fake)")
-        return {j: self.jobs.get(j, "UNKNOWN") for j in job_ids}
 
 
 @pytest.fixture()
