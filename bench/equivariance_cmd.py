@@ -111,11 +111,17 @@ def _trained_group(label: str) -> str:
         else label
 
 
+#: a cell for a layer the model does not have (a measured NaN stays ``nan``: it means something)
+ABSENT = "—"
+
+
 def _table(rows: list[dict]) -> tuple[pd.DataFrame, str]:
     table = pd.DataFrame(rows)
     merged = table["method"].map(_trained_group)
     if merged.duplicated().any() and not table["method"].duplicated().any():
         table["method"] = merged  # several checkpoints of one method: aggregate them
+    # the layers each row's model has; the union of every model's layers makes the columns
+    has = {(m, k) for m, r in zip(table["method"], rows) for k in r}
     groups = table.groupby(["method", "input"], sort=False)
     counts = groups.size()
     what = ""
@@ -129,6 +135,14 @@ def _table(rows: list[dict]) -> tuple[pd.DataFrame, str]:
         what = (f"mean ± std over {counts.max()} "
                 f"{'checkpoints' if trained else 'initialisations'}, ")
     table = table[[c for c in table.columns if c != "input"] + ["input"]]  # last: a note
+    table = table.astype(object)
+    for i, method in enumerate(table["method"]):
+        for col in table.columns:
+            j = table.columns.get_loc(col)
+            if (method, col) not in has and col not in ("inits", "checkpoints"):
+                table.iat[i, j] = ABSENT
+            elif isinstance(table.iat[i, j], float):  # a column of text and numbers: format here
+                table.iat[i, j] = f"{table.iat[i, j]:.3e}"
     return table, what
 
 

@@ -98,6 +98,26 @@ def test_leaderboard_and_equivariance_commands(out, capsys):
     assert value(one) != value(two)
 
 
+@pytest.mark.parametrize("seeds", ["0", "0,1"])
+def test_an_equivariance_table_marks_a_layer_a_model_lacks_and_shows_no_nan(seeds, capsys):
+    """cnn has no ``proj`` map, disco has: the union makes the columns, and cnn's cell says it
+    has no such layer instead of reading as a NaN error."""
+    assert run_cli("equivariance", "--methods", "cnn,disco", "--config", "quick", "--images",
+                   "4", "--sizes", "8,16", "--init-seeds", seeds) == 0
+    text = capsys.readouterr().out
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    cells = {row.strip("|").split("|")[0].strip(): [c.strip() for c in row.strip("|").split("|")]
+             for row in text.splitlines() if row.startswith(("| cnn", "| disco"))}
+    assert cells["cnn"][cols.index("proj")] == "—"
+    assert cells["disco"][cols.index("proj")] != "—"
+    assert "nan" not in text
+    for name, row in cells.items():  # every measured cell a finite non-negative number
+        for col, cell in zip(cols, row):
+            if col not in ("method", "input", "inits") and cell != "—":
+                assert 0 <= float(cell.split(" ± ")[0]) < float("inf"), (name, col, cell)
+
+
 def test_list_and_data_build(capsys):
     assert run_cli("list", "methods") == 0
     listing = capsys.readouterr().out
