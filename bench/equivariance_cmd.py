@@ -137,8 +137,7 @@ def _table(rows: list[dict]) -> tuple[pd.DataFrame, str]:
     table = table[[c for c in table.columns if c != "input"] + ["input"]]  # last: a note
     table = table.astype(object)
     for i, method in enumerate(table["method"]):
-        for col in table.columns:
-            j = table.columns.get_loc(col)
+        for j, col in enumerate(table.columns):
             if (method, col) not in has and col not in ("inits", "checkpoints"):
                 table.iat[i, j] = ABSENT
             elif isinstance(table.iat[i, j], float):  # a column of text and numbers: format here
