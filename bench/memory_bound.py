@@ -106,8 +106,7 @@ def estimate_step_bytes(model: torch.nn.Module, in_channels: int, size_seen: int
         model.train(was_training)
     scale = batch / 2 * (size_seen / probe) ** 2
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return int(scale * saved.saved + batch * (size_seen / probe) ** 2 * conv.workspace / 2
-               ) + 4 * params
+    return int(scale * (saved.saved + conv.workspace)) + 4 * params  # both seen on 2 images
 
 
 def _cgroup_free() -> int | None:
