@@ -80,7 +80,9 @@ def test_a_dyadic_lift_is_scale_shift_equivariant_and_not_plainly(seed):
     shift, plain = errs["scale-shift"]["lift"], errs["ideal"]["lift"]
     assert set(shift) == {8, 16}  # 20 px is off the dyadic grid: not reported
     assert shift[16] < 1e-20 and shift[8] < 1e-20
-    assert plain[16] > 1e-2 and plain[8] > 1e-2
+    # without the shift the error is of order 1e-2 (its least over 400 seeds: 7.3e-3), at
+    # least 17 orders above the shifted one; 1e-2 here failed for one seed hypothesis drew
+    assert plain[16] > 1e-3 and plain[8] > 1e-3
     # slices that fall off the axis are counted: one of three at 2x, two at 4x
     assert scale_shift_left_out(axes, 32, [8, 16, 20]) == {"lift": {8: 2, 16: 1}}
     assert scale_shift_headline(errs["scale-shift"], axes) < 1e-20
