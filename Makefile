@@ -30,7 +30,7 @@ demo: setup
 # single-node cluster that tests/slurm/slurm-up.sh installs and starts (root; Debian packages)
 # and slurm-down.sh stops, whatever the tests did. Without root the Slurm tests skip, saying why.
 test: dev test-tools
-	$(BIN)/pytest
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest
 	$(MAKE) --no-print-directory test-slurm
 
 # system tools the tests use when they can be installed here: chromium for the report's page
@@ -42,7 +42,7 @@ test-tools:
 test-slurm: dev
 	@if [ "$$(id -u)" = 0 ]; then \
 	  trap 'bash tests/slurm/slurm-down.sh' EXIT; \
-	  bash tests/slurm/slurm-up.sh && SCALEBENCH_REQUIRE_SLURM=1 $(BIN)/pytest -m slurm; \
+	  bash tests/slurm/slurm-up.sh && SCALEBENCH_REQUIRE_SLURM=1 HYPOTHESIS_PROFILE=ci $(BIN)/pytest -m slurm; \
 	else $(BIN)/pytest -m slurm; fi
 
 test-slow: dev

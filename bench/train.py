@@ -39,6 +39,7 @@ from scalebench.bench.checkpoint import (
 from scalebench.bench.errors import DiskFullError, NonFiniteLossError
 from scalebench.bench.evaluate import evaluate, predict
 from scalebench.bench.metrics import accuracy
+from scalebench.bench.pause import pause_point
 from scalebench.bench.record import RunRecord
 from scalebench.bench.records import write_record
 from scalebench.bench.spec import RunSpec, preset
@@ -183,6 +184,7 @@ def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.Me
         st.epoch = epoch + 1
         if last_ckpt is not None:
             save_state(last_ckpt, st, model, opt, sched, g)
+        pause_point(spec.run_id, st.epoch)  # tests only: see bench/pause.py
     bar.close()
     if st.best_state is not None:
         model.load_state_dict(st.best_state)

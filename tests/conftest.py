@@ -6,6 +6,15 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
+
+# CI and `make test` draw the same examples every time (derandomize): a property test that
+# passes there passes on every machine; `HYPOTHESIS_PROFILE=explore` draws fresh examples
+# (and keeps failures in the local example database) for hunting new counterexamples
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if os.environ.get("CI") else "explore"))
 
 # one intra-op thread: tiny tensors, and no spin-waiting threads when the machine is shared
 torch.set_num_threads(1)

@@ -21,6 +21,7 @@ import pytest
 from scalebench.bench import cli
 from scalebench.bench.checkpoint import last_checkpoint_path
 from scalebench.bench.launchers import sweep_status
+from scalebench.bench.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
 from scalebench.bench.records import record_path, scan_records
 from scalebench.bench.slurm import job_logs, load_jobs
 
@@ -144,12 +145,34 @@ def test_detach_status_collect_give_the_same_leaderboard(tmp_path, cache_dir, ca
     assert a.eq_err.tolist() == pytest.approx(b.eq_err.tolist(), rel=1e-4)
 
 
-def test_a_cancelled_job_is_reported_cancelled(tmp_path, cache_dir, capsys):
+@pytest.fixture()
+def pause(tmp_path, monkeypatch):
+    """Jobs submitted in the test stop after epoch 1 until the test releases them
+    (bench/pause.py): the test causes what it waits for instead of racing the job. Every
+    paused run is released at the end, so no job lingers into the next test."""
+    folder = tmp_path / "pause"
+    monkeypatch.setenv(PAUSE_DIR, str(folder))
+    monkeypatch.setenv(PAUSE_AFTER_EPOCH, "1")
+    yield folder
+    release(folder)
+
+
+def paused(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.paused"))
+
+
+def release(folder: Path, run_ids: list[str] | None = None) -> None:
+    for run_id in run_ids if run_ids is not None else paused(folder):
+        (folder / f"{run_id}.release").touch()
+
+
+def test_a_cancelled_job_is_reported_cancelled(tmp_path, cache_dir, capsys, pause):
     out = tmp_path / "exp"
-    assert bench("run", "--methods", "cnn", "--epochs", "200", "--limit-train", "300",
+    assert bench("run", "--methods", "cnn", "--epochs", "3", "--limit-train", "300",
                  "--limit-eval", "40", "--quiet", "--cache-dir", str(cache_dir), "--out",
                  str(out), *SLURM, "--detach") == 0
-    wait_for(lambda: state_of(out, "cnn") == "running", 120, "the job to start")
+    wait_for(lambda: paused(pause), 180, "the job to finish its first epoch and pause")
+    assert state_of(out, "cnn") == "running"
     job_id = next(iter(load_jobs(out).values()))["job_id"]
     subprocess.run(["scancel", job_id], check=True)
     wait_for(lambda: state_of(out, "cnn") == "cancelled", 120, "the cancellation")
@@ -186,50 +209,54 @@ def release_requeued_jobs():
     thread.join()
 
 
-# ~2 attempts of ~85 s on an idle machine; on a loaded one each attempt trains fewer epochs
-# (7 requeues at load 6 here), so it gets more than the module's 600 s
-@pytest.mark.timeout(1500)
-def test_a_job_past_its_time_limit_requeues_and_resumes(tmp_path, cache_dir,
-                                                        release_requeued_jobs):
-    """--time 3 with the checkpoint signal 90 s early: Slurm signals each attempt 30-90 s
-    after it starts (its clock is coarse: up to 60 s early), submitit requeues it, and
-    training resumes from the last per-epoch checkpoint until the run completes. The run
-    trains for ~2 minutes (60 epochs of 3000 images, one thread): at least one requeue."""
+def test_a_job_signalled_for_requeue_resumes_from_its_checkpoint(tmp_path, cache_dir, pause,
+                                                                release_requeued_jobs):
+    """Slurm's time-limit signal (USR2, ``--signal-delay-s`` before the limit) makes submitit
+    checkpoint the task and requeue it; training resumes from the last per-epoch checkpoint.
+    The test sends that signal itself while the run is paused after epoch 1, so it does not
+    depend on how many epochs the machine trains before a time limit."""
     out = tmp_path / "exp"
-    assert bench("run", "--methods", "cnn", "--epochs", "60", "--limit-train", "3000",
+    assert bench("run", "--methods", "cnn", "--epochs", "3", "--limit-train", "300",
                  "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir", str(cache_dir),
-                 "--out",
-                 str(out), *SLURM, "--time", "3", "--signal-delay-s", "90") == 0
+                 "--out", str(out), *SLURM, "--detach") == 0
+    (run_id, entry), = load_jobs(out).items()
+    wait_for(lambda: paused(pause), 180, "the job to finish its first epoch and pause")
+    assert last_checkpoint_path(out, run_id).exists()
+    subprocess.run(["scancel", "--signal=USR2", entry["job_id"]], check=True)
+    wait_for(lambda: record_path(out, run_id).exists(), 300, "the requeued job's record")
     rec = scan_records(out)[0][0]
     assert rec.ok, rec.error
-    assert rec.slurm_restarts >= 1 and rec.resumed_from_epoch >= 1
-    assert [h["epoch"] for h in rec.history] == list(range(1, 61))
+    assert rec.slurm_restarts >= 1 and rec.resumed_from_epoch == 1
+    assert [h["epoch"] for h in rec.history] == [1, 2, 3]
     requeues = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j",
                                rec.job_id], capture_output=True, text=True).stdout
-    # Slurm's accounting, not only the job's own counter, shows the requeues: one row per
+    # Slurm's accounting, not only the job's own counter, shows the requeue: one row per
     # attempt (-D), oldest first, every one but the last REQUEUED (or PREEMPTED); the last one
-    # wrote the record, which ended `bench run`, so it may still be finishing
+    # wrote the record, so it may still be finishing
     rows = requeues.split()
     assert len(rows) >= 2 and set(rows[:-1]) <= {"REQUEUED", "PREEMPTED"}, rows
     assert rows[-1] in ("RUNNING", "COMPLETING", "COMPLETED"), rows
     assert json.loads((out / "slurm" / "jobs.json").read_text())
 
 
-def test_a_task_cancelled_near_its_end_cannot_replace_its_settled_record(tmp_path, cache_dir):
-    """Issue 13 case 3: submitit ignores the first SIGTERM, so a task that scancel hits keeps
-    training until Slurm kills it (KillWait, 30 s); one that ends before then must not replace
-    the record that says it was cancelled (the leaderboard was written from it)."""
+def test_a_task_cancelled_near_its_end_cannot_replace_its_settled_record(tmp_path, cache_dir,
+                                                                         pause):
+    """submitit ignores the first SIGTERM, so a task that scancel hits keeps training until
+    Slurm kills it (KillWait); one that ends before then must not replace the record that
+    says it was cancelled (the leaderboard was written from it). The task is paused after
+    epoch 1 and released only once the cancellation is settled: it then ends, and gives way."""
     out = tmp_path / "exp"
     assert bench("run", "--methods", "cnn", "--epochs", "2", "--limit-train", "300",
                  "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir", str(cache_dir),
                  "--out", str(out), *SLURM, "--detach") == 0
     (run_id, entry), = load_jobs(out).items()
-    wait_for(lambda: last_checkpoint_path(out, run_id).exists(), 180, "the first epoch")
+    wait_for(lambda: paused(pause), 180, "the job to finish its first epoch and pause")
     subprocess.run(["scancel", entry["job_id"]], check=True)
     wait_for(lambda: state_of(out, "cnn") == "cancelled", 60, "the cancellation")
     assert bench("collect", str(out)) == 0
     settled = record_path(out, run_id).read_text()
     assert '"end_state": "cancelled"' in settled
+    release(pause)  # one epoch of 300 images is left: far inside KillWait (slurm-up.sh)
     stderr = Path(job_logs(out, entry["job_id"])[0])
     wait_for(lambda: "this result is dropped" in stderr.read_text(errors="replace"), 90,
              "the cancelled task to finish and give way")
@@ -257,30 +284,24 @@ def restart_controller():
 
 
 def test_the_follower_warns_once_and_follows_records_while_the_controller_is_down(
-        tmp_path, cache_dir, restart_controller, caplog):
-    """Issue 13 case 4: with slurmctld killed, sacct keeps saying RUNNING; bench run says once
-    that the controller is silent and ends when the records are there."""
+        tmp_path, cache_dir, restart_controller, caplog, pause):
+    """With slurmctld killed, sacct keeps saying RUNNING; bench run says once that the
+    controller is silent and ends when the records are there. Both tasks are paused after
+    epoch 1 while the controller goes down, and released once the follower has noticed."""
     out = tmp_path / "exp"
     result: list[int] = []
-    # enough epochs that both tasks are still training when the controller goes: with 2 epochs
-    # they could end before the kill, and the follower then never found the controller silent
-    args = ["run", "--methods", "cnn", "--seeds", "0,1", "--epochs", "40", "--limit-train",
+    args = ["run", "--methods", "cnn", "--seeds", "0,1", "--epochs", "2", "--limit-train",
             "300", "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir",
             str(cache_dir), "--out", str(out), *SLURM]
     follower = threading.Thread(target=lambda: result.append(bench(*args)), daemon=True)
     with caplog.at_level(logging.WARNING, logger="scalebench.bench.slurm"):
         follower.start()
-        wait_for(lambda: (out / "slurm" / "jobs.json").exists() and
-                 [r["state"] for r in sweep_status(out)] == ["running"] * 2, 180,
-                 "both tasks to start")
-        # a checkpoint from each task shows both job steps launched (srun needs the controller
-        # for that) and are training; their records are then still epochs away
-        wait_for(lambda: all(last_checkpoint_path(out, rid).exists() for rid in load_jobs(out)),
-                 180, "both tasks' first epoch")
-        assert not [r for r in scan_records(out)[0] if r.ok], "the tasks ended before the kill"
+        wait_for(lambda: len(paused(pause)) == 2, 240, "both tasks to pause after epoch 1")
+        assert not scan_records(out)[0], "a task ended before the kill"
         os.kill(int(restart_controller.read_text()), 15)
         wait_for(lambda: any("does not answer" in r.getMessage() for r in caplog.records), 60,
                  "the follower to notice the silent controller")
+        release(pause)
         wait_for(lambda: len([r for r in scan_records(out)[0] if r.ok]) == 2, 300,
                  "both records")
         follower.join(30)  # a few polls, not until the controller is back
