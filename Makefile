@@ -1,4 +1,4 @@
-# scalebench: `make demo` sets up .venv and runs the main job; `make test` runs the tests.
+# scaleqbench: `make demo` sets up .venv and runs the main job; `make test` runs the tests.
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
@@ -42,7 +42,7 @@ test-tools:
 test-slurm: dev
 	@if [ "$$(id -u)" = 0 ]; then \
 	  trap 'bash tests/slurm/slurm-down.sh' EXIT; \
-	  bash tests/slurm/slurm-up.sh && SCALEBENCH_REQUIRE_SLURM=1 HYPOTHESIS_PROFILE=ci $(BIN)/pytest -m slurm; \
+	  bash tests/slurm/slurm-up.sh && SCALEQBENCH_REQUIRE_SLURM=1 HYPOTHESIS_PROFILE=ci $(BIN)/pytest -m slurm; \
 	else $(BIN)/pytest -m slurm; fi
 
 test-slow: dev

@@ -27,7 +27,7 @@ class DataSourceError(BenchError):
 
 
 class CheckpointError(BenchError):
-    """A file given as a checkpoint that is missing or is not a scalebench checkpoint."""
+    """A file given as a checkpoint that is missing or is not a scaleqbench checkpoint."""
 
 
 class OutputNotWritableError(BenchError):
@@ -60,7 +60,7 @@ class CorruptRecordError(BenchError):
 
 
 class RecordSchemaError(CorruptRecordError):
-    """A run record of a schema version this scalebench cannot read (written by a newer one)."""
+    """A run record of a schema version this scaleqbench cannot read (written by a newer one)."""
 
 
 class UnreadableRecordsError(BenchError):
@@ -96,7 +96,7 @@ class NonFiniteLossError(RuntimeError):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Every exception type the CLI reports as a one-line user error."""
-    from scalebench.datasets import SourceError, UnknownDatasetError
-    from scalebench.methods import UnknownConfigError, UnknownMethodError
+    from scaleqbench.datasets import SourceError, UnknownDatasetError
+    from scaleqbench.methods import UnknownConfigError, UnknownMethodError
 
     return (BenchError, SourceError, UnknownDatasetError, UnknownMethodError, UnknownConfigError)

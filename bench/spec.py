@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from scalebench.bench.errors import BadArgumentError, UnknownNameError
+from scaleqbench.bench.errors import BadArgumentError, UnknownNameError
 
 __all__ = ["INPUT_CHOICES", "INPUT_POLICIES", "PRESETS", "PROTOCOL_FIELDS", "PUBLISHED_INPUT",
            "Preset", "Protocol", "RunSpec", "base_method", "expand", "format_method",
@@ -230,7 +230,7 @@ def _split_top_level(text: str, keep_empty: bool = False) -> list[str]:
 
 def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
     """Expand ``all``, comma lists, wildcards and ``timm:`` names, each with optional ``[k=v]``."""
-    from scalebench.methods import resolve_methods
+    from scaleqbench.methods import resolve_methods
 
     out: list[tuple[str, dict[str, Any]]] = []
     for part in _split_top_level(text):
@@ -291,12 +291,12 @@ def resolve_input(policy: str, method: str, dataset: str) -> str:
     if policy not in INPUT_CHOICES:
         raise BadArgumentError(f"unknown input policy {policy!r}; use one of "
                                f"{', '.join(INPUT_CHOICES)}")
-    from scalebench.datasets import dataset_info
+    from scaleqbench.datasets import dataset_info
 
     if len(set(dataset_info(dataset).sizes)) == 1:
         return "native"
     if policy == PUBLISHED_INPUT:
-        from scalebench.methods import get_method
+        from scaleqbench.methods import get_method
 
         return get_method(method).input
     return policy

@@ -5,17 +5,17 @@
 
 from __future__ import annotations
 
-from scalebench.datasets.cache import cache_path, default_cache_dir, ensure_cached, load_or_build
-from scalebench.datasets.protocols import (
+from scaleqbench.datasets.cache import cache_path, default_cache_dir, ensure_cached, load_or_build
+from scaleqbench.datasets.protocols import (
     DATASETS,
     UnknownDatasetError,
     build,
     dataset_info,
     list_datasets,
 )
-from scalebench.datasets.scaling import canvas_rescale, fourier_resize
-from scalebench.datasets.sources import SOURCES, SourceError
-from scalebench.datasets.splits import ScaledDataset, Split
+from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize
+from scaleqbench.datasets.sources import SOURCES, SourceError
+from scaleqbench.datasets.splits import ScaledDataset, Split
 
 __all__ = [
     "DATASETS", "SOURCES", "ScaledDataset", "SourceError", "Split", "UnknownDatasetError",

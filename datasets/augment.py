@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from scalebench.datasets.scaling import canvas_rescale
+from scaleqbench.datasets.scaling import canvas_rescale
 
 __all__ = ["AUGMENTATIONS", "augment"]
 

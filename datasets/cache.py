@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from scalebench.datasets.protocols import build, dataset_info
-from scalebench.datasets.splits import ScaledDataset
+from scaleqbench.datasets.protocols import build, dataset_info
+from scaleqbench.datasets.splits import ScaledDataset
 
 __all__ = ["cache_key", "cache_path", "default_cache_dir", "ensure_cached", "load_or_build"]
 
@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """``$SCALEBENCH_CACHE``, else ``$XDG_CACHE_HOME/scalebench``, else ``~/.cache/scalebench``."""
-    if os.environ.get("SCALEBENCH_CACHE"):
-        return Path(os.environ["SCALEBENCH_CACHE"])
+    """``$SCALEQBENCH_CACHE``, else ``$XDG_CACHE_HOME/scaleqbench``, else ``~/.cache/scaleqbench``."""
+    if os.environ.get("SCALEQBENCH_CACHE"):
+        return Path(os.environ["SCALEQBENCH_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "scalebench"
+    return Path(base) / "scaleqbench"
 
 
 def cache_key(name: str, source: str, seed: int) -> str:
@@ -53,7 +53,7 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# Repeats scalebench.methods.disco.cache._atomic_write on purpose: methods may import only datasets.scaling and
+# Repeats scaleqbench.methods.disco.cache._atomic_write on purpose: methods may import only datasets.scaling and
 # datasets imports no methods (tests/test_architecture.py), so neither can share the other's.
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

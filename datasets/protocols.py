@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scalebench.datasets import sources
-from scalebench.datasets.scaling import canvas_rescale, fourier_resize
-from scalebench.datasets.splits import ScaledDataset, Split, stratified_split
+from scaleqbench.datasets import sources
+from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize
+from scaleqbench.datasets.splits import ScaledDataset, Split, stratified_split
 
 __all__ = ["DatasetInfo", "DATASETS", "build", "dataset_info", "list_datasets"]
 

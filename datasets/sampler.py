@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
-from scalebench.datasets.splits import Split
+from scaleqbench.datasets.splits import Split
 
 __all__ = ["SizeBucketSampler", "iterate_batches"]
 

@@ -6,12 +6,12 @@ Importing the package fills the registry: :mod:`.registry` holds the machinery
 and knows no method; the built-in families imported below register theirs with
 ``@register_method`` (a new family adds one import line here), and
 :mod:`.timm_baseline` registers the ``timm:`` prefix. Third-party methods
-(entry-point group ``scalebench.methods``) load on the first look-up.
+(entry-point group ``scaleqbench.methods``) load on the first look-up.
 """
 
 from __future__ import annotations
 
-from scalebench.methods.registry import (
+from scaleqbench.methods.registry import (
     DEFAULT_RECIPES,
     ENTRY_POINT_GROUP,
     MethodEntry,
@@ -29,10 +29,10 @@ from scalebench.methods.registry import (
     style_choices,
     style_of,
 )
-from scalebench.methods.style import MethodStyle
+from scaleqbench.methods.style import MethodStyle
 
 # the built-in families and prefixes: imported for their registrations
-from scalebench.methods import (  # noqa: F401
+from scaleqbench.methods import (  # noqa: F401
     cnn, disco, dss, fourier, multicolumn, sesn, sevf, ss_cnn, timm_baseline,
 )
 

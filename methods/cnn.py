@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import (
+from scaleqbench.methods.common import (
     BlockStackNet,
     PreActWideBlock,
     init_norms_and_linear_biases,
     mnist_head,
 )
-from scalebench.methods.registry import register_method
-from scalebench.methods.style import OKABE_ITO, MethodStyle
+from scaleqbench.methods.registry import register_method
+from scaleqbench.methods.style import OKABE_ITO, MethodStyle
 
 REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnist_cnn.py"
 

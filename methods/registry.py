@@ -5,10 +5,10 @@ and the metadata lives beside it. ``create(name, ...)`` builds a model,
 ``list_methods(pattern)`` lists names with shell wildcards, and a name prefix
 registered with :func:`register_prefix` (``timm:<model-name>``) makes entries on
 demand. Third-party packages add methods through the entry-point group
-``scalebench.methods``: each entry point names a module (or a callable) whose
+``scaleqbench.methods``: each entry point names a module (or a callable) whose
 import registers its methods; they are loaded on the first look-up.
 
-This module knows no method: the package (``scalebench.methods``) imports the
+This module knows no method: the package (``scaleqbench.methods``) imports the
 built-in families, whose decorators fill the registry, when it is imported.
 
 A method's builder has the signature ``build(in_channels, num_classes, **kwargs)``
@@ -33,12 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.datasets.scaling import INPUT_POLICIES
-from scalebench.methods.style import MethodStyle, derived_styles
+from scaleqbench.datasets.scaling import INPUT_POLICIES
+from scaleqbench.methods.style import MethodStyle, derived_styles
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "scalebench.methods"
+ENTRY_POINT_GROUP = "scaleqbench.methods"
 
 #: loss(model, x, y) -> (scalar loss, logits used for the training accuracy)
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -188,7 +188,7 @@ def register_method(name: str, *, family: str, paper: str = "", year: int | None
             raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].source})")
         cfgs = dict(configs or {"mnist": {}})
         module = getattr(builder, "__module__", "")
-        source = "builtin" if module.startswith("scalebench.methods.") else module
+        source = "builtin" if module.startswith("scaleqbench.methods.") else module
         _REGISTRY[name] = MethodEntry(
             name=name, builder=builder, family=family, paper=paper, year=year,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
@@ -232,7 +232,7 @@ def _load_plugins() -> None:
             if callable(obj) and not isinstance(obj, types.ModuleType):
                 obj()
         except Exception as exc:  # a broken plugin must not take the registry down
-            log.warning("could not load scalebench plugin %r (%s): %s", ep.name, ep.value, exc)
+            log.warning("could not load scaleqbench plugin %r (%s): %s", ep.name, ep.value, exc)
 
 
 def reload_plugins() -> None:

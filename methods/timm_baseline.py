@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalebench.datasets.scaling import fourier_resize
-from scalebench.methods.registry import MethodEntry, UnknownMethodError, register_prefix
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.methods.registry import MethodEntry, UnknownMethodError, register_prefix
 
 PREFIX = "timm:"
 FAMILY = "baseline"

@@ -23,24 +23,24 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("sbcache")
-    old = os.environ.get("SCALEBENCH_CACHE")
-    os.environ["SCALEBENCH_CACHE"] = str(path)
+    old = os.environ.get("SCALEQBENCH_CACHE")
+    os.environ["SCALEQBENCH_CACHE"] = str(path)
     yield path
     if old is None:
-        os.environ.pop("SCALEBENCH_CACHE", None)
+        os.environ.pop("SCALEQBENCH_CACHE", None)
     else:
-        os.environ["SCALEBENCH_CACHE"] = old
+        os.environ["SCALEQBENCH_CACHE"] = old
 
 
 @pytest.fixture(scope="session")
 def mnist_res(cache_dir):
-    from scalebench.datasets import load_or_build
+    from scaleqbench.datasets import load_or_build
 
     return load_or_build("mnist-res", cache_dir=cache_dir)[0]
 
 
 @pytest.fixture(scope="session")
 def mnist_scale(cache_dir):
-    from scalebench.datasets import load_or_build
+    from scaleqbench.datasets import load_or_build
 
     return load_or_build("mnist-scale", cache_dir=cache_dir)[0]

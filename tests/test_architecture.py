@@ -1,12 +1,14 @@
-"""The package's import structure: no import cycles, and dependencies only in DESIGN.md's direction.
+"""The package's import structure: no import cycles, dependencies only in the layers' direction,
+and inside ``bench`` only the imports each wing is allowed (docs/architecture.md).
 
 Every module's imports are read with ``ast`` (no import is executed): top-level
 and function-level ``import``/``from ... import`` statements, relative imports,
 and ``importlib.import_module("literal")`` calls. A function-level import that
 only breaks a cycle is still an edge here, so it cannot hide the cycle.
 
-DESIGN.md: ``bench`` -> ``methods``, ``datasets``; ``methods`` -> ``datasets.scaling``
-at most; ``datasets`` imports neither.
+Layers: ``bench`` -> ``methods``, ``datasets``; ``methods`` -> ``datasets.scaling`` at most;
+``datasets`` imports neither. Wings of ``bench`` (:data:`WINGS`): each imports only the
+wings named beside it, and the core (``spec``, ``errors``, ``formatting``) imports no wing.
 """
 
 from __future__ import annotations
@@ -18,12 +20,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMESPACE = "scalebench"
-FOLDERS = ("bench", "methods", "datasets")  # installed as scalebench.<folder> (package-dir)
+NAMESPACE = "scaleqbench"
+FOLDERS = ("bench", "methods", "datasets")  # installed as scaleqbench.<folder> (package-dir)
 
 # Tolerated cycles, each named by the import that closes it: none. An entry may only be added
 # with the issue that removes it; test_known_cycles_still_exist fails as soon as one is gone.
 KNOWN_CYCLES: list[tuple[str, str]] = []
+
+# bench's wings -> the wings each may import (besides itself and the core); the cli may
+# import every wing. The package root (``scaleqbench.bench``) re-exports the library API.
+WINGS: dict[str, set[str]] = {
+    "store": set(),
+    "run": {"store"},
+    "launch": {"store", "run"},
+    "report": {"store", "published"},  # the report sets published values beside ours
+    "published": {"store"},
+    "cli": {"store", "run", "launch", "report", "published"},
+}
+CORE = ("spec", "errors", "formatting")
 
 Graph = dict[str, dict[str, int]]  # module -> {imported module: first line of that import}
 
@@ -178,7 +192,7 @@ def _within(module: str, package: str) -> bool:
 
 
 def direction_violations(graph: Graph, namespace: str = NAMESPACE) -> list[str]:
-    """Imports against DESIGN.md's direction, as ``importer:line imports imported``."""
+    """Imports against the layers' direction, as ``importer:line imports imported``."""
     bench, methods, datasets = (f"{namespace}.{f}" for f in FOLDERS)
     allowed_from_methods = {f"{datasets}.scaling"}
     bad = []
@@ -197,6 +211,38 @@ def direction_violations(graph: Graph, namespace: str = NAMESPACE) -> list[str]:
     return bad
 
 
+def wing_of(module: str, namespace: str = NAMESPACE) -> str | None:
+    """``store``, ``run``, ... for a module of a wing; ``core`` for spec/errors; ``root`` for
+    the package itself; None outside ``bench``."""
+    prefix = f"{namespace}.bench"
+    if not _within(module, prefix):
+        return None
+    rest = module[len(prefix) + 1:].split(".")
+    if rest == [""]:
+        return "root"
+    return "core" if rest[0] in CORE else rest[0]
+
+
+def wing_violations(graph: Graph, namespace: str = NAMESPACE) -> list[str]:
+    """Imports between bench's wings that :data:`WINGS` does not allow."""
+    bad = []
+    for module, targets in sorted(graph.items()):
+        src = wing_of(module, namespace)
+        if src in (None, "root"):
+            continue
+        if src != "core" and src not in WINGS:
+            bad.append(f"{module} is in no wing (bench/<wing>/: {', '.join(WINGS)}; or core)")
+            continue
+        for target, line in sorted(targets.items()):
+            dst = wing_of(target, namespace)
+            if dst in (None, src) or (dst == "core" and src != "root"):
+                continue
+            if src == "core" or dst == "root" or dst not in WINGS[src]:
+                bad.append(f"{module}:{line} imports {target} ({src} may import "
+                           f"{', '.join(sorted(WINGS.get(src, ()))) or 'no wing'})")
+    return bad
+
+
 def _describe(graph: Graph, cycle: list[str]) -> str:
     """``a -(line 3)-> b -(line 9)-> a``: each arrow with the line of the importing statement."""
     return cycle[0] + "".join(f" -(line {graph[a][b]})-> {b}" for a, b in zip(cycle, cycle[1:]))
@@ -206,8 +252,8 @@ def _describe(graph: Graph, cycle: list[str]) -> str:
 def graph() -> Graph:
     modules = find_modules(ROOT, NAMESPACE, FOLDERS)
     # a sanity floor: an empty walk (wrong root) would pass every check below
-    assert {"scalebench.bench.cli", "scalebench.methods.registry",
-            "scalebench.datasets.scaling"} <= set(modules)
+    assert {"scaleqbench.bench.cli.main", "scaleqbench.methods.registry",
+            "scaleqbench.datasets.scaling"} <= set(modules)
     return import_graph(modules)
 
 
@@ -222,9 +268,26 @@ def test_known_cycles_still_exist(graph, edge):
         f"the cycle through {edge[0]} -> {edge[1]} is gone: remove it from KNOWN_CYCLES")
 
 
-def test_imports_follow_the_design_direction(graph):
+def test_imports_follow_the_layers_direction(graph):
     bad = direction_violations(graph)
-    assert not bad, "imports against DESIGN.md's direction:\n" + "\n".join(bad)
+    assert not bad, "imports against the layers' direction:\n" + "\n".join(bad)
+
+
+def test_bench_wings_import_only_what_they_may(graph):
+    bad = wing_violations(graph)
+    assert not bad, "imports between wings that are not allowed:\n" + "\n".join(bad)
+
+
+def test_the_wing_checker_finds_what_it_is_meant_to_find():
+    ns = NAMESPACE + ".bench"
+    g: Graph = {f"{ns}.store.record": {f"{ns}.run.train": 3, f"{ns}.spec": 1},
+                f"{ns}.run.train": {f"{ns}.store.record": 2},
+                f"{ns}.spec": {f"{ns}.cli.main": 7},
+                f"{ns}.stray": {}}
+    bad = wing_violations(g)
+    assert len(bad) == 3
+    assert any("store.record:3" in b for b in bad) and any("spec:7" in b for b in bad)
+    assert any("stray is in no wing" in b for b in bad)
 
 
 # --- the checker itself: it must find what it is meant to find ---------------------------------
@@ -273,17 +336,17 @@ def test_import_parser_sees_relative_function_level_and_importlib_imports(tmp_pa
 
 def test_direction_checker_flags_each_forbidden_kind():
     g: Graph = {
-        "scalebench.datasets.cache": {"scalebench.bench.records": 3},
-        "scalebench.datasets": {"scalebench.methods": 4},
-        "scalebench.methods.cnn": {"scalebench.datasets.scaling": 5,
-                                   "scalebench.datasets.protocols": 6},
-        "scalebench.methods.fourier.model": {"scalebench.bench.metrics": 7},
-        "scalebench.bench.train": {"scalebench.methods": 8, "scalebench.datasets": 9},
+        "scaleqbench.datasets.cache": {"scaleqbench.bench.store.run_store": 3},
+        "scaleqbench.datasets": {"scaleqbench.methods": 4},
+        "scaleqbench.methods.cnn": {"scaleqbench.datasets.scaling": 5,
+                                   "scaleqbench.datasets.protocols": 6},
+        "scaleqbench.methods.fourier.model": {"scaleqbench.bench.run.metrics": 7},
+        "scaleqbench.bench.run.train": {"scaleqbench.methods": 8, "scaleqbench.datasets": 9},
     }
     bad = direction_violations(g)
     assert [b.split(" (")[0] for b in bad] == [
-        "scalebench.datasets:4 imports scalebench.methods",
-        "scalebench.datasets.cache:3 imports scalebench.bench.records",
-        "scalebench.methods.cnn:6 imports scalebench.datasets.protocols",
-        "scalebench.methods.fourier.model:7 imports scalebench.bench.metrics",
+        "scaleqbench.datasets:4 imports scaleqbench.methods",
+        "scaleqbench.datasets.cache:3 imports scaleqbench.bench.store.run_store",
+        "scaleqbench.methods.cnn:6 imports scaleqbench.datasets.protocols",
+        "scaleqbench.methods.fourier.model:7 imports scaleqbench.bench.run.metrics",
     ]

@@ -11,8 +11,8 @@ import stat
 import pytest
 import torch
 
-from scalebench.bench import atomic_io
-from scalebench.bench.atomic_io import (
+from scaleqbench.bench.store import atomic_io
+from scaleqbench.bench.store.atomic_io import (
     atomic_torch_save,
     atomic_write,
     atomic_write_bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalebench.datasets.augment import AUGMENTATIONS, augment
+from scaleqbench.datasets.augment import AUGMENTATIONS, augment
 
 
 def squares(b: int, n: int = 40, side: int = 10) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Issue 13's robustness sweep, bad inputs: each gets one line and a non-zero exit, and nothing
 is written.
 
-Every case runs ``bench`` in this process (``scalebench.bench.cli.main``) with the
+Every case runs ``bench`` in this process (``scaleqbench.bench.cli.main.main``) with the
 working directory in a fresh folder, and checks what a user sees: a non-zero exit,
 exactly one line on stderr starting ``bench: error:`` (no traceback, no argparse
 usage block), no warning logged, and no file created or changed anywhere under that
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scalebench.bench import cli
+from scaleqbench.bench.cli import main as cli
 
 R = ["run", "--out", "{tmp}/exp-new", "--limit-train", "40", "--limit-eval", "20",
      "--epochs", "1", "--no-report"]
@@ -110,7 +110,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("local-detach", [*R, "--detach"], "only apply to --launcher slurm"),
     ("out-under-file", ["run", "--out", "{tmp}/afile/exp", "--no-report"],
      "cannot write to the output folder"),
-    ("out-unwritable", ["run", "--out", "/sys/scalebench-exp", "--no-report"],
+    ("out-unwritable", ["run", "--out", "/sys/scaleqbench-exp", "--no-report"],
      "cannot write to the output folder"),
     # -- bench run --launcher slurm: refused before anything is submitted (case 9)
     ("slurm-cpus-zero", [*SL, "--cpus-per-job", "0"], "must be >= 1"),
@@ -145,9 +145,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("eq-method-typo", [*EQ, "--methods", "cnnn"], "did you mean 'cnn'"),
     ("eq-option", [*EQ, "--methods", "cnn[foo=1]"], "has no option 'foo'"),
     ("eq-device", [*EQ, "--device", "foo"], "unknown --device"),
-    ("eq-ckpt-text", [*EQ, "--checkpoint", "{tmp}/notes.txt"], "not a scalebench checkpoint"),
+    ("eq-ckpt-text", [*EQ, "--checkpoint", "{tmp}/notes.txt"], "not a scaleqbench checkpoint"),
     ("eq-ckpt-json", [*EQ, "--checkpoint", "{tmp}/record.json"],
-     "not a scalebench checkpoint"),
+     "not a scaleqbench checkpoint"),
     ("eq-ckpt-missing", [*EQ, "--checkpoint", "{tmp}/none.pt"], "no checkpoint file"),
     ("eq-config", [*EQ, "--methods", "cnn", "--config", "nope"], "has no config 'nope'"),
     ("eq-dataset", [*EQ, "--dataset", "nope"], "unknown dataset"),
@@ -205,10 +205,10 @@ def layout(tmp_path_factory, cache_dir) -> Path:
     """The folders and files the cases point at (made once; each case checks they stay)."""
     import torch
 
-    from scalebench.bench.record import RunRecord
-    from scalebench.bench.records import write_record
-    from scalebench.bench.spec import RunSpec
-    from scalebench.bench.sweep import save_sweep
+    from scaleqbench.bench.store.record import RunRecord
+    from scaleqbench.bench.store.run_store import write_record
+    from scaleqbench.bench.spec import RunSpec
+    from scaleqbench.bench.launch.sweep import save_sweep
 
     root = tmp_path_factory.mktemp("bad-inputs")
     spec = RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20)
@@ -253,7 +253,7 @@ def test_bad_input(argv, phrase, layout, cache_dir, capsys, caplog, monkeypatch,
     shown = [w for w in recwarn if issubclass(w.category, UserWarning)]
     assert not shown, [str(w.message) for w in shown]  # each would be lines on stderr
     assert _tree(layout) == before, "a rejected command wrote into its folders"
-    assert not Path("/sys/scalebench-exp").exists()
+    assert not Path("/sys/scaleqbench-exp").exists()
 
 
 def test_the_sweep_holds_at_least_100_distinct_inputs():

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-import scalebench.bench.train as train
-from scalebench.bench.checkpoint import (
+import scaleqbench.bench.run.train as train
+from scaleqbench.bench.store.checkpoint import (
     TrainState,
     best_checkpoint_path,
     last_checkpoint_path,
@@ -22,8 +22,8 @@ from scalebench.bench.checkpoint import (
     save_best,
     save_state,
 )
-from scalebench.bench.errors import CheckpointError
-from scalebench.bench.spec import RunSpec
+from scaleqbench.bench.errors import CheckpointError
+from scaleqbench.bench.spec import RunSpec
 
 
 def _parts(width: int = 4, seed: int = 0):
@@ -83,7 +83,7 @@ def test_an_unreadable_state_restarts_with_one_warning(tmp_path, caplog, damage)
                       "empty": b"", "json": json.dumps({"epoch": 3}).encode()}[damage])
     model, opt, sched, g = _parts(seed=2)
     before = _weights(model)
-    with caplog.at_level(logging.WARNING, logger="scalebench.bench.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="scaleqbench.bench.store.checkpoint"):
         assert load_state(path, model, opt, sched, g) is None
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     message = warning.getMessage()
@@ -100,7 +100,7 @@ def test_a_state_for_another_model_changes_nothing(tmp_path, caplog):
     opt = torch.optim.Adam(model.parameters(), lr=0.1)
     before = _weights(model)
     torch_rng, gen_state = torch.get_rng_state(), g.get_state()
-    with caplog.at_level(logging.WARNING, logger="scalebench.bench.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="scaleqbench.bench.store.checkpoint"):
         assert load_state(path, model, opt, sched, g) is None
     assert _same(_weights(model), before)
     assert torch.equal(torch.get_rng_state(), torch_rng) and torch.equal(g.get_state(), gen_state)
@@ -121,7 +121,7 @@ def test_a_corrupt_state_restarts_training_and_says_so(tmp_path, cache_dir, capl
     last = last_checkpoint_path(tmp_path / "torn", spec.run_id)
     last.parent.mkdir(parents=True)
     last.write_bytes(b"PK\x03\x04 torn zip")
-    with caplog.at_level(logging.WARNING, logger="scalebench.bench.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="scaleqbench.bench.store.checkpoint"):
         torn = train.run_one(spec, tmp_path / "torn")
     assert torn.status == "ok" and torn.resumed_from_epoch is None
     assert [r.getMessage() for r in caplog.records if str(last) in r.getMessage()]
@@ -147,11 +147,11 @@ def test_best_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("text", "is not a scalebench checkpoint"),
-    ("json", "is not a scalebench checkpoint"),
+    ("text", "is not a scaleqbench checkpoint"),
+    ("json", "is not a scaleqbench checkpoint"),
     ("tensor", "no spec, config and state_dict"),
     ("no-config", "no spec, config and state_dict"),
-    ("truncated", "is not a scalebench checkpoint"),
+    ("truncated", "is not a scaleqbench checkpoint"),
     ("missing", "no checkpoint file"),
     ("last", "per-epoch training state"),
 ])

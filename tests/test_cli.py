@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scalebench.bench import cli
-from scalebench.bench.records import ExperimentLock, scan_records
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.store.run_store import ExperimentLock, scan_records
 
 
 def load_records(out):
@@ -62,7 +62,7 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
     assert Path(rec.checkpoint).is_file()
 
     # resume: nothing is recomputed
-    import scalebench.bench.job as launchers
+    import scaleqbench.bench.launch.job as launchers
 
     def boom(*a, **k):
         raise AssertionError("a finished run was recomputed")
@@ -170,7 +170,7 @@ def test_second_run_on_a_locked_experiment_exits(out, capsys):
 
 
 def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
-    import scalebench.bench.job as launchers
+    import scaleqbench.bench.launch.job as launchers
 
     real = launchers.run_one
     calls = []
@@ -192,7 +192,7 @@ def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
 
 
 def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
-    from scalebench import methods
+    from scaleqbench import methods
 
     entry = methods.get_method("cnn")
 
@@ -235,7 +235,7 @@ def test_equivariance_on_a_file_that_is_not_a_checkpoint(tmp_path, capsys, cache
 def test_launcher_group_and_slurm_flags_agree():
     """commands reads SLURM_FLAGS from the parsed arguments: every Slurm option the parser
     defines must be in it (a flag missing there would be silently ignored)."""
-    from scalebench.bench.options import SLURM_FLAGS
+    from scaleqbench.bench.cli.options import SLURM_FLAGS
 
     run = cli.build_parser()._subparsers._group_actions[0].choices["run"]
     [group] = [g for g in run._action_groups if g.title.startswith("launcher")]

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from reference_fixtures import assert_float32_close, fill, load_arrays, load_counts
 from torch import nn
 
-from scalebench import methods
-from scalebench.methods.cnn import CNN, ConvBlock, WideResNet
+from scaleqbench import methods
+from scaleqbench.methods.cnn import CNN, ConvBlock, WideResNet
 
 REF = load_arrays("cnn")
 COUNTS = load_counts("cnn")

@@ -14,7 +14,7 @@ from allocator_probe import FREE_64MB_AND_MEASURE, has_mallinfo2
 PROBE = """
 import sys
 if sys.argv[1] == "tuned":  # importing bench tunes the allocator; calling again says whether it did
-    from scalebench.bench.cpu_memory import tune_cpu_allocator
+    from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
     changed = tune_cpu_allocator()
 else:
     changed = False
@@ -25,7 +25,7 @@ print(changed, kept_mb)
 
 def probe(mode: str, **env: str) -> tuple[bool, int]:
     """``(allocator changed, MB of freed memory the allocator kept)`` in a fresh interpreter."""
-    environ = {k: v for k, v in os.environ.items() if k != "SCALEBENCH_SYSTEM_MALLOC"}
+    environ = {k: v for k, v in os.environ.items() if k != "SCALEQBENCH_SYSTEM_MALLOC"}
     environ.update(env)
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
                          env=environ, check=True).stdout.split()
@@ -43,5 +43,5 @@ def test_tuned_allocator_keeps_large_freed_blocks_for_reuse():
 
 @pytest.mark.skipif(not has_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")
 def test_a_users_own_malloc_settings_win():
-    changed, kept = probe("tuned", SCALEBENCH_SYSTEM_MALLOC="1")
+    changed, kept = probe("tuned", SCALEQBENCH_SYSTEM_MALLOC="1")
     assert not changed and kept < 64

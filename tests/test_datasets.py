@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from scalebench.datasets import SourceError, build, cache_path, ensure_cached, load_or_build
-from scalebench.datasets.sampler import SizeBucketSampler, iterate_batches
-from scalebench.datasets.scaling import fourier_resize
-from scalebench.datasets.sources import load_embedded_mnist, load_stl10
-from scalebench.datasets.splits import stratified_split
+from scaleqbench.datasets import SourceError, build, cache_path, ensure_cached, load_or_build
+from scaleqbench.datasets.sampler import SizeBucketSampler, iterate_batches
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.datasets.sources import load_embedded_mnist, load_stl10
+from scaleqbench.datasets.splits import stratified_split
 
 
 def test_embedded_mnist_is_the_real_digits():
@@ -87,7 +87,7 @@ def test_ensure_cached_builds_once_checks_without_loading_and_rebuilds_corrupt(t
     path = ensure_cached("mnist-res", seed=4, cache_dir=tmp_path)
     assert path == cache_path("mnist-res", "embedded", 4, tmp_path) and path.is_file()
     data = path.read_bytes()
-    import scalebench.datasets.cache as cache
+    import scaleqbench.datasets.cache as cache
 
     def no_load(*a, **k):
         raise AssertionError("an intact cache was unpickled")
@@ -104,7 +104,7 @@ def test_ensure_cached_builds_once_checks_without_loading_and_rebuilds_corrupt(t
 
 def test_torchvision_source_without_data_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="train-images-idx3-ubyte"):
-        from scalebench.datasets.sources import load_mnist
+        from scaleqbench.datasets.sources import load_mnist
         load_mnist(tmp_path, download=False)
     with pytest.raises(SourceError, match="--data-root"):
         build("mnist-res", source="torchvision", data_root=None)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalebench import methods
-from scalebench.methods.disco import cache
-from scalebench.methods.disco.fit import FitOptions, dilated_impulses, fit_proxy_basis
+from scaleqbench import methods
+from scaleqbench.methods.disco import cache
+from scaleqbench.methods.disco.fit import FitOptions, dilated_impulses, fit_proxy_basis
 
 CFG = dict(size=5, effective_size=3, scales=(1.0, 1.41, 2.0))
 OPTS = FitOptions(num_images=2, image_size=40)
@@ -59,7 +59,7 @@ def test_a_corrupt_cache_file_is_refitted_not_used(tmp_path, count_fits, caplog)
 
 def test_no_temporary_files_are_left_and_the_cache_dir_follows_the_environment(
         tmp_path, monkeypatch, count_fits):
-    monkeypatch.setenv("SCALEBENCH_CACHE", str(tmp_path / "env"))
+    monkeypatch.setenv("SCALEQBENCH_CACHE", str(tmp_path / "env"))
     cache.load_or_fit(**CFG, options=OPTS)
     folder = tmp_path / "env" / "disco-bases"
     assert folder.is_dir() and not [p for p in folder.iterdir() if p.name.startswith(".")]

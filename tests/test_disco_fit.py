@@ -13,8 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.methods.disco.basis import disco_basis, hermite_basis
-from scalebench.methods.disco.fit import (
+from scaleqbench.methods.disco.basis import disco_basis, hermite_basis
+from scaleqbench.methods.disco.fit import (
     FitOptions,
     check_scales,
     dilated_impulses,

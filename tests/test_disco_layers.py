@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.methods.disco.basis import disco_basis, hermite_basis
-from scalebench.methods.disco.fit import fit_proxy_basis
-from scalebench.methods.disco.layers import DiscoConvHH, DiscoKernel, DiscoLift, ScaleAvgPool
-from scalebench.methods.sesn.layers import SESLift
+from scaleqbench.methods.disco.basis import disco_basis, hermite_basis
+from scaleqbench.methods.disco.fit import fit_proxy_basis
+from scaleqbench.methods.disco.layers import DiscoConvHH, DiscoKernel, DiscoLift, ScaleAvgPool
+from scaleqbench.methods.sesn.layers import SESLift
 
 SCALES = [1.0, 1.41, 2.0]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from scalebench import methods
-from scalebench.methods.disco import DiscoMnist, DiscoWideResNet, ScaleAxis
+from scaleqbench import methods
+from scaleqbench.methods.disco import DiscoMnist, DiscoWideResNet, ScaleAxis
 
 FIXTURES = Path(__file__).parent / "fixtures" / "disco"
 

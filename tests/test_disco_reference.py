@@ -1,4 +1,4 @@
-"""scalebench's DISCO against the authors' code (ISosnovik/disco@f832fa0; tests/fixtures/disco/SOURCE.md).
+"""scaleqbench's DISCO against the authors' code (ISosnovik/disco@f832fa0; tests/fixtures/disco/SOURCE.md).
 
 What is compared, and why:
 
@@ -27,16 +27,16 @@ import numpy as np
 import pytest
 import torch
 
-from scalebench import methods
-from scalebench.methods.disco.basis import disco_basis
-from scalebench.methods.disco.fit import (
+from scaleqbench import methods
+from scaleqbench.methods.disco.basis import disco_basis
+from scaleqbench.methods.disco.fit import (
     FitOptions,
     dilated_impulses,
     equivariance_loss,
     fit_proxy_basis,
     random_images,
 )
-from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift
+from scaleqbench.methods.disco.layers import DiscoConvHH, DiscoLift
 
 FIXTURES = Path(__file__).parent / "fixtures" / "disco"
 MNIST_SCALES = [1.0, 1.26, 1.59, 2.0]

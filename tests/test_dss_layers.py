@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.methods.dss.layers import (
+from scaleqbench.methods.dss.layers import (
     ScaleBatchNorm,
     ScaleConv,
     ScaleMaxPool,
@@ -16,7 +16,7 @@ from scalebench.methods.dss.layers import (
     dilated_conv2d,
     fold_scales,
 )
-from scalebench.methods.dss.models import VectorBlock
+from scaleqbench.methods.dss.models import VectorBlock
 
 
 def _down(f: torch.Tensor) -> torch.Tensor:

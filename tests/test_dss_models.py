@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalebench import methods
-from scalebench.methods.dss import DSSMnist, DSSWideResNet
-from scalebench.methods.registry import UnknownConfigError
+from scaleqbench import methods
+from scaleqbench.methods.dss import DSSMnist, DSSWideResNet
+from scaleqbench.methods.registry import UnknownConfigError
 
 NAMES = ["dss", "dss_vector", "dss_scalar"]
 

@@ -24,9 +24,9 @@ from reference_fixtures import (
 )
 from torch import nn
 
-from scalebench import methods
-from scalebench.methods.dss import DSSMnist, DSSWideResNet, ScaleConv, ScaleSpaceLift
-from scalebench.methods.dss.scale_space import discrete_gaussian, lift_variances
+from scaleqbench import methods
+from scaleqbench.methods.dss import DSSMnist, DSSWideResNet, ScaleConv, ScaleSpaceLift
+from scaleqbench.methods.dss.scale_space import discrete_gaussian, lift_variances
 
 REF = load_arrays("dss")
 COUNTS = load_counts("dss")

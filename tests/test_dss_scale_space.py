@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.methods.dss.scale_space import (
+from scaleqbench.methods.dss.scale_space import (
     ScaleSpaceLift,
     discrete_gaussian,
     gaussian_blur,
@@ -124,7 +124,7 @@ def test_published_half_width_cut():
     renormalised; the default of the lift."""
     from scipy.special import iv
 
-    from scalebench.methods.dss.scale_space import published_half_width
+    from scaleqbench.methods.dss.scale_space import published_half_width
 
     assert [published_half_width(t) for t in (0.1875, 0.75, 3.75, 15.75)] == [4, 4, 8, 16]
     t = 3.75

@@ -18,16 +18,16 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench import methods
-from scalebench.bench.lie import lie_derivatives, scale_generator
-from scalebench.bench.metrics import (
+from scaleqbench import methods
+from scaleqbench.bench.run.lie import lie_derivatives, scale_generator
+from scaleqbench.bench.run.metrics import (
     OPERATORS,
     operator_errors,
     scale_shift_headline,
     scale_shift_left_out,
 )
-from scalebench.datasets.scaling import fourier_resize, fourier_zoom
-from scalebench.methods.scale_axis import ScaleAxis, scale_axes_of
+from scaleqbench.datasets.scaling import fourier_resize, fourier_zoom
+from scaleqbench.methods.scale_axis import ScaleAxis, scale_axes_of
 
 FAST = settings(max_examples=5, deadline=None)
 

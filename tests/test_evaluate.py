@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from scalebench.bench.evaluate import evaluate, scale_groups
-from scalebench.datasets.protocols import CONSISTENCY_FACTORS
-from scalebench.datasets.scaling import canvas_rescale
-from scalebench.datasets.splits import ScaledDataset, Split
+from scaleqbench.bench.run.evaluate import evaluate, scale_groups
+from scaleqbench.datasets.protocols import CONSISTENCY_FACTORS
+from scaleqbench.datasets.scaling import canvas_rescale
+from scaleqbench.datasets.splits import ScaledDataset, Split
 
 N = 28
 CPU = torch.device("cpu")

@@ -26,17 +26,18 @@ from pathlib import Path
 import pytest
 from test_launchers import FakeSlurm
 
-from scalebench.bench import atomic_io, cli
-from scalebench.bench import job as job_module
-from scalebench.bench import train as train_module
-from scalebench.bench.errors import LauncherError
-from scalebench.bench.launch_api import SchedulerUnavailable
-from scalebench.bench.record import RunRecord
-from scalebench.bench.records import ExperimentLock, record_path, write_record
-from scalebench.bench.settle import current_record, write_job_record
-from scalebench.bench.slurm import SlurmLauncher
-from scalebench.bench.spec import RunSpec
-from scalebench.bench.sweep import sweep_file
+from scaleqbench.bench.store import atomic_io
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.launch import job as job_module
+from scaleqbench.bench.run import train as train_module
+from scaleqbench.bench.errors import LauncherError
+from scaleqbench.bench.launch.api import SchedulerUnavailable
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import ExperimentLock, record_path, write_record
+from scaleqbench.bench.store.settle import current_record, write_job_record
+from scaleqbench.bench.launch.slurm import SlurmLauncher
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.launch.sweep import sweep_file
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -197,7 +198,7 @@ def test_a_full_disk_for_the_report_keeps_records_and_leaderboard(tmp_path, fake
 
 def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fast, monkeypatch,
                                                                     capsys, caplog):
-    from scalebench import methods
+    from scaleqbench import methods
 
     import torch.nn.functional as F
 
@@ -232,7 +233,7 @@ def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fa
 
 
 def test_a_torn_epoch_checkpoint_restarts_with_one_warning(tmp_path, fast, capsys, caplog):
-    from scalebench.bench.checkpoint import last_checkpoint_path
+    from scaleqbench.bench.store.checkpoint import last_checkpoint_path
 
     out = tmp_path / "exp"
     s = RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20, input="pad")  # published: pad

@@ -17,9 +17,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.bench.metrics import relative_sq_error
-from scalebench.datasets.scaling import fourier_resize
-from scalebench.methods.fourier.basis import (
+from scaleqbench.bench.run.metrics import relative_sq_error
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.methods.fourier.basis import (
     band_mean_square,
     band_to_real,
     map_spectrum,
@@ -30,12 +30,12 @@ from scalebench.methods.fourier.basis import (
     ring_schedule,
     spectrum_map,
 )
-from scalebench.methods.fourier.moments import SpectrumMoments
-from scalebench.methods.fourier.nonlinearity import RingNonlinearity
-from scalebench.methods.fourier.reference import ring_mask
-from scalebench.methods.fourier.spectral import SpectralConv2d
-from scalebench.methods.fourier.spectral_mix import SpectralMix
-from scalebench.methods.fourier.workspace import Workspace
+from scaleqbench.methods.fourier.moments import SpectrumMoments
+from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
+from scaleqbench.methods.fourier.reference import ring_mask
+from scaleqbench.methods.fourier.spectral import SpectralConv2d
+from scaleqbench.methods.fourier.spectral_mix import SpectralMix
+from scaleqbench.methods.fourier.workspace import Workspace
 
 SETTINGS = settings(max_examples=12, deadline=None)
 EXACT = 1e-20  # relative squared error, float64
@@ -262,7 +262,7 @@ def test_fourier_modules_import_without_cycles():
             elif isinstance(node, ast.Import):
                 names.update(a.name for a in node.names)
         graph[path.stem] = {n.rsplit(".", 1)[-1] for n in names
-                            if n.startswith("scalebench.methods.fourier.")}
+                            if n.startswith("scaleqbench.methods.fourier.")}
 
     def reaches(a: str, b: str, seen: set[str]) -> bool:
         return any(n == b or (n not in seen and reaches(n, b, seen | {n}))

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench import methods
-from scalebench.bench.metrics import equivariance_errors, relative_sq_error
-from scalebench.datasets.scaling import fourier_resize
-from scalebench.methods.fourier.loss import per_size_cross_entropy, scale_consistency_loss
+from scaleqbench import methods
+from scaleqbench.bench.run.metrics import equivariance_errors, relative_sq_error
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.methods.fourier.loss import per_size_cross_entropy, scale_consistency_loss
 
 EXACT = 1e-20
 

@@ -21,12 +21,12 @@ import pytest
 import torch
 from reference_fixtures import FIXTURES, assert_float32_close, load_arrays
 
-from scalebench import methods
-from scalebench.datasets.scaling import fourier_resize
-from scalebench.methods.fourier.basis import ring_count, ring_schedule
-from scalebench.methods.fourier.nonlinearity import RingNonlinearity
-from scalebench.methods.fourier.reference import ring_mask
-from scalebench.methods.fourier.spectral import SpectralConv2d
+from scaleqbench import methods
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.methods.fourier.basis import ring_count, ring_schedule
+from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
+from scaleqbench.methods.fourier.reference import ring_mask
+from scaleqbench.methods.fourier.spectral import SpectralConv2d
 
 REF = load_arrays("fourier")
 AUTHORS = json.loads((FIXTURES / "fourier" / "authors.json").read_text())

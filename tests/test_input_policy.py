@@ -15,18 +15,18 @@ import pytest
 import torch
 from torch import nn
 
-from scalebench import methods
-from scalebench.bench import cli
-from scalebench.bench import spec as spec_module
-from scalebench.bench.leaderboard import comparison, format_leaderboard, records_frame, summarize
-from scalebench.bench.record import RunRecord, protocol_key
-from scalebench.bench.records import write_record
-from scalebench.bench.report import _train_range, input_labels, plots
-from scalebench.bench.report.data import per_size_frame, sections
-from scalebench.bench.spec import Protocol, RunSpec, expand, resolve_input
-from scalebench.datasets import build, dataset_info
-from scalebench.datasets.cache import cache_key
-from scalebench.datasets.scaling import INPUT_POLICIES, fourier_resize, pad_to_canvas, to_canvas
+from scaleqbench import methods
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench import spec as spec_module
+from scaleqbench.bench.report.leaderboard import comparison, format_leaderboard, records_frame, summarize
+from scaleqbench.bench.store.record import RunRecord, protocol_key
+from scaleqbench.bench.store.run_store import write_record
+from scaleqbench.bench.report import _train_range, input_labels, plots
+from scaleqbench.bench.report.data import per_size_frame, sections
+from scaleqbench.bench.spec import Protocol, RunSpec, expand, resolve_input
+from scaleqbench.datasets import build, dataset_info
+from scaleqbench.datasets.cache import cache_key
+from scaleqbench.datasets.scaling import INPUT_POLICIES, fourier_resize, pad_to_canvas, to_canvas
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet", "--no-report"]
 
@@ -200,7 +200,7 @@ def spy():
 
 @pytest.mark.parametrize("policy", ["pad", "upsample", "native"])
 def test_training_and_evaluation_see_the_policy(spy, policy, cache_dir):
-    from scalebench.bench.train import run_one
+    from scaleqbench.bench.run.train import run_one
 
     spec = RunSpec("sb_spy", input=policy, epochs=1, limit_train=60, limit_eval=40,
                    eq_images=4, cache_dir=str(cache_dir))
@@ -218,7 +218,7 @@ def test_training_and_evaluation_see_the_policy(spy, policy, cache_dir):
 
 def test_bench_run_resolves_the_policy_and_one_run_is_shared(tmp_path, cache_dir, monkeypatch,
                                                              capsys):
-    import scalebench.bench.job as job
+    import scaleqbench.bench.launch.job as job
 
     ran: list[RunSpec] = []
 
@@ -266,7 +266,7 @@ def test_equivariance_measures_features_natively_and_logits_through_the_policy(c
 
 
 def test_perf_feeds_the_canvas_under_pad(spy):
-    from scalebench.bench.perf import run_perf
+    from scaleqbench.bench.run.perf import run_perf
 
     rows = run_perf([("sb_spy", {})], [8, 12], batch=2, repeats=1, warmup=0, config="quick",
                     progress=False, input="published", canvas=28)

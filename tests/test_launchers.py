@@ -21,25 +21,28 @@ from pathlib import Path
 
 import pytest
 
-from scalebench.bench import cli, commands
-from scalebench.bench import job as job_module
-from scalebench.bench.errors import BadArgumentError, UnknownNameError
-from scalebench.bench.job import SweepJob
-from scalebench.bench.launch_api import RunState, SchedulerUnavailable, Submission
-from scalebench.bench.launchers import (LAUNCHERS, LocalLauncher, make_launcher, settle_sweep,
-                                        sweep_status)
-from scalebench.bench.record import RunRecord
-from scalebench.bench.records import load_record, record_path, write_record
-from scalebench.bench.settle import (
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.cli.cmd_run import cmd_run
+from scaleqbench.bench.cli.cmd_status import cmd_status
+from scaleqbench.bench.launch import job as job_module
+from scaleqbench.bench.errors import BadArgumentError, UnknownNameError
+from scaleqbench.bench.launch.job import SweepJob
+from scaleqbench.bench.launch.api import RunState, SchedulerUnavailable, Submission
+from scaleqbench.bench.launch.registry import LAUNCHERS, make_launcher
+from scaleqbench.bench.launch.local import LocalLauncher
+from scaleqbench.bench.launch.sweep import settle_sweep, sweep_status
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import load_record, record_path, write_record
+from scaleqbench.bench.store.settle import (
     current_record,
     run_lock,
     settle_unfinished,
     unfinished_record,
     write_job_record,
 )
-from scalebench.bench.slurm import SlurmLauncher, classify, job_logs, load_jobs
-from scalebench.bench.spec import RunSpec
-from scalebench.bench.sweep import load_sweep, run_states, save_sweep, sweep_launchers
+from scaleqbench.bench.launch.slurm import SlurmLauncher, classify, job_logs, load_jobs
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.launch.sweep import load_sweep, run_states, save_sweep, sweep_launchers
 
 
 @dataclass
@@ -173,7 +176,7 @@ def test_follow_warns_once_while_the_controller_is_down_and_goes_on_from_records
             fake.jobs["100_1"] = "RUNNING"  # what a stale answer would say
 
     fake.before_poll = world
-    with caplog.at_level(logging.INFO, logger="scalebench.bench.slurm"):
+    with caplog.at_level(logging.INFO, logger="scaleqbench.bench.launch.slurm"):
         final = launcher(fake).follow(sub, tmp_path)
     assert final == {a.run_id: "done", b.run_id: "failed"}
     assert fake.polls == 4  # both settled from their records, the controller still down
@@ -192,7 +195,7 @@ def test_follow_says_when_the_controller_is_back_and_settles_from_its_states(tmp
             fake.jobs["100_0"] = "TIMEOUT"
 
     fake.before_poll = world
-    with caplog.at_level(logging.INFO, logger="scalebench.bench.slurm"):
+    with caplog.at_level(logging.INFO, logger="scaleqbench.bench.launch.slurm"):
         assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "timed out"}
     messages = [r.getMessage() for r in caplog.records]
     assert sum("does not answer" in m for m in messages) == 1
@@ -364,7 +367,7 @@ def test_a_job_writes_over_a_damaged_record_moving_it_aside(tmp_path, caplog):
 def test_the_parser_offers_every_launcher_without_loading_torch():
     """``--launcher`` choices come from LAUNCHERS, and building the parser (``bench --help``)
     still loads no torch: the launchers import their job only to submit it."""
-    code = ("import sys; from scalebench.bench import cli; "
+    code = ("import sys; from scaleqbench.bench.cli import main as cli; "
             "run = cli.build_parser()._subparsers._group_actions[0].choices['run']; "
             "[a] = [a for a in run._actions if a.dest == 'launcher']; "
             "print(','.join(a.choices), 'torch' in sys.modules)")
@@ -454,11 +457,11 @@ def test_a_third_backend_is_one_class(tmp_path, cache_dir, monkeypatch, capsys):
             "--launcher", "third"]  # --launcher offers every registered launcher
     args = cli.build_parser().parse_args(argv)
     args.argv = argv
-    assert commands.cmd_run(args) == 0
+    assert cmd_run(args) == 0
     assert "handed 2 run(s) to the third backend" in capsys.readouterr().out
     assert THIRD_CALLS[0][0] == "submit" and len(THIRD_CALLS[0][1]) == 2
     assert sweep_launchers(out) == ["third"]
-    assert commands.cmd_run(args) == 0  # its runs are still queued there: none resubmitted
+    assert cmd_run(args) == 0  # its runs are still queued there: none resubmitted
     assert "2 still queued or running, 0 to run" in capsys.readouterr().out
-    assert commands.cmd_status(argparse.Namespace(experiment=str(out))) == 0
+    assert cmd_status(argparse.Namespace(experiment=str(out))) == 0
     assert "2 queued" in capsys.readouterr().out

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from scalebench.bench import cli
-from scalebench.bench.leaderboard import records_frame, summarize
-from scalebench.bench.record import RunRecord
-from scalebench.bench.records import record_path, scan_records, write_record
-from scalebench.bench.spec import RunSpec
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.report.leaderboard import records_frame, summarize
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import record_path, scan_records, write_record
+from scaleqbench.bench.spec import RunSpec
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet", "--no-report"]
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
@@ -93,7 +93,7 @@ def test_the_committed_reference_records_are_read(capsys):
 @pytest.fixture()
 def trained(monkeypatch):
     """``bench run`` with a stand-in for training: each call records a finished run."""
-    import scalebench.bench.job as job
+    import scaleqbench.bench.launch.job as job
 
     calls: list[RunSpec] = []
 

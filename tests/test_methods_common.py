@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import (
+from scaleqbench.methods.common import (
     PreActWideBlock,
     fold_scale_axis,
     init_norms_and_linear_biases,

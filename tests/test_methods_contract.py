@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalebench import methods
+from scaleqbench import methods
 
 MNIST_SIZES = list(range(8, 29))
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from scalebench.bench.metrics import (
+from scaleqbench.bench.run.metrics import (
     equivariance_errors,
     grouped_accuracy,
     headline_eq_err,
     relative_sq_error,
     scale_consistency,
 )
-from scalebench.datasets.scaling import fourier_resize
+from scaleqbench.datasets.scaling import fourier_resize
 
 SIZES = range(8, 28)
 

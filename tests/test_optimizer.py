@@ -1,4 +1,4 @@
-"""``build_optimizer`` (bench/train.py): parameter groups, optimiser kinds, learning-rate schedules.
+"""``build_optimizer`` (bench/run/train.py): parameter groups, optimiser kinds, learning-rate schedules.
 
 The training loop steps the scheduler once at the end of every epoch, so the
 rate during epoch ``e`` (0-based) is the one after ``e`` scheduler steps.
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from scalebench import methods
-from scalebench.bench.errors import BenchError
-from scalebench.bench.train import build_optimizer
-from scalebench.methods import TrainRecipe
+from scaleqbench import methods
+from scaleqbench.bench.errors import BenchError
+from scaleqbench.bench.run.train import build_optimizer
+from scaleqbench.methods import TrainRecipe
 
 
 class Toy(nn.Module):

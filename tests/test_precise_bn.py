@@ -17,16 +17,16 @@ import pytest
 import torch
 from torch import nn
 
-from scalebench.bench.evaluate import (
+from scaleqbench.bench.run.evaluate import (
     evaluate,
     predict,
     predict_tensor,
     recalibrated_predictions,
     recalibration_applies,
 )
-from scalebench.bench.precise_bn import batchnorm_layers, recalibrated
-from scalebench.datasets.scaling import fourier_resize
-from scalebench.datasets.splits import ScaledDataset, Split
+from scaleqbench.bench.run.precise_bn import batchnorm_layers, recalibrated
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.datasets.splits import ScaledDataset, Split
 
 N = 16
 SIZES = (8, 16)

@@ -15,21 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from scalebench.bench.errors import CorruptRecordError, RecordSchemaError
-from scalebench.bench.record import (
+from scaleqbench.bench.errors import CorruptRecordError, RecordSchemaError
+from scaleqbench.bench.store.record import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
     RunRecord,
     protocol_key,
 )
-from scalebench.bench.records import (
+from scaleqbench.bench.store.run_store import (
     load_folders,
     record_path,
     resume_record,
     scan_records,
     write_record,
 )
-from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol, RunSpec
+from scaleqbench.bench.spec import PROTOCOL_FIELDS, Protocol, RunSpec
 
 # the reference run committed at 61b9f32, written before records had a schema version
 SCHEMA0 = Path(__file__).resolve().parent / "fixtures" / "schema0" / "mnist-res-quick"
@@ -178,7 +178,7 @@ def test_fields_are_checked_when_set_and_written():
 
 
 def test_run_columns_are_record_fields_and_carry_their_values():
-    from scalebench.bench.leaderboard import records_frame
+    from scaleqbench.bench.report.leaderboard import records_frame
 
     names = {f.name for f in dataclasses.fields(RunRecord)}
     assert set(RUN_COLUMNS) <= names and {"test_acc", "eq_err", "status"} <= set(RUN_COLUMNS)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalebench import methods
-from scalebench.methods import MethodStyle, TrainRecipe, UnknownConfigError, UnknownMethodError
-from scalebench.methods.style import DECLARED_MARKERS, DERIVED_MARKERS, OKABE_ITO
+from scaleqbench import methods
+from scaleqbench.methods import MethodStyle, TrainRecipe, UnknownConfigError, UnknownMethodError
+from scaleqbench.methods.style import DECLARED_MARKERS, DERIVED_MARKERS, OKABE_ITO
 
 
 def test_list_and_wildcards():
@@ -119,7 +119,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     pkg.write_text(textwrap.dedent('''
         import torch
         from torch import nn
-        from scalebench.methods import register_method, TrainRecipe
+        from scaleqbench.methods import register_method, TrainRecipe
 
         class Tiny(nn.Module):
             def __init__(self, in_channels, num_classes, width=4):
@@ -139,7 +139,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     dist = tmp_path / "sb_dummy_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sb-dummy-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[scalebench.methods]\ndummy = sb_dummy_plugin\n")
+    (dist / "entry_points.txt").write_text("[scaleqbench.methods]\ndummy = sb_dummy_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     methods.reload_plugins()
     try:
@@ -184,7 +184,7 @@ def temp_methods():
 
 
 def test_a_declared_style_is_what_figures_use(temp_methods):
-    from scalebench.bench.report import plots
+    from scaleqbench.bench.report import plots
 
     assert methods.style_of("sesn") == MethodStyle(OKABE_ITO["blue"], "^")
     declared = MethodStyle("#123456", "o")
@@ -209,7 +209,7 @@ def test_a_method_without_a_style_gets_a_stable_derived_one(temp_methods):
     assert methods.style_of("fourier").color == OKABE_ITO["vermillion"]
     # the same in another process (Python's own hash() is salted per process), and neither
     # a timm name nor an unknown one needs its model (timm is not imported)
-    code = ("import sys; from scalebench import methods; "
+    code = ("import sys; from scaleqbench import methods; "
             "print([tuple(methods.style_of(n).__dict__.values()) for n in "
             "('sb_plain', 'timm:resnet18', 'fourier')], 'timm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -225,7 +225,7 @@ def test_different_unknown_names_usually_differ():
     same = sum(a == b for i, a in enumerate(styles) for b in styles[i + 1:])
     assert same <= 0.05 * len(names) * (len(names) - 1) / 2
     # a report that holds two that hash alike still draws them apart
-    from scalebench.bench.report import plots
+    from scaleqbench.bench.report import plots
 
     palette = plots.Palette(names)
     drawn = {(palette.style(n).color, palette.style(n).marker) for n in names}
@@ -236,7 +236,7 @@ def test_different_unknown_names_usually_differ():
 
 def test_a_broken_plugin_warns_once_and_the_others_still_list(tmp_path, monkeypatch, caplog):
     (tmp_path / "sb_good_plugin.py").write_text(textwrap.dedent('''
-        from scalebench.methods import register_method
+        from scaleqbench.methods import register_method
 
         @register_method("sb_good", family="test")
         def build(in_channels=1, num_classes=10):
@@ -254,7 +254,7 @@ def test_a_broken_plugin_warns_once_and_the_others_still_list(tmp_path, monkeypa
         with monkeypatch.context() as mp:
             mp.syspath_prepend(str(tmp_path))
             mp.setattr(importlib.metadata, "entry_points", entry_points)
-            with caplog.at_level(logging.WARNING, logger="scalebench.methods.registry"):
+            with caplog.at_level(logging.WARNING, logger="scaleqbench.methods.registry"):
                 methods.reload_plugins()
                 names = methods.list_methods()  # no second attempt, no second warning
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -296,7 +296,7 @@ def test_no_import_cycle_through_the_registry():
     graph: dict[str, set[str]] = {}
     for path in root.rglob("*.py"):
         rel = path.relative_to(root).with_suffix("")
-        parts = ["scalebench", "methods", *rel.parts]
+        parts = ["scaleqbench", "methods", *rel.parts]
         is_pkg = parts[-1] == "__init__"
         name = ".".join(parts[:-1] if is_pkg else parts)
         graph[name] = set()
@@ -305,7 +305,7 @@ def test_no_import_cycle_through_the_registry():
     for name in graph:
         graph[name] = {m for m in graph[name] if m in graph and m != name}
 
-    start = "scalebench.methods.registry"
+    start = "scaleqbench.methods.registry"
     seen, stack = set(), [start]
     while stack:  # everything the registry reaches must not lead back to it
         for nxt in graph[stack.pop()]:
@@ -313,4 +313,4 @@ def test_no_import_cycle_through_the_registry():
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
-    assert seen <= {"scalebench.methods.style"}, f"the registry imports method code: {seen}"
+    assert seen <= {"scaleqbench.methods.style"}, f"the registry imports method code: {seen}"

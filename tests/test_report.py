@@ -23,19 +23,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalebench.bench.errors import NoRecordsError
-from scalebench.bench.record import RunRecord
-from scalebench.bench.records import write_record
-from scalebench.bench.report import build_report, plots, tables
-from scalebench.bench.report.data import (
+from scaleqbench.bench.errors import NoRecordsError
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import write_record
+from scaleqbench.bench.report import build_report, plots, tables
+from scaleqbench.bench.report.data import (
     eq_frame,
     eq_ops_frame,
     load,
     load_published,
     per_size_frame,
 )
-from scalebench.bench.report.html import experiment_commands
-from scalebench.bench.spec import RunSpec, parse_method
+from scaleqbench.bench.report.html import experiment_commands
+from scaleqbench.bench.spec import RunSpec, parse_method
 
 SIZES = {"mnist-res": [str(s) for s in range(8, 29, 4)], "stl10-res": ["49", "65", "81", "97"],
          "mnist-scale": [f"{b / 10:.1f}-{(b + 1) / 10:.1f}" for b in range(3, 10)]}
@@ -132,7 +132,7 @@ def experiments(made) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def perf_json(tmp_path_factory) -> Path:
-    from scalebench.bench.perf import write_perf_json
+    from scaleqbench.bench.run.perf import write_perf_json
 
     rows = [{"method": m, "size": s, "batch": b, "params": 1000, "train_step_s": 0.01 * s * k,
              "infer_img_per_s": 1e4 / (s * k), "peak_mem_mb": 100.0 if m != "sesn" else math.nan,
@@ -408,7 +408,7 @@ def test_pareto_front_and_scatter(board):
 
 
 def test_learning_curves_and_perf(data, perf_json):
-    from scalebench.bench.report.data import history_frame, load_perf
+    from scaleqbench.bench.report.data import history_frame, load_perf
 
     hist = history_frame(data.records)
     fig = plots.learning_curves(hist[hist.dataset == "mnist-res"], plots.Palette(), "mnist-res")

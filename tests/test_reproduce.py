@@ -9,22 +9,22 @@ import math
 import pandas as pd
 import pytest
 
-from scalebench import methods
-from scalebench.bench import cli
-from scalebench.bench.errors import DataSourceError, UnknownNameError
-from scalebench.bench.published import reference
-from scalebench.bench.published.reference import compares_to_published, load_published
-from scalebench.bench.published.table_files import (
+from scaleqbench import methods
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.errors import DataSourceError, UnknownNameError
+from scaleqbench.bench.published import reference
+from scaleqbench.bench.published.reference import compares_to_published, load_published
+from scaleqbench.bench.published.table_files import (
     METRICS,
     list_tables,
     load_table,
     parse_table,
 )
-from scalebench.bench.record import RunRecord
-from scalebench.bench.records import scan_records
-from scalebench.bench.reproduce import comparison, metric_value, plan
-from scalebench.bench.reproduce_render import render_table
-from scalebench.datasets import DATASETS
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import scan_records
+from scaleqbench.bench.published.reproduce import comparison, metric_value, plan
+from scaleqbench.bench.published.render import render_table
+from scaleqbench.datasets import DATASETS
 
 TABLES = ("fourier-mnist", "fourier-stl10", "sesn-mnist-scale")
 
@@ -143,7 +143,7 @@ def test_sesn_plus_column_trains_sesn_with_its_plus_hyper_parameters():
     plain = next(p for p in runs if p.column.key == "28" and p.spec.method == "sesn")
     assert plus.spec.label == "sesn[plus=True]"
     # the option changes the model that is built (the published "+" scales and kernel)
-    from scalebench.methods.sesn.models import mnist_hparams
+    from scaleqbench.methods.sesn.models import mnist_hparams
     assert mnist_hparams("scalar", True) != mnist_hparams("scalar", False)
     published = _published(0.02, 0.001, dataset="mnist-scale+", method="sesn",
                            metric="test_err")
@@ -263,7 +263,7 @@ def test_embedded_numbers_are_never_compared(monkeypatch):
     assert "published" not in header and "Δ" not in header
     assert "Embedded, scaled down" in text and "--source torchvision" in text
     # even were the protocol rule to say yes, an embedded run stays uncompared
-    monkeypatch.setattr("scalebench.bench.reproduce.compares_to_published", lambda *a: True)
+    monkeypatch.setattr("scaleqbench.bench.published.reproduce.compares_to_published", lambda *a: True)
     assert comparison(runs, records, _published(0.90, 0.02)).published.isna().all()
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-import scalebench.bench.train as train
-from scalebench.bench.checkpoint import last_checkpoint_path
-from scalebench.bench.spec import RunSpec
+import scaleqbench.bench.run.train as train
+from scaleqbench.bench.store.checkpoint import last_checkpoint_path
+from scaleqbench.bench.spec import RunSpec
 
 METRICS = ("test_acc", "val_acc", "best_epoch", "scale_consistency", "eq_err", "per_size_acc")
 

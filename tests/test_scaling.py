@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.datasets.scaling import canvas_rescale, fourier_resize, fourier_resize_fft
+from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize, fourier_resize_fft
 
 sizes = st.integers(min_value=4, max_value=64)
 SETTINGS = settings(max_examples=40, deadline=None)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import eval_hermitenorm
 
-from scalebench.methods.sesn.basis import (
+from scaleqbench.methods.sesn.basis import (
     basis_a,
     basis_b,
     hermite_e,

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.methods.sesn.layers import (
+from scaleqbench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
     ScalePool,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalebench import methods
-from scalebench.methods.sesn.models import MNIST_PUBLISHED, SESNMnist, SESNWideResNet
+from scaleqbench import methods
+from scaleqbench.methods.sesn.models import MNIST_PUBLISHED, SESNMnist, SESNWideResNet
 
 
 def n_params(m: torch.nn.Module) -> int:

@@ -21,10 +21,10 @@ from reference_fixtures import (
     parameter_shapes,
 )
 
-from scalebench import methods
-from scalebench.methods.sesn.basis import specs_b, steerable_basis
-from scalebench.methods.sesn.layers import SESConv1x1, SESConvHH, SESLift
-from scalebench.methods.sesn.models import (
+from scaleqbench import methods
+from scaleqbench.methods.sesn.basis import specs_b, steerable_basis
+from scaleqbench.methods.sesn.layers import SESConv1x1, SESConvHH, SESLift
+from scaleqbench.methods.sesn.models import (
     MNIST_PUBLISHED,
     STL10_SCALES,
     SESNMnist,

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench import methods
-from scalebench.methods.sevf.layers import (
+from scaleqbench import methods
+from scaleqbench.methods.sevf.layers import (
     ScaleGrid,
     SEVFConv,
     SEVFLift,
@@ -34,8 +34,8 @@ from scalebench.methods.sevf.layers import (
     magnitude,
     rotate,
 )
-from scalebench.methods.sevf.models import SEVFMnist
-from scalebench.methods.sevf.wrn import SEVFWideResNet
+from scaleqbench.methods.sevf.models import SEVFMnist
+from scaleqbench.methods.sevf.wrn import SEVFWideResNet
 
 REF = np.load(Path(__file__).parent / "fixtures" / "sevf" / "reference.npz")
 

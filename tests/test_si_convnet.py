@@ -23,10 +23,10 @@ from multicolumn_support import (
     render_blobs,
 )
 
-from scalebench import methods
-from scalebench.methods.multicolumn.mnist import SIConvNetMnist
-from scalebench.methods.multicolumn.rescale import rescale_on_canvas, rescaled_size
-from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
+from scaleqbench import methods
+from scaleqbench.methods.multicolumn.mnist import SIConvNetMnist
+from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas, rescaled_size
+from scaleqbench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 
 REF = load_reference("si_convnet")
 STL10_SCALES = (0.5, 1.0, 2.0)

@@ -24,10 +24,10 @@ from multicolumn_support import (
     smooth_kernels,
 )
 
-from scalebench import methods
-from scalebench.methods.multicolumn.mnist import SiCNNMnist
-from scalebench.methods.multicolumn.rescale import rescale_on_canvas
-from scalebench.methods.multicolumn.sicnn_layers import (
+from scaleqbench import methods
+from scaleqbench.methods.multicolumn.mnist import SiCNNMnist
+from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas
+from scaleqbench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
     ColumnMaxPool,
     column_kernels,

@@ -1,6 +1,6 @@
 """Sweeps on a real Slurm cluster through submitit (``-m slurm``; `make test` starts the cluster).
 
-Without Slurm these tests skip with a reason, unless SCALEBENCH_REQUIRE_SLURM=1
+Without Slurm these tests skip with a reason, unless SCALEQBENCH_REQUIRE_SLURM=1
 (CI), where a missing cluster is a failure.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scalebench.bench import cli
-from scalebench.bench.checkpoint import last_checkpoint_path
-from scalebench.bench.launchers import sweep_status
-from scalebench.bench.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
-from scalebench.bench.records import record_path, scan_records
-from scalebench.bench.slurm import job_logs, load_jobs
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.store.checkpoint import last_checkpoint_path
+from scaleqbench.bench.launch.sweep import sweep_status
+from scaleqbench.bench.run.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
+from scaleqbench.bench.store.run_store import record_path, scan_records
+from scaleqbench.bench.launch.slurm import job_logs, load_jobs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
@@ -45,8 +45,8 @@ def _cluster_up() -> str | None:
 def slurm_cluster():
     reason = _cluster_up()
     if reason:
-        if os.environ.get("SCALEBENCH_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SCALEBENCH_REQUIRE_SLURM=1 but {reason}; start it with "
+        if os.environ.get("SCALEQBENCH_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SCALEQBENCH_REQUIRE_SLURM=1 but {reason}; start it with "
                         "tests/slurm/slurm-up.sh")
         pytest.skip(reason)
 
@@ -148,7 +148,7 @@ def test_detach_status_collect_give_the_same_leaderboard(tmp_path, cache_dir, ca
 @pytest.fixture()
 def pause(tmp_path, monkeypatch):
     """Jobs submitted in the test stop after epoch 1 until the test releases them
-    (bench/pause.py): the test causes what it waits for instead of racing the job. Every
+    (bench/run/pause.py): the test causes what it waits for instead of racing the job. Every
     paused run is released at the end, so no job lingers into the next test."""
     folder = tmp_path / "pause"
     monkeypatch.setenv(PAUSE_DIR, str(folder))
@@ -294,7 +294,7 @@ def test_the_follower_warns_once_and_follows_records_while_the_controller_is_dow
             "300", "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir",
             str(cache_dir), "--out", str(out), *SLURM]
     follower = threading.Thread(target=lambda: result.append(bench(*args)), daemon=True)
-    with caplog.at_level(logging.WARNING, logger="scalebench.bench.slurm"):
+    with caplog.at_level(logging.WARNING, logger="scaleqbench.bench.launch.slurm"):
         follower.start()
         wait_for(lambda: len(paused(pause)) == 2, 240, "both tasks to pause after epoch 1")
         assert not scan_records(out)[0], "a task ended before the kill"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from scalebench.bench import cli
-from scalebench.bench.launch_api import SchedulerUnavailable
-from scalebench.bench.records import scan_records
-from scalebench.bench.slurm import load_jobs
-from scalebench.bench.slurm_scheduler import SubmititScheduler
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.launch.api import SchedulerUnavailable
+from scaleqbench.bench.store.run_store import scan_records
+from scaleqbench.bench.launch.slurm import load_jobs
+from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
 
 TINY = ["--methods", "cnn", "--limit-train", "40", "--limit-eval", "20", "--epochs", "1",
         "--quiet", "--no-report"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scalebench.bench.errors import BadArgumentError
-from scalebench.bench.slurm_config import SlurmConfig, load_slurm_config, parse_sbatch_extra, parse_slurm_time
+from scaleqbench.bench.errors import BadArgumentError
+from scaleqbench.bench.launch.slurm_config import SlurmConfig, load_slurm_config, parse_sbatch_extra, parse_slurm_time
 
 
 @pytest.mark.parametrize("text, minutes", [
@@ -24,8 +24,8 @@ def test_bad_slurm_times_say_what_is_accepted(text):
 
 def test_precedence_defaults_pyproject_file_flags(tmp_path):
     project = tmp_path / "pyproject.toml"
-    project.write_text('[tool.scalebench.slurm]\npartition = "cpu"\nmem = "8G"\n'
-                       'cpus_per_job = 2\n[tool.scalebench.slurm.sbatch_extra]\nexclude = "n1"\n')
+    project.write_text('[tool.scaleqbench.slurm]\npartition = "cpu"\nmem = "8G"\n'
+                       'cpus_per_job = 2\n[tool.scaleqbench.slurm.sbatch_extra]\nexclude = "n1"\n')
     cfg_file = tmp_path / "slurm.toml"
     cfg_file.write_text('[slurm]\npartition = "gpu"\ngpus_per_job = 1\ntime = "4:00:00"\n'
                         '[slurm.sbatch_extra]\nreservation = "r"\n')

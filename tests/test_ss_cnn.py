@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scalebench import methods
-from scalebench.methods.ss_cnn.basis import log_radial_basis
-from scalebench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
-from scalebench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
+from scaleqbench import methods
+from scaleqbench.methods.ss_cnn.basis import log_radial_basis
+from scaleqbench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
+from scaleqbench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
 
 REF = np.load(Path(__file__).parent / "fixtures" / "ss_cnn" / "reference.npz")
 MNIST_SIZES = (5, 7, 9, 11, 13)

@@ -14,17 +14,19 @@ import warnings
 import pytest
 import torch
 
-from scalebench.bench import atomic_io, cli, memory_bound
-from scalebench.bench.errors import (
+from scaleqbench.bench.store import atomic_io
+from scaleqbench.bench.cli import main as cli
+from scaleqbench.bench.run import memory_bound
+from scaleqbench.bench.errors import (
     BadArgumentError,
     DiskFullError,
     MemoryLimitError,
     OutputNotWritableError,
     UnknownNameError,
 )
-from scalebench.bench.signals import Terminated, exit_status, sigterm_interrupts
-from scalebench.bench.spec import RunSpec, expand, parse_method, parse_methods
-from scalebench.bench.validate import (
+from scaleqbench.bench.cli.signals import Terminated, exit_status, sigterm_interrupts
+from scaleqbench.bench.spec import RunSpec, expand, parse_method, parse_methods
+from scaleqbench.bench.cli.validate import (
     check_device,
     check_method_options,
     writable_file,
@@ -96,7 +98,7 @@ def test_a_device_is_checked_against_what_torch_sees(monkeypatch):
 # ---- case 12: the memory bound of bench perf ---------------------------------------------------
 
 def test_the_estimate_grows_with_pixels_and_batch():
-    from scalebench import methods
+    from scaleqbench import methods
 
     model = methods.create("cnn", config="quick")
     small = memory_bound.estimate_step_bytes(model, 1, 64, 2)
@@ -110,7 +112,7 @@ def test_the_estimate_grows_with_pixels_and_batch():
 
 
 def test_perf_refuses_what_does_not_fit_before_measuring(monkeypatch, tmp_path, capsys):
-    from scalebench.bench import perf
+    from scaleqbench.bench.run import perf
 
     monkeypatch.setattr(memory_bound, "available_bytes", lambda device: 64 * 2**20)
     monkeypatch.setattr(perf, "run_perf", lambda *a, **k: pytest.fail("it measured"))
@@ -158,7 +160,7 @@ def test_output_folders_and_files(tmp_path):
     with pytest.raises(OutputNotWritableError, match="is a file, not a folder"):
         writable_folder(tmp_path / "f")
     with pytest.raises(OutputNotWritableError, match="cannot write to --out"):
-        writable_folder("/sys/scalebench-no")
+        writable_folder("/sys/scaleqbench-no")
     assert writable_folder(tmp_path / "a" / "b").is_dir()
     assert not [p for p in (tmp_path / "a" / "b").iterdir()]  # the probe is gone
     with pytest.raises(OutputNotWritableError, match="is a folder"):
@@ -180,13 +182,13 @@ def test_sigterm_raises_an_interrupt_only_inside_and_the_handler_comes_back():
 
 
 def test_quiet_hides_torch_warnings(monkeypatch, capsys):
-    from scalebench.bench import commands
+    from scaleqbench.bench.cli import cmd_list
 
     def warn(args):
         warnings.warn("Initializing zero-element tensors is a no-op", UserWarning)
         return 0
 
-    monkeypatch.setattr(commands, "cmd_list", warn)
+    monkeypatch.setattr(cmd_list, "cmd_list", warn)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         with warnings.catch_warnings(record=True) as shown:
@@ -202,7 +204,7 @@ def test_quiet_hides_torch_warnings(monkeypatch, capsys):
 def test_a_large_resize_matrix_is_summed_in_slices_to_the_same_values(monkeypatch):
     """Case 12's 22 GB: bench perf's input at 1000 px needed a 2000 x 1000 x 1000 cosine table
     at once; above 2**25 elements it is now summed over slices of frequencies."""
-    from scalebench.datasets import scaling
+    from scaleqbench.datasets import scaling
 
     whole = scaling._resize_matrix_cpu64(60, 40)
     scaling._resize_matrix_cpu64.cache_clear()

@@ -28,15 +28,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalebench.bench.errors import BenchError
-from scalebench.bench.spec import PUBLISHED_INPUT, Protocol, resolve_input
+from scaleqbench.bench.errors import BenchError
+from scaleqbench.bench.spec import PUBLISHED_INPUT, Protocol, resolve_input
 
 __all__ = ["COLUMNS", "PUBLISHED_CSV", "REQUIRED", "compares_to_published", "load_published",
            "published_csv_text", "published_input", "published_protocol", "train_images"]
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_CSV = "scalebench.bench.published/published.csv"  # package data, not a source-tree path
+PUBLISHED_CSV = "scaleqbench.bench.published/published.csv"  # package data, not a source-tree path
 #: the columns every published-numbers file must have
 REQUIRED = ["dataset", "method", "paper_method", "paper_dataset", "metric", "value", "source"]
 #: the columns a file may add (empty when absent: no std, full training split, place unknown)
@@ -49,7 +49,7 @@ FULL_PRESET = "paper"
 
 def published_csv_text() -> str:
     """The shipped published numbers, whether installed editable, as a wheel or zipped."""
-    return importlib.resources.files("scalebench.bench.published").joinpath(
+    return importlib.resources.files("scaleqbench.bench.published").joinpath(
         "published.csv").read_text(encoding="utf-8")
 
 
@@ -91,7 +91,7 @@ def published_input(method: str, dataset: str) -> str | None:
     """The input policy ``method``'s paper used on ``dataset``; None when this installation
     cannot say (a dataset it does not know). A method that is not installed here (a
     plugin's records) gets the registry's default for a method that declares none: padded."""
-    from scalebench.methods import UnknownMethodError
+    from scaleqbench.methods import UnknownMethodError
 
     try:
         try:

@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalebench.bench.errors import UnknownNameError
+from scaleqbench.bench.errors import UnknownNameError
 
 __all__ = ["METRICS", "Column", "Embedded", "Table", "list_tables", "load_table"]
 
@@ -79,7 +79,7 @@ class Table:
 
 
 def _files():
-    return importlib.resources.files("scalebench.bench.published").joinpath(_TABLES)
+    return importlib.resources.files("scaleqbench.bench.published").joinpath(_TABLES)
 
 
 def list_tables() -> list[str]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalebench.bench.records import Collection, atomic_write_text
-from scalebench.bench.report import plots, tables
-from scalebench.bench.report.data import (
+from scaleqbench.bench.store.run_store import Collection, atomic_write_text
+from scaleqbench.bench.report import plots, tables
+from scaleqbench.bench.report.data import (
     ReportData,
     eq_frame,
     eq_ops_frame,
@@ -30,7 +30,7 @@ from scalebench.bench.report.data import (
     section_title,
     sections,
 )
-from scalebench.bench.report.html import FigureEntry, render_html
+from scaleqbench.bench.report.html import FigureEntry, render_html
 
 __all__ = ["build_report", "input_labels", "make_figures"]
 

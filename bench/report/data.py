@@ -7,7 +7,7 @@ training history) unpack the nested record fields the leaderboard ignores.
 A report section is one comparison (:func:`bench.leaderboard.comparison`: every
 leaderboard key field but the method and the input policy): only runs made the
 same way are compared in a table, their input policies told apart by a column.
-Published reference numbers come from ``scalebench.bench.published/published.csv`` (package data,
+Published reference numbers come from ``scaleqbench.bench.published/published.csv`` (package data,
 read by :mod:`bench.published.reference`).
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from scalebench.bench.errors import CorruptRecordError
-from scalebench.bench.formatting import finite
-from scalebench.bench.leaderboard import (
+from scaleqbench.bench.errors import CorruptRecordError
+from scaleqbench.bench.formatting import finite
+from scaleqbench.bench.report.leaderboard import (
     PROTOCOL_ORDER,
     comparison,
     protocol_header,
@@ -33,10 +33,10 @@ from scalebench.bench.leaderboard import (
     protocol_value,
     records_frame,
 )
-from scalebench.bench.published.reference import PUBLISHED_CSV, load_published
-from scalebench.bench.record import RunRecord, protocol_key
-from scalebench.bench.records import Collection, load_folders
-from scalebench.bench.spec import PROTOCOL_FIELDS, Protocol
+from scaleqbench.bench.published.reference import PUBLISHED_CSV, load_published
+from scaleqbench.bench.store.record import RunRecord, protocol_key
+from scaleqbench.bench.store.run_store import Collection, load_folders
+from scaleqbench.bench.spec import PROTOCOL_FIELDS, Protocol
 
 __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_frame",
            "history_frame", "in_section", "load", "load_experiments", "load_published",

@@ -22,18 +22,18 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from scalebench.bench.formatting import MISSING, num
-from scalebench.bench.leaderboard import comparison
-from scalebench.bench.record import RunRecord
-from scalebench.bench.report.data import (
+from scaleqbench.bench.formatting import MISSING, num
+from scaleqbench.bench.report.leaderboard import comparison
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.report.data import (
     Experiment,
     ReportData,
     in_section,
     section_slug,
     section_title,
 )
-from scalebench.bench.report.tables import METRICS, best_mask, display_table, published_input
-from scalebench.bench.spec import PUBLISHED_INPUT, Protocol, RunSpec
+from scaleqbench.bench.report.tables import METRICS, best_mask, display_table, published_input
+from scaleqbench.bench.spec import PUBLISHED_INPUT, Protocol, RunSpec
 
 __all__ = ["FigureEntry", "experiment_commands", "render_html"]
 
@@ -203,7 +203,7 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
     keys = list(dict.fromkeys(comparison(p) for p in board.protocol)) if len(board) else []
     toc = "".join(f'<li><a href="#{section_slug(k)}">{_e(section_title(k))}</a></li>'
                   for k in keys)
-    parts = [f"<h1>scalebench report</h1><p class=\"note\">Generated {now} from "
+    parts = [f"<h1>scaleqbench report</h1><p class=\"note\">Generated {now} from "
              f"{len(data.experiments)} experiment folder(s), {len(data.records)} run record(s); "
              f"git revision(s) of the runs: {_e(', '.join(gits))}. Tables: "
              + ", ".join(f'<a href="{_href(p, out_dir)}">{_e(p.name)}</a>' for p in table_files)
@@ -238,5 +238,5 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             # an empty icon: otherwise the browser asks for /favicon.ico
             "<link rel=\"icon\" href=\"data:,\">"
-            f"<title>scalebench report</title><style>{CSS}</style></head><body>\n"
+            f"<title>scaleqbench report</title><style>{CSS}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")

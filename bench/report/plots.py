@@ -27,7 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from scalebench.bench.spec import base_method
+from scaleqbench.bench.spec import base_method
 
 __all__ = ["Palette", "Style", "acc_vs_eq", "acc_vs_size", "eq_per_layer", "eq_per_operator",
            "eq_vs_size",
@@ -63,7 +63,7 @@ class Palette:
         if base not in self._base:
             # the registry (and its families and plugins) pulls in torch: loaded when a report
             # draws, not when the report package is imported
-            from scalebench.methods import style_choices
+            from scaleqbench.methods import style_choices
 
             taken = set(self._base.values())
             choices = style_choices(base)

@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 
-from scalebench.bench.formatting import MISSING, finite, num, signed
-from scalebench.bench.leaderboard import comparison, display_frame, shown_row_fields, summarize
-from scalebench.bench.published.reference import (
+from scaleqbench.bench.formatting import MISSING, finite, num, signed
+from scaleqbench.bench.report.leaderboard import comparison, display_frame, shown_row_fields, summarize
+from scaleqbench.bench.published.reference import (
     compares_to_published,
     published_input,
     train_images,
 )
-from scalebench.bench.report.data import ReportData, in_section, section_title
-from scalebench.bench.spec import Protocol, base_method
+from scaleqbench.bench.report.data import ReportData, in_section, section_title
+from scaleqbench.bench.spec import Protocol, base_method
 
 __all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "published_input",
            "section_frames",

@@ -38,11 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from scalebench.methods.disco.basis import disco_basis
-from scalebench.methods.disco.cache import load_or_fit
-from scalebench.methods.disco.fit import FitOptions, check_scales
-from scalebench.methods.disco.models import DiscoMnist, DiscoWideResNet, ScaleAxis
-from scalebench.methods.registry import TrainRecipe, register_method
+from scaleqbench.methods.disco.basis import disco_basis
+from scaleqbench.methods.disco.cache import load_or_fit
+from scaleqbench.methods.disco.fit import FitOptions, check_scales
+from scaleqbench.methods.disco.models import DiscoMnist, DiscoWideResNet, ScaleAxis
+from scaleqbench.methods.registry import TrainRecipe, register_method
 
 __all__ = ["DiscoMnist", "DiscoWideResNet", "FitOptions", "ScaleAxis", "build_disco"]
 

@@ -37,8 +37,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from scalebench.methods.disco.fit import check_scales
-from scalebench.methods.sesn.basis import hermite_gaussian_1d, normalize_by_min_scale, sample_support
+from scaleqbench.methods.disco.fit import check_scales
+from scaleqbench.methods.sesn.basis import hermite_gaussian_1d, normalize_by_min_scale, sample_support
 
 __all__ = ["disco_basis", "hermite_basis", "hermite_functions", "hermite_specs"]
 

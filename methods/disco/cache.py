@@ -4,8 +4,8 @@ Fitting a basis (:func:`methods.disco.fit.fit_proxy_basis`) is a build step, lik
 building a dataset: ``<cache>/disco-bases/disco-k{size}-e{eff}-{key}.pt`` holds
 the proxy basis of one configuration, keyed by a hash of everything that
 defines it (size, effective size, scales, fit options, the fit's version). As
-for datasets, ``<cache>`` is ``$SCALEBENCH_CACHE``, else
-``$XDG_CACHE_HOME/scalebench``, else ``~/.cache/scalebench``. The file is written
+for datasets, ``<cache>`` is ``$SCALEQBENCH_CACHE``, else
+``$XDG_CACHE_HOME/scaleqbench``, else ``~/.cache/scaleqbench``. The file is written
 atomically (temporary file, fsync, rename) after its SHA-256 digest
 (``.sha256``); on load the digest is checked, and a truncated or corrupt file is
 reported and refitted, never used.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from scalebench.methods.disco.fit import FitOptions, check_scales, fit_proxy_basis
+from scaleqbench.methods.disco.fit import FitOptions, check_scales, fit_proxy_basis
 
 __all__ = ["FIT_VERSION", "basis_cache_dir", "basis_key", "basis_path", "load_or_fit"]
 
@@ -40,10 +40,10 @@ def basis_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The folder of cached bases: ``<cache>/disco-bases`` (module docstring)."""
     if cache_dir is not None:
         root = Path(cache_dir)
-    elif os.environ.get("SCALEBENCH_CACHE"):
-        root = Path(os.environ["SCALEBENCH_CACHE"])
+    elif os.environ.get("SCALEQBENCH_CACHE"):
+        root = Path(os.environ["SCALEQBENCH_CACHE"])
     else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scalebench"
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaleqbench"
     return root / "disco-bases"
 
 
@@ -61,7 +61,7 @@ def basis_path(size: int, effective_size: int, scales: Sequence[float], options:
     return basis_cache_dir(cache_dir) / f"disco-k{size}-e{effective_size}-{key}.pt"
 
 
-# Repeats scalebench.datasets.cache._atomic_write on purpose: methods may import only datasets.scaling and
+# Repeats scaleqbench.datasets.cache._atomic_write on purpose: methods may import only datasets.scaling and
 # datasets imports no methods (tests/test_architecture.py), so neither can share the other's.
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scalebench.methods.sesn.layers import SESConvHH, SESLift, SteerableKernel, from_batch, to_batch
+from scaleqbench.methods.sesn.layers import SESConvHH, SESLift, SteerableKernel, from_batch, to_batch
 
 __all__ = ["DiscoConvHH", "DiscoKernel", "DiscoLift", "ScaleAvgPool"]
 

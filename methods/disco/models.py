@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import (
+from scaleqbench.methods.common import (
     PreActWideBlock,
     ScalePooledWRN,
     init_norms_and_linear_biases,
 )
-from scalebench.methods.common import fold_scale_axis as _fold
-from scalebench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
-from scalebench.methods.scale_axis import ScaleAxis
-from scalebench.methods.sesn.layers import (
+from scaleqbench.methods.common import fold_scale_axis as _fold
+from scaleqbench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
+from scaleqbench.methods.scale_axis import ScaleAxis
+from scaleqbench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
     ScalePool,

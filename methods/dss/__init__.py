@@ -26,12 +26,12 @@ from typing import Any
 
 from torch import nn
 
-from scalebench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, SpatialMaxPool
-from scalebench.methods.dss.models import DSSMnist
-from scalebench.methods.dss.scale_space import ScaleSpaceLift, discrete_gaussian
-from scalebench.methods.dss.wrn import DSSWideResNet
-from scalebench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
-from scalebench.methods.style import OKABE_ITO, MethodStyle
+from scaleqbench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, SpatialMaxPool
+from scaleqbench.methods.dss.models import DSSMnist
+from scaleqbench.methods.dss.scale_space import ScaleSpaceLift, discrete_gaussian
+from scaleqbench.methods.dss.wrn import DSSWideResNet
+from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.style import OKABE_ITO, MethodStyle
 
 __all__ = [
     "DSSMnist", "DSSWideResNet", "ScaleBatchNorm", "ScaleConv", "ScaleMaxPool",

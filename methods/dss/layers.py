@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.scale_axis import ScaleAxis
+from scaleqbench.methods.scale_axis import ScaleAxis
 
 __all__ = ["ScaleBatchNorm", "ScaleConv", "ScaleMaxPool", "SpatialMaxPool", "dilated_conv2d",
            "dss_scale_axis", "fold_scales"]

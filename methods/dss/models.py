@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalebench.methods.dss.layers import (
+from scaleqbench.methods.dss.layers import (
     ScaleBatchNorm,
     ScaleConv,
     ScaleMaxPool,
@@ -22,8 +22,8 @@ from scalebench.methods.dss.layers import (
     dss_scale_axis,
     fold_scales,
 )
-from scalebench.methods.dss.scale_space import ScaleSpaceLift
-from scalebench.methods.scale_axis import ScaleAxis
+from scaleqbench.methods.dss.scale_space import ScaleSpaceLift
+from scaleqbench.methods.scale_axis import ScaleAxis
 
 __all__ = ["DSSMnist", "ScalarBlock", "VectorBlock", "make_head"]
 

@@ -22,16 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import init_norms_and_linear_biases
-from scalebench.methods.dss.layers import (
+from scaleqbench.methods.common import init_norms_and_linear_biases
+from scaleqbench.methods.dss.layers import (
     ScaleBatchNorm,
     ScaleConv,
     ScaleMaxPool,
     dss_scale_axis,
     fold_scales,
 )
-from scalebench.methods.scale_axis import ScaleAxis
-from scalebench.methods.dss.scale_space import ScaleSpaceLift
+from scaleqbench.methods.scale_axis import ScaleAxis
+from scaleqbench.methods.dss.scale_space import ScaleSpaceLift
 
 __all__ = ["DSSWideResNet", "ScaleBasicBlock"]
 

@@ -20,11 +20,11 @@ G 64/32/16, N 7/5/5, pooling after blocks 1 and 2, sizes 49..97) and ``quick``.
 
 from __future__ import annotations
 
-from scalebench.methods.fourier.loss import scale_consistency_loss
-from scalebench.methods.fourier.model import FourierBlock, FourierNet, ResidualFourierBlock
-from scalebench.methods.fourier.nonlinearity import RingNonlinearity
-from scalebench.methods.fourier.spectral import SpectralConv2d
-from scalebench.methods.registry import TrainRecipe, register_method
+from scaleqbench.methods.fourier.loss import scale_consistency_loss
+from scaleqbench.methods.fourier.model import FourierBlock, FourierNet, ResidualFourierBlock
+from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
+from scaleqbench.methods.fourier.spectral import SpectralConv2d
+from scaleqbench.methods.registry import TrainRecipe, register_method
 
 __all__ = ["FourierBlock", "FourierNet", "ResidualFourierBlock", "RingNonlinearity",
            "SpectralConv2d", "build_fourier", "scale_consistency_loss"]

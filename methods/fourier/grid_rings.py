@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from scalebench.methods.fourier.moments import band_energy, band_energy_backward
-from scalebench.methods.fourier.workspace import Workspace, workspace_empty
+from scaleqbench.methods.fourier.moments import band_energy, band_energy_backward
+from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["GridRings", "chunk_maps"]
 

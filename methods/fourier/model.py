@@ -41,12 +41,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalebench.datasets.scaling import resize_matrix
-from scalebench.methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
-from scalebench.methods.fourier.moments import SpectrumMoments
-from scalebench.methods.fourier.nonlinearity import RingNonlinearity
-from scalebench.methods.fourier.spectral import SpectralConv2d
-from scalebench.methods.fourier.workspace import Workspace
+from scaleqbench.datasets.scaling import resize_matrix
+from scaleqbench.methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
+from scaleqbench.methods.fourier.moments import SpectrumMoments
+from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
+from scaleqbench.methods.fourier.spectral import SpectralConv2d
+from scaleqbench.methods.fourier.workspace import Workspace
 
 __all__ = ["FourierNet", "FourierBlock", "ResidualFourierBlock"]
 

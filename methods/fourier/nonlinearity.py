@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.fourier.basis import (
+from scaleqbench.methods.fourier.basis import (
     band_mean_square,
     map_spectrum,
     real_analysis,
@@ -65,9 +65,9 @@ from scalebench.methods.fourier.basis import (
     ring_schedule,
     spectrum_map,
 )
-from scalebench.methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
-from scalebench.methods.fourier.reference import ring_nonlinearity_reference
-from scalebench.methods.fourier.workspace import Workspace
+from scaleqbench.methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
+from scaleqbench.methods.fourier.reference import ring_nonlinearity_reference
+from scaleqbench.methods.fourier.workspace import Workspace
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS"]
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from scalebench.datasets.scaling import fourier_resize_fft
-from scalebench.methods.fourier.basis import ring_count, ring_schedule
+from scaleqbench.datasets.scaling import fourier_resize_fft
+from scaleqbench.methods.fourier.basis import ring_count, ring_schedule
 
 __all__ = ["ring_nonlinearity_reference", "ring_mask"]
 

@@ -41,9 +41,9 @@ import math
 import torch
 from torch import nn
 
-from scalebench.methods.fourier.basis import map_spectrum, ring_count, spectrum_map
-from scalebench.methods.fourier.spectral_mix import SpectralMix
-from scalebench.methods.fourier.workspace import Workspace
+from scaleqbench.methods.fourier.basis import map_spectrum, ring_count, spectrum_map
+from scaleqbench.methods.fourier.spectral_mix import SpectralMix
+from scaleqbench.methods.fourier.workspace import Workspace
 
 __all__ = ["SpectralConv2d"]
 

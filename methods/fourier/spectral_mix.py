@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from scalebench.methods.fourier.workspace import Workspace, workspace_empty
+from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["SpectralMix"]
 

@@ -32,16 +32,16 @@ from typing import Any
 
 from torch import nn
 
-from scalebench.methods.multicolumn.mnist import MNIST_SCALES, SIConvNetMnist, SiCNNMnist
-from scalebench.methods.multicolumn.rescale import rescale_on_canvas
-from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
-from scalebench.methods.multicolumn.sicnn_layers import (
+from scaleqbench.methods.multicolumn.mnist import MNIST_SCALES, SIConvNetMnist, SiCNNMnist
+from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas
+from scaleqbench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
+from scaleqbench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
     ColumnMaxPool,
     column_kernels,
 )
-from scalebench.methods.multicolumn.wrn import SIConvNetWideResNet, SiCNNWideResNet
-from scalebench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.multicolumn.wrn import SIConvNetWideResNet, SiCNNWideResNet
+from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
 
 __all__ = [
     "MNIST_SCALES", "ColumnConv2d", "ColumnMaxPool", "SIConvNetMnist", "SIConvNetWideResNet",

@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from scalebench.methods.common import BlockStackNet, mnist_head
-from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
-from scalebench.methods.multicolumn.sicnn_layers import (
+from scaleqbench.methods.common import BlockStackNet, mnist_head
+from scaleqbench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
+from scaleqbench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
     ColumnMaxPool,
     fold_channel_major,

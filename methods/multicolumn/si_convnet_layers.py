@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.multicolumn.rescale import rescale_on_canvas
+from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas
 
 __all__ = ["ScaleInvariantConv2d"]
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.multicolumn.rescale import centre_offsets, rescaled_size
+from scaleqbench.methods.multicolumn.rescale import centre_offsets, rescaled_size
 
 __all__ = ["ColumnConv2d", "ColumnMaxPool", "column_kernels", "fold_channel_major",
            "kernel_canvas", "zoom_kernels", "zoom_matrix"]

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.common import PreActWideBlock, init_norms_and_linear_biases
-from scalebench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
-from scalebench.methods.multicolumn.sicnn_layers import (
+from scaleqbench.methods.common import PreActWideBlock, init_norms_and_linear_biases
+from scaleqbench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
+from scaleqbench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
     ColumnMaxPool,
     fold_channel_major,

@@ -26,9 +26,9 @@ from typing import Any
 
 from torch import nn
 
-from scalebench.methods.registry import TrainRecipe, register_method
-from scalebench.methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
-from scalebench.methods.style import OKABE_ITO, MethodStyle
+from scaleqbench.methods.registry import TrainRecipe, register_method
+from scaleqbench.methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
+from scaleqbench.methods.style import OKABE_ITO, MethodStyle
 
 __all__ = ["SESNMnist", "SESNWideResNet", "build_sesn", "build_sesn_vector"]
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.sesn.basis import steerable_basis
+from scaleqbench.methods.sesn.basis import steerable_basis
 
 __all__ = [
     "from_batch",

@@ -13,15 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from scalebench.methods.common import (
+from scaleqbench.methods.common import (
     BlockStackNet,
     PreActWideBlock,
     ScalePooledWRN,
     init_norms_and_linear_biases,
     mnist_head,
 )
-from scalebench.methods.scale_axis import ScaleAxis
-from scalebench.methods.sesn.layers import (
+from scaleqbench.methods.scale_axis import ScaleAxis
+from scaleqbench.methods.sesn.layers import (
     ScaleBatchNorm,
     ScaleMaxPool,
     ScalePool,

@@ -24,8 +24,8 @@ from typing import Any
 
 from torch import nn
 
-from scalebench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
-from scalebench.methods.sevf.layers import (
+from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.sevf.layers import (
     ScaleGrid,
     SEVFConv,
     SEVFLift,
@@ -33,8 +33,8 @@ from scalebench.methods.sevf.layers import (
     VectorBatchNorm,
     VectorMaxPool,
 )
-from scalebench.methods.sevf.models import SEVFMnist
-from scalebench.methods.sevf.wrn import SEVFWideResNet
+from scaleqbench.methods.sevf.models import SEVFMnist
+from scaleqbench.methods.sevf.wrn import SEVFWideResNet
 
 __all__ = [
     "ScaleGrid", "SEVFConv", "SEVFLift", "SEVFMnist", "SEVFScalarConv", "SEVFWideResNet",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scalebench.methods.sevf.layers import (
+from scaleqbench.methods.sevf.layers import (
     SEVFConv,
     SEVFLift,
     SEVFScalarConv,

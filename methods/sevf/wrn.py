@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.sevf.layers import (
+from scaleqbench.methods.sevf.layers import (
     SEVFConv,
     SEVFLift,
     SEVFScalarConv,

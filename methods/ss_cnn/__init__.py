@@ -19,10 +19,10 @@ from typing import Any
 
 from torch import nn
 
-from scalebench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
-from scalebench.methods.ss_cnn.basis import log_radial_basis
-from scalebench.methods.ss_cnn.layers import ScaleSteerableConv
-from scalebench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
+from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.ss_cnn.basis import log_radial_basis
+from scaleqbench.methods.ss_cnn.layers import ScaleSteerableConv
+from scaleqbench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
 
 __all__ = ["SSCNNMnist", "SSCNNWideResNet", "ScaleSteerableConv", "build_ss_cnn",
            "log_radial_basis"]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.ss_cnn.basis import log_radial_basis
+from scaleqbench.methods.ss_cnn.basis import log_radial_basis
 
 __all__ = ["DEFAULT_PHIS", "ScaleSteerableConv"]
 

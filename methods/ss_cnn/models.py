@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalebench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
+from scaleqbench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
 
 __all__ = ["SSCNNMnist", "SSCNNWideResNet", "SSWideBlock"]
 

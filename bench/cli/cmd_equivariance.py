@@ -1,0 +1,199 @@
+"""``bench equivariance``: the equivariance error of fresh or checkpointed models, no training.
+
+One table per operator (:data:`bench.metrics.OPERATORS`), one row per method:
+the error of each layer averaged over the sizes the operator reports
+(``scale-shift``: the sizes on the model's scale grid for the maps that carry an
+axis), the headline last layer first. Several initialisations of a method
+(``--init-seeds``) or several checkpoints of one method (``--checkpoint``) are
+aggregated as mean ± std; ``--each`` keeps one row per checkpoint file (e.g. one
+per training epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from scaleqbench.bench.store.checkpoint import load_best
+from scaleqbench.bench.errors import BadArgumentError, CheckpointError
+from scaleqbench.bench.spec import format_method, parse_int_list, parse_methods
+
+__all__ = ["OPERATOR_NOTES", "cmd_equivariance", "models_for_equivariance", "parse_operators", "equivariance_tables"]
+
+#: what each operator's table measures, printed above it (sources: bench.metrics)
+OPERATOR_NOTES = {
+    "ideal": "D = fourier_resize, the ideal low-pass (Rahman & Yeh 2023); the headline eq_err",
+    "scale-shift": "slice i of f(D_s x) against slice j of f(x) for N/s = sigma_j/sigma_i "
+                   "(DISCO's loss), at the sizes on each lifted map's scale grid; maps without "
+                   "a declared scale axis: the plain ideal comparison",
+    "bicubic": "D = anti-aliased bicubic F.interpolate, input and maps (the SESN/DISCO code's "
+               "interpolating rescale)",
+    "lie": "Lie derivative of the zoom at the identity (Gruver et al. 2023), at each size: "
+           "maps ||Lf||^2/||f||^2, logits mean |d softmax/dt| (bench/run/lie.py)",
+}
+
+
+def parse_operators(text: str) -> list[str]:
+    from scaleqbench.bench.run.metrics import OPERATORS
+
+    ops = list(dict.fromkeys(o.strip() for o in text.split(",") if o.strip()))
+    bad = [o for o in ops if o not in OPERATORS]
+    if not ops or bad:
+        raise BadArgumentError(f"--operator takes a comma list of {', '.join(OPERATORS)}; "
+                               f"got {text!r}")
+    return ops
+
+
+def _checkpoint_paths(args: argparse.Namespace) -> list[str]:
+    """``--checkpoint`` values flattened (the flag repeats and each takes several files)."""
+    return [p for group in args.checkpoint for p in (group if isinstance(group, list) else [group])]
+
+
+def models_for_equivariance(args: argparse.Namespace, ds) -> Iterator[tuple[str, nn.Module, str]]:
+    """(label, model, input policy) triples: fresh models from --methods, one per --init-seeds
+    entry (same label), or models from --checkpoint files (each with the input policy it was
+    trained under, unless --input says otherwise; the same label for the checkpoints of one
+    method unless --each)."""
+    from scaleqbench import methods
+    from scaleqbench.bench.spec import resolve_input
+
+    paths = _checkpoint_paths(args)
+    if paths:
+        for path in paths:
+            ckpt = load_best(path)
+            spec = ckpt.spec
+            model = methods.create(spec["method"], in_channels=ds.in_channels,
+                                   num_classes=ds.num_classes, config=ckpt.config,
+                                   **spec.get("method_kwargs", {}))
+            try:
+                model.load_state_dict(ckpt.state_dict)
+            except RuntimeError as exc:  # e.g. trained on 3-channel STL-10, measured on MNIST
+                trained = spec.get("dataset")
+                why = (f"it was trained on {trained}: pass --dataset {trained}"
+                       if trained and trained != ds.name else str(exc).splitlines()[0])
+                raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
+                                      f"model for {ds.name}; {why}") from exc
+            policy = (spec.get("input", "native") if args.input is None
+                      else resolve_input(args.input, spec["method"], ds.name))
+            label = f"{format_method(spec['method'], spec.get('method_kwargs', {}))} (trained"
+            seed = spec.get("seed", "?")
+            label += f", seed {seed}, {Path(path).name})" if args.each else f", seed {seed})"
+            yield label, model, policy
+        return
+    config = args.config or ds.method_config
+    init_seeds = parse_int_list(args.init_seeds, "init seed", lo=0)
+    for name, kwargs in parse_methods(args.methods):
+        policy = resolve_input(args.input or "published", name, ds.name)
+        for seed in init_seeds:
+            torch.manual_seed(seed)
+            yield format_method(name, kwargs), methods.create(
+                name, in_channels=ds.in_channels, num_classes=ds.num_classes, config=config,
+                **kwargs), policy
+
+
+def _row(label: str, policy: str, per_layer: dict, headline: float) -> dict:
+    row = {"method": label, "input": policy, "eq_err (last layer)": headline}
+    for layer, per_size in per_layer.items():
+        row[layer] = (sum(per_size.values()) / len(per_size)) if per_size else float("nan")
+    return row
+
+
+def _trained_group(label: str) -> str:
+    """Checkpoints of one method and different seeds share a row: ``cnn (trained, seed 0)``
+    and ``cnn (trained, seed 1)`` -> ``cnn (trained)``."""
+    head, sep, _ = label.partition(" (trained, seed ")
+    return f"{head} (trained)" if sep and label.endswith(")") and label.count(", ") == 1 \
+        else label
+
+
+#: a cell for a layer the model does not have (a measured NaN stays ``nan``: it means something)
+ABSENT = "—"
+
+
+def _table(rows: list[dict]) -> tuple[pd.DataFrame, str]:
+    table = pd.DataFrame(rows)
+    merged = table["method"].map(_trained_group)
+    if merged.duplicated().any() and not table["method"].duplicated().any():
+        table["method"] = merged  # several checkpoints of one method: aggregate them
+    # the layers each row's model has; the union of every model's layers makes the columns
+    has = {(m, k) for m, r in zip(table["method"], rows) for k in r}
+    groups = table.groupby(["method", "input"], sort=False)
+    counts = groups.size()
+    what = ""
+    if counts.max() > 1:  # several initialisations or checkpoints: "mean ± std" per column
+        mean, std = groups.mean(), groups.std()
+        table = mean.apply(lambda col: [f"{m:.3e} ± {sd:.1e}" for m, sd in
+                                        zip(col, std[col.name])])
+        trained = any("(trained" in m for m in mean.index.get_level_values(0))
+        table.insert(0, "checkpoints" if trained else "inits", counts)
+        table = table.reset_index()
+        what = (f"mean ± std over {counts.max()} "
+                f"{'checkpoints' if trained else 'initialisations'}, ")
+    table = table[[c for c in table.columns if c != "input"] + ["input"]]  # last: a note
+    table = table.astype(object)
+    for i, method in enumerate(table["method"]):
+        for j, col in enumerate(table.columns):
+            if (method, col) not in has and col not in ("inits", "checkpoints"):
+                table.iat[i, j] = ABSENT
+            elif isinstance(table.iat[i, j], float):  # a column of text and numbers: format here
+                table.iat[i, j] = f"{table.iat[i, j]:.3e}"
+    return table, what
+
+
+def equivariance_tables(args: argparse.Namespace, ds, device: torch.device) -> int:
+    """The command on a loaded dataset ``ds`` (arguments checked by ``bench.validate``);
+    prints one table per operator."""
+    from scaleqbench.bench.run.evaluate import eq_subset, measure_operators
+    from scaleqbench.bench.run.metrics import headline_eq_err, scale_shift_headline
+    from scaleqbench.methods.scale_axis import scale_axes_of
+
+    operators = parse_operators(args.operator)
+    sizes = (parse_int_list(args.sizes, "size", lo=1, hi=ds.full_size - 1) if args.sizes
+             else list(ds.eq_sizes))
+    if args.images < 1:
+        raise BadArgumentError(f"--images must be >= 1, got {args.images}")
+    if args.each and not _checkpoint_paths(args):
+        raise BadArgumentError("--each keeps one row per --checkpoint file; give --checkpoint")
+    images = eq_subset(ds, args.images, args.seed)
+    rows: dict[str, list[dict]] = {op: [] for op in operators}
+    for label, model, policy in models_for_equivariance(args, ds):
+        model = model.to(device).eval()
+        try:
+            per_op = measure_operators(model, images, sizes, device, operators, input=policy)
+        except NotImplementedError as exc:
+            print(f"{label}: {exc}")
+            continue
+        axes = scale_axes_of(model)
+        for op, per_layer in per_op.items():
+            headline = (scale_shift_headline(per_layer, axes) if op == "scale-shift"
+                        else headline_eq_err(per_layer))
+            rows[op].append(_row(label, policy, per_layer, headline))
+    if not any(rows.values()):
+        return 1
+    for k, op in enumerate(operators):
+        table, what = _table(rows[op])
+        if op == "scale-shift":
+            table = table.rename(columns={"eq_err (last layer)": "deepest lifted map"})
+        if k:
+            print()
+        print(f"[{op}] {OPERATOR_NOTES[op]}")
+        print(f"equivariance error on {len(images)} {ds.name} test images "
+              f"(sizes {min(sizes)}..{max(sizes)} -> full {ds.full_size}), {what}mean over "
+              "sizes; feature maps at native sizes, logits through each model's input policy:")
+        print(table.to_markdown(index=False, floatfmt=".3e"))
+    return 0
+
+
+def cmd_equivariance(args: argparse.Namespace) -> int:
+    from scaleqbench.bench.cli.common import load_dataset
+    from scaleqbench.bench.cli.validate import check_equivariance_args
+    from scaleqbench.bench.run.train import pick_device
+
+    device = pick_device(check_equivariance_args(args))
+    ds, _, _ = load_dataset(args.dataset, args, args.seed)
+    return equivariance_tables(args, ds, device)

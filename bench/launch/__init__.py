@@ -1,0 +1,3 @@
+"""Where runs execute: the :class:`~.api.Launcher` protocol, the local launcher, the Slurm
+launcher (submitit) with its configuration and scheduler queries, the sweep file, and the
+job entry point (:mod:`.job`), a pure function of a frozen :class:`~scaleqbench.bench.spec.RunSpec`."""

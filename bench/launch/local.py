@@ -1,0 +1,63 @@
+"""The local launcher: each pending run in this process, one after the other.
+
+It runs the same :class:`~scaleqbench.bench.launch.job.SweepJob` that a Slurm array task runs
+(:class:`~scaleqbench.bench.launch.slurm.SlurmLauncher`); both implement
+:class:`~scaleqbench.bench.launch.api.Launcher`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tqdm.auto import tqdm
+
+from scaleqbench.bench.launch.api import RunState, Submission
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.store.settle import current_record
+
+__all__ = ["LocalLauncher"]
+
+
+@dataclass(frozen=True)
+class LocalLauncher:
+    """Run jobs in this process, one after the other.
+
+    ``submit`` only prepares the jobs; ``follow`` runs them (nothing runs behind the
+    command's back, so there is nothing to detach from, to ask about or to settle).
+    """
+
+    name: ClassVar[str] = "local"
+    accepts: ClassVar[frozenset[str]] = frozenset()
+    interrupt_hint: ClassVar[str] = "finished records are kept in {out}/runs"
+
+    progress: bool = True
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], progress: bool) -> LocalLauncher:
+        return cls(progress=progress)
+
+    def submit(self, specs: list[RunSpec], out_dir: Path, command: str | None = None
+               ) -> Submission:
+        # imported here: a job loads torch, which the parser (the --launcher choices) never needs
+        from scaleqbench.bench.launch.job import SweepJob
+
+        jobs = {s.run_id: SweepJob(s.to_dict(), str(out_dir), command) for s in specs}
+        return Submission(tuple(specs), jobs, f"{len(jobs)} run(s) to run in this process")
+
+    def follow(self, submission: Submission, out_dir: Path) -> dict[str, str]:
+        final = {}
+        specs = submission.specs
+        for spec in tqdm(specs, desc="sweep", disable=not self.progress or len(specs) < 2):
+            submission.jobs[spec.run_id](progress=self.progress)
+            record = current_record(out_dir, spec.run_id)
+            final[spec.run_id] = record.outcome if record is not None else "failed"
+        return final
+
+    def states(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, RunState]:
+        return {}
+
+    def settle(self, out_dir: Path, specs: Iterable[RunSpec]) -> int:
+        return 0

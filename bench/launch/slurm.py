@@ -1,0 +1,240 @@
+"""The Slurm launcher: a sweep becomes one job array, followed until every task ends.
+
+Each pending RunSpec is one array task running :class:`bench.job.SweepJob`.
+Logs and submitit's pickles live in ``<experiment>/slurm/``; ``jobs.json`` there
+maps run ids to their job ids, so ``bench status`` and ``bench collect`` can
+find the jobs later (``--detach``).
+
+Following: a record that a run's job wrote settles the run, whatever Slurm says
+(so runs settle even while the controller is down). A task that Slurm ends
+without a record (cancelled, timed out past its requeues, node failure) is
+settled with a ``failed`` record saying so, which that task can no longer
+replace (:mod:`bench.settle`). When the controller stops answering, the
+follower says so once and goes on from the records.
+
+Everything that talks to the cluster sits behind :class:`SlurmScheduler`
+(:class:`~bench.slurm_scheduler.SubmititScheduler` on a real cluster, a fake
+in the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import submitit
+from tqdm.auto import tqdm
+
+from scaleqbench.bench.errors import BadArgumentError
+from scaleqbench.bench.launch.api import ENDED, RunState, SchedulerUnavailable, Submission
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import atomic_write_text
+from scaleqbench.bench.store.settle import current_record, settle_unfinished, unfinished_record
+from scaleqbench.bench.launch.slurm_config import FIELDS, SlurmConfig, load_slurm_config, parse_sbatch_extra
+from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
+from scaleqbench.bench.store.end_states import classify
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.launch.sweep import log_tail
+
+__all__ = ["SlurmLauncher", "SlurmScheduler", "classify", "job_logs", "load_jobs"]
+
+log = logging.getLogger(__name__)
+
+
+class SlurmScheduler(Protocol):
+    """What the launcher asks of a Slurm cluster."""
+
+    def submit(self, jobs: Sequence[Callable[[], object]], folder: Path, config: SlurmConfig,
+               name: str) -> list[str]:
+        """Submit the jobs as one array; their job ids (raises LauncherError)."""
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """``{job_id: Slurm state}``; raises SchedulerUnavailable when Slurm cannot say."""
+
+
+def slurm_folder(out_dir: Path) -> Path:
+    return Path(out_dir) / "slurm"
+
+
+def jobs_file(out_dir: Path) -> Path:
+    return slurm_folder(out_dir) / "jobs.json"
+
+
+def load_jobs(out_dir: Path) -> dict[str, dict]:
+    """``{run_id: {"job_id": ..., "attempts": [...]}}`` of an experiment (empty when none)."""
+    try:
+        jobs = json.loads(jobs_file(out_dir).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {rid: e for rid, e in jobs.items() if isinstance(e, dict) and e.get("job_id")}
+
+
+def _save_jobs(out_dir: Path, jobs: dict[str, dict]) -> None:
+    atomic_write_text(jobs_file(out_dir), json.dumps(jobs, indent=2) + "\n")
+
+
+def job_logs(out_dir: Path, job_id: str) -> tuple[str, str]:
+    """A task's (stderr, stdout) log files, where submitit writes them."""
+    paths = submitit.core.utils.JobPaths(slurm_folder(out_dir) / "%j", job_id=job_id)
+    return str(paths.stderr), str(paths.stdout)
+
+
+@dataclass(frozen=True)
+class SlurmLauncher:
+    """Submit RunSpecs as one job array and follow them (launch configuration is data)."""
+
+    name: ClassVar[str] = "slurm"
+    accepts: ClassVar[frozenset[str]] = frozenset({*FIELDS, "launcher_config", "detach"})
+    interrupt_hint: ClassVar[str] = "jobs keep running on the cluster; see `bench status {out}`"
+
+    config: SlurmConfig = SlurmConfig()
+    progress: bool = True
+    poll_s: float = 2.0
+    scheduler: SlurmScheduler = field(default_factory=SubmititScheduler)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], progress: bool) -> SlurmLauncher:
+        overrides = {k: v for k, v in options.items() if k in FIELDS}
+        overrides["sbatch_extra"] = parse_sbatch_extra(options.get("sbatch_extra") or [])
+        config = load_slurm_config(options.get("launcher_config"), overrides)
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise BadArgumentError(f"--launcher slurm needs Slurm's {' and '.join(missing)} on "
+                                   "PATH (run bench on a login node), or use --launcher local")
+        return cls(config, progress=progress)
+
+    def submit(self, specs: list[RunSpec], out_dir: Path, command: str | None = None
+               ) -> Submission:
+        specs = list(specs)
+        if not specs:
+            return Submission((), {}, "no task to submit")
+        # imported here: a job loads torch, which the parser (the --launcher choices) never needs
+        from scaleqbench.bench.launch.job import SweepJob
+
+        folder = slurm_folder(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        job_ids = self.scheduler.submit([SweepJob(s.to_dict(), str(out_dir), command)
+                                         for s in specs], folder, self.config,
+                                        f"bench-{Path(out_dir).name}")
+        registry = load_jobs(out_dir)
+        for spec, job_id in zip(specs, job_ids):
+            entry = registry.setdefault(spec.run_id, {"attempts": []})
+            entry["job_id"] = job_id
+            entry.setdefault("attempts", []).append(job_id)
+        _save_jobs(out_dir, registry)
+        arrays = sorted({j.split("_")[0] for j in job_ids})
+        summary = f"submitted {len(specs)} task(s) as Slurm job {', '.join(arrays)}"
+        log.info("%s", summary)
+        return Submission(tuple(specs), {s.run_id: j for s, j in zip(specs, job_ids)}, summary)
+
+    def follow(self, submission: Submission, out_dir: Path, timeout_s: float | None = None
+               ) -> dict[str, str]:
+        """Poll until every task has ended; returns ``{run_id: final state}``."""
+        jobs: Mapping[str, str] = submission.jobs
+        specs = {s.run_id: s for s in submission.specs if s.run_id in jobs}
+        final: dict[str, str] = {}
+        answering = True
+        bar = tqdm(total=len(specs), desc="slurm", disable=not self.progress)
+        start = time.monotonic()
+        try:
+            while True:
+                for rid in [r for r in specs if r not in final]:
+                    record = current_record(out_dir, rid)
+                    if record is not None and record.job_id == jobs[rid]:  # its job wrote it
+                        final[rid] = record.outcome
+                        bar.update()
+                left = {rid: jobs[rid] for rid in specs if rid not in final}
+                live: dict[str, str] = {}
+                try:
+                    raw = self.scheduler.states(left.values()) if left else {}
+                except SchedulerUnavailable as exc:
+                    live = dict.fromkeys(left, "no answer")
+                    if answering:
+                        log.warning("%s; following the runs from their records in %s until "
+                                    "it answers again", exc, Path(out_dir) / "runs")
+                    answering = False
+                else:
+                    if not answering:
+                        log.warning("Slurm answers again; following the jobs")
+                    answering = True
+                    for rid, job_id in left.items():
+                        state = raw.get(job_id, "UNKNOWN")
+                        kind = classify(state)
+                        if kind in ENDED:
+                            final[rid] = self._settle(specs[rid], job_id, state, kind,
+                                                      out_dir).outcome
+                            bar.update()
+                        else:
+                            live[rid] = kind
+                counts = Counter(live.values()) + Counter(final.values())
+                bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=True)
+                if len(final) == len(specs):
+                    break
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    break
+                time.sleep(self.poll_s)
+        finally:
+            bar.close()
+        return final
+
+    def _settle(self, spec: RunSpec, job_id: str, state: str, kind: str, out_dir: Path
+                ) -> RunRecord:
+        """A ``failed`` record for a task that Slurm ended, unless its own record is there."""
+        if kind == "done":
+            state, kind = "COMPLETED without writing a record", "failed"
+        stderr, stdout = job_logs(out_dir, job_id)
+        tail = log_tail((stderr, stdout))
+        record = unfinished_record(
+            spec, launcher=self.name, job_id=job_id, end_state=kind, backend_state=state,
+            log_file=stdout, error=f"Slurm job {job_id} ended {state} before the run finished"
+                                   + (f"; log: {tail}" if tail else ""))
+        return settle_unfinished(out_dir, spec, job_id, record)
+
+    def _latest_jobs(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, str]:
+        jobs = load_jobs(out_dir)
+        return {s.run_id: jobs[s.run_id]["job_id"] for s in specs if s.run_id in jobs}
+
+    def states(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, RunState]:
+        latest = self._latest_jobs(out_dir, specs)
+        if not latest:
+            return {}
+        try:
+            raw, problem = self.scheduler.states(latest.values()), ""
+        except SchedulerUnavailable as exc:
+            raw, problem = {}, str(exc)
+        return {rid: RunState(job=job_id,
+                              state=classify(raw[job_id]) if job_id in raw else "unknown",
+                              detail=raw.get(job_id) or problem, logs=job_logs(out_dir, job_id))
+                for rid, job_id in latest.items()}
+
+    def settle(self, out_dir: Path, specs: Iterable[RunSpec]) -> int:
+        """Record the runs whose latest task ended without a record; returns how many."""
+        specs = list(specs)
+        by_id = {s.run_id: s for s in specs}
+        todo = {}
+        for rid, job_id in self._latest_jobs(out_dir, specs).items():
+            record = current_record(out_dir, rid)  # a damaged one is replaced, and named, below
+            if record is None or not (record.ok or record.job_id == job_id):
+                todo[rid] = job_id
+        if not todo:
+            return 0
+        try:
+            raw = self.scheduler.states(todo.values())
+        except SchedulerUnavailable as exc:
+            log.warning("cannot settle %d Slurm task(s) now: %s", len(todo), exc)
+            return 0
+        settled = 0
+        for rid, job_id in todo.items():
+            state = raw.get(job_id, "UNKNOWN")
+            kind = classify(state)
+            if kind in ENDED:
+                record = self._settle(by_id[rid], job_id, state, kind, out_dir)
+                settled += record.settled_by == self.name and record.job_id == job_id
+        return settled

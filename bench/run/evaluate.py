@@ -1,0 +1,235 @@
+"""Evaluation of a trained model on a built dataset: every metric of DESIGN.md.
+
+``evaluate`` returns test accuracy, accuracy per test size (or per scale bin),
+scale consistency, the equivariance error per layer and size on a fixed seeded
+subset of test images, and inference throughput.
+
+Every image reaches the model through the run's input policy
+(:func:`datasets.scaling.to_canvas`): test images, scale-consistency views and
+the logits of the invariance error. The feature maps of the equivariance error
+are measured on native sizes under every policy: the error compares
+``D_m f(x)`` with ``D_m f(D_s x)``, a property of the network's maps under the
+ideal rescaling. A padded input would put the shrunk object in the middle of a
+full-size map, where comparing it with ``f(x)`` measures the zoom, not the model
+(measuring that needs a canvas operator with a crop, the ``bicubic``/canvas
+family of operators).
+
+Under ``native`` input a model with BatchNorm is also evaluated with its batch
+statistics re-estimated per test size (:mod:`bench.precise_bn`) on training
+images of that size: ``*_recal`` fields beside the plain ones.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from scaleqbench.bench.run.metrics import (
+    accuracy,
+    grouped_accuracy,
+    headline_eq_err,
+    operator_errors,
+    scale_consistency,
+    scale_shift_headline,
+    scale_shift_left_out,
+)
+from scaleqbench.bench.run.precise_bn import batchnorm_layers, recalibrated
+from scaleqbench.datasets.sampler import iterate_batches
+from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize, to_canvas
+from scaleqbench.datasets.splits import ScaledDataset, Split
+from scaleqbench.methods.scale_axis import scale_axes_of
+
+__all__ = ["evaluate", "measure_equivariance", "measure_operators", "predict", "predict_tensor",
+           "recalibrated_predictions", "recalibration_applies", "scale_groups"]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, batch_size: int, device: torch.device,
+            input: str = "native", canvas: int | None = None) -> torch.Tensor:
+    """Predicted label per image of ``split``, in split order, each image reaching the model
+    through input policy ``input`` onto a ``canvas``-sized canvas."""
+    model.eval()
+    preds = torch.empty(len(split), dtype=torch.long)
+    for x, _, pos in iterate_batches(split, batch_size):
+        x = to_canvas(x, input, canvas or x.shape[-1])
+        preds[pos] = model(x.to(device)).argmax(1).cpu()
+    return preds
+
+
+@torch.no_grad()
+def predict_tensor(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device,
+                   input: str = "native", canvas: int | None = None) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(to_canvas(x[i:i + batch_size], input, canvas or x.shape[-1])
+                            .to(device)).argmax(1).cpu()
+                      for i in range(0, x.shape[0], batch_size)])
+
+
+def scale_groups(ds: ScaledDataset, split: Split) -> list[str]:
+    """Per-image group label: its size, or its shrink-factor bin of width 0.1."""
+    if ds.scale_kind == "size":
+        return [str(int(s)) for s in split.scale.tolist()]
+    bins = torch.clamp((split.scale * 10).floor(), max=9).long().tolist()
+    return [f"{b / 10:.1f}-{(b + 1) / 10:.1f}" for b in bins]
+
+
+def _view(ds: ScaledDataset, full: torch.Tensor, value) -> torch.Tensor:
+    """One scale-consistency view of ``full``, made as the protocol makes a test image."""
+    if ds.consistency[0] == "fourier":
+        return fourier_resize(full.double(), int(value)).float()
+    # clamped like the canvas protocol's test images (datasets.protocols): bicubic
+    # overshoot would otherwise put ~6 % of a view's pixels outside the data's range
+    return canvas_rescale(full, float(value)).clamp_(0.0, 1.0)
+
+
+def _views(ds: ScaledDataset, full: torch.Tensor):
+    """The scale-consistency views of ``full``, one per value of the protocol's grid."""
+    for value in ds.consistency[1]:
+        yield _view(ds, full, value)
+
+
+def eq_subset(ds: ScaledDataset, n: int, seed: int) -> torch.Tensor:
+    """A fixed seeded subset of ``n`` full-size test images (the same for every method)."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    idx = torch.randperm(len(ds.test), generator=g)[:n]
+    return ds.test.full[idx]
+
+
+def measure_operators(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
+                      operators=("ideal",), chunk: int = 64, input: str = "native"
+                      ) -> dict[str, dict[str, dict[int, float]]]:
+    """Equivariance error per operator, layer and size (:func:`bench.metrics.operator_errors`),
+    averaged over image chunks (weighted by count), with the scale axes ``model`` declares.
+
+    Feature maps are compared at native sizes; the logits' invariance error sees each
+    shrunk image through input policy ``input`` onto the images' own canvas (see the
+    module docstring).
+    """
+    model.eval()
+    axes = scale_axes_of(model)
+    total: dict[str, dict[str, dict[int, float]]] = {}
+    n = images.shape[0]
+    canvas = images.shape[-1]
+    for i in range(0, n, chunk):
+        x = images[i:i + chunk].to(device)
+        errs = operator_errors(model.features, lambda z: model(to_canvas(z, input, canvas)),
+                               x, sizes, operators, axes)
+        w = x.shape[0] / n
+        for op, per_layer in errs.items():
+            for layer, per_size in per_layer.items():
+                acc = total.setdefault(op, {}).setdefault(layer, {})
+                for s, v in per_size.items():
+                    acc[s] = acc.get(s, 0.0) + w * v
+    return total
+
+
+def measure_equivariance(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
+                         chunk: int = 64, input: str = "native", operator: str = "ideal"
+                         ) -> dict[str, dict[int, float]]:
+    """Equivariance error per layer and size under one operator (:func:`measure_operators`)."""
+    return measure_operators(model, images, sizes, device, (operator,), chunk, input)[operator]
+
+
+def recalibration_applies(model: nn.Module, ds: ScaledDataset, input: str) -> bool:
+    """Whether per-size BatchNorm statistics are estimated: native input on a protocol of
+    several sizes, and a model that keeps batch statistics."""
+    return (input == "native" and ds.scale_kind == "size" and len(ds.sizes) > 1
+            and ds.consistency[0] == "fourier" and bool(batchnorm_layers(model)))
+
+
+def recalibrated_predictions(model: nn.Module, ds: ScaledDataset, device: torch.device,
+                             preds: torch.Tensor, view_preds: torch.Tensor,
+                             batch_size: int = 256, images: int = 512, seed: int = 0
+                             ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Test and view predictions with BatchNorm statistics re-estimated per size.
+
+    At each size the training split holds, the statistics come from ``images`` training
+    images (a fixed seeded subset) ``fourier_resize``-d to that size, the protocol's way
+    of making an image of that size. A size the training split never held (the
+    scale-generalisation protocols) has no training images: it keeps the statistics the
+    model was trained with, so its numbers equal the plain ones. ``preds`` / ``view_preds``
+    are the plain predictions; copies are returned, with what was done.
+    """
+    g = torch.Generator().manual_seed(20_000 + seed)
+    idx = torch.randperm(len(ds.train), generator=g)[:images]
+    source = ds.train.full[idx]
+    grid = [int(v) for v in ds.consistency[1]]
+    preds, view_preds = preds.clone(), view_preds.clone()
+    done = []
+    for s in sorted(set(ds.test.sizes) | set(grid)):
+        if s not in ds.train.sizes or source.shape[0] < 2:
+            continue
+        train_s = fourier_resize(source.double(), s).float()
+        with recalibrated(model, train_s, device):
+            if s in ds.test.images:
+                preds[ds.test.index[s]] = predict_tensor(model, ds.test.images[s], batch_size,
+                                                         device)
+            for v, value in enumerate(grid):
+                if value == s:
+                    view_preds[v] = predict_tensor(model, _view(ds, ds.test.full, value),
+                                                   batch_size, device)
+        done.append(s)
+    return preds, view_preds, {"images": int(source.shape[0]), "sizes": done}
+
+
+def _keyed(per_layer: dict) -> dict[str, dict[str, float]]:
+    """``{layer: {size: v}}`` with string sizes, as records store them (JSON keys)."""
+    return {layer: {str(s): v for s, v in d.items()} for layer, d in per_layer.items()}
+
+
+def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_size: int = 256,
+             eq_images: int = 256, seed: int = 0, progress: bool = False,
+             input: str = "native", recal_images: int = 512) -> dict:
+    """All test metrics of a model, as record fields; ``input`` is the run's input policy."""
+    canvas = ds.full_size
+    recal = recalibration_applies(model, ds, input)
+    bar = tqdm(total=3 + recal, desc="evaluate", leave=False, disable=not progress)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    preds = predict(model, ds.test, batch_size, device, input, canvas)
+    sync()
+    infer_s = time.perf_counter() - t0
+    labels = ds.test.full_labels
+    out = {
+        "test_acc": accuracy(preds, labels),
+        "per_size_acc": grouped_accuracy(preds, labels, scale_groups(ds, ds.test)),
+        "infer_img_per_s": len(ds.test) / max(infer_s, 1e-9),
+    }
+    bar.update()
+    view_preds = torch.stack([predict_tensor(model, v, batch_size, device, input, canvas)
+                              for v in _views(ds, ds.test.full)])
+    out["scale_consistency"] = scale_consistency(view_preds)
+    bar.update()
+    if recal:
+        preds_r, views_r, info = recalibrated_predictions(
+            model, ds, device, preds, view_preds, batch_size, recal_images, seed)
+        out.update(test_acc_recal=accuracy(preds_r, labels),
+                   per_size_acc_recal=grouped_accuracy(preds_r, labels,
+                                                       scale_groups(ds, ds.test)),
+                   scale_consistency_recal=scale_consistency(views_r), bn_recal=info)
+        bar.update()
+    try:
+        ops = measure_operators(model, eq_subset(ds, eq_images, seed), ds.eq_sizes, device,
+                                ("ideal", "scale-shift"), input=input)
+        per_layer, shifted = ops["ideal"], ops["scale-shift"]
+        axes = scale_axes_of(model)
+        out["equivariance_error"] = _keyed(per_layer)
+        out["eq_err"] = headline_eq_err(per_layer)
+        out["logit_inv_err"] = (sum(per_layer["logits"].values()) / len(per_layer["logits"])
+                                if per_layer.get("logits") else float("nan"))
+        out["equivariance_error_ops"] = {"scale-shift": _keyed(shifted)}
+        out["eq_err_scale_shift"] = scale_shift_headline(shifted, axes)
+        out["scale_shift_left_out"] = _keyed(scale_shift_left_out(axes, ds.full_size,
+                                                                  ds.eq_sizes))
+    except NotImplementedError as exc:  # a model without spatial features: said, not hidden
+        out["equivariance_error"] = {}
+        out["eq_err"] = float("nan")
+        out["logit_inv_err"] = float("nan")
+        out["eq_note"] = str(exc)
+    bar.update()
+    bar.close()
+    return out

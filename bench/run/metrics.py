@@ -1,0 +1,282 @@
+"""Metric definitions (DESIGN.md): accuracy, scale consistency, equivariance error.
+
+Equivariance error of a feature map ``f`` at a target size ``s < N`` (``N`` the
+full input size), with ``D_m = fourier_resize(., m)``::
+
+    m = size of f(D_s x)
+    a = D_m f(x),  b = D_m f(D_s x)
+    err = mean over samples of ||a - b||^2 / (||a||^2 + 1e-12),
+          the norms taken over channels and space together
+
+This departs from DESIGN.md's per-(sample, channel) ratio on purpose: a ReLU
+channel that is dead (or nearly so) on an image has ||a||^2 ~ 0, and its ratio
+(anything / 1e-12) swamps the mean, so freshly initialised CNNs read as 1e6.
+Pooling over channels is the definition SESN (Sosnovik et al. 2020) and DSS use:
+the relative error of the whole feature map of one image.
+
+Reported per layer and per size; the headline ``eq_err`` is the mean over the
+size grid of the last spatial layer. The invariant counterpart compares logits:
+``||z(x) - z(D_s x)||^2 / (||z(x)||^2 + 1e-12)`` per sample.
+
+The operator is a parameter (:data:`OPERATORS`); each is one way the field
+measures scale equivariance, with the same per-image error:
+
+* ``ideal`` -- ``D`` is ``fourier_resize``, the ideal low-pass, on the input and on
+  the maps: the discrete scaling of Rahman & Yeh (NeurIPS 2023), under which their
+  Fourier network is exactly equivariant. The headline ``eq_err``.
+* ``scale-shift`` -- for maps that carry a discrete scale axis
+  (:class:`methods.scale_axis.ScaleAxis`, declared by the model): a down-scaling by
+  ``N/s = sigma_j/sigma_i`` moves slice ``j`` of ``f(x)`` to slice ``i`` of ``f(D_s x)``,
+  so those are compared (both band-limited by ``fourier_resize`` as in ``ideal``),
+  as in DISCO's equivariance loss (Sosnovik, Moskalev & Smeulders, BMVC 2021) and
+  SESN's definition of a scale-equivariant map (Sosnovik et al., ICLR 2020).
+  Reported only at sizes whose ratio lies on the axis's grid
+  (:meth:`ScaleAxis.pairs`); slices whose partner falls off the axis are left out
+  (:func:`scale_shift_left_out` counts them). Maps without an axis, and models
+  that declare none, get the plain ``ideal`` comparison at every size.
+* ``bicubic`` -- the ``ideal`` comparison with bicubic interpolation
+  (``F.interpolate``, ``antialias=True``) instead of the ideal low-pass, for the
+  input and for the maps: the interpolating rescale of the SESN / DISCO code
+  (DISCO's basis fit rescales with ``F.interpolate(mode="bicubic")``; we add the
+  anti-aliasing prefilter because our ratios reach 3.5x, where a plain bicubic
+  down-sampling aliases).
+* ``lie`` -- the Lie derivative of the scale action at the identity (Gruver et
+  al., ICLR 2023), per layer, at each size of the grid: see :mod:`bench.lie` for
+  the generator and the normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from scaleqbench.bench.run.lie import lie_derivatives
+from scaleqbench.datasets.scaling import fourier_resize
+from scaleqbench.methods.scale_axis import ScaleAxis
+
+__all__ = [
+    "EPS",
+    "OPERATORS",
+    "accuracy",
+    "bicubic_resize",
+    "equivariance_errors",
+    "grouped_accuracy",
+    "headline_eq_err",
+    "operator_errors",
+    "relative_sq_error",
+    "scale_consistency",
+    "scale_shift_headline",
+    "scale_shift_left_out",
+]
+
+#: the equivariance operators, in the order tables show them (see the module docstring)
+OPERATORS = ("ideal", "scale-shift", "bicubic", "lie")
+
+EPS = 1e-12
+
+FeatureFn = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    if target.numel() == 0:
+        return float("nan")
+    return (pred == target).double().mean().item()
+
+
+def grouped_accuracy(pred: torch.Tensor, target: torch.Tensor, groups: Iterable) -> dict[str, float]:
+    """Accuracy per group label (a test size, or a scale bin), keys as strings, sorted."""
+    groups = list(groups)
+    out: dict[str, list[int]] = {}
+    for p, t, g in zip(pred.tolist(), target.tolist(), groups):
+        out.setdefault(str(g), []).append(int(p == t))
+    key = (lambda k: float(k.split("-")[0])) if all(
+        _is_number(k.split("-")[0]) for k in out) else str
+    return {k: sum(v) / len(v) for k, v in sorted(out.items(), key=lambda kv: key(kv[0]))}
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def scale_consistency(preds: torch.Tensor) -> float:
+    """Fraction of images whose predicted label is the same in every view.
+
+    ``preds`` is ``(V, N)``: the prediction for each of ``V`` scaled views of ``N`` images.
+    """
+    if preds.dim() != 2 or preds.shape[1] == 0:
+        return float("nan")
+    return (preds == preds[:1]).all(dim=0).double().mean().item()
+
+
+def relative_sq_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per sample ``||a-b||^2 / (||a||^2 + EPS)``, norms over every axis but the first.
+
+    For (B, C, H, W) feature maps the norm runs over channels and space together
+    (see the module docstring for why not per channel); for (B, K) logits over K.
+    """
+    a, b = a.double(), b.double()
+    dims = tuple(range(1, a.dim()))
+    return ((a - b) ** 2).sum(dims) / ((a ** 2).sum(dims) + EPS)
+
+
+def bicubic_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``(..., n, n) -> (..., size, size)`` by anti-aliased bicubic interpolation (``bicubic``)."""
+    if x.shape[-1] == size:
+        return x
+    lead = x.shape[:-2]
+    y = F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=(size, size), mode="bicubic",
+                      align_corners=False, antialias=True)
+    return y.reshape(*lead, size, size)
+
+
+def _shifted_error(fx: torch.Tensor, fs: torch.Tensor, axis: ScaleAxis,
+                   pairs: list[tuple[int, int]]) -> torch.Tensor:
+    """Per image error between slice ``j`` of ``D_m f(x)`` and slice ``i`` of ``f(D_s x)``."""
+    m = fs.shape[-1]
+    a = axis.take(fourier_resize(fx, m), [j for _, j in pairs])
+    b = axis.take(fourier_resize(fs, m), [i for i, _ in pairs])
+    return relative_sq_error(a, b)
+
+
+def _lie_errors(features: FeatureFn, logits, x: torch.Tensor, sizes: Iterable[int]
+                ) -> dict[str, dict[int, float]]:
+    n = x.shape[-1]
+    out: dict[str, dict[int, float]] = {}
+    probs = None if logits is None else (lambda z: torch.softmax(logits(z), dim=1))
+    for s in sizes:
+        if s >= n:
+            continue
+        for name, (deriv, fx) in lie_derivatives(features, fourier_resize(x, s), probs).items():
+            if name == "logits":  # the paper's normalisation: mean |d/dt p| over classes
+                err = deriv.double().abs().mean(1)
+            else:
+                dims = tuple(range(1, fx.dim()))
+                err = (deriv.double() ** 2).sum(dims) / ((fx.double() ** 2).sum(dims) + EPS)
+            out.setdefault(name, {})[s] = err.mean().item()
+    if "logits" in out:  # keep the layers' order, logits last, as the other operators do
+        out["logits"] = out.pop("logits")
+    return out
+
+
+def operator_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.Tensor] | None,
+                    x: torch.Tensor, sizes: Iterable[int], operators: Iterable[str] = ("ideal",),
+                    axes: Mapping[str, ScaleAxis] | None = None, tol: float = 0.5
+                    ) -> dict[str, dict[str, dict[int, float]]]:
+    """Equivariance error per operator, layer and size: ``{operator: {layer: {size: err}}}``.
+
+    ``x``: images at full size (B, C, N, N); ``axes``: the scale axes the model
+    declares (``scale-shift``; none: the plain comparison); ``tol``: how far, in
+    pixels, a size may sit from a ratio of the scale grid (:meth:`ScaleAxis.pairs`).
+    With ``logits`` given, each operator includes the invariance error of the logits
+    under ``"logits"``. ``ideal`` and ``scale-shift`` share their forward passes.
+    Layers whose maps are not spatial (fewer than 4 dims) are skipped.
+    """
+    operators = list(dict.fromkeys(operators))
+    unknown = [op for op in operators if op not in OPERATORS]
+    if unknown:
+        raise ValueError(f"unknown equivariance operator(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(OPERATORS)}")
+    sizes = list(sizes)
+    axes = dict(axes or {})
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    if "lie" in operators:
+        out["lie"] = _lie_errors(features, logits, x, sizes)
+    interp = [op for op in operators if op != "lie"]
+    if not interp:
+        return {op: out[op] for op in operators}
+    n = x.shape[-1]
+    with torch.no_grad():
+        ref = {k: v for k, v in features(x).items() if v.dim() == 4}
+        ref_logits = logits(x) if logits is not None else None
+        for op in interp:
+            out[op] = {k: {} for k in ref}
+            if ref_logits is not None:
+                out[op]["logits"] = {}
+        for s in sizes:
+            if s >= n:
+                continue
+            inputs = {}
+            if "ideal" in interp or "scale-shift" in interp:
+                inputs["fourier"] = fourier_resize(x, s)
+            if "bicubic" in interp:
+                inputs["bicubic"] = bicubic_resize(x, s)
+            for kind, xs in inputs.items():
+                got = features(xs)
+                resize = bicubic_resize if kind == "bicubic" else fourier_resize
+                for name, fx in ref.items():
+                    fs = got[name]
+                    m = fs.shape[-1]
+                    plain = relative_sq_error(resize(fx, m), resize(fs, m)).mean().item()
+                    if kind == "bicubic":
+                        out["bicubic"][name][s] = plain
+                        continue
+                    if "ideal" in interp:
+                        out["ideal"][name][s] = plain
+                    if "scale-shift" in interp:
+                        if name not in axes:
+                            out["scale-shift"][name][s] = plain
+                        elif pairs := axes[name].pairs(n, s, tol):
+                            out["scale-shift"][name][s] = _shifted_error(
+                                fx, fs, axes[name], pairs).mean().item()
+                if ref_logits is not None:
+                    inv = relative_sq_error(ref_logits, logits(xs)).mean().item()
+                    for op in (("bicubic",) if kind == "bicubic"
+                               else [o for o in ("ideal", "scale-shift") if o in interp]):
+                        out[op]["logits"][s] = inv
+    return {op: out[op] for op in operators}
+
+
+def equivariance_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.Tensor] | None,
+                        x: torch.Tensor, sizes: Iterable[int], operator: str = "ideal",
+                        axes: Mapping[str, ScaleAxis] | None = None
+                        ) -> dict[str, dict[int, float]]:
+    """Equivariance error per layer and size for images ``x`` at full size (B, C, N, N).
+
+    Returns ``{layer: {size: err}}`` under ``operator`` (:data:`OPERATORS`; ``axes``:
+    the model's declared scale axes, read by ``scale-shift``); with ``logits`` given,
+    the invariance error of the logits is included under the key ``"logits"``.
+    Layers whose maps are not spatial (fewer than 4 dims) are skipped.
+    """
+    return operator_errors(features, logits, x, sizes, (operator,), axes)[operator]
+
+
+def scale_shift_left_out(axes: Mapping[str, ScaleAxis], full: int, sizes: Iterable[int],
+                         tol: float = 0.5) -> dict[str, dict[int, int]]:
+    """Per axis-carrying layer and on-grid size: how many of its ``S`` slices of ``f(D_s x)``
+    had no partner on the axis (left out of the ``scale-shift`` comparison)."""
+    return {name: {s: axis.size - len(pairs) for s in sizes
+                   if (pairs := axis.pairs(full, s, tol))}
+            for name, axis in axes.items()}
+
+
+def scale_shift_headline(per_layer: Mapping[str, Mapping[int, float]],
+                         axes: Mapping[str, ScaleAxis]) -> float:
+    """The ``scale-shift`` summary: the mean over its sizes of the deepest map that carries a
+    scale axis (the last spatial layer when none does: then it is the ``ideal`` comparison).
+
+    Not the last layer as for ``eq_err``: the lifted models here project their last
+    map over scales, where the shift has nothing to move, so the last layer would
+    only repeat ``eq_err``.
+    """
+    layers = [k for k in per_layer if k != "logits" and per_layer[k]]
+    lifted = [k for k in layers if k in axes]
+    pick = lifted or layers
+    if not pick:
+        return float("nan")
+    vals = list(per_layer[pick[-1]].values())
+    return sum(vals) / len(vals)
+
+
+def headline_eq_err(per_layer: Mapping[str, Mapping[int, float]]) -> float:
+    """Mean over the size grid of the last spatial layer (``logits`` excluded)."""
+    layers = [k for k in per_layer if k != "logits" and per_layer[k]]
+    if not layers:
+        return float("nan")
+    vals = list(per_layer[layers[-1]].values())
+    return sum(vals) / len(vals)

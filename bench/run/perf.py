@@ -1,0 +1,327 @@
+"""``bench perf``: training-step time, inference throughput and peak memory per method and size.
+
+For every ``(method, create() overrides)`` and every input size, one row::
+
+    method          label: the name, plus "[k=v,...]" when overrides are given
+    size, batch     the input is (batch, in_channels, size, size)
+    params          parameter count
+    train_step_s    median over ``repeats`` timed steps (after ``warmup`` untimed ones) of
+                    forward + backward + optimizer step, with the method's own loss
+                    (``get_method(name).loss_fn()``) and optimiser (its recipe for ``config``)
+    infer_img_per_s batch / median time of one forward pass in eval mode, no grad
+    peak_mem_mb     measured in one further training step of its own, after the timed ones
+                    (the measurement must not perturb the timing).
+                    CUDA: ``torch.cuda.max_memory_allocated`` over that step.
+                    CPU: the peak growth of the process's resident set (``/proc/self/statm``,
+                    sampled every millisecond by a thread) over its level just before the
+                    step, taken after glibc's ``malloc_trim`` has returned the allocator's
+                    free heap to the OS (otherwise the warm-up leaves the step's working set
+                    resident and the growth reads ~0) and a model that keeps buffers for its
+                    next step has released them (its ``empty_cache()``, if it has one: the
+                    ``fourier`` workspace). It tracks the step's activations,
+                    gradients and temporaries beyond model, optimiser state and batch; it is
+                    ``nan`` where ``/proc`` is unavailable.
+    device          where it ran
+    input           the input policy: under ``pad`` / ``upsample`` a size-s image reaches
+                    the model on the ``canvas`` (``published``: each method's own policy)
+
+Inputs are band-limited random images (``fourier_resize`` of noise) with random
+labels: timing does not depend on the data. Timings are wall-clock medians;
+compare methods only within one run (the machine may be shared).
+
+Allocators (:func:`run_perf_isolated`, ``bench perf --allocator system,tuned``): the
+CLI tunes the C allocator (:mod:`bench.cpu_memory`); a researcher's own training
+script does not. To measure both, every (round, method, size, allocator) runs in a
+fresh interpreter -- ``system``: glibc's and PyTorch's defaults, as in a plain script;
+``tuned``: after ``tune_cpu_allocator()`` -- the allocators interleaved within each
+round so that a shared machine's load hits them alike. Rows then also carry::
+
+    allocator       system | tuned
+    rounds          how many fresh processes the medians are over
+    train_step_s    the median over rounds of each process's median step time
+    alloc_ratio     median over rounds of train_step_s / that of the first listed
+                    allocator in the same round (system,tuned: the cost of no tuning)
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from scaleqbench import methods
+from scaleqbench.bench.store.atomic_io import atomic_write_text
+from scaleqbench.bench.run.cpu_memory import release_free_heap
+from scaleqbench.bench.spec import format_method
+from scaleqbench.bench.run.train import build_optimizer
+from scaleqbench.datasets.scaling import fourier_resize, to_canvas
+
+__all__ = ["ALLOCATORS", "format_perf_table", "method_label", "run_perf", "run_perf_isolated",
+           "write_perf_json"]
+
+#: what ``--allocator`` may name (see the module docstring)
+ALLOCATORS = ("system", "tuned")
+
+log = logging.getLogger(__name__)
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_STATM = Path("/proc/self/statm")
+
+
+def method_label(name: str, kwargs: dict[str, Any]) -> str:
+    """``name`` or ``name[k=v,...]`` (keys sorted), the spelling the CLI parses back."""
+    return format_method(name, dict(kwargs))
+
+
+def _rss_bytes() -> int:
+    return int(_STATM.read_text().split()[1]) * _PAGE
+
+
+class _RssPeak:
+    """Samples the resident set size every ``interval`` s in a thread; ``peak - baseline`` in MB.
+
+    The baseline is taken after :func:`~bench.cpu_memory.release_free_heap`, so the growth
+    is the memory a step needs beyond the model, optimiser state and batch (activations,
+    gradients, temporaries).
+    """
+
+    def __init__(self, interval: float = 1e-3):
+        self.interval = interval
+        self.available = _STATM.exists()
+        self._stop = threading.Event()
+        self.base = self.peak = 0
+
+    def __enter__(self) -> _RssPeak:
+        if self.available:
+            gc.collect()
+            release_free_heap()
+            self.base = self.peak = _rss_bytes()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        if self.available:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.base) / 2**20 if self.available else float("nan")
+
+
+def _median_time(fn: Callable[[], None], repeats: int, warmup: int,
+                 sync: Callable[[], None]) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
+             batch: int = 128, repeats: int = 5, warmup: int = 2, config: str = "mnist",
+             in_channels: int = 1, num_classes: int = 10, device: str = "cpu",
+             progress: bool = True, seed: int = 0, input: str = "native",
+             canvas: int | None = None) -> list[dict[str, Any]]:
+    """Measure every (method, size); see the module docstring for the columns."""
+    if repeats < 1 or warmup < 0 or batch < 1:
+        raise ValueError("need repeats >= 1, warmup >= 0 and batch >= 1")
+    dev = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    dev_name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                else f"cpu ({torch.get_num_threads()} threads)")
+    methods_, sizes = list(methods_), [int(s) for s in sizes]
+    canvas = canvas or max(sizes)
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=len(methods_) * len(sizes), desc="perf", disable=not progress, leave=False)
+    for name, kwargs in methods_:
+        entry = methods.get_method(name)
+        label = method_label(name, kwargs)
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
+                               config=config, **kwargs).to(dev)
+        params = sum(p.numel() for p in model.parameters())
+        loss_fn = entry.loss_fn()
+        opt, _ = build_optimizer(model, entry.recipe(config))
+        policy = entry.input if input == "published" else input
+        for size in sizes:
+            bar.set_postfix_str(f"{label} @ {size}")
+            noise = torch.randn(batch, in_channels, 2 * size, 2 * size, generator=g)
+            x = to_canvas(fourier_resize(noise.double(), size).float(), policy, canvas).to(dev)
+            y = torch.randint(0, num_classes, (batch,), generator=g).to(dev)
+
+            def step() -> None:
+                loss, _ = loss_fn(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            def infer() -> None:
+                with torch.no_grad():
+                    model(x)
+
+            model.train()
+            for _ in range(warmup):
+                step()
+            sync()
+            train_s = _median_time(step, repeats, 0, sync)
+            # memory in one further step of its own: the sampler thread and the heap trim it
+            # needs (see _RssPeak) would otherwise be timed too
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            if callable(getattr(model, "empty_cache", None)):
+                model.empty_cache()  # buffers kept for the next step count as the step's too
+            with _RssPeak() as rss:
+                step()
+                sync()
+            peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
+                    else rss.growth_mb)
+            model.eval()
+            infer_s = _median_time(infer, repeats, warmup, sync)
+            rows.append({"method": label, "size": size, "batch": batch, "params": params,
+                         "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
+                         "peak_mem_mb": peak, "device": dev_name, "input": policy})
+            log.info("perf %s size %d: step %.3f s, %.0f img/s", label, size, train_s,
+                     batch / infer_s)
+            bar.update()
+        del model, opt
+    bar.close()
+    return rows
+
+
+# --- one fresh process per measurement ---------------------------------------------------------
+_CHILD = "import sys; from scaleqbench.bench.run.perf import _child_main; _child_main(sys.argv[1])"
+_MARK = "PERF-ROWS "
+
+
+def _child_env(allocator: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if allocator == "system":  # as a plain script starts: no opt-in left behind by the CLI
+        env.pop("THP_MEM_ALLOC_ENABLE", None)
+    return env
+
+
+def _child_main(arg: str) -> None:
+    """Entry point of one isolated measurement (``python -c _CHILD job-json``)."""
+    job = json.loads(arg)
+    tuned = False
+    if job.pop("allocator") == "tuned":
+        from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
+
+        tuned = tune_cpu_allocator()
+        if not tuned:
+            log.warning("the environment keeps glibc's settings: 'tuned' runs untuned")
+    rows = run_perf([(job.pop("method"), job.pop("kwargs"))], [job.pop("size")], progress=False,
+                    **job)
+    print(_MARK + json.dumps([dict(r, glibc_tuned=tuned) for r in rows]), flush=True)
+
+
+def _run_child(job: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(job)], text=True,
+                          capture_output=True, env=_child_env(job["allocator"]))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"perf of {job['method']} at {job['size']} ({job['allocator']}) "
+                           f"failed in its process: {tail}")
+    return json.loads(lines[-1][len(_MARK):])[0]
+
+
+def run_perf_isolated(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
+                      allocators: Iterable[str] = ALLOCATORS, rounds: int = 1,
+                      progress: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`run_perf` with every (round, method, size, allocator) in a fresh interpreter;
+    medians over ``rounds`` and the ratio between allocators (see the module docstring).
+    ``kwargs`` go to :func:`run_perf` (batch, repeats, warmup, config, device, ...)."""
+    allocators, methods_, sizes = list(allocators), list(methods_), [int(s) for s in sizes]
+    bad = [a for a in allocators if a not in ALLOCATORS]
+    if bad or not allocators or rounds < 1:
+        raise ValueError(f"allocators must be among {ALLOCATORS} and rounds >= 1")
+    got: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+    bar = tqdm(total=rounds * len(methods_) * len(sizes) * len(allocators), desc="perf",
+               disable=not progress, leave=False)
+    for _ in range(rounds):
+        for mi, (name, kw) in enumerate(methods_):
+            for size in sizes:
+                for alloc in allocators:
+                    bar.set_postfix_str(f"{method_label(name, kw)} @ {size}, {alloc}")
+                    job = dict(kwargs, method=name, kwargs=kw, size=size, allocator=alloc)
+                    got.setdefault((mi, size, alloc), []).append(_run_child(job))
+                    bar.update()
+    bar.close()
+    med = statistics.median
+    rows = []
+    for mi in range(len(methods_)):
+        for size in sizes:
+            first = [r["train_step_s"] for r in got[(mi, size, allocators[0])]]
+            for alloc in allocators:
+                runs = got[(mi, size, alloc)]
+                steps = [r["train_step_s"] for r in runs]
+                rows.append(dict(
+                    runs[0], allocator=alloc, rounds=rounds, train_step_s=med(steps),
+                    train_step_s_rounds=steps,
+                    infer_img_per_s=med(r["infer_img_per_s"] for r in runs),
+                    peak_mem_mb=med(r["peak_mem_mb"] for r in runs),
+                    alloc_ratio=med(t / f for t, f in zip(steps, first))))
+    return rows
+
+
+def format_perf_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table, one line per row, plus each method's step time relative to the first."""
+    allocs = any("allocator" in r for r in rows)
+    header = ["method", "size", "batch", "params", "train_step_s", "infer_img/s",
+              "peak_mem_mb", "vs_first"] + (["allocator", "vs_alloc"] if allocs else [])
+    first: dict[int, float] = {}
+    lines = []
+    for r in rows:
+        first.setdefault(r["size"], r["train_step_s"])
+        rel = r["train_step_s"] / first[r["size"]] if first[r["size"]] else float("nan")
+        lines.append([r["method"], str(r["size"]), str(r["batch"]), f"{r['params']:,}",
+                      f"{r['train_step_s']:.3f}", f"{r['infer_img_per_s']:.0f}",
+                      f"{r['peak_mem_mb']:.0f}", f"{rel:.2f}x"])
+        if allocs:
+            lines[-1] += [str(r.get("allocator", "")), f"{r.get('alloc_ratio', float('nan')):.3f}x"]
+    widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h)
+              for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(ln) for ln in lines]
+    if rows:
+        out.append(f"device: {rows[0]['device']}; vs_first: train step time / that of the "
+                   "first method at the same size")
+        if allocs:
+            out.append(f"each row: median of {rows[0].get('rounds', 1)} fresh process(es); "
+                       "vs_alloc: median over rounds of step time / that of the first "
+                       "allocator in the same round")
+    return "\n".join(out)
+
+
+def write_perf_json(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write the rows as JSON, atomically."""
+    return atomic_write_text(path, json.dumps({"rows": rows, "torch": torch.__version__},
+                                              indent=2) + "\n")

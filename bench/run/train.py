@@ -1,0 +1,283 @@
+"""One job: ``run_one(spec)`` builds the data and model, trains, evaluates and records.
+
+The job is a pure function of its frozen :class:`~bench.spec.RunSpec`: every
+random draw comes from generators seeded by ``spec.seed``. Training follows the
+method's recipe for the preset's configuration; the best-validation weights
+are kept and evaluated. A failure becomes a record with status ``failed`` and
+its traceback; only Ctrl-C propagates (the sweep stops, finished records stay).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import logging
+import platform
+import random
+import resource
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from scaleqbench import methods
+from scaleqbench.bench.store.checkpoint import (
+    TrainState,
+    best_checkpoint_path,
+    last_checkpoint_path,
+    load_state,
+    save_best,
+    save_state,
+)
+from scaleqbench.bench.errors import DiskFullError, NonFiniteLossError
+from scaleqbench.bench.run.evaluate import evaluate, predict
+from scaleqbench.bench.run.metrics import accuracy
+from scaleqbench.bench.run.pause import pause_point
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import write_record
+from scaleqbench.bench.spec import RunSpec, preset
+from scaleqbench.datasets import load_or_build
+from scaleqbench.datasets.augment import augment
+from scaleqbench.datasets.sampler import iterate_batches
+from scaleqbench.datasets.scaling import to_canvas
+from scaleqbench.datasets.splits import ScaledDataset
+
+__all__ = ["build_optimizer", "pick_device", "prepare_data", "run_one", "versions"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import timm
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "numpy": np.__version__, "timm": timm.__version__, "git": _git_revision()}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build_optimizer(model: nn.Module, recipe: methods.TrainRecipe):
+    """Optimiser and LR scheduler from a recipe (``no_decay`` names get no weight decay)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if any(s in name for s in recipe.no_decay) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    kind = recipe.optimizer.lower()
+    if kind == "adam":
+        opt = torch.optim.Adam(groups, lr=recipe.lr)
+    elif kind == "adamw":
+        opt = torch.optim.AdamW(groups, lr=recipe.lr)
+    elif kind == "sgd":
+        opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
+                              nesterov=recipe.nesterov)
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r} (adam, adamw, sgd)")
+    if recipe.schedule == "multistep":
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(recipe.milestones), recipe.gamma)
+    elif recipe.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, recipe.step_size, recipe.gamma)
+    elif recipe.schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        raise ValueError(f"unknown schedule {recipe.schedule!r} (multistep, step, constant)")
+    return opt, sched
+
+
+def prepare_data(spec: RunSpec) -> tuple[ScaledDataset, str | None]:
+    """The dataset of a spec (cached), cut to the spec's limits."""
+    ds, path = load_or_build(spec.dataset, source=spec.source, seed=spec.seed,
+                             data_root=spec.data_root, cache_dir=spec.cache_dir)
+    g = torch.Generator().manual_seed(spec.seed)
+    if spec.limit_train:
+        ds.train = ds.train.subset(spec.limit_train, g)
+    if spec.limit_eval:
+        ds.val = ds.val.subset(spec.limit_eval, g)
+        ds.test = ds.test.subset(spec.limit_eval, g)
+    return ds, str(path) if path else None
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # process peak RSS (Linux reports KiB): an upper bound when runs share a process
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.MethodEntry,
+           recipe: methods.TrainRecipe, device: torch.device, g: torch.Generator,
+           progress: bool, last_ckpt: Path | None) -> TrainState:
+    opt, sched = build_optimizer(model, recipe)
+    loss_fn = entry.loss_fn()
+    st = (load_state(last_ckpt, model, opt, sched, g) if last_ckpt else None) or TrainState()
+    if st.resumed_from:
+        log.info("%s seed %d: resuming after epoch %d", spec.label, spec.seed, st.epoch)
+    bar = tqdm(range(st.epoch, recipe.epochs), desc=f"{spec.label} s{spec.seed}", leave=False,
+               disable=not progress, initial=st.epoch, total=recipe.epochs)
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, count = 0.0, 0, 0
+        for step, (x, y, _) in enumerate(iterate_batches(ds.train, recipe.batch_size,
+                                                         shuffle=True, generator=g)):
+            if x.shape[0] < 2:  # BatchNorm cannot train on a single image
+                continue
+            # the input policy first: augmentation acts on what the model sees
+            x = augment(ds.augment, to_canvas(x, spec.input, ds.full_size), g).to(device)
+            y = y.to(device)
+            loss, logits = loss_fn(model, x, y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(epoch + 1, step, float(loss))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * x.shape[0]
+            correct += int((logits.argmax(1) == y).sum())
+            count += x.shape[0]
+        sched.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        st.train_s += time.perf_counter() - t0
+        st.seen += count
+        val_acc = accuracy(predict(model, ds.val, 256, device, spec.input, ds.full_size),
+                           ds.val.full_labels)
+        st.history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
+                           "train_acc": correct / max(count, 1), "val_acc": val_acc,
+                           "lr": opt.param_groups[0]["lr"], "time_s": st.train_s})
+        bar.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", val=f"{val_acc:.3f}")
+        if val_acc > st.best_acc:
+            st.best_acc, st.best_epoch = val_acc, epoch + 1
+            st.best_state = copy.deepcopy({k: v.detach().cpu()
+                                           for k, v in model.state_dict().items()})
+        st.epoch = epoch + 1
+        if last_ckpt is not None:
+            save_state(last_ckpt, st, model, opt, sched, g)
+        pause_point(spec.run_id, st.epoch)  # tests only: see bench/run/pause.py
+    bar.close()
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state)
+    return st
+
+
+def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = False,
+            context: dict | None = None,
+            write: Callable[[Path, RunRecord], object] = write_record) -> RunRecord:
+    """Train and evaluate one spec; write its record to ``out_dir/runs`` when given.
+
+    ``context`` adds launcher facts to the record (job id, log path, command), by
+    record field name; ``write`` stores the record (a launcher's job passes one that
+    respects its launcher's verdict, :func:`bench.settle.write_job_record`).
+    """
+    record = RunRecord.for_spec(spec, **(context or {}))
+    record.set(started_at=_now(), versions=versions())
+    t_start = time.perf_counter()
+    last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
+    try:
+        g = _seed_everything(spec.seed)
+        device = pick_device(spec.device)
+        record.set(device=(torch.cuda.get_device_name(device) if device.type == "cuda"
+                           else f"cpu ({platform.processor() or platform.machine()})"),
+                   threads=torch.get_num_threads())  # CPU results depend on it (sum order)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        ds, cache = prepare_data(spec)
+        entry = methods.get_method(spec.method)
+        config = preset(spec.preset).config or ds.method_config
+        recipe = entry.recipe(config)
+        if spec.epochs is not None:
+            recipe = recipe.with_epochs(spec.epochs)
+        model = methods.create(spec.method, in_channels=ds.in_channels,
+                               num_classes=ds.num_classes, config=config,
+                               **dict(spec.method_kwargs)).to(device)
+        record.set(config=config, epochs=recipe.epochs, recipe=dataclasses.asdict(recipe),
+                   params=sum(p.numel() for p in model.parameters()),
+                   dataset_cache=cache,
+                   # the sizes it was trained on: the report shades them (scale generalisation)
+                   dataset_meta={**ds.meta, "train_sizes": ds.train.sizes},
+                   split_sizes={"train": len(ds.train), "val": len(ds.val),
+                                "test": len(ds.test)})
+        st = _train(spec, ds, model, entry, recipe, device, g, progress, last_ckpt)
+        best_state = st.best_state
+        record.set(val_acc=st.best_acc, best_epoch=st.best_epoch, history=st.history,
+                   train_time_s=st.train_s, train_img_per_s=st.seen / max(st.train_s, 1e-9),
+                   resumed_from_epoch=st.resumed_from)
+        record.set(**evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
+                              progress=progress, input=spec.input))
+        record.set(peak_mem_mb=_peak_mem_mb(device))
+        if out_dir is not None and best_state is not None:
+            ckpt = save_best(best_checkpoint_path(Path(out_dir), spec.run_id), spec.to_dict(),
+                             config, best_state)
+            record.set(checkpoint=str(ckpt))
+        if last_ckpt is not None:
+            last_ckpt.unlink(missing_ok=True)  # the run is complete: nothing left to resume
+        record.set(status="ok")
+    except KeyboardInterrupt:
+        raise
+    except DiskFullError as exc:
+        # every later write would fail too: record the failure if the record still fits,
+        # then stop the sweep with the file system's one line
+        record.set(error=traceback.format_exc(), wall_time_s=time.perf_counter() - t_start,
+                   finished_at=_now())
+        if out_dir is not None:
+            try:
+                write(Path(out_dir), record)
+            except DiskFullError:
+                pass  # the record does not fit either: the run stays "to run"
+        raise exc from None
+    except Exception as exc:
+        record.set(error=traceback.format_exc())
+        note = ""
+        if isinstance(exc, NonFiniteLossError):
+            record.set(failed_epoch=exc.epoch)
+            note = _drop_diverged_state(last_ckpt)
+        log.warning("run %s (%s seed %d) failed: %s%s", spec.run_id, spec.label, spec.seed, exc,
+                    note)
+    record.set(wall_time_s=time.perf_counter() - t_start, finished_at=_now())
+    if out_dir is not None:
+        write(Path(out_dir), record)
+    return record
+
+
+def _drop_diverged_state(last_ckpt: Path | None) -> str:
+    """Remove the per-epoch state of a run whose loss went non-finite; what to tell the user.
+
+    The state was saved after the epoch before the divergence: its weights are already on
+    the way there, and a retry that resumed from it (with every RNG restored) would replay
+    the divergence step for step. A retry starts from epoch 0 instead.
+    """
+    if last_ckpt is None or not last_ckpt.is_file():
+        return ""
+    last_ckpt.unlink(missing_ok=True)
+    return f"; removed its per-epoch checkpoint {last_ckpt.name}: a retry starts from epoch 0"
