@@ -2,10 +2,20 @@
 
 Each message says what was wrong and what to do. Errors raised by ``methods``
 and ``datasets`` (unknown names, missing sources) are mapped onto these by
-:func:`user_error_types`.
+:func:`user_error_types`. A misspelt name gets its suggestion from :func:`did_you_mean`,
+the same wherever ``bench`` refuses a name.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(value: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``value``, else ``""``."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class BenchError(Exception):
@@ -32,6 +42,12 @@ class CheckpointError(BenchError):
 
 class OutputNotWritableError(BenchError):
     """The output folder cannot be created or written."""
+
+    @classmethod
+    def refused(cls, flag: str, folder: object, exc: OSError) -> OutputNotWritableError:
+        """The system refused a write into ``folder`` (given as ``flag``) with ``exc``."""
+        return cls(f"cannot write to {flag} {folder} ({exc.strerror or exc}); pass a folder "
+                   "you can write")
 
 
 class ExperimentLockedError(BenchError):

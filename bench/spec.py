@@ -1,12 +1,16 @@
-"""Experiment specifications: frozen RunSpecs, presets, and parsing of sweep arguments.
+"""Experiment specifications: the protocol of a comparison, the frozen RunSpec of one job,
+presets, and a sweep's expansion into specs.
 
-A :class:`RunSpec` is a pure description of one job (method x dataset x seed x
-preset); its hash over the identity fields is the run id, so re-running a
-sweep finds the records it already has. A run's identity is its
-:class:`Protocol` (everything every method of one comparison shares), its
-method with options, and its seed; where it is stored (the experiment
-folder), paths and the device are not part of it: copying an experiment
+A :class:`RunSpec` is a pure description of one job: its :class:`Protocol`
+(everything every method of one comparison shares), its method with options,
+and its seed. Its hash over those is the run id, so re-running a sweep finds
+the records it already has; where it is stored (the experiment folder), paths
+and the device are recorded but are not part of it: copying an experiment
 folder, moving the data or running on a GPU does not make a new run.
+
+A spec is written to JSON one way, :meth:`RunSpec.to_json`, wherever it is
+kept (``sweep.json``, a job, a checkpoint, a run record), and read back by
+:meth:`RunSpec.from_json`, which also reads the flat form of earlier versions.
 
 How an image smaller than the canvas reaches the model (``input``: ``native``,
 ``pad``, ``upsample``) is part of the protocol. A sweep may ask for the
@@ -17,18 +21,20 @@ always hold what the model saw.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import re
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from scaleqbench.bench.errors import BadArgumentError, UnknownNameError
+from scaleqbench.bench.errors import BadArgumentError, UnknownNameError, did_you_mean
+from scaleqbench.bench.spec_parsing import format_method, frozen
 
 __all__ = ["INPUT_CHOICES", "INPUT_POLICIES", "PRESETS", "PROTOCOL_FIELDS", "PUBLISHED_INPUT",
-           "Preset", "Protocol", "RunSpec", "base_method", "expand", "format_method",
-           "parse_int_list", "parse_method", "parse_methods", "resolve_input"]
+           "Preset", "Protocol", "RunSpec", "expand", "preset", "resolve_input"]
 
 #: the concrete input policies (``datasets.scaling.to_canvas``; kept here too, without the
 #: torch import, for the command line's choices; a test holds the two equal)
@@ -57,12 +63,40 @@ PRESETS: dict[str, Preset] = {
 
 def preset(name: str) -> Preset:
     if name not in PRESETS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(PRESETS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownNameError(f"unknown preset {name!r}{hint}; available: {', '.join(PRESETS)}")
+        raise UnknownNameError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; "
+                               f"available: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def _check_values(obj: Any) -> None:
+    """Every field of a spec dataclass has its annotated type (``bool`` is no ``int``), and
+    every number is >= 0 (a seed, an epoch count, a number of images); ``ValueError`` says
+    which is not."""
+    for name, accepts in _TYPES.get(type(obj).__name__, {}).items():
+        value = getattr(obj, name)
+        if not isinstance(value, accepts) or (isinstance(value, bool) and bool not in accepts):
+            expected = " or ".join(t.__name__ for t in accepts).replace("NoneType", "null")
+            raise ValueError(f"{name} is {type(value).__name__} {value!r}, expected {expected}")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{name} is {value}, expected a number >= 0")
+
+
+def _accepted(hint: Any) -> tuple[type, ...]:
+    """The types a plain field annotation (``str``, ``int``, ``int | None``...) admits."""
+    if isinstance(hint, types.UnionType):
+        return tuple(t for arg in typing.get_args(hint) for t in _accepted(arg))
+    return (type(None),) if hint is type(None) else (hint,)
+
+
+def _field_types(cls: type) -> dict[str, tuple[type, ...]]:
+    """The types each plain field of ``cls`` admits (``protocol`` and ``method_kwargs`` are
+    checked as they are made)."""
+    return {name: _accepted(hint) for name, hint in typing.get_type_hints(cls).items()
+            if name not in ("protocol", "method_kwargs")}
+
+
+#: class name -> field -> the types it admits; each class is entered once defined
+_TYPES: dict[str, dict[str, tuple[type, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -70,9 +104,9 @@ class Protocol:
     """Everything that defines a comparison except the method and the seed.
 
     Runs that differ in any of these never share a leaderboard row or a report
-    section. Each field is a :class:`RunSpec` field with the same default; a field
-    added here (and there) reads as its default in older records and sweeps, and
-    leaves their run ids unchanged (a value at its default is left out of the hash).
+    section. A field added here reads as its default in older records and sweeps,
+    and leaves their run ids unchanged (a value at its default is left out of the
+    hash, :meth:`RunSpec.identity`).
     """
 
     dataset: str = "mnist-res"
@@ -82,55 +116,78 @@ class Protocol:
     # policy existed did, so older records read as what they were
     input: str = "native"
     epochs: int | None = None  # None: the method's recipe
-    limit_train: int | None = None
+    limit_train: int | None = None  # tiny slices, for smoke tests
     limit_eval: int | None = None
     eq_images: int = 256
+
+    def __post_init__(self) -> None:
+        _check_values(self)
+        if self.input not in INPUT_POLICIES:
+            raise ValueError(f"input policy {self.input!r} is not one of "
+                             f"{', '.join(INPUT_POLICIES)} (resolve 'published' first)")
 
 
 #: the protocol's field names, in display order
 PROTOCOL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Protocol))
+_TYPES["Protocol"] = _field_types(Protocol)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RunSpec:
-    """One job. ``seed`` seeds the model, the batches and the dataset realization."""
+    """One job: a :class:`Protocol`, a method with options, and a seed, which seeds the model,
+    the batches and the dataset realization.
+
+    The protocol's fields read through the spec (``spec.dataset`` is
+    ``spec.protocol.dataset``) and may be given flat when one is made:
+    ``RunSpec("cnn", seed=1, epochs=2)`` is ``RunSpec("cnn", protocol=Protocol(epochs=2),
+    seed=1)``. Options are kept sorted by name, lists as tuples (a spec is hashable).
+    """
 
     method: str
-    dataset: str = "mnist-res"
-    source: str = "embedded"
+    protocol: Protocol = Protocol()
     seed: int = 0
-    preset: str = "quick"
-    epochs: int | None = None  # None: the recipe's
     method_kwargs: tuple[tuple[str, Any], ...] = ()
-    limit_train: int | None = None  # tiny slices, for smoke tests
-    limit_eval: int | None = None
-    eq_images: int = 256
-    input: str = "native"  # concrete: native | pad | upsample (resolve_input)
-    # where the run is stored: recorded, never part of its identity (a copied folder holds
-    # the same runs)
+    # where the run is stored and run: recorded, never part of its identity (a copied folder
+    # holds the same runs)
     experiment: str = field(default="default", compare=False)
     data_root: str | None = field(default=None, compare=False)
     cache_dir: str | None = field(default=None, compare=False)
     device: str = field(default="auto", compare=False)
 
-    IDENTITY = (*PROTOCOL_FIELDS, "method", "method_kwargs", "seed")
+    def __init__(self, method: str, *, protocol: Protocol | None = None, seed: int = 0,
+                 method_kwargs: Mapping[str, Any] | tuple[tuple[str, Any], ...] = (),
+                 experiment: str = "default", data_root: str | None = None,
+                 cache_dir: str | None = None, device: str = "auto", **protocol_fields: Any):
+        if protocol is not None and protocol_fields:
+            raise TypeError(f"give the protocol or its fields ({', '.join(protocol_fields)}), "
+                            "not both")
+        kwargs = dict(method_kwargs)
+        if not all(isinstance(k, str) for k in kwargs):
+            raise ValueError(f"method option names must be text: {sorted(map(str, kwargs))}")
+        values = {"method": method, "protocol": protocol or Protocol(**protocol_fields),
+                  "seed": seed, "method_kwargs": tuple(sorted((k, frozen(v))
+                                                              for k, v in kwargs.items())),
+                  "experiment": experiment, "data_root": data_root, "cache_dir": cache_dir,
+                  "device": device}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        _check_values(self)
 
-    def __post_init__(self) -> None:
-        if self.input not in INPUT_POLICIES:
-            raise ValueError(f"input policy {self.input!r} is not one of "
-                             f"{', '.join(INPUT_POLICIES)} (resolve 'published' first)")
-
-    def protocol(self) -> Protocol:
-        return Protocol(**{k: getattr(self, k) for k in PROTOCOL_FIELDS})
+    def __getattr__(self, name: str) -> Any:
+        # only called for names the spec itself lacks: the protocol's fields
+        if name in PROTOCOL_FIELDS:
+            return getattr(self.protocol, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def identity(self) -> dict[str, Any]:
-        """The identity fields that differ from their defaults (a new field with a default
-        keeps every existing run id)."""
-        defaults = {f.name: f.default for f in fields(self)}
-        d = {k: getattr(self, k) for k in self.IDENTITY
-             if k == "method" or getattr(self, k) != defaults[k]}
-        if "method_kwargs" in d:
+        """What the run id hashes: the method, and the protocol fields, options and seed that
+        differ from their defaults (a new field with a default keeps every existing run id)."""
+        d: dict[str, Any] = {"method": self.method}
+        d.update({k: v for k, v in asdict(self.protocol).items() if v != _DEFAULT_PROTOCOL[k]})
+        if self.method_kwargs:
             d["method_kwargs"] = [list(kv) for kv in self.method_kwargs]
+        if self.seed != 0:
+            d["seed"] = self.seed
         return d
 
     @property
@@ -143,140 +200,53 @@ class RunSpec:
     def label(self) -> str:
         return format_method(self.method, dict(self.method_kwargs))
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["method_kwargs"] = dict(self.method_kwargs)
-        return d
+    def to_json(self) -> dict[str, Any]:
+        """The spec as JSON data (plain dicts, lists, text and numbers), its protocol nested:
+        the one form a spec is kept in (``sweep.json``, jobs, checkpoints, run records)."""
+        return {"method": self.method, "method_kwargs": _plain(dict(self.method_kwargs)),
+                "seed": self.seed, "protocol": asdict(self.protocol),
+                **{k: getattr(self, k) for k in _PLACE_FIELDS}}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        """A spec from :meth:`to_dict`'s form; a field absent from ``d`` takes its default."""
-        d = dict(d)
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    def from_json(cls, data: Any) -> RunSpec:
+        """A spec from :meth:`to_json`'s data, or from the flat form (the protocol's fields
+        beside the method) of earlier versions; a field absent from ``data`` takes its
+        default. ``ValueError`` says what makes ``data`` no spec."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a spec is an object, not {type(data).__name__}")
+        data = dict(data)
+        flat = {k: data.pop(k) for k in PROTOCOL_FIELDS if k in data}
+        nested = data.pop("protocol", None)
+        if nested is not None and flat:
+            raise ValueError(f"{', '.join(flat)} given both in and beside the protocol")
+        protocol = flat if nested is None else nested
+        if not isinstance(protocol, Mapping):
+            raise ValueError(f"protocol is {type(protocol).__name__}, not an object")
+        unknown = sorted(set(data) - set(_SPEC_FIELDS)) + sorted(set(protocol) -
+                                                                 set(PROTOCOL_FIELDS))
         if unknown:
             raise ValueError(f"unknown run spec field(s) {', '.join(unknown)}")
-        d["method_kwargs"] = tuple(sorted((k, _frozen(v)) for k, v in
-                                          dict(d.get("method_kwargs") or {}).items()))
-        return cls(**d)
+        if "method" not in data:
+            raise ValueError("missing field method")
+        if not isinstance(data.get("method_kwargs") or {}, Mapping):
+            raise ValueError("method_kwargs is not an object of options")
+        return cls(protocol=Protocol(**protocol),
+                   **{**data, "method_kwargs": data.get("method_kwargs") or {}})
 
 
-def _literal(text: str) -> Any:
-    """A Python literal (lists become tuples: a spec is hashable), else the text itself."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-    if isinstance(value, (dict, set)):
-        raise BadArgumentError(f"method option value {text!r}: write a number, a string or "
-                               "a tuple such as (8,16,24)")
-    return _frozen(value)
+_DEFAULT_PROTOCOL = asdict(Protocol())
+_SPEC_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name != "protocol")
+_PLACE_FIELDS = tuple(f.name for f in fields(RunSpec) if not f.compare)
+_TYPES["RunSpec"] = _field_types(RunSpec)
 
 
-def _frozen(value: Any) -> Any:
-    """Lists as tuples, at any depth: a spec is hashable, and a list read back from a record's
-    JSON is the tuple that was written."""
+def _plain(value: Any) -> Any:
+    """Tuples as lists, at any depth: JSON data (:func:`frozen` is the way back)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
+        return [_plain(v) for v in value]
     return value
-
-
-def parse_method(text: str) -> tuple[str, dict[str, Any]]:
-    """``'fourier[impl=reference,width=2]'`` -> ``('fourier', {'impl': 'reference', 'width': 2})``."""
-    m = re.fullmatch(r"\s*([^\[\]]+?)\s*(?:\[(.*)\])?\s*", text)
-    if not m or not m.group(1):
-        raise BadArgumentError(f"cannot parse method {text!r}; write NAME or NAME[key=value,...]")
-    kwargs: dict[str, Any] = {}
-    if m.group(2) is not None and m.group(2).strip():  # "cnn[]": no options
-        for item in _split_top_level(m.group(2), keep_empty=True):
-            k, eq, v = item.partition("=")
-            if not eq or not k.strip() or not v.strip():
-                raise BadArgumentError(f"method option {item!r} in {text!r} is not key=value")
-            if not k.strip().isidentifier():
-                raise BadArgumentError(f"method option name {k.strip()!r} in {text!r} is not a "
-                                       "name; write NAME[key=value,...]")
-            if k.strip() in kwargs:
-                raise BadArgumentError(f"method option {k.strip()!r} is given twice in {text!r}")
-            kwargs[k.strip()] = _literal(v.strip())
-    return m.group(1), kwargs
-
-
-_OPEN, _CLOSE = "([{", ")]}"
-
-
-def _split_top_level(text: str, keep_empty: bool = False) -> list[str]:
-    """``text`` split at the commas outside brackets, parentheses, braces and quotes:
-    ``'cnn[channels=(8,16)],sesn'`` -> ``['cnn[channels=(8,16)]', 'sesn']``."""
-    parts, depth, quote, cur = [], 0, "", ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE:
-            depth -= 1
-        if ch == "," and depth == 0 and not quote:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if depth != 0 or quote:
-        raise BadArgumentError(f"unbalanced brackets or quotes in {text!r}")
-    parts.append(cur)
-    parts = [p.strip() for p in parts]
-    return parts if keep_empty else [p for p in parts if p]
-
-
-def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """Expand ``all``, comma lists, wildcards and ``timm:`` names, each with optional ``[k=v]``."""
-    from scaleqbench.methods import resolve_methods
-
-    out: list[tuple[str, dict[str, Any]]] = []
-    for part in _split_top_level(text):
-        name, kwargs = parse_method(part)
-        for resolved in resolve_methods(name):
-            if (resolved, kwargs) not in out:
-                out.append((resolved, kwargs))
-    if not out:
-        raise BadArgumentError(f"no methods in {text!r}; try --methods all")
-    return out
-
-
-def format_method(name: str, kwargs: dict[str, Any]) -> str:
-    if not kwargs:
-        return name
-    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(kwargs.items()))}]"
-
-
-def base_method(label: str) -> str:
-    """A method label's registry name, options stripped: ``fourier[impl=x]`` -> ``fourier``."""
-    return str(label).split("[", 1)[0]
-
-
-def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None = None
-                   ) -> list[int]:
-    """``'0,1,2'``, ``'0-5'`` or a mix, as sorted unique ints within [lo, hi]."""
-    values: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+))?", part)
-        if not m:
-            raise BadArgumentError(f"bad {what} {part!r} in {text!r}; write e.g. 0,1,2 or 0-5")
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) is not None else a
-        if b < a:
-            raise BadArgumentError(f"bad {what} range {part!r}: the end is before the start")
-        values.extend(range(a, b + 1))
-    if not values:
-        raise BadArgumentError(f"no {what} given in {text!r}")
-    for v in values:
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            bounds = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
-            raise BadArgumentError(f"{what} {v} is out of range {bounds}")
-    return sorted(set(values))
 
 
 def resolve_input(policy: str, method: str, dataset: str) -> str:
@@ -308,7 +278,6 @@ def expand(methods: list[tuple[str, dict[str, Any]]], dataset: str, seeds: list[
     """The sweep as RunSpecs: every method x seed, methods in the order given; ``input`` is
     resolved per method (:func:`resolve_input`)."""
     preset(preset_name)
-    return [RunSpec(method=name, dataset=dataset, seed=seed, preset=preset_name,
-                    method_kwargs=tuple(sorted(kwargs.items())),
+    return [RunSpec(name, dataset=dataset, seed=seed, preset=preset_name, method_kwargs=kwargs,
                     input=resolve_input(input, name, dataset), **common)
             for name, kwargs in methods for seed in seeds]

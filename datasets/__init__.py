@@ -1,6 +1,6 @@
 """Scaled image-classification datasets: sources, scaling operators, protocols, cache.
 
-``datasets`` imports neither ``bench`` nor ``methods`` (DESIGN.md).
+``datasets`` imports neither ``bench`` nor ``methods`` (docs/architecture.md).
 """
 
 from __future__ import annotations

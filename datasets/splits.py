@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["Split", "ScaledDataset", "stratified_split"]
+__all__ = ["Split", "ScaledDataset", "method_config_of", "stratified_split"]
+
+
+def method_config_of(protocol: str) -> str:
+    """The method configuration family that fits a dataset of ``protocol``: ``stl10`` for the
+    STL-10 protocols, ``mnist`` for the others."""
+    return "stl10" if protocol.startswith("stl10") else "mnist"
 
 
 @dataclass
@@ -95,8 +101,8 @@ class ScaledDataset:
 
     @property
     def method_config(self) -> str:
-        """The method configuration family that fits this dataset (``mnist`` or ``stl10``)."""
-        return "stl10" if self.protocol.startswith("stl10") else "mnist"
+        """The method configuration family that fits this dataset (:func:`method_config_of`)."""
+        return method_config_of(self.protocol)
 
     def to_state(self) -> dict:
         state = {k: getattr(self, k) for k in (

@@ -1,25 +1,37 @@
 """Scale-equivariant image classifiers and CNN baselines behind one registry.
 
-Models only: no training, data or I/O code lives here (see DESIGN.md).
+Models only: no training, data or I/O code lives here. A method is a builder, its
+card (:class:`MethodCard`: provenance, figure style, input policy) and its
+configurations, all beside its model; the model follows the protocol of
+:mod:`.protocol`. How a method is trained -- its recipe per configuration and its
+loss -- is the harness's concern and lives in :mod:`scaleqbench.bench.run.recipes`.
 
-Importing the package fills the registry: :mod:`.registry` holds the machinery
-and knows no method; the built-in families imported below register theirs with
+Importing the package fills the registry: :mod:`.registry` holds the machinery and
+knows no method; the built-in families imported below register theirs with
 ``@register_method`` (a new family adds one import line here), and
 :mod:`.timm_baseline` registers the ``timm:`` prefix. Third-party methods
-(entry-point group ``scaleqbench.methods``) load on the first look-up.
+(entry-point group ``scaleqbench.methods``, :mod:`.plugins`) load on the first
+look-up.
 """
 
 from __future__ import annotations
 
-from scaleqbench.methods.registry import (
-    DEFAULT_RECIPES,
-    ENTRY_POINT_GROUP,
+from scaleqbench.methods.method_card import (
+    BUILTIN,
+    MethodCard,
     MethodEntry,
-    TrainRecipe,
     UnknownConfigError,
     UnknownMethodError,
+)
+from scaleqbench.methods.plugins import ENTRY_POINT_GROUP, LEGACY_ENTRY_POINT_GROUP
+from scaleqbench.methods.protocol import (
+    HasScaleAxes,
+    HoldsWorkspace,
+    PerSizeClassifier,
+    ScaleModel,
+)
+from scaleqbench.methods.registry import (
     create,
-    cross_entropy_loss,
     get_method,
     list_methods,
     register_method,
@@ -28,6 +40,7 @@ from scaleqbench.methods.registry import (
     resolve_methods,
     style_choices,
     style_of,
+    unregister_method,
 )
 from scaleqbench.methods.style import MethodStyle
 
@@ -37,8 +50,9 @@ from scaleqbench.methods import (  # noqa: F401
 )
 
 __all__ = [
-    "DEFAULT_RECIPES", "ENTRY_POINT_GROUP", "MethodEntry", "MethodStyle", "TrainRecipe",
-    "UnknownConfigError", "UnknownMethodError", "create", "cross_entropy_loss", "get_method",
+    "BUILTIN", "ENTRY_POINT_GROUP", "LEGACY_ENTRY_POINT_GROUP", "HasScaleAxes",
+    "HoldsWorkspace", "MethodCard", "MethodEntry", "MethodStyle", "PerSizeClassifier",
+    "ScaleModel", "UnknownConfigError", "UnknownMethodError", "create", "get_method",
     "list_methods", "register_method", "register_prefix", "reload_plugins", "resolve_methods",
-    "style_choices", "style_of",
+    "style_choices", "style_of", "unregister_method",
 ]

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scaleqbench.methods.common import (
     BlockStackNet,
-    PreActWideBlock,
+    PreActWRN,
+    WideBlock,
     init_norms_and_linear_biases,
     mnist_head,
+    wrn_blocks_per_group,
+    wrn_groups,
 )
+from scaleqbench.methods.method_card import MethodCard
 from scaleqbench.methods.registry import register_method
 from scaleqbench.methods.style import OKABE_ITO, MethodStyle
 
@@ -76,23 +78,11 @@ class CNN(BlockStackNet):
         self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
 
-class WideBlock(PreActWideBlock):
-    """Pre-activation WRN basic block: BN-ReLU-conv3x3(stride)-BN-ReLU-dropout-conv3x3 plus a
-    shortcut (identity, or a 1x1 conv of the pre-activated input when the shape changes).
-    Translation-equivariant for shifts by multiples of ``stride``."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.dropout = dropout
-        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
-                         if c_in != c_out or stride != 1 else None)
+def _conv3x3(c_in: int, c_out: int, stride: int) -> nn.Module:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
 
 
-class WideResNet(nn.Module):
+class WideResNet(PreActWRN):
     """WRN-``depth``-``widen`` (Zagoruyko & Komodakis, 2016): SESN's STL-10 baseline (WRN-16-8).
 
     3x3 stem (16), three groups of ``(depth - 4) / 6`` pre-activation blocks at
@@ -100,22 +90,23 @@ class WideResNet(nn.Module):
     average pooling and a Linear layer -- the authors' ``wrn_16_8``
     (``models/stl_wrn.py``, 10,961,370 parameters), whose head is global too, so
     every input size is accepted. He-normal convolutions over the fan-out,
-    BN weights 1 and biases 0, Linear bias 0, as theirs.
+    BN weights 1 and biases 0, Linear bias 0, as theirs. Translation-equivariant
+    for shifts by multiples of the strides.
+
+    ``features``: the stem, each group's output and ``final`` (after BN-ReLU: what the
+    head averages).
     """
+
+    final_name = "final"
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
                  widen: int = 8, dropout: float = 0.3):
         super().__init__()
-        if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
-        n = (depth - 4) // 6
+        n = wrn_blocks_per_group(depth)
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
         self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
-        self.groups = nn.ModuleList(
-            nn.Sequential(*(WideBlock(widths[g] if i == 0 else widths[g + 1], widths[g + 1],
-                                      (1 if g == 0 else 2) if i == 0 else 1, dropout)
-                            for i in range(n)))
-            for g in range(3))
+        self.groups = wrn_groups(widths, n, lambda g, i, c_in, c_out, stride: WideBlock(
+            c_in, c_out, stride, dropout, conv=_conv3x3))
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         for m in self.modules():
@@ -124,26 +115,13 @@ class WideResNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
         init_norms_and_linear_biases(self, (nn.BatchNorm2d,))
 
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The stem, each group's output and ``final`` (after BN-ReLU: what the head averages)."""
-        x = self.stem(x)
-        out = {"stem": x}
-        for g, group in enumerate(self.groups):
-            x = group(x)
-            out[f"group{g + 1}"] = x
-        out["final"] = F.relu(self.bn(x))
-        return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for group in self.groups:
-            x = group(x)
-        return self.fc(F.relu(self.bn(x)).mean((-2, -1)))
+CARD = MethodCard(family="baseline", paper="Sosnovik et al., ICLR 2020 (baseline)", year=2020,
+                  reference=REFERENCE, style=MethodStyle(OKABE_ITO["black"], "s"))
 
 
 @register_method(
-    "cnn", family="baseline", paper="Sosnovik et al., ICLR 2020 (baseline)", year=2020,
-    style=MethodStyle(OKABE_ITO["black"], "s"), reference=REFERENCE,
+    "cnn", CARD,
     configs={
         "mnist": dict(channels=(32, 63, 95)),
         "stl10": dict(arch="wrn", depth=16, widen=8, dropout=0.3),

@@ -1,148 +1,44 @@
-"""The method registry: one entry per method, its configurations and its training recipe.
+"""The method registry: one entry per method name, made from a builder, its card and its configs.
 
-Style follows timm: a builder function is decorated with :func:`register_method`
-and the metadata lives beside it. ``create(name, ...)`` builds a model,
-``list_methods(pattern)`` lists names with shell wildcards, and a name prefix
-registered with :func:`register_prefix` (``timm:<model-name>``) makes entries on
-demand. Third-party packages add methods through the entry-point group
-``scaleqbench.methods``: each entry point names a module (or a callable) whose
-import registers its methods; they are loaded on the first look-up.
+Style follows timm: a builder function is decorated with :func:`register_method`, and
+its :class:`~methods.method_card.MethodCard` and configurations live beside it.
+``create(name, ...)`` builds a model, ``list_methods(pattern)`` lists names with shell
+wildcards, and a name prefix registered with :func:`register_prefix`
+(``timm:<model-name>``) makes entries on demand. Third-party packages add methods
+through the entry-point group ``scaleqbench.methods`` (:mod:`methods.plugins`), loaded
+on the first look-up.
 
 This module knows no method: the package (``scaleqbench.methods``) imports the
-built-in families, whose decorators fill the registry, when it is imported.
+built-in families, whose decorators fill the registry, when it is imported. It knows
+no training either: recipes and losses are the harness's
+(:mod:`scaleqbench.bench.run.recipes`).
 
-A method's builder has the signature ``build(in_channels, num_classes, **kwargs)``
-and returns an ``nn.Module`` following the model protocol (DESIGN.md): ``forward``
-takes ``(B, C, H, W)`` at any size in the dataset's range and returns logits
-``(B, K)``; ``features(x)`` returns ``{name: (B, C', H', W')}`` after each block.
+A builder has the signature ``build(in_channels, num_classes, **kwargs)`` and returns
+an ``nn.Module`` following the model protocol (:class:`methods.protocol.ScaleModel`).
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-import importlib
-import importlib.metadata
-import logging
-import types
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, NamedTuple
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from scaleqbench.datasets.scaling import INPUT_POLICIES
+from scaleqbench.methods.method_card import (
+    BUILTIN,
+    MethodCard,
+    MethodEntry,
+    UnknownMethodError,
+)
+from scaleqbench.methods.plugins import load_plugins, loading_source
 from scaleqbench.methods.style import MethodStyle, derived_styles
+from scaleqbench.methods.suggest import did_you_mean
 
-log = logging.getLogger(__name__)
-
-ENTRY_POINT_GROUP = "scaleqbench.methods"
-
-#: loss(model, x, y) -> (scalar loss, logits used for the training accuracy)
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-class UnknownMethodError(KeyError):
-    """A method name that is not registered (the message lists the valid names)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
-        return str(self.args[0])
-
-
-class UnknownConfigError(KeyError):
-    """A configuration name a method does not define."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    """How a method is trained: optimiser, schedule, epochs, batch size, weight decay groups.
-
-    ``schedule`` is ``"multistep"`` (``milestones``, ``gamma``), ``"step"``
-    (``step_size``, ``gamma``) or ``"constant"``. ``no_decay`` holds substrings
-    of parameter names that get no weight decay (e.g. spectral weights).
-    """
-
-    optimizer: str = "adam"
-    lr: float = 1e-2
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    nesterov: bool = False
-    schedule: str = "multistep"
-    milestones: tuple[int, ...] = (20, 40)
-    step_size: int = 20
-    gamma: float = 0.1
-    epochs: int = 60
-    batch_size: int = 128
-    no_decay: tuple[str, ...] = ()
-
-    def with_epochs(self, epochs: int) -> TrainRecipe:
-        """The same recipe squeezed into ``epochs`` (milestones / step size scale with it)."""
-        if epochs == self.epochs:
-            return self
-        ratio = epochs / self.epochs
-        milestones = tuple(sorted({max(1, round(m * ratio)) for m in self.milestones}))
-        return replace(self, epochs=epochs, milestones=milestones,
-                       step_size=max(1, round(self.step_size * ratio)))
-
-
-#: The protocol's defaults (the SESN / Fourier MNIST protocol).
-MNIST_RECIPE = TrainRecipe()
-STL10_RECIPE = TrainRecipe(optimizer="sgd", lr=0.1, weight_decay=5e-4, nesterov=True,
-                           milestones=(300, 400, 600, 800), gamma=0.2, epochs=1000)
-QUICK_RECIPE = TrainRecipe(lr=5e-3, milestones=(6,), epochs=8, batch_size=64)
-DEFAULT_RECIPES: Mapping[str, TrainRecipe] = {
-    "mnist": MNIST_RECIPE, "stl10": STL10_RECIPE, "quick": QUICK_RECIPE,
-}
-
-
-def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """The protocol's default loss: cross-entropy on the model's logits."""
-    logits = model(x)
-    return F.cross_entropy(logits, y), logits
-
-
-@dataclass(frozen=True)
-class MethodEntry:
-    """Everything the registry knows about one method."""
-
-    name: str
-    builder: Callable[..., nn.Module]
-    family: str
-    paper: str = ""
-    year: int | None = None
-    description: str = ""
-    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    recipes: Mapping[str, TrainRecipe] = field(default_factory=dict)
-    loss: LossFn | None = None
-    source: str = "builtin"
-    alias_of: str | None = None  # the same model as another name: left out of ``all``
-    #: the authors' reference implementation, "owner/repo@commit:path" (what fixtures were made from)
-    reference: str = ""
-    style: MethodStyle | None = None  # how figures draw it; None: derived from name and family
-    #: how its paper fed it images smaller than a multi-resolution protocol's canvas: the
-    #: ``published`` input policy (``pad``: the baselines of Rahman & Yeh 2023 saw their inputs
-    #: zero-padded onto the canvas; a method built for any size declares ``native``)
-    input: str = "pad"
-
-    def config(self, name: str) -> dict[str, Any]:
-        if name not in self.configs:
-            raise UnknownConfigError(
-                f"method {self.name!r} has no config {name!r}; it defines: {', '.join(self.configs)}")
-        return dict(self.configs[name])
-
-    def recipe(self, config: str) -> TrainRecipe:
-        """The training recipe for ``config`` (the method's own, else the protocol's default)."""
-        if config in self.recipes:
-            return self.recipes[config]
-        return DEFAULT_RECIPES.get(config, MNIST_RECIPE)
-
-    def loss_fn(self) -> LossFn:
-        return self.loss or cross_entropy_loss
+__all__ = ["create", "get_method", "list_methods", "register_method", "register_prefix",
+           "reload_plugins", "resolve_methods", "style_choices", "style_of",
+           "unregister_method"]
 
 
 class _Prefix(NamedTuple):
@@ -155,48 +51,52 @@ _REGISTRY: dict[str, MethodEntry] = {}
 _PREFIXES: dict[str, _Prefix] = {}
 _plugins_loaded = False
 
+# ":" is reserved for prefixes (timm:<model>), "[...]" for options, the rest for patterns
+_RESERVED = ":*?[], "
 
-def register_method(name: str, *, family: str, paper: str = "", year: int | None = None,
+
+def _source_of(builder: Callable[..., Any]) -> str:
+    """Who registers ``builder``: the plugin being loaded, scaleqbench itself, or a module."""
+    loading = loading_source()
+    if loading is not None:
+        return loading
+    module = getattr(builder, "__module__", "") or ""
+    return BUILTIN if module.startswith("scaleqbench.methods.") else module
+
+
+def register_method(name: str, card: MethodCard, *,
                     configs: Mapping[str, Mapping[str, Any]] | None = None,
-                    recipes: Mapping[str, TrainRecipe] | None = None,
-                    loss: LossFn | None = None, description: str = "",
-                    alias_of: str | None = None, style: MethodStyle | None = None,
-                    reference: str = "", input: str = "pad"):
+                    alias_of: str | None = None):
     """Decorator: register ``builder(in_channels, num_classes, **kwargs)`` under ``name``.
 
-    ``configs`` maps configuration names (``mnist``, ``stl10``, ``quick``) to the
-    builder's keyword arguments; ``mnist`` is the default of :func:`create`.
-    ``alias_of`` marks a second name for the same model (e.g. ``dss_vector`` for
-    ``dss``): it resolves as usual but ``--methods all`` runs the model once.
-    ``reference`` names the authors' public implementation the method is checked against,
-    as ``"owner/repo@commit:path"``.
-    ``style`` is how figures draw the method (see :mod:`methods.style`); without
-    one it is derived from the name and family.
-    ``input`` is how the method's paper fed it an image smaller than the canvas of a
-    multi-resolution protocol (``native``, ``pad`` or ``upsample``); the ``published``
-    input policy of ``bench run`` gives each method its own.
+    ``card`` holds the method's provenance, figure style and input policy (its empty
+    description is taken from the builder's docstring). ``configs`` maps configuration
+    names (``mnist``, ``stl10``, ``quick``) to the builder's keyword arguments; ``mnist``
+    is the default of :func:`create` (without ``configs``, an empty ``mnist`` one).
+    ``alias_of`` marks a second name for the same model (``dss_vector`` for ``dss``).
     """
-    if input not in INPUT_POLICIES:
-        raise ValueError(f"method {name!r}: input must be one of {', '.join(INPUT_POLICIES)}, "
-                         f"got {input!r}")
-    # ":" is reserved for prefixes (timm:<model>), "[...]" for options, the rest for patterns
-    if not name or any(c in name for c in ":*?[], "):
+    if not name or any(c in name for c in _RESERVED):
         raise ValueError(f"invalid method name {name!r}")
+    if not isinstance(card, MethodCard):
+        raise TypeError(f"method {name!r}: card must be a MethodCard, got {type(card).__name__}")
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"method {name!r} is already registered (by {_REGISTRY[name].source})")
-        cfgs = dict(configs or {"mnist": {}})
-        module = getattr(builder, "__module__", "")
-        source = "builtin" if module.startswith("scaleqbench.methods.") else module
+        doc = (builder.__doc__ or "").strip().split("\n")[0]
         _REGISTRY[name] = MethodEntry(
-            name=name, builder=builder, family=family, paper=paper, year=year,
-            description=description or (builder.__doc__ or "").strip().split("\n")[0],
-            configs=cfgs, recipes=dict(recipes or {}), loss=loss, source=source,
-            alias_of=alias_of, style=style, reference=reference, input=input)
+            name=name, builder=builder, card=replace(card, description=card.description or doc),
+            configs=dict(configs or {"mnist": {}}), source=_source_of(builder),
+            alias_of=alias_of)
         return builder
 
     return wrap
+
+
+def unregister_method(name: str) -> None:
+    """Forget method ``name`` (a no-op for an unknown one): lets a script or a notebook
+    register a changed builder under the same name again."""
+    _REGISTRY.pop(name, None)
 
 
 def register_prefix(prefix: str, factory: Callable[[str], MethodEntry], *, family: str,
@@ -207,7 +107,7 @@ def register_prefix(prefix: str, factory: Callable[[str], MethodEntry], *, famil
     ``family`` is the family of its entries (their derived display style uses it
     without building one); ``hint`` is how error messages spell such names.
     """
-    if len(prefix) < 2 or not prefix.endswith(":") or any(c in prefix[:-1] for c in ":*?[], "):
+    if len(prefix) < 2 or not prefix.endswith(":") or any(c in prefix[:-1] for c in _RESERVED):
         raise ValueError(f"a method prefix is a word followed by ':', got {prefix!r}")
     _PREFIXES[prefix] = _Prefix(factory, family, hint)
 
@@ -221,25 +121,25 @@ def _valid_names() -> str:
     return ", ".join(sorted(_REGISTRY) + [p.hint for p in _PREFIXES.values()])
 
 
+def _claim(package: str, source: str) -> None:
+    """Methods that modules of ``package`` registered before the plugin loader ran (their
+    source is a module name) come from the plugin ``source``."""
+    for name, entry in list(_REGISTRY.items()):
+        if entry.source == package or entry.source.startswith(package + "."):
+            _REGISTRY[name] = replace(entry, source=source)
+
+
 def _load_plugins() -> None:
     global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if callable(obj) and not isinstance(obj, types.ModuleType):
-                obj()
-        except Exception as exc:  # a broken plugin must not take the registry down
-            log.warning("could not load scaleqbench plugin %r (%s): %s", ep.name, ep.value, exc)
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        load_plugins(_claim)
 
 
 def reload_plugins() -> None:
     """Re-scan the entry points (after installing a plugin into a running interpreter)."""
     global _plugins_loaded
     _plugins_loaded = False
-    importlib.invalidate_caches()
     _load_plugins()
 
 
@@ -258,9 +158,8 @@ def get_method(name: str) -> MethodEntry:
     if prefix is not None:
         return _PREFIXES[prefix].factory(name[len(prefix):])
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownMethodError(f"unknown method {name!r}{hint}; registered: {_valid_names()}")
+        raise UnknownMethodError(f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; "
+                                 f"registered: {_valid_names()}")
     return _REGISTRY[name]
 
 
@@ -296,26 +195,25 @@ def create(name: str, in_channels: int = 1, num_classes: int = 10, config: str =
     return entry.builder(in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
+def _resolve_part(part: str) -> list[str]:
+    if part == "all":
+        return list_methods(aliases=False)
+    if any(c in part for c in "*?[") and _prefix_of(part) is None:
+        found = list_methods(part)
+        if not found:
+            raise UnknownMethodError(
+                f"pattern {part!r} matches no method; registered: {_valid_names()}")
+        return found
+    get_method(part)  # raises for an unknown name
+    return [part]
+
+
 def resolve_methods(spec: str) -> list[str]:
     """Expand ``all``, comma lists, wildcards and ``timm:`` names; order kept, duplicates dropped."""
     names: list[str] = []
     for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        if part == "all":
-            found = list_methods(aliases=False)
-        elif _prefix_of(part) is not None:
-            get_method(part)
-            found = [part]
-        elif any(c in part for c in "*?["):
-            found = list_methods(part)
-            if not found:
-                raise UnknownMethodError(
-                    f"pattern {part!r} matches no method; registered: {_valid_names()}")
-        else:
-            get_method(part)
-            found = [part]
-        names.extend(n for n in found if n not in names)
+        if part:
+            names.extend(n for n in _resolve_part(part) if n not in names)
     if not names:
         raise UnknownMethodError(f"no methods given in {spec!r}; try 'all' or one of: "
                                  f"{_valid_names()}")

@@ -1,6 +1,6 @@
 """How a model declares the discrete scale axis that some of its feature maps carry.
 
-DESIGN.md's model protocol folds a scale axis into channels: ``features(x)``
+The model protocol (:mod:`methods.protocol`) folds a scale axis into channels: ``features(x)``
 returns ``(B, C * S, H, W)`` maps. A model whose maps carry such an axis says
 so with a method ``scale_axes() -> dict[str, ScaleAxis]`` naming the
 ``features()`` entries that carry one, with the axis's scales ``sigma_i`` and how
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from scaleqbench.methods.protocol import HasScaleAxes
 
 __all__ = ["LAYOUTS", "ScaleAxis", "scale_axes_of"]
 
@@ -87,10 +89,9 @@ class ScaleAxis:
 
 def scale_axes_of(model: nn.Module) -> Mapping[str, ScaleAxis]:
     """The scale axes ``model`` declares (``model.scale_axes()``), ``{}`` when it declares none."""
-    declare = getattr(model, "scale_axes", None)
-    if declare is None:
+    if not isinstance(model, HasScaleAxes):
         return {}
-    axes = dict(declare())
+    axes = dict(model.scale_axes())
     for name, axis in axes.items():
         if not isinstance(axis, ScaleAxis):
             raise TypeError(f"{type(model).__name__}.scale_axes()[{name!r}] is a "

@@ -1,6 +1,6 @@
 """How a method is drawn in figures: one colour and one marker per method name.
 
-A method declares its style when it registers (``register_method(..., style=...)``);
+A method declares its style on its card (``MethodCard(..., style=...)``);
 one that does not gets a style derived from its name, so plugins and
 ``timm:<model>`` baselines look the same in every report and every process:
 

@@ -18,14 +18,16 @@ import torch
 from torch import nn
 
 from scaleqbench.datasets.scaling import fourier_resize
-from scaleqbench.methods.registry import MethodEntry, UnknownMethodError, register_prefix
+from scaleqbench.methods.method_card import MethodCard, MethodEntry, UnknownMethodError
+from scaleqbench.methods.registry import register_prefix
+from scaleqbench.methods.suggest import did_you_mean
 
 PREFIX = "timm:"
 FAMILY = "baseline"
 
 
 class TimmBaseline(nn.Module):
-    """A timm classifier behind the model protocol."""
+    """A timm classifier behind the model protocol (:class:`methods.protocol.ScaleModel`)."""
 
     def __init__(self, model_name: str, in_channels: int = 1, num_classes: int = 10,
                  min_size: int = 32, **timm_kwargs):
@@ -57,14 +59,13 @@ class TimmBaseline(nn.Module):
 def _unknown_model(model_name: str) -> str:
     """One line for a name timm does not know: the closest name (a typo), else names that
     contain it."""
-    import difflib
-
     import timm
 
-    names = timm.list_models()
-    close = difflib.get_close_matches(model_name, names, n=1, cutoff=0.75)
-    if close:
-        return f"timm has no model {model_name!r} (did you mean 'timm:{close[0]}'?)"
+    # stricter than the registry's hint: among timm's many similar names a loose match misleads
+    hint = did_you_mean(model_name, timm.list_models(), cutoff=0.75,
+                        spell=lambda name: f"{PREFIX}{name}")
+    if hint:
+        return f"timm has no model {model_name!r}{hint}"
     similar = timm.list_models(f"*{model_name}*")[:5]
     return f"timm has no model {model_name!r}" + (
         f"; similar: {', '.join(similar)}" if similar else "; see timm.list_models()")
@@ -80,10 +81,10 @@ def timm_entry(model_name: str) -> MethodEntry:
     import timm  # lazily: see the module docstring
     if not timm.is_model(model_name):
         TimmBaseline(model_name)
-    return MethodEntry(
-        name=f"{PREFIX}{model_name}", builder=build, family=FAMILY,
-        paper="timm (Wightman)", description=f"timm model {model_name}",
-        configs={"mnist": {}, "stl10": {}, "quick": {}}, source="timm")
+    card = MethodCard(family=FAMILY, paper="timm (Wightman)",
+                      description=f"timm model {model_name}")
+    return MethodEntry(name=f"{PREFIX}{model_name}", builder=build, card=card,
+                       configs={"mnist": {}, "stl10": {}, "quick": {}}, source="timm")
 
 
 register_prefix(PREFIX, timm_entry, family=FAMILY, hint=f"{PREFIX}<model-name>")

@@ -1,4 +1,4 @@
-"""Issue 13's robustness sweep, bad inputs: each gets one line and a non-zero exit, and nothing
+"""The robustness sweep, bad inputs: each gets one line and a non-zero exit, and nothing
 is written.
 
 Every case runs ``bench`` in this process (``scaleqbench.bench.cli.main.main``) with the
@@ -61,7 +61,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("leaderboard-missing", ["leaderboard"], "arguments are required: folders"),
     ("report-missing", ["report"], "arguments are required: folders"),
     ("collect-missing", ["collect"], "arguments are required: experiment"),
-    # -- bench run: methods and their options (issue 13 cases 10, 11, 14)
+    # -- bench run: methods and their options
     ("method-typo", [*R, "--methods", "cnnn"], "did you mean 'cnn'"),
     ("method-empty", [*R, "--methods", ""], "no methods"),
     ("method-pattern", [*R, "--methods", "zz*"], "matches no method"),
@@ -109,10 +109,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("local-partition", [*R, "--partition", "gpu"], "only apply to --launcher slurm"),
     ("local-detach", [*R, "--detach"], "only apply to --launcher slurm"),
     ("out-under-file", ["run", "--out", "{tmp}/afile/exp", "--no-report"],
-     "cannot write to the output folder"),
+     "cannot write to --out"),
+    ("out-is-file", ["run", "--out", "{tmp}/afile", "--no-report"], "is a file, not a folder"),
     ("out-unwritable", ["run", "--out", "/sys/scaleqbench-exp", "--no-report"],
-     "cannot write to the output folder"),
-    # -- bench run --launcher slurm: refused before anything is submitted (case 9)
+     "cannot write to --out"),
+    # -- bench run --launcher slurm: refused before anything is submitted
     ("slurm-cpus-zero", [*SL, "--cpus-per-job", "0"], "must be >= 1"),
     ("slurm-array-zero", [*SL, "--array-parallelism", "0"], "must be >= 1"),
     ("slurm-mem", [*SL, "--mem", "-5"], "must be a size such as 32G"),
@@ -126,7 +127,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("slurm-signal-margin", [*SL, "--time", "2", "--signal-delay-s", "100"],
      "leaves 20 s before the checkpoint signal"),
     ("slurm-gpus-negative", [*SL, "--gpus-per-job", "-1"], "must be >= 0"),
-    # -- bench data build (case 9)
+    # -- bench data build
     ("data-unknown", ["data", "build", "mnist-resx"], "did you mean 'mnist-res'"),
     ("data-seed-negative", ["data", "build", "mnist-res", "--seed", "-1"],
      "--seed must be between 0 and"),
@@ -136,7 +137,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("data-stl10", ["data", "build", "stl10"], "stl10"),
     ("data-root-missing", ["data", "build", "mnist-res", "--source", "torchvision",
                            "--data-root", "/nonexistent/d"], "MNIST"),
-    # -- bench equivariance (case 9, 10)
+    # -- bench equivariance
     ("eq-seed-negative", [*EQ, "--seed", "-1"], "--seed must be between 0 and"),
     ("eq-images-zero", [*EQ, "--images", "0"], "--images must be >= 1"),
     ("eq-init-seeds-text", [*EQ, "--init-seeds", "0,x"], "bad init seed"),
@@ -151,7 +152,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("eq-ckpt-missing", [*EQ, "--checkpoint", "{tmp}/none.pt"], "no checkpoint file"),
     ("eq-config", [*EQ, "--methods", "cnn", "--config", "nope"], "has no config 'nope'"),
     ("eq-dataset", [*EQ, "--dataset", "nope"], "unknown dataset"),
-    # -- bench perf (case 9, 12)
+    # -- bench perf
     ("perf-channels-zero", [*PF, "--channels", "0"], "--channels must be >= 1"),
     ("perf-batch-zero", [*PF, "--batch", "0"], "--batch must be >= 2"),
     ("perf-batch-one", [*PF, "--batch", "1"], "--batch must be >= 2"),
@@ -167,7 +168,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("perf-rounds", [*PF, "--allocator", "system", "--rounds", "0"], "--rounds must be >= 1"),
     ("perf-out-dir", [*PF, "--out", "{tmp}/empty"], "is a folder"),
     ("perf-memory", [*PF, "--sizes", "3000", "--batch", "64"], "for one training step"),
-    # -- reading experiments (case 1, 9)
+    # -- reading experiments
     ("leaderboard-missing-folder", ["leaderboard", "{tmp}/nothing"], "no run records"),
     ("leaderboard-out-file", ["leaderboard", "{tmp}/exp", "--out", "{tmp}/afile"],
      "is a file, not a folder"),
@@ -206,7 +207,7 @@ def layout(tmp_path_factory, cache_dir) -> Path:
     import torch
 
     from scaleqbench.bench.store.record import RunRecord
-    from scaleqbench.bench.store.run_store import write_record
+    from scaleqbench.bench.store.run_store import RunStore
     from scaleqbench.bench.spec import RunSpec
     from scaleqbench.bench.launch.sweep import save_sweep
 
@@ -214,10 +215,10 @@ def layout(tmp_path_factory, cache_dir) -> Path:
     spec = RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20)
     rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5, params=1)
     for name in ("exp", "corrupt", "nosweep"):
-        write_record(root / name, rec)
+        RunStore(root / name).write(rec)
     save_sweep(root / "exp", [spec], launcher="local")
     other = RunRecord.for_spec(RunSpec("cnn", seed=1), status="ok", test_acc=0.4, params=1)
-    path = write_record(root / "corrupt", other)
+    path = RunStore(root / "corrupt").write(other)
     path.write_text(path.read_text()[:50])
     (root / "badsweep").mkdir()
     (root / "badsweep" / "sweep.json").write_text("{not json")

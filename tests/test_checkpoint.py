@@ -131,14 +131,14 @@ def test_a_corrupt_state_restarts_training_and_says_so(tmp_path, cache_dir, capl
         assert strip(getattr(torn, key)) == strip(getattr(clean, key)), key
     assert not last.exists()  # the finished run removed it
     best = load_best(torn.checkpoint)
-    assert RunSpec.from_dict(best.spec).run_id == spec.run_id and best.config == torn.config
+    assert best.spec == spec and best.spec.run_id == spec.run_id and best.config == torn.config
 
 
 # --- best weights ------------------------------------------------------------------------------
 
 def test_best_round_trip(tmp_path):
     model, *_ = _parts()
-    spec = RunSpec("cnn", seed=3, method_kwargs=(("channels", (4, 8, 12)),)).to_dict()
+    spec = RunSpec("cnn", seed=3, method_kwargs=(("channels", (4, 8, 12)),))
     path = save_best(best_checkpoint_path(tmp_path, "abc"), spec, "quick", _weights(model))
     assert path == tmp_path / "checkpoints" / "abc.pt"
     best = load_best(path)
@@ -166,7 +166,7 @@ def test_load_best_rejects_what_is_not_a_checkpoint(tmp_path, content, message):
     elif content == "no-config":
         torch.save({"spec": {"method": "cnn"}, "state_dict": {}}, path)
     elif content == "truncated":
-        save_best(path, {"method": "cnn"}, "mnist", {"w": torch.zeros(1000)})
+        save_best(path, RunSpec("cnn"), "mnist", {"w": torch.zeros(1000)})
         path.write_bytes(path.read_bytes()[:300])
     elif content == "last":
         _saved_state(tmp_path)  # writes checkpoints/run.last.pt

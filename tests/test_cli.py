@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import re
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from scaleqbench.bench.cli import main as cli
-from scaleqbench.bench.store.run_store import ExperimentLock, scan_records
+from scaleqbench.bench.store.run_store import RunStore
 
 
 def load_records(out):
-    records, problems = scan_records(out)
+    records, problems = RunStore(out).scan()
     assert not problems
     return records
 
@@ -46,12 +45,17 @@ def test_smoke_sweep_writes_records_leaderboard_and_resumes(out, capsys, monkeyp
     assert len(records) == 2 and all(r.ok for r in records)
     rec = records[0]
     stored = json.loads(rec.path.read_text())
-    for key in ("run_id", "experiment", "method", "dataset", "source", "seed", "preset", "epochs",
+    for key in ("run_id", "spec", "epochs",
                 "params", "test_acc", "val_acc", "per_size_acc", "scale_consistency",
                 "equivariance_error", "eq_err", "train_time_s", "train_img_per_s",
                 "infer_img_per_s", "peak_mem_mb", "device", "versions", "started_at",
                 "finished_at", "history", "schema_version"):
         assert stored.get(key) is not None, key
+    # what was run: the spec as it was given, its protocol nested
+    spec = stored["spec"]
+    assert (spec["method"], spec["seed"], spec["experiment"]) == ("cnn", rec.seed, out.name)
+    assert {k: spec["protocol"][k] for k in ("dataset", "source", "preset")} == {
+        "dataset": "mnist-res", "source": "embedded", "preset": "quick"}
     assert 0 <= rec.test_acc <= 1 and rec.eq_err > 0
     assert set(rec.equivariance_error) >= {"block1", "block2", "block3", "logits"}
     # bench run records scale-shift too; cnn declares no scale axis: the plain comparison
@@ -157,12 +161,12 @@ def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert run_cli("run", "--methods", "cnn", "--out", str(blocker / "exp"), *TINY, *NO_REPORT) == 2
-    assert "cannot write to the output folder" in capsys.readouterr().err
+    assert f"cannot write to --out {blocker / 'exp'}" in capsys.readouterr().err
 
 
 def test_second_run_on_a_locked_experiment_exits(out, capsys):
     out.mkdir(parents=True)
-    with ExperimentLock(out):
+    with RunStore(out).lock():
         # flock is per open file description: a second open in this process conflicts too
         assert run_cli("run", "--methods", "cnn", "--out", str(out), *TINY, *NO_REPORT) == 3
     assert f"(pid {os.getpid()})" in capsys.readouterr().err
@@ -192,16 +196,14 @@ def test_ctrl_c_keeps_finished_records_and_resumes(out, capsys, monkeypatch):
 
 
 def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
-    from scaleqbench import methods
-
-    entry = methods.get_method("cnn")
+    from scaleqbench.bench.run import recipes
 
     def nan_loss(model, x, y):
         logits = model(x)
         return logits.sum() * float("nan"), logits
 
-    monkeypatch.setattr(type(entry), "loss_fn", lambda self: nan_loss if self.name == "cnn"
-                        else methods.cross_entropy_loss)
+    monkeypatch.setattr(recipes, "loss_for", lambda method, config: nan_loss if method == "cnn"
+                        else recipes.cross_entropy_loss)
     code = run_cli("run", "--methods", "cnn,timm:resnet18", "--out", str(out), *TINY, *NO_REPORT)
     assert code == 0
     recs = {r.method: r for r in load_records(out)}
@@ -241,3 +243,52 @@ def test_launcher_group_and_slurm_flags_agree():
     [group] = [g for g in run._action_groups if g.title.startswith("launcher")]
     dests = {a.dest for a in group._group_actions}
     assert dests == {*SLURM_FLAGS, "launcher", "launcher_config", "detach", "sbatch_extra"}
+
+
+def test_every_single_value_slurm_option_is_a_flag():
+    """SlurmConfig is the one list of the cluster options: each of its single-value fields is
+    a flag of ``bench run`` (generated from the field, its type included), and only its lists
+    (``setup``, ``sbatch_extra``, read from a config file) are not."""
+    import dataclasses
+    import typing
+
+    from scaleqbench.bench.cli.options import SLURM_FLAGS
+    from scaleqbench.bench.launch.slurm_config import SlurmConfig
+
+    hints = typing.get_type_hints(SlurmConfig)
+    single = {f.name for f in dataclasses.fields(SlurmConfig)
+              if typing.get_origin(hints[f.name]) is not tuple}
+    assert set(SLURM_FLAGS) == single and {"partition", "time", "python"} <= single
+    parser = cli.build_parser()
+    for name in single:
+        value = 3 if hints[name] is int else "x"
+        args = parser.parse_args(["run", "--" + name.replace("_", "-"), str(value)])
+        assert getattr(args, name) == value
+
+
+def _modules_after(argv: list[str], names: tuple[str, ...]) -> set[str]:
+    """Which of ``names`` a fresh interpreter has imported after ``bench ARGV``."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom scaleqbench.bench.cli.main import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED', *[m for m in {names!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         check=True).stdout
+    last = out.strip().splitlines()[-1].split()
+    assert last[0] == "LOADED", out
+    return set(last[1:])
+
+
+@pytest.mark.parametrize("argv, absent", [
+    (["--help"], ("submitit", "torch")),
+    (["run", "--help"], ("submitit", "torch")),
+    (["list", "methods"], ("submitit",)),
+    (["list", "presets"], ("submitit",)),
+])
+def test_help_and_list_import_no_backend(argv, absent):
+    """``bench --help`` builds the parser without torch or submitit; ``bench list`` loads
+    no launcher backend (submitit is imported only to submit to Slurm). argparse, which every
+    run imports, shows that the probe sees what was imported."""
+    assert _modules_after(argv, (*absent, "argparse")) == {"argparse"}

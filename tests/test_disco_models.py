@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scaleqbench import methods
+from scaleqbench.bench.run.recipes import recipe_for
 from scaleqbench.methods.disco import DiscoMnist, DiscoWideResNet, ScaleAxis
 
 FIXTURES = Path(__file__).parent / "fixtures" / "disco"
@@ -101,7 +102,7 @@ def test_registry_metadata_and_recipes():
         "ISosnovik/disco@f832fa0636caae59d4fc693e48582a06006e189d:")
     assert entry.year == 2021 and "Sosnovik" in entry.paper
     assert set(entry.configs) == {"mnist", "stl10", "quick"}
-    mnist, stl = entry.recipe("mnist"), entry.recipe("stl10")
+    mnist, stl = recipe_for("disco", "mnist"), recipe_for("disco", "stl10")
     assert (mnist.optimizer, mnist.lr, mnist.milestones, mnist.epochs) == ("adam", 1e-2, (20, 40), 60)
     assert (stl.optimizer, stl.lr, stl.weight_decay, stl.nesterov, stl.batch_size) == (
         "sgd", 0.05, 1e-3, True, 64)

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scaleqbench.methods.common import MaxOverScales
 from scaleqbench.methods.dss.layers import (
+    DilatedSpatialMaxPool,
     ScaleBatchNorm,
     ScaleConv,
-    ScaleMaxPool,
-    SpatialMaxPool,
     dilated_conv2d,
     fold_scales,
 )
@@ -117,7 +117,7 @@ def test_undilated_pooling_is_not_equivariant():
     """Control for the test above: a plain 2x2 window at every scale (SESN's MNIST
     re-implementation of DSS) breaks the identity."""
     big, small = _eval_pair(2, 4, True, 4)
-    plain = SpatialMaxPool(2, base=1)  # dilation 1**s = 1 at every scale
+    plain = DilatedSpatialMaxPool(2, base=1)  # dilation 1**s = 1 at every scale
     big.pool, small.pool = plain, plain
     f = torch.randn(2, 2, 3, 24, 24, dtype=torch.float64)
     err = (small(_down(f)) - _down(big(f))).abs().max()
@@ -132,7 +132,7 @@ def test_spatial_max_pool_matches_its_definition(h, w, n_scales, base, seed):
     border left out; ceil(H / 2) x ceil(W / 2) outputs."""
     g = torch.Generator().manual_seed(seed)
     f = torch.randn(1, 2, n_scales, h, w, generator=g, dtype=torch.float64)
-    out = SpatialMaxPool(2, base)(f)
+    out = DilatedSpatialMaxPool(2, base)(f)
     ho, wo = -(-h // 2), -(-w // 2)
     assert out.shape == (1, 2, n_scales, ho, wo)
     for s in range(n_scales):
@@ -167,9 +167,10 @@ def test_delta_init_starts_near_identity():
 
 def test_pooling_bn_and_folding_shapes():
     x = torch.randn(2, 3, 2, 7, 7)
-    assert ScaleMaxPool()(x).shape == (2, 3, 7, 7)
-    torch.testing.assert_close(ScaleMaxPool()(x), torch.maximum(x[:, :, 0], x[:, :, 1]))
-    assert SpatialMaxPool()(x).shape == (2, 3, 2, 4, 4)
+    pool = MaxOverScales(share_ties=True)
+    assert pool(x).shape == (2, 3, 7, 7)
+    torch.testing.assert_close(pool(x), torch.maximum(x[:, :, 0], x[:, :, 1]))
+    assert DilatedSpatialMaxPool()(x).shape == (2, 3, 2, 4, 4)
     assert ScaleBatchNorm(3)(x).shape == x.shape
     folded = fold_scales(x)
     assert folded.shape == (2, 6, 7, 7)

@@ -1,11 +1,15 @@
-"""The equivariance operators on maps whose answer is known (bench.metrics, bench.lie).
+"""The equivariance operators on maps whose answer is known (bench.run.metrics, bench.run.lie,
+and the model-level check_equivariance of bench.run.equivariance).
 
 * the identity network: 0 under every operator;
 * a linear lift over a dyadic grid with dilated kernels (circular padding): exactly
   scale-shift equivariant at ratios 2 and 4 under the ideal low-pass, clearly not
   under the plain slice-to-slice comparison;
 * ``lie`` of ``fourier_resize`` itself vanishes on band-limited content; ``lie`` of a
-  3x3 box blur does not, and equals a finite-difference estimate.
+  3x3 box blur does not, and equals a finite-difference estimate;
+* ``check_equivariance``: 0 for an identity / ideal-pooling model under every operator at
+  any sizes, at most 1e-12 for the float64 Fourier network at every size, clearly more for
+  a plain CNN (its argument checks: tests/test_api.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaleqbench import methods
+from scaleqbench.bench.run.equivariance import check_equivariance, default_sizes
 from scaleqbench.bench.run.lie import lie_derivatives, scale_generator
 from scaleqbench.bench.run.metrics import (
     OPERATORS,
@@ -176,3 +181,101 @@ def test_lie_falls_back_to_a_central_difference_without_forward_mode():
                           lambda z: _BoxNoForwardMode.apply(z).mean((1, 2, 3))[:, None])
     assert torch.allclose(got["b"][0], exact, rtol=1e-3, atol=1e-4 * exact.abs().max().item())
     assert got["logits"][0].abs().max() > 1e-3  # not the zeros a double backward would give
+
+
+# --- check_equivariance: the model-level entry point -------------------------------------------
+
+class Exact(torch.nn.Module):
+    """An identity map and an ideal 2x pooling (``fourier_resize`` to half the size), and the
+    spatial mean as logits: exactly equivariant (and invariant) under ``ideal``; a box blur
+    beside them, which is not."""
+
+    def __init__(self, blur: bool = False):
+        super().__init__()
+        self.blur = blur
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        maps = {"id": x, "pool": fourier_resize(x, math.ceil(x.shape[-1] / 2))}
+        if self.blur:
+            maps["blur"] = _box(x[:, :1])
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((-2, -1))
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(6, 20), data=st.data())
+def test_check_equivariance_of_an_exact_identity_and_pooling_model(seed, n, data):
+    sizes = data.draw(st.lists(st.integers(1, n - 1), min_size=1, max_size=4, unique=True))
+    chunk = data.draw(st.integers(1, 3))
+    x = _images(seed, b=3, c=2, n=n)
+    for op in ("ideal", "scale-shift"):
+        res = check_equivariance(Exact(), x, op, sizes, chunk=chunk)
+        assert res.sizes == tuple(sizes) and res.images == 3 and res.full_size == n
+        assert list(res.per_layer) == ["id", "pool"] and set(res.logits) == set(sizes)
+        values = [v for d in res.nested().values() for v in d.values()]
+        assert max(values) < 1e-20, (op, res.nested())
+        assert res.summary_layer == "pool" and res.summary < 1e-20
+    # the identity commutes with the bicubic rescale and with the zoom of the Lie derivative
+    # too (the ideal pooling, an ideal low-pass, with neither)
+    for op in ("bicubic", "lie"):
+        res = check_equivariance(Exact(), x, op, sizes, chunk=chunk)
+        assert set(res.per_layer["id"]) == set(sizes)
+        assert max(res.per_layer["id"].values()) < 1e-20, op
+
+
+def test_check_equivariance_sees_a_blur_and_averages_like_the_records():
+    x = _images(1, b=5, c=2, n=16)
+    res = check_equivariance(Exact(blur=True), x, sizes=[6, 8, 12], chunk=2)
+    assert min(res.per_layer["blur"].values()) > 1e-4  # a blur is no scale-equivariant map
+    assert res.summary_layer == "blur"
+    assert res.summary == pytest.approx(sum(res.per_layer["blur"].values()) / 3, rel=1e-15)
+    # chunks are averaged weighted by their images: the chunking changes only the rounding
+    whole = check_equivariance(Exact(blur=True), x, sizes=[6, 8, 12], chunk=64)
+    assert whole.summary == pytest.approx(res.summary, rel=1e-12)
+    # the same numbers as the per-image definition, on all images at once
+    direct = operator_errors(Exact(blur=True).features, Exact(), x, [6, 8, 12])["ideal"]
+    for layer, per_size in direct.items():
+        for s, v in per_size.items():
+            assert res.nested()[layer][s] == pytest.approx(v, rel=1e-12, abs=1e-30)
+    frame = res.to_frame()
+    assert list(frame.index) == ["id", "pool", "blur", "logits"]
+    assert list(frame.columns) == [6, 8, 12, "mean"]
+    assert frame.loc["blur", "mean"] == pytest.approx(res.summary)
+    assert frame.loc["logits", "mean"] == pytest.approx(res.logit_error)
+    text = str(res)
+    assert "ideal" in text and "summary" in text and "blur" in text and "16x16" in text
+
+
+def test_the_fourier_network_is_exact_at_every_size_and_a_cnn_is_not():
+    x = fourier_resize(_images(2, b=2, n=56), 28)  # band-limited 28x28 images
+    torch.manual_seed(0)
+    fourier = methods.create("fourier", config="quick").double()
+    res = check_equivariance(fourier, x)
+    assert res.sizes == tuple(range(8, 28))  # mnist-res's grid at 28 px
+    assert list(res.per_layer) == ["block1", "block2", "block3"]
+    for layer, per_size in res.per_layer.items():
+        assert set(per_size) == set(range(8, 28))
+        assert max(per_size.values()) <= 1e-12, layer
+    torch.manual_seed(0)
+    cnn = methods.create("cnn", config="quick").double()
+    plain = check_equivariance(cnn, x)
+    assert plain.summary > 1e-3
+    assert min(min(d.values()) for d in plain.per_layer.values()) > 1e-6
+    assert cnn.training  # measured in eval mode, left as it was
+
+
+def test_scale_shift_reports_a_lifted_map_only_on_its_grid():
+    g = torch.Generator().manual_seed(4)
+    model = DyadicLift(torch.randn(2, 1, 3, 3, generator=g, dtype=torch.float64))
+    x = _images(4, b=2, n=32)
+    res = check_equivariance(model, x, "scale-shift", logits=False)  # a lift: no classifier
+    assert res.logits == {} and list(res.nested()) == ["lift"]
+    assert 8 in res.sizes and set(range(16, 32)) <= set(res.sizes)  # 32/4 added to the grid
+    assert set(res.per_layer["lift"]) == {8, 16}
+    assert max(res.per_layer["lift"].values()) < 1e-20 and res.summary < 1e-20
+    assert res.left_out == {"lift": {8: 2, 16: 1}}
+    assert default_sizes(32) == list(range(16, 32))
+    assert default_sizes(97) == list(range(49, 97)) and default_sizes(28) == list(range(8, 28))
+    assert default_sizes(32, "scale-shift", scale_axes_of(model)) == [8, *range(16, 32)]

@@ -1,5 +1,6 @@
 """Evaluation on ``mnist-scale`` (canvas protocol): per-scale-bin accuracy and the canvas views
-behind scale consistency, with hand-built data and models whose answers are known."""
+behind scale consistency, with hand-built data and models whose answers are known; the
+equivariance fields, which are ``check_operators`` on the seeded subset."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from scaleqbench.bench.run.evaluate import evaluate, scale_groups
+from scaleqbench import methods
+from scaleqbench.bench.run.equivariance import check_operators
+from scaleqbench.bench.run.evaluate import eq_subset, evaluate, scale_groups
+from scaleqbench.bench.run.metrics import headline_eq_err
 from scaleqbench.datasets.protocols import CONSISTENCY_FACTORS
 from scaleqbench.datasets.scaling import canvas_rescale
 from scaleqbench.datasets.splits import ScaledDataset, Split
@@ -130,3 +134,25 @@ def test_evaluate_on_the_embedded_mnist_scale(mnist_scale):
         assert out["per_size_acc"][b] == pytest.approx((in_bin == 0).double().mean().item())
     assert out["test_acc"] == pytest.approx((labels == 0).double().mean().item())
     assert out["scale_consistency"] == 1.0
+
+
+def test_the_equivariance_fields_are_check_equivariance_on_the_seeded_subset():
+    """``evaluate`` records what :func:`check_operators` measures on :func:`eq_subset`'s images
+    at the protocol's sizes: ``ideal`` and ``scale-shift``, the logits through the input
+    policy, and the summaries as the run record defines them."""
+    ds = canvas_dataset()
+    torch.manual_seed(0)
+    model = methods.create("sesn_vector", config="quick")
+    out = evaluate(model, ds, CPU, batch_size=32, eq_images=7, seed=3, input="pad")
+    results = check_operators(model, eq_subset(ds, 7, 3), ("ideal", "scale-shift"),
+                              ds.eq_sizes, input="pad")
+    ideal, shifted = results["ideal"], results["scale-shift"]
+    keyed = {layer: {str(s): v for s, v in d.items()} for layer, d in ideal.nested().items()}
+    assert out["equivariance_error"] == keyed and list(keyed)[-1] == "logits"
+    assert out["eq_err"] == ideal.summary == headline_eq_err(ideal.nested())
+    assert out["logit_inv_err"] == pytest.approx(sum(ideal.logits.values()) / 2, rel=1e-15)
+    assert out["eq_err_scale_shift"] == shifted.summary
+    assert set(out["equivariance_error_ops"]["scale-shift"]["block1"]) == {"14"}  # 28/2
+    assert out["scale_shift_left_out"] == {k: {str(s): n for s, n in d.items()}
+                                           for k, d in shifted.left_out.items()}
+    assert 0 < out["eq_err"] < 10 and "eq_note" not in out

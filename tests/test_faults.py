@@ -33,8 +33,7 @@ from scaleqbench.bench.run import train as train_module
 from scaleqbench.bench.errors import LauncherError
 from scaleqbench.bench.launch.api import SchedulerUnavailable
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import ExperimentLock, record_path, write_record
-from scaleqbench.bench.store.settle import current_record, write_job_record
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.launch.slurm import SlurmLauncher
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.launch.sweep import sweep_file
@@ -93,12 +92,12 @@ def fake_runs(monkeypatch, cache_dir):
     specs run, ``before(spec, n)`` (settable) runs first, for faults."""
     state = {"calls": [], "before": None}
 
-    def run_one(spec, out_dir, progress=False, context=None, write=write_record):
+    def run_one(spec, out_dir, progress=False, context=None):
         state["calls"].append(spec)
         if state["before"] is not None:
             state["before"](spec, len(state["calls"]))
         rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5, params=1, **(context or {}))
-        write(Path(out_dir), rec)
+        RunStore(out_dir).write_job(rec)  # as the real job writes: its launcher's verdict holds
         return rec
 
     monkeypatch.setattr(job_module, "run_one", run_one)
@@ -198,12 +197,11 @@ def test_a_full_disk_for_the_report_keeps_records_and_leaderboard(tmp_path, fake
 
 def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fast, monkeypatch,
                                                                     capsys, caplog):
-    from scaleqbench import methods
-
     import torch.nn.functional as F
 
+    from scaleqbench.bench.run import recipes
+
     out, saved = tmp_path / "exp", []
-    entry = methods.get_method("cnn")
     real_save = train_module.save_state
 
     def save_state(*a, **k):  # epoch 1 ends with its per-epoch state saved
@@ -217,7 +215,7 @@ def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fa
 
     monkeypatch.setattr(train_module, "save_state", save_state)
 
-    monkeypatch.setattr(type(entry), "loss_fn", lambda self: nan_in_epoch_two)
+    monkeypatch.setattr(recipes, "loss_for", lambda method, config: nan_in_epoch_two)
     args = [*TINY, "--epochs", "2", "--out", out]
     assert bench("run", *args) == 1  # every run failed
     [rec] = [json.loads(v) for v in records(out).values()]
@@ -226,7 +224,7 @@ def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fa
     said = [r.getMessage() for r in caplog.records if "removed its per-epoch checkpoint" in
             r.getMessage()]
     assert len(said) == 1 and "a retry starts from epoch 0" in said[0]
-    monkeypatch.setattr(type(entry), "loss_fn", lambda self: methods.cross_entropy_loss)
+    monkeypatch.setattr(recipes, "loss_for", lambda method, config: recipes.cross_entropy_loss)
     assert bench("run", *args) == 0
     [rec] = [json.loads(v) for v in records(out).values()]
     assert rec["status"] == "ok" and rec.get("resumed_from_epoch") is None
@@ -380,7 +378,7 @@ def test_a_second_run_on_the_same_folder_is_refused_in_one_line(tmp_path, fake_r
     assert bench("run", *TINY, "--out", out) == 0
     before = records(out)
     capsys.readouterr()
-    with ExperimentLock(out):
+    with RunStore(out).lock():
         assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 3
     one_line(capsys.readouterr().err, "in use by another bench run")
     assert records(out) == before

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaleqbench import methods
+from scaleqbench.bench.run.recipes import loss_for, recipe_for
 from scaleqbench.bench.run.metrics import equivariance_errors, relative_sq_error
 from scaleqbench.datasets.scaling import fourier_resize
 from scaleqbench.methods.fourier.loss import per_size_cross_entropy, scale_consistency_loss
@@ -145,12 +146,12 @@ def test_loss_is_sum_of_cross_entropies_plus_consistency():
 
 
 def test_registry_entry_declares_configs_recipes_and_loss():
-    # the recipe values are checked against the paper's protocol in tests/test_registry.py
+    # the recipe values are checked against the paper's protocol in tests/test_recipes.py
     entry = methods.get_method("fourier")
     assert {"mnist", "stl10", "quick"} <= set(entry.configs)
     assert entry.year == 2023 and entry.family == "fourier"
-    assert entry.loss_fn() is scale_consistency_loss
-    r = entry.recipe("mnist")
+    assert all(loss_for("fourier", c) is scale_consistency_loss for c in entry.configs)
+    r = recipe_for("fourier", "mnist")
     model = methods.create("fourier", config="quick")
     names = [n for n, _ in model.named_parameters() if any(s in n for s in r.no_decay)]
     assert names and all("spectral_weight" in n for n in names)

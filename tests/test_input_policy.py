@@ -20,7 +20,7 @@ from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench import spec as spec_module
 from scaleqbench.bench.report.leaderboard import comparison, format_leaderboard, records_frame, summarize
 from scaleqbench.bench.store.record import RunRecord, protocol_key
-from scaleqbench.bench.store.run_store import write_record
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.report import _train_range, input_labels, plots
 from scaleqbench.bench.report.data import per_size_frame, sections
 from scaleqbench.bench.spec import Protocol, RunSpec, expand, resolve_input
@@ -80,13 +80,13 @@ def test_the_published_policy_resolves_per_method():
 
 
 def test_a_method_declares_its_published_input():
-    @methods.register_method("sb_upsampled", family="test", input="upsample")
+    @methods.register_method("sb_upsampled", methods.MethodCard(family="test", input="upsample"))
     def build_it(in_channels=1, num_classes=10):
         return nn.Identity()
     try:
         assert resolve_input("published", "sb_upsampled", "mnist-res") == "upsample"
         with pytest.raises(ValueError, match="input must be one of"):
-            methods.register_method("sb_bad_input", family="test", input="crop")
+            methods.MethodCard(family="test", input="crop")
     finally:
         methods.registry._REGISTRY.pop("sb_upsampled", None)
 
@@ -98,18 +98,22 @@ def test_the_record_and_the_key_carry_the_policy(tmp_path):
     blob = json.dumps({"method": "cnn"}, sort_keys=True).encode()
     assert native.run_id == f"cnn-s0-{hashlib.sha256(blob).hexdigest()[:12]}"
     rec = RunRecord.for_spec(pad, status="ok", test_acc=0.5)
-    path = write_record(tmp_path, rec)
+    path = RunStore(tmp_path).write(rec)
     back = RunRecord.from_json(path.read_text(), path)
-    assert back.input == "pad" and json.loads(path.read_text())["input"] == "pad"
+    stored = json.loads(path.read_text())
+    assert back.input == "pad" and stored["spec"]["protocol"]["input"] == "pad"
     assert protocol_key(back).protocol.input == "pad"
     assert protocol_key(back) != protocol_key(RunRecord.for_spec(native))
-    # an older record (no policy anywhere) reads as what it was: native
-    old = json.loads(path.read_text())
-    del old["input"], old["spec"]["input"]
-    old["run_id"] = native.run_id
+    # an older record (schema 3: the spec flat, copied beside it; no policy anywhere) reads
+    # as what it was: native
+    spec = stored["spec"]
+    old = {**stored, "schema_version": 3, "run_id": native.run_id, "method": "cnn",
+           "dataset": "mnist-res",
+           "spec": {**{k: v for k, v in spec.items() if k != "protocol"},
+                    **{k: v for k, v in spec["protocol"].items() if k != "input"}}}
     legacy = RunRecord.from_json(json.dumps(old), tmp_path / "old.json")
     assert legacy.input == "native" and protocol_key(legacy).protocol == Protocol()
-    old["input"] = "upsample"  # a flat field that disagrees with its spec is corrupt
+    old["input"] = "upsample"  # a flat copy that disagrees with its spec is corrupt
     with pytest.raises(Exception, match="disagrees"):
         RunRecord.from_json(json.dumps(old), tmp_path / "bad.json")
 
@@ -192,7 +196,7 @@ class Spy(nn.Module):
 
 @pytest.fixture()
 def spy():
-    methods.register_method("sb_spy", family="test", configs={"quick": {}})(Spy)
+    methods.register_method("sb_spy", methods.MethodCard(family="test"), configs={"quick": {}})(Spy)
     FORWARD.clear(), FEATURES.clear()
     yield
     methods.registry._REGISTRY.pop("sb_spy", None)
@@ -225,7 +229,7 @@ def test_bench_run_resolves_the_policy_and_one_run_is_shared(tmp_path, cache_dir
     def fake_run_one(spec, out_dir, progress=False, context=None, **_):
         ran.append(spec)
         rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5, params=1, **(context or {}))
-        write_record(out_dir, rec)
+        RunStore(out_dir).write(rec)
         return rec
 
     monkeypatch.setattr(job, "run_one", fake_run_one)

@@ -32,14 +32,7 @@ from scaleqbench.bench.launch.registry import LAUNCHERS, make_launcher
 from scaleqbench.bench.launch.local import LocalLauncher
 from scaleqbench.bench.launch.sweep import settle_sweep, sweep_status
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import load_record, record_path, write_record
-from scaleqbench.bench.store.settle import (
-    current_record,
-    run_lock,
-    settle_unfinished,
-    unfinished_record,
-    write_job_record,
-)
+from scaleqbench.bench.store.run_store import RunStore, unfinished_record
 from scaleqbench.bench.launch.slurm import SlurmLauncher, classify, job_logs, load_jobs
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.launch.sweep import load_sweep, run_states, save_sweep, sweep_launchers
@@ -81,7 +74,7 @@ def spec(seed: int = 0, method: str = "cnn") -> RunSpec:
 def job_writes(out: Path, s: RunSpec, job_id: str, status: str = "ok", **extra) -> bool:
     """What a task's SweepJob does at its end: write its record through the guard."""
     rec = RunRecord.for_spec(s, status=status, job_id=job_id, **{"test_acc": 0.5, **extra})
-    return write_job_record(out, rec, job_id=job_id)
+    return RunStore(out).write_job(rec)
 
 
 def launcher(fake: FakeSlurm) -> SlurmLauncher:
@@ -131,13 +124,13 @@ def test_follow_settles_runs_from_records_and_ended_states(tmp_path):
     fake.before_poll = world
     assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "done", b.run_id: "cancelled",
                                                     c.run_id: "failed"}
-    cancelled = current_record(tmp_path, b.run_id)
+    cancelled = RunStore(tmp_path).current(b.run_id)
     assert cancelled.status == "failed" and cancelled.end_state == "cancelled"
     assert cancelled.settled_by == "slurm" and cancelled.job_id == "100_1"
     assert "Slurm job 100_1 ended CANCELLED by 0" in cancelled.error
-    assert load_record(record_path(tmp_path, b.run_id)).backend_state == "CANCELLED by 0"
-    assert "COMPLETED without writing a record" in current_record(tmp_path, c.run_id).error
-    assert current_record(tmp_path, a.run_id).ok
+    assert RunStore(tmp_path).read(b.run_id).backend_state == "CANCELLED by 0"
+    assert "COMPLETED without writing a record" in RunStore(tmp_path).current(c.run_id).error
+    assert RunStore(tmp_path).current(a.run_id).ok
 
 
 def test_a_jobs_own_failure_beats_the_slurm_state(tmp_path):
@@ -146,13 +139,13 @@ def test_a_jobs_own_failure_beats_the_slurm_state(tmp_path):
     job_writes(tmp_path, a, "100_0", status="failed", error="Traceback ...\nValueError: bad")
     fake.jobs["100_0"] = "FAILED"
     assert launcher(fake).follow(sub, tmp_path) == {a.run_id: "failed"}
-    record = current_record(tmp_path, a.run_id)
+    record = RunStore(tmp_path).current(a.run_id)
     assert record.last_error_line == "ValueError: bad" and not record.settled_by
 
 
 def test_an_older_record_does_not_settle_a_new_job(tmp_path):
     fake, a = FakeSlurm(), spec(0)
-    write_record(tmp_path, unfinished_record(a, launcher="slurm", job_id="7_0",
+    RunStore(tmp_path).write(unfinished_record(a, launcher="slurm", job_id="7_0",
                                              end_state="timed out", error="old"))
     sub = submit(fake, tmp_path, [a])
     fake.before_poll = lambda poll: poll == 2 and job_writes(tmp_path, a, "100_0")
@@ -206,7 +199,7 @@ def test_follow_gives_up_at_its_timeout(tmp_path):
     fake, a = FakeSlurm(), spec(0)
     sub = submit(fake, tmp_path, [a])
     assert launcher(fake).follow(sub, tmp_path, timeout_s=0) == {}
-    assert current_record(tmp_path, a.run_id) is None
+    assert RunStore(tmp_path).current(a.run_id) is None
 
 
 def test_a_cancelled_task_that_finishes_later_keeps_its_settled_record(tmp_path, cache_dir,
@@ -219,19 +212,19 @@ def test_a_cancelled_task_that_finishes_later_keeps_its_settled_record(tmp_path,
     sub = submit(fake, tmp_path, [s])
     fake.jobs["100_0"] = "CANCELLED by 0"
     assert launcher(fake).follow(sub, tmp_path) == {s.run_id: "cancelled"}
-    settled = record_path(tmp_path, s.run_id).read_text()
+    settled = RunStore(tmp_path).path(s.run_id).read_text()
 
     # the cancelled task's process runs to its end: the real job, with its job id
     monkeypatch.setattr(job_module, "_job_context", lambda: {"job_id": "100_0"})
     summary = fake.submitted[0][1][0]()
     assert summary == {"run_id": s.run_id, "status": "ok"}  # it did finish ...
-    assert record_path(tmp_path, s.run_id).read_text() == settled  # ... and changed nothing
+    assert RunStore(tmp_path).path(s.run_id).read_text() == settled  # ... and changed nothing
     assert run_states(tmp_path, launcher(fake).states(tmp_path, [s]))[0]["state"] == "cancelled"
 
     # a new attempt (another job id) and a run in this process may write
-    assert job_writes(tmp_path, s, "101_0") and current_record(tmp_path, s.run_id).ok
-    assert write_job_record(tmp_path, RunRecord.for_spec(s, status="failed"), job_id=None)
-    assert not current_record(tmp_path, s.run_id).ok
+    assert job_writes(tmp_path, s, "101_0") and RunStore(tmp_path).current(s.run_id).ok
+    assert RunStore(tmp_path).write_job(RunRecord.for_spec(s, status="failed"))  # in-process
+    assert not RunStore(tmp_path).current(s.run_id).ok
 
 
 def test_settling_waits_for_a_job_writing_its_record_and_keeps_it(tmp_path):
@@ -239,24 +232,24 @@ def test_settling_waits_for_a_job_writing_its_record_and_keeps_it(tmp_path):
     record = unfinished_record(a, launcher="slurm", job_id="100_0", end_state="cancelled",
                                error="cancelled")
     stood = []
-    with run_lock(tmp_path, a.run_id):  # the job holds the lock: it checked, now it writes
+    with RunStore(tmp_path).run_lock(a.run_id):  # the job holds the lock: it checked, now it writes
         settler = threading.Thread(
-            target=lambda: stood.append(settle_unfinished(tmp_path, a, "100_0", record)))
+            target=lambda: stood.append(RunStore(tmp_path).settle(a, "100_0", record)))
         settler.start()
         settler.join(0.3)
         assert settler.is_alive()  # the launcher waits for the lock
-        write_record(tmp_path, RunRecord.for_spec(a, status="ok", job_id="100_0"))
+        RunStore(tmp_path).write(RunRecord.for_spec(a, status="ok", job_id="100_0"))
     settler.join(5)
-    assert stood[0].ok and current_record(tmp_path, a.run_id).ok
+    assert stood[0].ok and RunStore(tmp_path).current(a.run_id).ok
 
 
 def test_settle_keeps_a_newer_ok_record(tmp_path):
     a = spec(0)
-    write_record(tmp_path, RunRecord.for_spec(a, status="ok"))  # re-run in this process
+    RunStore(tmp_path).write(RunRecord.for_spec(a, status="ok"))  # re-run in this process
     record = unfinished_record(a, launcher="slurm", job_id="100_0", end_state="cancelled",
                                error="cancelled")
-    assert settle_unfinished(tmp_path, a, "100_0", record).ok
-    assert current_record(tmp_path, a.run_id).job_id is None
+    assert RunStore(tmp_path).settle(a, "100_0", record).ok
+    assert RunStore(tmp_path).current(a.run_id).job_id is None
 
 
 def test_states_and_status_rows(tmp_path, monkeypatch):
@@ -269,7 +262,7 @@ def test_states_and_status_rows(tmp_path, monkeypatch):
     slurm = launcher(fake)
     slurm.submit([done, running, retry, cancelled], tmp_path)
     job_writes(tmp_path, done, "100_0", test_acc=0.875)
-    write_record(tmp_path, RunRecord.for_spec(retry, status="failed", job_id="9_0",
+    RunStore(tmp_path).write(RunRecord.for_spec(retry, status="failed", job_id="9_0",
                                               error="boom"))
     fake.jobs.update({"100_0": "COMPLETED", "100_1": "RUNNING", "100_2": "PENDING",
                       "100_3": "CANCELLED by 0"})
@@ -300,13 +293,13 @@ def test_settle_does_nothing_while_slurm_cannot_say(tmp_path, caplog):
     fake, a = FakeSlurm(down=True), spec(0)
     submit(fake, tmp_path, [a])
     assert launcher(fake).settle(tmp_path, [a]) == 0
-    assert current_record(tmp_path, a.run_id) is None
+    assert RunStore(tmp_path).current(a.run_id) is None
     assert "cannot settle 1 Slurm task(s) now" in caplog.text
 
 
 def _damage(out: Path, s: RunSpec) -> Path:
     """A record file cut short (a copy interrupted half-way, a full disk)."""
-    path = record_path(out, s.run_id)
+    path = RunStore(out).path(s.run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text('{"schema_version": 2, "run_id": "')
     return path
@@ -346,7 +339,7 @@ def test_settling_a_run_moves_its_damaged_record_aside(tmp_path, monkeypatch, ca
             assert settle_sweep(tmp_path) == 0  # still running: the file stays as it is
             assert path.read_bytes() == damaged
             assert settle_sweep(tmp_path) == 0 and settle_sweep(tmp_path) == 1
-    record = current_record(tmp_path, a.run_id)
+    record = RunStore(tmp_path).current(a.run_id)
     assert record.settled_by == "slurm" and record.end_state == "timed out"
     (aside,) = path.parent.glob(f"{path.name}.corrupt-*")
     assert aside.read_bytes() == damaged  # moved, never deleted
@@ -359,7 +352,7 @@ def test_a_job_writes_over_a_damaged_record_moving_it_aside(tmp_path, caplog):
     a = spec(0)
     path = _damage(tmp_path, a)
     assert job_writes(tmp_path, a, "100_0")
-    assert current_record(tmp_path, a.run_id).ok
+    assert RunStore(tmp_path).current(a.run_id).ok
     assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
     assert "moved to" in caplog.text
 
@@ -389,7 +382,7 @@ def test_a_sweep_from_before_the_launcher_list_asks_every_launcher(tmp_path, mon
     fake, a = FakeSlurm(), spec(0)
     monkeypatch.setitem(LAUNCHERS, "slurm", partial(SlurmLauncher, scheduler=fake))
     launcher(fake).submit([a], tmp_path)  # launched by a bench that did not name launchers
-    (tmp_path / "sweep.json").write_text(json.dumps({"runs": [a.to_dict()]}))
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": [a.to_json()]}))
     fake.jobs["100_0"] = "RUNNING"
     save_sweep(tmp_path, [spec(1)], launcher="local")
     assert sweep_launchers(tmp_path) is None  # who launched run a is unknown: ask them all

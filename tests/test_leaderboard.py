@@ -18,7 +18,7 @@ import pytest
 from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench.report.leaderboard import records_frame, summarize
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import record_path, scan_records, write_record
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.spec import RunSpec
 
 TINY = ["--limit-train", "120", "--limit-eval", "60", "--epochs", "1", "--quiet", "--no-report"]
@@ -40,7 +40,7 @@ def table(text: str) -> list[dict[str, str]]:
 def made(folder: Path, seed: int, acc: float, **spec_fields) -> RunRecord:
     rec = RunRecord.for_spec(RunSpec("cnn", seed=seed, experiment=folder.name, **spec_fields),
                              status="ok", test_acc=acc, eq_err=0.1, params=1000)
-    write_record(folder, rec)
+    RunStore(folder).write(rec)
     return rec
 
 
@@ -97,11 +97,11 @@ def trained(monkeypatch):
 
     calls: list[RunSpec] = []
 
-    def fake_run_one(spec, out_dir, progress=False, context=None, write=write_record):
+    def fake_run_one(spec, out_dir, progress=False, context=None):
         calls.append(spec)
         rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5 + 0.1 * spec.seed,
                                  eq_err=0.2, params=1000, **(context or {}))
-        write(out_dir, rec)
+        RunStore(out_dir).write(rec)
         return rec
 
     monkeypatch.setattr(job, "run_one", fake_run_one)
@@ -134,7 +134,7 @@ def test_a_copied_experiment_is_resumed_and_counted_once(exp, tmp_path, trained,
 
 
 def _truncate(exp: Path, seed: int) -> Path:
-    (path,) = [r.path for r in scan_records(exp)[0] if r.seed == seed]
+    (path,) = [r.path for r in RunStore(exp).scan()[0] if r.seed == seed]
     path.write_bytes(path.read_bytes()[:200])
     return path
 
@@ -173,6 +173,6 @@ def test_status_and_run_name_a_damaged_record_and_run_moves_it_aside(exp, traine
     assert "will be recomputed" in caplog.text
     (aside,) = path.parent.glob(f"{path.name}.corrupt-*")
     assert aside.read_bytes() == damaged  # moved, never deleted
-    records, problems = scan_records(exp)
+    records, problems = RunStore(exp).scan()
     assert problems == [] and sorted(r.seed for r in records) == [0, 1]
-    assert record_path(exp, trained[0].run_id) == path
+    assert RunStore(exp).path(trained[0].run_id) == path

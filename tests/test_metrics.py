@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -11,6 +13,8 @@ from scaleqbench.bench.run.metrics import (
     headline_eq_err,
     relative_sq_error,
     scale_consistency,
+    scale_shift_headline,
+    summary_layer,
 )
 from scaleqbench.datasets.scaling import fourier_resize
 
@@ -89,3 +93,16 @@ def test_grouped_accuracy_sorts_numerically():
     acc = grouped_accuracy(torch.tensor([1, 1, 0, 0]), torch.tensor([1, 0, 0, 1]),
                            ["10", "9", "9", "10"])
     assert list(acc) == ["9", "10"] and acc == {"9": 0.5, "10": 0.5}
+
+
+def test_the_summary_layer_is_the_last_spatial_one_or_the_deepest_lifted_one():
+    from scaleqbench.methods.scale_axis import ScaleAxis
+
+    per_layer = {"a": {8: 1.0}, "b": {8: 2.0, 9: 4.0}, "c": {}, "logits": {8: 9.0}}
+    assert summary_layer(per_layer) == "b"  # "c" has no value, logits are not a map
+    assert headline_eq_err(per_layer) == 3.0
+    axes = {"a": ScaleAxis((1.0, 2.0))}
+    assert summary_layer(per_layer, axes) == "a"
+    assert scale_shift_headline(per_layer, axes) == 1.0
+    assert summary_layer({"logits": {8: 1.0}}) is None
+    assert math.isnan(headline_eq_err({"logits": {8: 1.0}}))

@@ -13,7 +13,7 @@ from torch import nn
 from scaleqbench import methods
 from scaleqbench.bench.errors import BenchError
 from scaleqbench.bench.run.train import build_optimizer
-from scaleqbench.methods import TrainRecipe
+from scaleqbench.bench.run.recipes import TrainRecipe, recipe_for
 
 
 class Toy(nn.Module):
@@ -62,7 +62,7 @@ def test_without_no_decay_names_every_parameter_decays():
 
 def test_fourier_spectral_weights_are_exempt_from_weight_decay():
     model = methods.create("fourier", config="quick")
-    recipe = methods.get_method("fourier").recipe("mnist")
+    recipe = recipe_for("fourier", "mnist")
     decay = decay_of(build_optimizer(model, recipe)[0])
     params = dict(model.named_parameters())
     spectral = [n for n in params if "spectral_weight" in n]

@@ -90,20 +90,64 @@ assert "fourier" in list_methods()
 print("published rows", len(pub))
 '''
 
+# the other project of the name on the package index ships a `scalebench` package with modules
+# of its own; both must install into one environment and both must import
+OTHER_SCALEBENCH = {"scalebench/__init__.py": "__version__ = '0.1.4'\n",
+                    "scalebench/cli.py": "def main():\n    return 'the other scalebench'\n"}
 
-def test_a_non_editable_install_carries_the_published_numbers(tmp_path):
-    """``pip install .`` (not editable): the code and its package data come from the install,
-    not from this source tree; ``-S`` keeps the editable install's finder out of the way."""
-    target = tmp_path / "site"
+BESIDE_PROBE = '''
+import sys
+import scalebench, scalebench.cli
+assert scalebench.__file__.startswith(sys.argv[1]) and scalebench.cli.main() == "the other scalebench"
+import scaleqbench.bench
+from scaleqbench.bench.cli.main import main
+assert scaleqbench.bench.__version__ not in ("", "unknown"), scaleqbench.bench.__version__
+sys.exit(main(["list", "presets"]))
+'''
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """``pip install .`` (not editable) into a folder, beside a package named ``scalebench``
+    that has a module of its own (installed there first)."""
+    target = tmp_path_factory.mktemp("site")
+    for name, text in OTHER_SCALEBENCH.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_text(text)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                           "--target", str(target), str(ROOT)], capture_output=True, text=True,
                          timeout=600)
     assert pip.returncode == 0, pip.stderr[-3000:]
+    return target
+
+
+def _probe(code: str, target: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """``-S`` keeps the editable install's finder out of the way; the dependencies come from
+    this environment's site-packages, after the install folder."""
     deps = sysconfig.get_paths()["purelib"]
-    res = _python(WHEEL_PROBE, str(target), flags=("-S",), cwd=tmp_path,
-                  env={"PYTHONPATH": os.pathsep.join([str(target), deps])})
+    return _python(code, str(target), flags=("-S",), cwd=cwd,
+                   env={"PYTHONPATH": os.pathsep.join([str(target), deps])})
+
+
+def test_a_non_editable_install_carries_the_published_numbers(installed, tmp_path):
+    """The code and its package data come from the install, not from this source tree."""
+    res = _probe(WHEEL_PROBE, installed, tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "published rows" in res.stdout
-    entry_points = next(target.glob("scaleqbench-*.dist-info")) / "entry_points.txt"
-    assert "bench = scaleqbench.bench.cli.main:main" in entry_points.read_text()
-    assert not (target / "datasets").exists() and not (target / "bench").exists()
+    dist_info = next(installed.glob("scaleqbench-*.dist-info"))
+    assert "bench = scaleqbench.bench.cli.main:main" in (dist_info / "entry_points.txt").read_text()
+    assert not (installed / "datasets").exists() and not (installed / "bench").exists()
+
+
+def test_it_installs_beside_the_other_scalebench_and_both_work(installed, tmp_path):
+    res = _probe(BESIDE_PROBE, installed, tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "quick" in res.stdout  # `bench list presets` printed its table
+    assert (installed / "scalebench" / "cli.py").read_text() == OTHER_SCALEBENCH["scalebench/cli.py"]
+
+
+def test_the_wheel_ships_the_license_and_the_citation(installed):
+    dist_info = next(installed.glob("scaleqbench-*.dist-info"))
+    shipped = {p.name for p in dist_info.rglob("*") if p.is_file()}
+    assert {"LICENSE", "CITATION.cff"} <= shipped, sorted(shipped)
+    assert "MIT License" in next(dist_info.rglob("LICENSE")).read_text()

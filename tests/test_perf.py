@@ -11,7 +11,7 @@ import math
 import pytest
 
 from scaleqbench.bench.run.perf import format_perf_table, method_label, run_perf, write_perf_json
-from scaleqbench.bench.run.perf import run_perf_isolated
+from scaleqbench.bench.run.perf_isolated import run_perf_isolated
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
            "device", "input"}

@@ -1,22 +1,24 @@
-"""The method registry: names, wildcards, configs, recipes against the published protocols,
-display styles, timm, entry-point plugins (working and broken) and the import structure."""
+"""The method registry: names, wildcards, cards and configs (every built-in one pinned), the
+"did you mean" hint, display styles, timm, and the import structure. Plugins:
+tests/test_plugins.py; training recipes: tests/test_recipes.py."""
 
 from __future__ import annotations
 
 import ast
-import importlib.metadata
-import logging
+import dataclasses
+import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
 from scaleqbench import methods
-from scaleqbench.methods import MethodStyle, TrainRecipe, UnknownConfigError, UnknownMethodError
+from scaleqbench.bench.run import recipes
+from scaleqbench.methods import MethodCard, MethodStyle, UnknownConfigError, UnknownMethodError
+from scaleqbench.methods.suggest import closest, did_you_mean
 from scaleqbench.methods.style import DECLARED_MARKERS, DERIVED_MARKERS, OKABE_ITO
 
 
@@ -55,55 +57,6 @@ def test_create_uses_the_config_and_overrides():
         methods.create("cnn", config="imagenet")
 
 
-# The published training protocols, written out from their sources (not from the code).
-SESN_MNIST = dict(
-    # Sosnovik et al., ICLR 2020, Sec. 6.1; github.com/ISosnovik/sesn, experiments_mnist.sh
-    # (--optim adam --lr 0.01 --lr_steps 20 40 --batch_size 128 --epochs 60) and the defaults
-    # of train_scale_mnist.py (lr_gamma 0.1; its Adam takes no weight decay). The same script
-    # trains every MNIST model of the comparison: the CNN, SESN and SESN's DSS models.
-    optimizer="adam", lr=0.01, weight_decay=0.0, schedule="multistep", milestones=(20, 40),
-    gamma=0.1, epochs=60, batch_size=128)
-SESN_STL10 = dict(
-    # Sosnovik et al., ICLR 2020, Sec. 6.2; github.com/ISosnovik/sesn, experiments_stl.sh
-    # (--optim sgd --nesterov --decay 0.0005 --lr 0.1 --lr_steps 300 400 600 800
-    # --lr_gamma 0.2 --batch_size 128 --epochs 1000) and train_stl10.py (momentum 0.9);
-    # wrn_16_8_ses_a/b and wrn_16_8_dss are trained alike.
-    optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-    schedule="multistep", milestones=(300, 400, 600, 800), gamma=0.2, epochs=1000,
-    batch_size=128)
-FOURIER_MNIST = dict(
-    # Rahman & Yeh, NeurIPS 2023; github.com/ashiq24/Scale_Equivarinat_Fourier_Layer,
-    # train_mnist.py (learning_rate 1e-2, weight_decay 3e-2, epochs 60, batch_size 128,
-    # StepLR step_size_lr 20, step_gamma_lr 0.1) and models/core.py (AdamW by default).
-    optimizer="adamw", lr=0.01, weight_decay=0.03, schedule="step", step_size=20, gamma=0.1,
-    epochs=60, batch_size=128)
-
-PUBLISHED = [
-    ("cnn", "mnist", SESN_MNIST), ("sesn", "mnist", SESN_MNIST),
-    ("sesn_vector", "mnist", SESN_MNIST), ("dss", "mnist", SESN_MNIST),
-    ("dss_vector", "mnist", SESN_MNIST), ("dss_scalar", "mnist", SESN_MNIST),
-    ("sesn", "stl10", SESN_STL10), ("sesn_vector", "stl10", SESN_STL10),
-    ("dss", "stl10", SESN_STL10), ("dss_vector", "stl10", SESN_STL10),
-    ("fourier", "mnist", FOURIER_MNIST),
-]
-
-
-@pytest.mark.parametrize("name,config,protocol", PUBLISHED,
-                         ids=[f"{n}-{c}" for n, c, _ in PUBLISHED])
-def test_recipes_follow_the_published_protocols(name, config, protocol):
-    recipe = methods.get_method(name).recipe(config)
-    got = {field: getattr(recipe, field) for field in protocol}
-    assert got == protocol
-
-
-def test_with_epochs_squeezes_the_schedule():
-    r = TrainRecipe(milestones=(20, 40), step_size=20, epochs=60)
-    squeezed = r.with_epochs(6)
-    assert (squeezed.epochs, squeezed.milestones, squeezed.step_size) == (6, (2, 4), 2)
-    assert r.with_epochs(60) is r
-    assert TrainRecipe(milestones=(1, 2), epochs=60).with_epochs(6).milestones == (1,)
-
-
 def test_timm_models_pass_channels_and_classes_and_take_small_inputs():
     model = methods.create("timm:resnet18", in_channels=3, num_classes=7)
     for size in (8, 28, 49):
@@ -114,57 +67,119 @@ def test_timm_models_pass_channels_and_classes_and_take_small_inputs():
         methods.create("timm:resnet_does_not_exist")
 
 
-def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
-    pkg = tmp_path / "sb_dummy_plugin.py"
-    pkg.write_text(textwrap.dedent('''
-        import torch
-        from torch import nn
-        from scaleqbench.methods import register_method, TrainRecipe
-
-        class Tiny(nn.Module):
-            def __init__(self, in_channels, num_classes, width=4):
-                super().__init__()
-                self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
-                self.fc = nn.Linear(width, num_classes)
-            def features(self, x):
-                return {"conv": self.conv(x)}
-            def forward(self, x):
-                return self.fc(self.conv(x).mean((-2, -1)))
-
-        @register_method("dummy_plugin", family="test", configs={"mnist": {}, "quick": {"width": 2}},
-                         recipes={"quick": TrainRecipe(lr=0.5, epochs=1)})
-        def build(in_channels=1, num_classes=10, **kw):
-            return Tiny(in_channels, num_classes, **kw)
-    '''))
-    dist = tmp_path / "sb_dummy_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sb-dummy-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[scaleqbench.methods]\ndummy = sb_dummy_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    methods.reload_plugins()
-    try:
-        assert "dummy_plugin" in methods.list_methods()
-        entry = methods.get_method("dummy_plugin")
-        assert entry.source == "sb_dummy_plugin" and entry.recipe("quick").lr == 0.5
-        assert methods.create("dummy_plugin", config="quick").conv.out_channels == 2
-    finally:
-        methods.registry._REGISTRY.pop("dummy_plugin", None)
-        sys.modules.pop("sb_dummy_plugin", None)
-
-
 def test_duplicate_names_are_refused():
     with pytest.raises(ValueError, match="already registered"):
-        methods.register_method("cnn", family="x")(lambda **kw: None)
+        methods.register_method("cnn", MethodCard(family="x"))(lambda **kw: None)
     for bad in ("a*b", "a:b", "a[b]", ""):
         with pytest.raises(ValueError, match="invalid method name"):
-            methods.register_method(bad, family="x")
+            methods.register_method(bad, MethodCard(family="x"))
     with pytest.raises(ValueError, match="prefix"):
         methods.register_prefix("timm", lambda rest: None, family="x", hint="timm<x>")
 
 
-def test_train_recipe_is_frozen():
-    with pytest.raises(AttributeError):
-        TrainRecipe().lr = 1.0  # type: ignore[misc]
+# ---- every built-in method as pinned --------------------------------------------------------
+
+PINNED = json.loads((Path(__file__).parent / "fixtures" / "registry" /
+                     "builtin_methods.json").read_text())
+
+
+def _jsonable(value):
+    """A config or recipe value as the JSON fixture holds it (tuples as lists)."""
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _resolved(name: str) -> dict:
+    """What the registry and the recipes resolve for built-in method ``name``, as pinned."""
+    e = methods.get_method(name)
+    card = dataclasses.asdict(e.card)
+    card["style"] = None if e.style is None else [e.style.color, e.style.marker]
+    losses = {recipes.loss_for(name, c).__name__ for c in e.configs}
+    assert len(losses) == 1, f"{name}: one loss for every config, got {losses}"
+    return {
+        "card": {**card, "alias_of": e.alias_of},
+        "loss": losses.pop(),
+        "configs": {c: {"config": _jsonable(e.config(c)),
+                        "recipe": _jsonable(dataclasses.asdict(recipes.recipe_for(name, c)))}
+                    for c in e.configs},
+    }
+
+
+def test_the_pinned_methods_are_the_builtin_ones():
+    builtin = [n for n in methods.list_methods() if methods.get_method(n).source == "builtin"]
+    assert builtin == sorted(PINNED)
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_every_builtin_config_and_recipe_resolves_as_pinned(name):
+    # tests/fixtures/registry/builtin_methods.json: every built-in method's card, resolved
+    # configs, training recipes and loss, written once from the registry before the recipes
+    # moved out of the models package; a change to any of them must be deliberate
+    got = _resolved(name)
+    want = PINNED[name]
+    for config in want["configs"]:
+        assert got["configs"].get(config) == want["configs"][config], f"{name}[{config}]"
+    assert got == want
+
+
+def test_a_card_describes_and_checks_itself():
+    card = MethodCard(family="test", paper="Me 2026", year=2026, input="native")
+    assert (card.family, card.input, card.style) == ("test", "native", None)
+    with pytest.raises(ValueError, match="input must be one of"):
+        MethodCard(family="test", input="crop")
+    with pytest.raises(ValueError, match="family"):
+        MethodCard(family="")
+    with pytest.raises(TypeError, match="MethodCard"):
+        methods.register_method("sb_no_card", {"family": "test"})  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.year = 2027  # type: ignore[misc]
+
+
+def test_an_entry_reads_its_card_and_its_builder_describes_it(temp_methods):
+    temp_methods("sb_carded", family="test", paper="Me 2026", year=2026, reference="me/x@1:y.py")
+    e = methods.get_method("sb_carded")
+    assert (e.family, e.paper, e.year, e.reference, e.input) == (
+        "test", "Me 2026", 2026, "me/x@1:y.py", "pad")
+    assert e.configs == {"mnist": {}} and e.config("mnist") == {}
+    # registered by a script (this test module): its module is its source
+    assert e.source == __name__
+    assert methods.get_method("cnn").description.startswith("SESN's baselines")
+    assert methods.get_method("cnn").source == methods.BUILTIN
+
+
+def test_unregister_lets_a_name_be_registered_again(temp_methods):
+    temp_methods("sb_again", family="test")
+    methods.unregister_method("sb_again")
+    assert "sb_again" not in methods.list_methods()
+    temp_methods("sb_again", family="other")  # a new builder under the freed name
+    assert methods.get_method("sb_again").family == "other"
+    methods.unregister_method("sb_never_registered")  # a no-op
+
+
+# ---- "did you mean" ---------------------------------------------------------------------------
+
+def test_did_you_mean_offers_the_closest_name_spelled_as_typed():
+    names = ["sesn", "sesn_vector", "disco", "cnn"]
+    assert closest("sesm", names) == "sesn"
+    assert closest("zzzz", names) is None
+    assert did_you_mean("dsico", names) == " (did you mean 'disco'?)"
+    assert did_you_mean("zzzz", names) == ""
+    assert did_you_mean("resnet81", ["resnet18"], spell=lambda m: f"timm:{m}") == (
+        " (did you mean 'timm:resnet18'?)")
+    # a stricter cutoff offers nothing for a loose match
+    assert closest("cn", names) == "cnn" and closest("cn", names, cutoff=0.9) is None
+
+
+def test_timm_and_the_registry_phrase_the_hint_alike():
+    with pytest.raises(UnknownMethodError) as err:
+        methods.get_method("timm:resnet81")
+    assert "(did you mean 'timm:resnet18'?)" in str(err.value)
+    with pytest.raises(UnknownMethodError) as err:
+        methods.get_method("sesm")
+    assert "(did you mean 'sesn'?)" in str(err.value)
 
 
 # ---- display styles ---------------------------------------------------------------------------
@@ -174,13 +189,13 @@ def temp_methods():
     """Register throw-away methods; removed from the registry afterwards."""
     names: list[str] = []
 
-    def add(name: str, **meta) -> None:
-        methods.register_method(name, **meta)(lambda in_channels=1, num_classes=10: None)
+    def add(name: str, **card) -> None:
+        methods.register_method(name, MethodCard(**card))(lambda in_channels=1, num_classes=10: None)
         names.append(name)
 
     yield add
     for name in names:
-        methods.registry._REGISTRY.pop(name, None)
+        methods.unregister_method(name)
 
 
 def test_a_declared_style_is_what_figures_use(temp_methods):
@@ -232,43 +247,6 @@ def test_different_unknown_names_usually_differ():
     assert len(drawn) == len(names)
 
 
-# ---- plugins ----------------------------------------------------------------------------------
-
-def test_a_broken_plugin_warns_once_and_the_others_still_list(tmp_path, monkeypatch, caplog):
-    (tmp_path / "sb_good_plugin.py").write_text(textwrap.dedent('''
-        from scaleqbench.methods import register_method
-
-        @register_method("sb_good", family="test")
-        def build(in_channels=1, num_classes=10):
-            raise NotImplementedError
-    '''))
-    (tmp_path / "sb_broken_plugin.py").write_text("raise RuntimeError('plugin exploded')\n")
-    eps = [importlib.metadata.EntryPoint("broken", "sb_broken_plugin", methods.ENTRY_POINT_GROUP),
-           importlib.metadata.EntryPoint("good", "sb_good_plugin", methods.ENTRY_POINT_GROUP)]
-
-    def entry_points(**kw):
-        assert kw == {"group": methods.ENTRY_POINT_GROUP}
-        return eps
-
-    try:
-        with monkeypatch.context() as mp:
-            mp.syspath_prepend(str(tmp_path))
-            mp.setattr(importlib.metadata, "entry_points", entry_points)
-            with caplog.at_level(logging.WARNING, logger="scaleqbench.methods.registry"):
-                methods.reload_plugins()
-                names = methods.list_methods()  # no second attempt, no second warning
-        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert len(warnings) == 1, [r.getMessage() for r in warnings]
-        msg = warnings[0].getMessage()
-        assert "'broken'" in msg and "sb_broken_plugin" in msg and "plugin exploded" in msg
-        assert "sb_good" in names and "cnn" in names and "fourier" in names
-    finally:
-        methods.registry._REGISTRY.pop("sb_good", None)
-        for mod in ("sb_good_plugin", "sb_broken_plugin"):
-            sys.modules.pop(mod, None)
-        methods.reload_plugins()
-
-
 # ---- import structure -------------------------------------------------------------------------
 
 def _imports(path: Path, package: str) -> set[str]:
@@ -313,4 +291,6 @@ def test_no_import_cycle_through_the_registry():
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
-    assert seen <= {"scaleqbench.methods.style"}, f"the registry imports method code: {seen}"
+    helpers = {"scaleqbench.methods." + m
+               for m in ("style", "method_card", "plugins", "suggest")}
+    assert seen <= helpers, f"the registry imports method code: {seen - helpers}"

@@ -25,7 +25,7 @@ import pytest
 
 from scaleqbench.bench.errors import NoRecordsError
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import write_record
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.report import build_report, plots, tables
 from scaleqbench.bench.report.data import (
     eq_frame,
@@ -35,7 +35,8 @@ from scaleqbench.bench.report.data import (
     per_size_frame,
 )
 from scaleqbench.bench.report.html import experiment_commands
-from scaleqbench.bench.spec import RunSpec, parse_method
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.spec_parsing import parse_method
 
 SIZES = {"mnist-res": [str(s) for s in range(8, 29, 4)], "stl10-res": ["49", "65", "81", "97"],
          "mnist-scale": [f"{b / 10:.1f}-{(b + 1) / 10:.1f}" for b in range(3, 10)]}
@@ -121,7 +122,7 @@ def made(tmp_path_factory) -> dict[Path, list[RunRecord]]:
                                            source="torchvision", eq=0.1))
     for folder, rs in recs.items():
         for r in rs:
-            write_record(folder, r)
+            RunStore(folder).write(r)
     return recs
 
 
@@ -305,7 +306,7 @@ def test_published_column_only_beside_the_published_protocol(tmp_path):
                 _paper_record("cnn", "mnist-res", 1, 0.95, input="native"),  # not as published
                 _paper_record("cnn", "mnist-res", 2, 0.95, limit_train=4000)]  # no such column
     for r in records:
-        write_record(folder, r)
+        RunStore(folder).write(r)
     board = tables.leaderboard(load([folder]))
     row = board[(board.dataset == "mnist-res") & (board.method == "fourier")].iloc[0]
     assert row.published_acc == pytest.approx(0.9889)

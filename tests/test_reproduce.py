@@ -21,7 +21,7 @@ from scaleqbench.bench.published.table_files import (
     parse_table,
 )
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import scan_records
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.published.reproduce import comparison, metric_value, plan
 from scaleqbench.bench.published.render import render_table
 from scaleqbench.datasets import DATASETS
@@ -114,12 +114,12 @@ def test_table_to_run_specs_embedded_and_full():
     assert {(p.spec.epochs, p.spec.limit_eval) for p in full} == {(None, None)}  # the recipe's
     assert {p.spec.limit_train for p in full if p.column.key == "5k"} == {5000}
     # the full runs are the published protocol; the embedded ones and any override are not
-    assert all(compares_to_published(p.spec.protocol(), p.spec.method, p.column.train_images)
+    assert all(compares_to_published(p.spec.protocol, p.spec.method, p.column.train_images)
                for p in full)
-    assert not any(compares_to_published(p.spec.protocol(), p.spec.method,
+    assert not any(compares_to_published(p.spec.protocol, p.spec.method,
                                          p.column.train_images) for p in emb)
     fewer = plan(t, "torchvision", epochs=3)
-    assert not any(compares_to_published(p.spec.protocol(), p.spec.method,
+    assert not any(compares_to_published(p.spec.protocol, p.spec.method,
                                          p.column.train_images) for p in fewer)
     assert len({p.spec.run_id for p in full}) == len(full)  # every run its own record
     small = plan(t, "embedded", methods=["cnn"], limit_train=100)
@@ -296,7 +296,7 @@ def test_tiny_reproduce_end_to_end_on_the_embedded_source(tmp_path, cache_dir, c
     assert "EMBEDDED, SCALED DOWN" in text and "embedded, scaled down" in text
     # --limit-train caps both columns to 120 images: one run fills both, made once
     assert "bench run: 1 runs" in text
-    records, problems = scan_records(out)
+    records, problems = RunStore(out).scan()
     assert not problems and len(records) == 1 and records[0].ok
     assert records[0].spec.limit_train == 120
     md = (out / "reproduce.md").read_text()

@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scaleqbench.methods.common import MaxOverScales
 from scaleqbench.methods.sesn.layers import (
     ScaleBatchNorm,
-    ScaleMaxPool,
-    ScalePool,
     SESConv1x1,
     SESConvHH,
     SESLift,
+    SpatialMaxPoolPerScale,
 )
 
 
@@ -160,11 +160,11 @@ def test_scale_conv_is_scale_equivariant(depth):
     assert rel(yb[:, 0, ::2, ::2][:, r:-r, r:-r], ref) > 0.2
 
 
-def test_scale_pool_is_invariant_to_scale_shifts_within_range():
+def test_max_over_scales_is_invariant_to_scale_shifts_within_range():
     x = torch.randn(2, 3, 4, 5, 5)
     rolled = torch.roll(x, 1, dims=2)
-    torch.testing.assert_close(ScalePool()(x), ScalePool()(rolled))
-    assert ScalePool()(x).shape == (2, 3, 5, 5)
+    torch.testing.assert_close(MaxOverScales()(x), MaxOverScales()(rolled))
+    assert MaxOverScales()(x).shape == (2, 3, 5, 5)
 
 
 def test_scale_batchnorm_shares_statistics_over_scales():
@@ -179,9 +179,9 @@ def test_scale_batchnorm_shares_statistics_over_scales():
     torch.testing.assert_close(bn(torch.roll(x, 1, 2)), torch.roll(bn(x), 1, 2))
 
 
-def test_scale_maxpool_and_1x1_act_per_scale():
+def test_spatial_maxpool_and_1x1_act_per_scale():
     x = torch.randn(2, 3, 4, 7, 7)
-    pooled = ScaleMaxPool(2)(x)
+    pooled = SpatialMaxPoolPerScale(2)(x)
     assert pooled.shape == (2, 3, 4, 4, 4)
     torch.testing.assert_close(pooled[:, :, 1], F.max_pool2d(x[:, :, 1], 2, ceil_mode=True))
     conv = SESConv1x1(3, 5, stride=2)

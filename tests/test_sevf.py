@@ -21,11 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaleqbench import methods
-from scaleqbench.methods.sevf.layers import (
-    ScaleGrid,
-    SEVFConv,
-    SEVFLift,
-    SEVFScalarConv,
+from scaleqbench.bench.run.recipes import recipe_for
+from scaleqbench.methods.sevf.layers import ScaleGrid, SEVFConv, SEVFLift, SEVFScalarConv
+from scaleqbench.methods.sevf.vector_field import (
     VectorBatchNorm,
     VectorConv1x1,
     VectorDropout,
@@ -277,10 +275,10 @@ def test_registry_metadata():
         assert e.family == "scale-equivariant" and e.year == 2018 and "1807.11783" in e.paper
         assert e.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
         assert {"mnist", "stl10", "quick"} <= set(e.configs)
-        r = e.recipe("mnist")
+        r = recipe_for(name, "mnist")
         assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == (
             "adam", 1e-2, (20, 40), 60, 128)
-        r = e.recipe("stl10")
+        r = recipe_for(name, "stl10")
         assert (r.optimizer, r.lr, r.nesterov, r.weight_decay, r.milestones, r.gamma, r.epochs) == (
             "sgd", 0.1, True, 5e-4, (300, 400, 600, 800), 0.2, 1000)
     assert isinstance(methods.create("sevf"), SEVFMnist)

@@ -24,6 +24,7 @@ from multicolumn_support import (
 )
 
 from scaleqbench import methods
+from scaleqbench.bench.run.recipes import recipe_for
 from scaleqbench.methods.multicolumn.mnist import SIConvNetMnist
 from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas, rescaled_size
 from scaleqbench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
@@ -209,6 +210,6 @@ def test_registry_metadata():
     entry = methods.get_method("si_convnet")
     assert entry.year == 2014 and "1412.5104" in entry.paper
     assert entry.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
-    assert entry.recipe("mnist").optimizer == "adam" and entry.recipe("mnist").epochs == 60
-    assert entry.recipe("stl10").milestones == (300, 400, 600, 800)
-    assert math.isclose(entry.recipe("stl10").gamma, 0.2)
+    assert recipe_for("si_convnet", "mnist").optimizer == "adam" and recipe_for("si_convnet", "mnist").epochs == 60
+    assert recipe_for("si_convnet", "stl10").milestones == (300, 400, 600, 800)
+    assert math.isclose(recipe_for("si_convnet", "stl10").gamma, 0.2)

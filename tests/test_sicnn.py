@@ -25,6 +25,7 @@ from multicolumn_support import (
 )
 
 from scaleqbench import methods
+from scaleqbench.bench.run.recipes import recipe_for
 from scaleqbench.methods.multicolumn.mnist import SiCNNMnist
 from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas
 from scaleqbench.methods.multicolumn.sicnn_layers import (
@@ -262,6 +263,6 @@ def test_registry_metadata():
     entry = methods.get_method("sicnn")
     assert entry.year == 2014 and "1411.6369" in entry.paper
     assert entry.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
-    assert entry.recipe("mnist").lr == 1e-2 and entry.recipe("mnist").milestones == (20, 40)
-    assert entry.recipe("stl10").optimizer == "sgd" and entry.recipe("stl10").epochs == 1000
-    assert math.isclose(entry.recipe("stl10").weight_decay, 5e-4)
+    assert recipe_for("sicnn", "mnist").lr == 1e-2 and recipe_for("sicnn", "mnist").milestones == (20, 40)
+    assert recipe_for("sicnn", "stl10").optimizer == "sgd" and recipe_for("sicnn", "stl10").epochs == 1000
+    assert math.isclose(recipe_for("sicnn", "stl10").weight_decay, 5e-4)

@@ -22,7 +22,7 @@ from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench.store.checkpoint import last_checkpoint_path
 from scaleqbench.bench.launch.sweep import sweep_status
 from scaleqbench.bench.run.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
-from scaleqbench.bench.store.run_store import record_path, scan_records
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.launch.slurm import job_logs, load_jobs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
@@ -100,7 +100,7 @@ def test_array_sweep_matches_a_local_run(tmp_path, cache_dir, capsys):
     for col in ("params", "test_acc_mean", "test_acc_std", "scale_consistency", "eq_err",
                 "logit_inv_err"):
         assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-4, abs=1e-6), col
-    recs = scan_records(tmp_path / "exp")[0]
+    recs = RunStore(tmp_path / "exp").scan()[0]
     assert all(r.job_id and Path(r.log).parent.parent == tmp_path / "exp" / "slurm"
                for r in recs)
 
@@ -112,7 +112,7 @@ def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_d
     args = ["run", "--methods", "cnn,fourier[min_size=20]", *TINY, "--cache-dir", str(cache_dir),
             "--out", str(out), *SLURM]
     assert bench(*args) == 0
-    recs = {r.method: r for r in scan_records(out)[0]}
+    recs = {r.method: r for r in RunStore(out).scan()[0]}
     bad = recs["fourier[min_size=20]"]
     assert recs["cnn"].ok and bad.status == "failed"
     assert "Traceback" in bad.error and bad.log.endswith("_log.out")
@@ -177,7 +177,7 @@ def test_a_cancelled_job_is_reported_cancelled(tmp_path, cache_dir, capsys, paus
     subprocess.run(["scancel", job_id], check=True)
     wait_for(lambda: state_of(out, "cnn") == "cancelled", 120, "the cancellation")
     assert bench("collect", str(out)) == 0
-    rec = scan_records(out)[0][0]
+    rec = RunStore(out).scan()[0][0]
     assert rec.status == "failed" and rec.backend_state.startswith("CANCELLED")
     assert rec.end_state == "cancelled" and rec.settled_by == "slurm"
     capsys.readouterr()
@@ -223,8 +223,8 @@ def test_a_job_signalled_for_requeue_resumes_from_its_checkpoint(tmp_path, cache
     wait_for(lambda: paused(pause), 180, "the job to finish its first epoch and pause")
     assert last_checkpoint_path(out, run_id).exists()
     subprocess.run(["scancel", "--signal=USR2", entry["job_id"]], check=True)
-    wait_for(lambda: record_path(out, run_id).exists(), 300, "the requeued job's record")
-    rec = scan_records(out)[0][0]
+    wait_for(lambda: RunStore(out).path(run_id).exists(), 300, "the requeued job's record")
+    rec = RunStore(out).scan()[0][0]
     assert rec.ok, rec.error
     assert rec.slurm_restarts >= 1 and rec.resumed_from_epoch == 1
     assert [h["epoch"] for h in rec.history] == [1, 2, 3]
@@ -254,13 +254,13 @@ def test_a_task_cancelled_near_its_end_cannot_replace_its_settled_record(tmp_pat
     subprocess.run(["scancel", entry["job_id"]], check=True)
     wait_for(lambda: state_of(out, "cnn") == "cancelled", 60, "the cancellation")
     assert bench("collect", str(out)) == 0
-    settled = record_path(out, run_id).read_text()
+    settled = RunStore(out).path(run_id).read_text()
     assert '"end_state": "cancelled"' in settled
     release(pause)  # one epoch of 300 images is left: far inside KillWait (slurm-up.sh)
     stderr = Path(job_logs(out, entry["job_id"])[0])
     wait_for(lambda: "this result is dropped" in stderr.read_text(errors="replace"), 90,
              "the cancelled task to finish and give way")
-    assert record_path(out, run_id).read_text() == settled
+    assert RunStore(out).path(run_id).read_text() == settled
 
 
 @pytest.fixture()
@@ -297,12 +297,12 @@ def test_the_follower_warns_once_and_follows_records_while_the_controller_is_dow
     with caplog.at_level(logging.WARNING, logger="scaleqbench.bench.launch.slurm"):
         follower.start()
         wait_for(lambda: len(paused(pause)) == 2, 240, "both tasks to pause after epoch 1")
-        assert not scan_records(out)[0], "a task ended before the kill"
+        assert not RunStore(out).scan()[0], "a task ended before the kill"
         os.kill(int(restart_controller.read_text()), 15)
         wait_for(lambda: any("does not answer" in r.getMessage() for r in caplog.records), 60,
                  "the follower to notice the silent controller")
         release(pause)
-        wait_for(lambda: len([r for r in scan_records(out)[0] if r.ok]) == 2, 300,
+        wait_for(lambda: len([r for r in RunStore(out).scan()[0] if r.ok]) == 2, 300,
                  "both records")
         follower.join(30)  # a few polls, not until the controller is back
         assert not follower.is_alive(), "bench run still follows runs that have records"

@@ -17,7 +17,7 @@ import pytest
 
 from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench.launch.api import SchedulerUnavailable
-from scaleqbench.bench.store.run_store import scan_records
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.launch.slurm import load_jobs
 from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
 
@@ -118,13 +118,13 @@ def test_detach_status_collect_on_a_fake_cluster(slurm, tmp_path, cache_dir, cap
     assert "1 unknown" in text and "does not answer" in text
     assert bench("collect", str(out)) != 0  # nothing to collate: no record, none settled
     assert "no run records" in one_line_error(capsys)
-    assert scan_records(out) == ([], [])
+    assert RunStore(out).scan() == ([], [])
 
     (slurm / "down").unlink()
     (slurm / "sacct").write_text("4242|CANCELLED by 0\n")
     assert bench("collect", str(out)) == 0
     assert "1 run(s) ended without a record; recorded as failed" in capsys.readouterr().out
-    [rec], _ = scan_records(out)
+    [rec], _ = RunStore(out).scan()
     assert rec.status == "failed" and rec.end_state == "cancelled"
     assert rec.job_id == "4242" and rec.settled_by == "slurm" and rec.backend_state == "CANCELLED by 0"
     assert bench("status", str(out)) == 0

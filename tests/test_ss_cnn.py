@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scaleqbench import methods
+from scaleqbench.bench.run.recipes import recipe_for
 from scaleqbench.methods.ss_cnn.basis import log_radial_basis
 from scaleqbench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
 from scaleqbench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
@@ -253,10 +254,10 @@ def test_registry_metadata():
     assert e.family == "scale-invariant" and e.year == 2019 and "1906.03861" in e.paper
     assert e.reference.startswith("ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:")
     assert {"mnist", "stl10", "quick"} <= set(e.configs)
-    r = e.recipe("mnist")
+    r = recipe_for("ss_cnn", "mnist")
     assert (r.optimizer, r.lr, r.milestones, r.epochs, r.batch_size) == (
         "adam", 1e-2, (20, 40), 60, 128)
-    r = e.recipe("stl10")
+    r = recipe_for("ss_cnn", "stl10")
     assert (r.optimizer, r.lr, r.nesterov, r.weight_decay, r.milestones, r.gamma, r.epochs) == (
         "sgd", 0.1, True, 5e-4, (300, 400, 600, 800), 0.2, 1000)
     conv = methods.create("ss_cnn").blocks[0][0]

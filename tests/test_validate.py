@@ -1,4 +1,4 @@
-"""The checks behind issue 13's one-line errors, one by one: method options (the README's
+"""The checks behind the one-line errors, one by one: method options (the README's
 syntax, unknown keys, wrong kinds), --device, the perf memory bound, output folders, the
 full-disk error, SIGTERM and --quiet."""
 
@@ -25,16 +25,13 @@ from scaleqbench.bench.errors import (
     UnknownNameError,
 )
 from scaleqbench.bench.cli.signals import Terminated, exit_status, sigterm_interrupts
-from scaleqbench.bench.spec import RunSpec, expand, parse_method, parse_methods
-from scaleqbench.bench.cli.validate import (
-    check_device,
-    check_method_options,
-    writable_file,
-    writable_folder,
-)
+from scaleqbench.bench.spec import RunSpec, expand
+from scaleqbench.bench.spec_parsing import parse_method, parse_methods
+from scaleqbench.bench.cli.method_options import check_method_options
+from scaleqbench.bench.cli.validate import check_device, writable_file, writable_folder
 
 
-# ---- case 11: the README's override syntax ---------------------------------------------------
+# ---- the README's override syntax ---------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
     ("cnn[channels=(8,16,24)]", ("cnn", {"channels": (8, 16, 24)})),
@@ -52,12 +49,12 @@ def test_a_method_list_splits_outside_brackets_and_a_tuple_option_round_trips():
     chosen = parse_methods("cnn[channels=(8,16,24)],dss")
     assert chosen == [("cnn", {"channels": (8, 16, 24)}), ("dss", {})]
     [spec] = expand(chosen[:1], "mnist-res", [0])
-    back = RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    back = RunSpec.from_json(json.loads(json.dumps(spec.to_json())))
     assert back == spec and back.run_id == spec.run_id and hash(back) == hash(spec)
     check_method_options(chosen, "quick")  # the model builds and runs with them
 
 
-# ---- case 10: options against the method's configuration, the device ---------------------------
+# ---- options against the method's configuration, the device -------------------------------------
 
 @pytest.mark.parametrize("text, error, phrase", [
     ("cnn[foo=1]", UnknownNameError, "has no option 'foo'; its options: "),
@@ -95,7 +92,7 @@ def test_a_device_is_checked_against_what_torch_sees(monkeypatch):
     assert check_device("auto") == "auto" and check_device("cpu") == "cpu"
 
 
-# ---- case 12: the memory bound of bench perf ---------------------------------------------------
+# ---- the memory bound of bench perf -------------------------------------------------------------
 
 def test_the_estimate_grows_with_pixels_and_batch():
     from scaleqbench import methods
@@ -134,7 +131,7 @@ def test_an_allocation_the_device_refuses_is_one_line():
             raise RuntimeError("other")
 
 
-# ---- case 5, 9: disk full, output folders ------------------------------------------------------
+# ---- disk full, output folders ------------------------------------------------------------------
 
 def test_torch_save_on_a_full_disk_names_the_file_system_and_the_file(tmp_path, monkeypatch):
     import io
@@ -169,7 +166,7 @@ def test_output_folders_and_files(tmp_path):
         writable_file(tmp_path / "f" / "perf.json")
 
 
-# ---- case 8, 14: SIGTERM, --quiet --------------------------------------------------------------
+# ---- SIGTERM, --quiet ---------------------------------------------------------------------------
 
 def test_sigterm_raises_an_interrupt_only_inside_and_the_handler_comes_back():
     before = signal.getsignal(signal.SIGTERM)
@@ -218,7 +215,7 @@ def test_a_large_resize_matrix_is_summed_in_slices_to_the_same_values(monkeypatc
     assert torch.allclose(sliced @ x @ sliced.T, scaling.fourier_resize_fft(x, 40), atol=1e-12)
 
 
-def test_the_issues_perf_command_is_refused_in_one_line(capsys, tmp_path):
+def test_a_perf_command_with_a_batch_of_one_is_refused_in_one_line(capsys, tmp_path):
     out = tmp_path / "perf.json"
     code = cli.main(["perf", "--methods", "cnn", "--sizes", "1000", "--batch", "1",
                      "--out", str(out)])

@@ -8,15 +8,16 @@ from pathlib import Path
 
 from scaleqbench.bench.cli.common import finish
 
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from scaleqbench.bench.launch.api import ACTIVE
-    from scaleqbench.bench.launch.sweep import settle_sweep, sweep_status
-    from scaleqbench.bench.store.run_store import ExperimentLock, scan_records
-    from scaleqbench.bench.launch.sweep import load_sweep
+    from scaleqbench.bench.launch.sweep import load_sweep, settle_sweep, sweep_status
+    from scaleqbench.bench.store.run_store import RunStore
 
     out = Path(args.experiment)
     specs = load_sweep(out)
-    with ExperimentLock(out):
+    store = RunStore(out)
+    with store.lock():
         settled = settle_sweep(out, specs)
         if settled:
             print(f"bench collect: {settled} run(s) ended without a record; recorded as failed")
@@ -25,5 +26,5 @@ def cmd_collect(args: argparse.Namespace) -> int:
             print(f"bench collect: {len(active)} run(s) still queued or running; their records "
                   f"will change this leaderboard: collect again when `bench status {out}` "
                   "shows none")
-        return finish(out, [r for r in scan_records(out)[0] if not r.ok],
+        return finish(out, [r for r in store.scan()[0] if not r.ok],
                        strict=False, report=args.report)

@@ -10,6 +10,7 @@ import torch
 from scaleqbench.bench.cli.common import load_dataset
 from scaleqbench.bench.cli.validate import check_seed
 
+
 def cmd_data(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     ds, path, secs = load_dataset(args.dataset, args, args.seed)

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 
 from scaleqbench.bench.store.checkpoint import load_best
-from scaleqbench.bench.errors import BadArgumentError, CheckpointError
-from scaleqbench.bench.spec import format_method, parse_int_list, parse_methods
+from scaleqbench.bench.errors import CheckpointError
+from scaleqbench.bench.spec_parsing import format_method, parse_int_list, parse_methods
 
-__all__ = ["OPERATOR_NOTES", "cmd_equivariance", "models_for_equivariance", "parse_operators", "equivariance_tables"]
+__all__ = ["OPERATOR_NOTES", "cmd_equivariance", "equivariance_tables",
+           "models_for_equivariance"]
 
 #: what each operator's table measures, printed above it (sources: bench.metrics)
 OPERATOR_NOTES = {
@@ -36,17 +37,6 @@ OPERATOR_NOTES = {
     "lie": "Lie derivative of the zoom at the identity (Gruver et al. 2023), at each size: "
            "maps ||Lf||^2/||f||^2, logits mean |d softmax/dt| (bench/run/lie.py)",
 }
-
-
-def parse_operators(text: str) -> list[str]:
-    from scaleqbench.bench.run.metrics import OPERATORS
-
-    ops = list(dict.fromkeys(o.strip() for o in text.split(",") if o.strip()))
-    bad = [o for o in ops if o not in OPERATORS]
-    if not ops or bad:
-        raise BadArgumentError(f"--operator takes a comma list of {', '.join(OPERATORS)}; "
-                               f"got {text!r}")
-    return ops
 
 
 def _checkpoint_paths(args: argparse.Namespace) -> list[str]:
@@ -67,21 +57,21 @@ def models_for_equivariance(args: argparse.Namespace, ds) -> Iterator[tuple[str,
         for path in paths:
             ckpt = load_best(path)
             spec = ckpt.spec
-            model = methods.create(spec["method"], in_channels=ds.in_channels,
+            model = methods.create(spec.method, in_channels=ds.in_channels,
                                    num_classes=ds.num_classes, config=ckpt.config,
-                                   **spec.get("method_kwargs", {}))
+                                   **dict(spec.method_kwargs))
             try:
                 model.load_state_dict(ckpt.state_dict)
             except RuntimeError as exc:  # e.g. trained on 3-channel STL-10, measured on MNIST
-                trained = spec.get("dataset")
+                trained = spec.dataset
                 why = (f"it was trained on {trained}: pass --dataset {trained}"
-                       if trained and trained != ds.name else str(exc).splitlines()[0])
-                raise CheckpointError(f"checkpoint {path} does not fit a {spec['method']} "
+                       if trained != ds.name else str(exc).splitlines()[0])
+                raise CheckpointError(f"checkpoint {path} does not fit a {spec.method} "
                                       f"model for {ds.name}; {why}") from exc
-            policy = (spec.get("input", "native") if args.input is None
-                      else resolve_input(args.input, spec["method"], ds.name))
-            label = f"{format_method(spec['method'], spec.get('method_kwargs', {}))} (trained"
-            seed = spec.get("seed", "?")
+            policy = (spec.input if args.input is None
+                      else resolve_input(args.input, spec.method, ds.name))
+            label = f"{spec.label} (trained"
+            seed = spec.seed
             label += f", seed {seed}, {Path(path).name})" if args.each else f", seed {seed})"
             yield label, model, policy
         return
@@ -146,33 +136,27 @@ def _table(rows: list[dict]) -> tuple[pd.DataFrame, str]:
 
 
 def equivariance_tables(args: argparse.Namespace, ds, device: torch.device) -> int:
-    """The command on a loaded dataset ``ds`` (arguments checked by ``bench.validate``);
-    prints one table per operator."""
-    from scaleqbench.bench.run.evaluate import eq_subset, measure_operators
-    from scaleqbench.bench.run.metrics import headline_eq_err, scale_shift_headline
-    from scaleqbench.methods.scale_axis import scale_axes_of
+    """The command on a loaded dataset ``ds`` (arguments checked by
+    :func:`bench.cli.validate.check_equivariance_args`); prints one table per operator."""
+    from scaleqbench.bench.cli.validate import parse_operators
+    from scaleqbench.bench.run.equivariance import check_operators
+    from scaleqbench.bench.run.evaluate import eq_subset
 
     operators = parse_operators(args.operator)
     sizes = (parse_int_list(args.sizes, "size", lo=1, hi=ds.full_size - 1) if args.sizes
              else list(ds.eq_sizes))
-    if args.images < 1:
-        raise BadArgumentError(f"--images must be >= 1, got {args.images}")
-    if args.each and not _checkpoint_paths(args):
-        raise BadArgumentError("--each keeps one row per --checkpoint file; give --checkpoint")
     images = eq_subset(ds, args.images, args.seed)
     rows: dict[str, list[dict]] = {op: [] for op in operators}
     for label, model, policy in models_for_equivariance(args, ds):
         model = model.to(device).eval()
         try:
-            per_op = measure_operators(model, images, sizes, device, operators, input=policy)
+            per_op = check_operators(model, images, operators, sizes, input=policy,
+                                     device=device)
         except NotImplementedError as exc:
             print(f"{label}: {exc}")
             continue
-        axes = scale_axes_of(model)
-        for op, per_layer in per_op.items():
-            headline = (scale_shift_headline(per_layer, axes) if op == "scale-shift"
-                        else headline_eq_err(per_layer))
-            rows[op].append(_row(label, policy, per_layer, headline))
+        for op, result in per_op.items():
+            rows[op].append(_row(label, policy, result.nested(), result.summary))
     if not any(rows.values()):
         return 1
     for k, op in enumerate(operators):

@@ -9,6 +9,7 @@ import pandas as pd
 
 from scaleqbench.bench.spec import PRESETS
 
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
         from scaleqbench import methods

@@ -10,29 +10,26 @@ from scaleqbench.bench.cli.common import quiet
 from scaleqbench.bench.cli.validate import check_perf_args
 from scaleqbench.bench.errors import BadArgumentError
 
+
 def cmd_perf(args: argparse.Namespace) -> int:
     try:
         from scaleqbench.bench.run import perf
     except ImportError as exc:
         raise BadArgumentError(f"bench perf is not available in this build ({exc})") from exc
+    from scaleqbench.bench.run.memory_bound import check_perf_memory, refused_allocation
     from scaleqbench.bench.run.train import pick_device
 
-    from scaleqbench.bench.run.memory_bound import check_perf_memory, refused_allocation
-
-    sizes, chosen = check_perf_args(args)
+    sizes, chosen, allocs = check_perf_args(args, perf.ALLOCATORS)
     opts = dict(batch=args.batch, repeats=args.repeats, warmup=args.warmup, config=args.config,
                 in_channels=args.channels, device=str(pick_device(args.device)),
                 progress=not quiet(args), input=args.input, canvas=args.canvas)
-    allocs = [a.strip() for a in (args.allocator or "").split(",") if a.strip()]
-    if args.allocator is not None and (not allocs or set(allocs) - set(perf.ALLOCATORS)
-                                       or args.rounds < 1):
-        raise BadArgumentError(f"--allocator takes {' and/or '.join(perf.ALLOCATORS)} "
-                               f"(got {args.allocator!r}) and --rounds must be >= 1")
     check_perf_memory(chosen, sizes, **{k: opts[k] for k in (
         "batch", "config", "in_channels", "device", "input", "canvas")})
     with refused_allocation():
         if args.allocator:
-            rows = perf.run_perf_isolated(chosen, sizes, allocs, rounds=args.rounds, **opts)
+            from scaleqbench.bench.run.perf_isolated import run_perf_isolated
+
+            rows = run_perf_isolated(chosen, sizes, allocs, rounds=args.rounds, **opts)
         else:
             rows = perf.run_perf(chosen, sizes, **opts)
     print(perf.format_perf_table(rows))

@@ -9,6 +9,7 @@ from pathlib import Path
 from scaleqbench.bench.cli.common import read_folders, write_report
 from scaleqbench.bench.cli.validate import writable_folder
 
+
 def cmd_report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.folders]
     out = Path(args.out) if args.out else (folders[0] / "report" if len(folders) == 1

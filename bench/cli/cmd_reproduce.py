@@ -11,7 +11,7 @@ from scaleqbench.bench.published.reference import load_published
 from scaleqbench.bench.published.render import render_list, render_table
 from scaleqbench.bench.published.reproduce import EMBEDDED, comparison, default_out, plan
 from scaleqbench.bench.published.table_files import list_tables, load_table
-from scaleqbench.bench.spec import parse_int_list
+from scaleqbench.bench.spec_parsing import parse_int_list
 
 
 def _methods(text: str | None) -> list[str] | None:
@@ -25,7 +25,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from scaleqbench.bench.store.atomic_io import atomic_write_text
     from scaleqbench.bench.cli.cmd_run import run_sweep
     from scaleqbench.bench.cli.common import read_folders
-    from scaleqbench.bench.cli.validate import check_at_least, check_device
+    from scaleqbench.bench.cli.validate import check_device, check_sweep_limits
 
     if args.list:
         print(render_list([load_table(n) for n in list_tables()], load_published()))
@@ -33,8 +33,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not args.table:
         raise BadArgumentError("name a table (" + ", ".join(list_tables()) + ") or use --list")
     table = load_table(args.table)
-    for flag, least in (("epochs", 1), ("limit_train", 2), ("limit_eval", 2)):
-        check_at_least(getattr(args, flag), f"--{flag.replace('_', '-')}", least)
+    check_sweep_limits(args)
     # before anything is written, as bench run does (on Slurm the device is the nodes')
     check_device(args.device, here=args.launcher == "local")
     out = Path(args.out) if args.out else default_out(table, args.source)

@@ -8,46 +8,59 @@ import shlex
 from pathlib import Path
 
 from scaleqbench.bench.cli.common import finish, prepare_datasets, quiet
-from scaleqbench.bench.cli.options import SLURM_FLAGS, sweep_specs
-from scaleqbench.bench.cli.validate import runs_that_may_run
+from scaleqbench.bench.cli.options import launcher_options
+from scaleqbench.bench.cli.validate import check_run_args
+from scaleqbench.bench.spec import RunSpec, expand
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     specs, out = sweep_specs(args)
     return run_sweep(specs, out, args)
 
 
+def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
+    """The RunSpecs of a ``bench run`` invocation (checked) and its experiment folder."""
+    methods, seeds = check_run_args(args)
+    out = Path(args.out or f"results/{args.dataset}-{args.preset}")
+    specs = expand(methods, args.dataset, seeds, args.preset, input=args.input,
+                   source=args.source,
+                   epochs=args.epochs, limit_train=args.limit_train, limit_eval=args.limit_eval,
+                   experiment=out.name, data_root=args.data_root, cache_dir=args.cache_dir,
+                   device=args.device)
+    return specs, out
+
+
 def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
     """Run ``specs`` into experiment folder ``out`` through ``args``' launcher (``bench run``'s
     launcher, resume and report options), then print the leaderboard and write the report;
     ``bench run`` and ``bench reproduce`` share it. Returns the exit status."""
-    from scaleqbench.bench.launch.api import ACTIVE
-    from scaleqbench.bench.launch.registry import make_launcher
-    from scaleqbench.bench.launch.sweep import pending, sweep_status
-    from scaleqbench.bench.store.run_store import ExperimentLock, ensure_writable
-    from scaleqbench.bench.store.settle import current_record
     from scaleqbench.bench.cli.signals import exit_status, sigterm_interrupts
-    from scaleqbench.bench.launch.sweep import save_sweep, undone_if_refused
+    from scaleqbench.bench.launch.registry import make_launcher
+    from scaleqbench.bench.launch.sweep import plan_launch, save_sweep, undone_if_refused
+    from scaleqbench.bench.store.run_store import RunStore
 
-    options = {k: getattr(args, k) for k in (*SLURM_FLAGS, "sbatch_extra", "launcher_config",
-                                             "detach")}
-    launcher = make_launcher(args.launcher, options, progress=not quiet(args))
-    # a missing data source is refused before the folder is touched (the cache is not --out)
-    prepare_datasets(runs_that_may_run(specs, out, args.retry_failed))
+    launcher = make_launcher(args.launcher, launcher_options(args), progress=not quiet(args))
+    # a missing data source is refused before the sweep is written (the cache is not --out):
+    # before a new folder is made, where every run is to run; in a folder that has a sweep,
+    # for the runs still to run (which only the lock may decide), before sweep.json changes
     created = not out.exists()
-    ensure_writable(out)
+    if created:
+        prepare_datasets(specs)
+    store = RunStore(out)
+    store.ensure_writable()
     command = "bench " + " ".join(shlex.quote(a) for a in args.argv)
-    with ExperimentLock(out), sigterm_interrupts():
+    with store.lock(), sigterm_interrupts():
         with undone_if_refused(out, created):
+            # one read of each record decides; a run whose job is still out there (an
+            # earlier --detach) is not launched twice
+            plan = plan_launch(out, specs, launcher.name, retry_failed=args.retry_failed)
+            todo = plan.todo
+            if not created:
+                prepare_datasets(todo)
             save_sweep(out, specs, launcher=launcher.name)
-            todo = pending(specs, out, retry_failed=args.retry_failed)
-            done = len(specs) - len(todo)
-            # a run whose job is still out there (an earlier --detach) is not launched twice
-            active = {r["run_id"] for r in sweep_status(out, todo) if r["state"] in ACTIVE}
-            todo = [s for s in todo if s.run_id not in active]
-            print(f"bench run: {len(specs)} runs in {out} ({done} already done"
-                  + (f", {len(active)} still queued or running" if active else "")
+            print(f"bench run: {len(specs)} runs in {out} ({plan.done} already done"
+                  + (f", {plan.active} still queued or running" if plan.active else "")
                   + f", {len(todo)} to run)")
-            prepare_datasets(todo)
             submission = launcher.submit(todo, out, command)
         try:
             if args.detach:
@@ -60,5 +73,5 @@ def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
                   "re-run the same command to resume", flush=True)
             return exit_status(exc)
         # a damaged record is named by the leaderboard's reader below and counts as missing
-        records = [current_record(out, s.run_id) for s in todo]
+        records = [store.current(s.run_id) for s in todo]
         return finish(out, records, report=args.report)

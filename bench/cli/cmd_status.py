@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+
 def cmd_status(args: argparse.Namespace) -> int:
     from scaleqbench.bench.launch.api import STATES
     from scaleqbench.bench.launch.sweep import sweep_status

@@ -17,6 +17,7 @@ from scaleqbench.bench.errors import NoRecordsError, UnreadableRecordsError
 
 log = logging.getLogger(__name__)
 
+
 def quiet(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "quiet", False))
 
@@ -45,13 +46,13 @@ def prepare_datasets(specs) -> None:
 
 
 def read_folders(folders: Sequence[str | Path], strict: bool = False):
-    """The records of experiment folders (a :class:`bench.records.Collection`).
+    """The records of experiment folders (a :class:`bench.store.collection.Collection`).
 
     Every file that is not a readable record is named on stderr, one line each,
     and left out; with ``strict`` that is an error instead. Runs found more than
     once are counted once, said in a note.
     """
-    from scaleqbench.bench.store.run_store import load_folders
+    from scaleqbench.bench.store.collection import load_folders
 
     found = load_folders(list(folders))
     for problem in found.problems:
@@ -80,9 +81,8 @@ def write_report(found, out_dir: Path, perf_json: Path | None) -> Path:
     return page
 
 
-def finish(out: Path, records: list, strict: bool = True, report: bool = True) -> int:
-    """Collate and print the leaderboard (and write the report); non-zero when ``strict``
-    and every run failed."""
+def show_leaderboard(records: list, out: Path | None = None) -> None:
+    """Print the leaderboard of ``records`` and, given a folder ``out``, write it there."""
     from scaleqbench.bench.report.leaderboard import (
         format_leaderboard,
         records_frame,
@@ -90,11 +90,18 @@ def finish(out: Path, records: list, strict: bool = True, report: bool = True) -
         write_leaderboard,
     )
 
-    found = read_folders([out])
-    board = summarize(records_frame(found.records))
-    md, csv = write_leaderboard(board, out)
+    board = summarize(records_frame(records))
     print(format_leaderboard(board))
-    print(f"\nwrote {md} and {csv}")
+    if out is not None:
+        md, csv = write_leaderboard(board, out)
+        print(f"\nwrote {md} and {csv}")
+
+
+def finish(out: Path, records: list, strict: bool = True, report: bool = True) -> int:
+    """Collate and print the leaderboard (and write the report); non-zero when ``strict``
+    and every run failed."""
+    found = read_folders([out])
+    show_leaderboard(found.records, out)
     if report:
         try:
             write_report(found, out / "report", Path(PERF_JSON))

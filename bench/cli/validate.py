@@ -1,45 +1,37 @@
 """Checks of command-line values that must pass before a command writes anything.
 
 Each raises a :mod:`bench.errors` type with one line that says what was wrong
-and what to do: seeds and counts, ``--device`` against what torch sees here,
-method options against the method's configuration (unknown keys get a "did you
-mean", values of the wrong kind are named, and a model that still cannot be
-built says why), and output folders (a regular file where a folder is wanted, a
-folder that cannot be written).
+and what to do: seeds, counts and limits, ``--device`` against what torch sees
+here, each command's own values (``bench run``, ``equivariance``, ``perf``), and
+output files and folders (a regular file where a folder is wanted, a folder that
+cannot be written). A method's options are checked by
+:mod:`bench.cli.method_options`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import inspect
-import os
-import secrets
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from scaleqbench.bench.cli.method_options import check_method_options
 from scaleqbench.bench.errors import (
     BadArgumentError,
     BenchError,
     OutputNotWritableError,
-    UnknownNameError,
+    did_you_mean,
 )
+# one probe of an output folder for every command (an experiment's, a report's, a board's)
+from scaleqbench.bench.store.run_store import writable_folder
 
-__all__ = ["check_at_least", "check_device", "check_equivariance_args", "check_method_options",
-           "check_perf_args", "check_seed", "dataset_family", "did_you_mean", "runs_that_may_run",
-           "writable_file", "writable_folder", "writing_into"]
+__all__ = ["check_at_least", "check_device", "check_equivariance_args", "check_perf_args",
+           "check_run_args", "check_seed", "check_sweep_limits", "dataset_family",
+           "parse_operators", "writable_file", "writable_folder", "writing_into"]
 
 #: numpy's seeds are unsigned 32-bit integers
 _SEED_MAX = 2**32 - 1
 _DEVICE_TYPES = ("cpu", "cuda", "mps")
-
-
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, else an empty string."""
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_seed(value: int, flag: str = "--seed") -> int:
@@ -88,195 +80,62 @@ def check_device(name: str, here: bool = True) -> str:
     return name
 
 
-def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {k: p for k, p in params.items()
-            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k != "self"}
+def check_sweep_limits(args: Any) -> None:
+    """``--epochs`` (at least 1) and ``--limit-train`` / ``--limit-eval`` (at least 2: a
+    split of one image has no batch statistics) of ``bench run`` and ``bench reproduce``."""
+    check_at_least(args.epochs, "--epochs")
+    check_at_least(args.limit_train, "--limit-train", 2)
+    check_at_least(args.limit_eval, "--limit-eval", 2)
 
 
-def _option_defaults(entry: Any, config: str, model: Any = None) -> dict[str, Any]:
-    """The method's options with an example value: the builder's named parameters, those of
-    the model class it built (``model``), and every configuration's values (``config``'s
-    win). ``inspect.Parameter.empty`` where no example is known."""
-    found: dict[str, Any] = {}
-    sources = [_parameters(entry.builder)]
-    if model is not None:
-        sources.append(_parameters(type(model).__init__))
-    for params in sources:
-        for k, p in params.items():
-            found.setdefault(k, p.default)
-    for values in entry.configs.values():
-        for k, v in values.items():
-            if found.get(k) in (None, inspect.Parameter.empty):
-                found[k] = v
-    found.update(entry.configs.get(config, {}))
-    # set by the dataset (and, for timm:<name>, by the name), never by an option
-    for k in ("in_channels", "num_classes", "model_name"):
-        found.pop(k, None)
-    return found
+def check_run_args(args: Any) -> tuple[list[tuple[str, dict[str, Any]]], list[int]]:
+    """``bench run``'s values, before anything is written (a sweep must not start only to
+    record every run failed): returns its methods (with options) and seeds. On Slurm the
+    device is the nodes' to check, not this machine's."""
+    from scaleqbench.bench.spec import preset
+    from scaleqbench.bench.spec_parsing import parse_int_list, parse_methods
 
-
-def _kind(example: Any) -> tuple[type, ...] | None:
-    """The types a value may have where ``example`` is the default (None: any)."""
-    if isinstance(example, bool):
-        return (bool,)
-    if isinstance(example, int):
-        return (int,)
-    if isinstance(example, float):
-        return (int, float)
-    if isinstance(example, (tuple, list)):
-        return (tuple, list)
-    if isinstance(example, str):
-        return (str,)
-    return None
-
-
-def _check_types(label: str, kwargs: dict[str, Any], examples: dict[str, Any]) -> None:
-    for key, value in kwargs.items():
-        example = examples.get(key, inspect.Parameter.empty)
-        kinds = _kind(example)
-        if kinds is None:
-            continue
-        wrong = not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))
-        if wrong:
-            what = {tuple: "a tuple", bool: "True or False", int: "an integer",
-                    str: "a string"}.get(kinds[0], kinds[0].__name__)
-            if kinds == (int, float):
-                what = "a number"
-            raise BadArgumentError(f"method option {key}={value!r} of {label} must be {what} "
-                                   f"such as {key}={example!r}")
-
-
-def check_method_options(chosen: Sequence[tuple[str, dict[str, Any]]], config: str,
-                         in_channels: int = 1, num_classes: int = 10, size: int = 28) -> None:
-    """Every method given with options (``NAME[k=v,...]``) takes them: each key is one of its
-    options, each value of the kind its configuration uses, and the model builds with them
-    and classifies two blank ``size`` x ``size`` images (once, on the CPU, in ``config``; the
-    global RNG is left as it was)."""
-    import torch
-
-    from scaleqbench import methods
-    from scaleqbench.bench.spec import format_method
-
-    for name, kwargs in chosen:
-        if not kwargs:
-            continue
-        entry = methods.get_method(name)
-        label = format_method(name, kwargs)
-        _check_types(label, kwargs, _option_defaults(entry, config))
-        # the trial's warnings (e.g. torch on zero-size layers) would come again from the
-        # real build, or not at all when the options are refused
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                model = methods.create(name, in_channels=in_channels,
-                                       num_classes=num_classes, config=config, **kwargs)
-                with torch.no_grad():
-                    model.eval()(torch.zeros(2, in_channels, size, size))
-            except methods.UnknownConfigError:
-                raise
-            except TypeError as exc:
-                key = _unexpected_keyword(exc, kwargs)
-                if key is None:
-                    raise BadArgumentError(f"{label} cannot be built: {_first_line(exc)}") from None
-                try:
-                    plain = methods.create(name, in_channels=in_channels,
-                                           num_classes=num_classes, config=config)
-                except Exception:  # noqa: BLE001 - only for the list of options below
-                    plain = None
-                options = sorted(_option_defaults(entry, config, plain))
-                raise UnknownNameError(
-                    f"method {name!r} has no option {key!r}{did_you_mean(key, options)}"
-                    + (f"; its options: {', '.join(options)}" if options else "")) from None
-            except Exception as exc:  # noqa: BLE001 - any failure to build is the options'
-                raise BadArgumentError(f"{label} cannot be built: {_first_line(exc)}") from None
-
-
-def _unexpected_keyword(exc: TypeError, kwargs: dict[str, Any]) -> str | None:
-    text = str(exc)
-    if "unexpected keyword argument" not in text:
-        return None
-    return next((k for k in kwargs if f"'{k}'" in text), None)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
-
-
-def writable_folder(path: str | Path, flag: str = "--out") -> Path:
-    """``path`` as a folder this process can write: created when missing; a regular file or a
-    folder without write permission is :class:`OutputNotWritableError`."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputNotWritableError(f"{flag} {path} is a file, not a folder; pass a folder")
-    probe = path / f".write-probe-{secrets.token_hex(4)}"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-        probe.unlink()
-    except OSError as exc:
-        raise OutputNotWritableError(f"cannot write to {flag} {path} ({exc.strerror or exc}); "
-                                     "pass a folder you can write") from None
-    return path
-
-
-def dataset_family(dataset: str) -> tuple[str, int]:
-    """The method configuration family of a dataset (``mnist`` / ``stl10``) and its channels,
-    without building it."""
-    from scaleqbench.datasets import dataset_info
-
-    stl = dataset_info(dataset).protocol.startswith("stl10")
-    return ("stl10", 3) if stl else ("mnist", 1)
-
-
-def _full_size(dataset: str) -> int:
-    from scaleqbench.datasets import dataset_info
-
-    return max(dataset_info(dataset).sizes)
-
-
-def runs_that_may_run(specs: Sequence[Any], out_dir: Path, retry_failed: bool = True
-                      ) -> list[Any]:
-    """The specs without a readable ``ok`` record in ``out_dir`` (and without a failed one,
-    unless ``retry_failed``), read only: what a sweep will need data for, known before it
-    writes anything (:func:`bench.launchers.pending` decides under the lock)."""
-    from scaleqbench.bench.errors import CorruptRecordError
-    from scaleqbench.bench.store.run_store import load_record, record_path
-
-    todo = []
-    for spec in specs:
-        try:
-            rec = load_record(record_path(out_dir, spec.run_id))
-        except CorruptRecordError:
-            rec = None
-        if rec is None or not (rec.ok or not retry_failed):
-            todo.append(spec)
-    return todo
+    check_sweep_limits(args)
+    seeds = parse_int_list(args.seeds, "seed", lo=0, hi=_SEED_MAX)
+    methods = parse_methods(args.methods)
+    _check_options_on(methods, args.dataset, preset(args.preset).config)
+    check_device(args.device, here=getattr(args, "launcher", "local") == "local")
+    return methods, seeds
 
 
 def check_equivariance_args(args: Any) -> str:
     """``bench equivariance``'s values, before the dataset is built; returns the device."""
-    from scaleqbench.bench.spec import parse_int_list, parse_methods
+    from scaleqbench.bench.spec_parsing import parse_int_list, parse_methods
 
     check_seed(args.seed)
     check_at_least(args.images, "--images")
+    parse_operators(args.operator)
+    if args.each and not args.checkpoint:
+        raise BadArgumentError("--each keeps one row per --checkpoint file; give --checkpoint")
     device = check_device(args.device)
     if not args.checkpoint:  # fresh models: unknown methods and options
-        family, channels = dataset_family(args.dataset)
-        check_method_options(parse_methods(args.methods), args.config or family, channels,
-                             size=_full_size(args.dataset))
+        _check_options_on(parse_methods(args.methods), args.dataset, args.config)
         parse_int_list(args.init_seeds, "init seed", lo=0)
     return device
 
 
-def check_perf_args(args: Any) -> tuple[list[int], list[tuple[str, dict[str, Any]]]]:
-    """``bench perf``'s values: its sizes and methods (with options), checked."""
-    from scaleqbench.bench.spec import parse_int_list, parse_methods
+def parse_operators(text: str) -> list[str]:
+    """``--operator``'s comma list of equivariance operators (:data:`bench.run.metrics.OPERATORS`),
+    each once."""
+    from scaleqbench.bench.run.metrics import OPERATORS
+
+    ops = list(dict.fromkeys(o.strip() for o in text.split(",") if o.strip()))
+    if not ops or set(ops) - set(OPERATORS):
+        raise BadArgumentError(f"--operator takes a comma list of {', '.join(OPERATORS)}; "
+                               f"got {text!r}")
+    return ops
+
+
+def check_perf_args(args: Any, allocators: Sequence[str]
+                    ) -> tuple[list[int], list[tuple[str, dict[str, Any]]], list[str]]:
+    """``bench perf``'s values: its sizes, methods (with options) and ``--allocator`` settings
+    (each one of ``allocators``), checked."""
+    from scaleqbench.bench.spec_parsing import parse_int_list, parse_methods
 
     sizes = parse_int_list(args.sizes, "size", lo=1)
     if args.batch < 2:  # a training step's batch statistics (BatchNorm) need two images
@@ -288,11 +147,37 @@ def check_perf_args(args: Any) -> tuple[list[int], list[tuple[str, dict[str, Any
     if args.canvas is not None and args.canvas < max(sizes):
         raise BadArgumentError(f"--canvas {args.canvas} is smaller than the largest of --sizes "
                                f"({max(sizes)}); an image cannot be padded onto it")
+    allocs = [a.strip() for a in (args.allocator or "").split(",") if a.strip()]
+    if args.allocator is not None and (not allocs or set(allocs) - set(allocators)
+                                       or args.rounds < 1):
+        raise BadArgumentError(f"--allocator takes {' and/or '.join(allocators)} "
+                               f"(got {args.allocator!r}) and --rounds must be >= 1")
     check_device(args.device)
     chosen = parse_methods(args.methods)
     check_method_options(chosen, args.config, args.channels, size=min(sizes))
     writable_file(args.out, "--out")
-    return sizes, chosen
+    return sizes, chosen, allocs
+
+
+def dataset_family(dataset: str) -> tuple[str, int]:
+    """The method configuration family of a dataset (``mnist`` / ``stl10``) and its channels,
+    without building it."""
+    from scaleqbench.datasets import dataset_info
+    from scaleqbench.datasets.splits import method_config_of
+
+    family = method_config_of(dataset_info(dataset).protocol)
+    return family, 3 if family == "stl10" else 1
+
+
+def _check_options_on(methods: list[tuple[str, dict[str, Any]]], dataset: str,
+                      config: str | None) -> None:
+    """:func:`check_method_options` for models of ``dataset`` (its channels, its full size) in
+    ``config`` (None: the dataset's family)."""
+    from scaleqbench.datasets import dataset_info
+
+    family, channels = dataset_family(dataset)
+    check_method_options(methods, config or family, channels,
+                         size=max(dataset_info(dataset).sizes))
 
 
 def writable_file(path: str | Path, flag: str = "--out") -> Path:
@@ -318,5 +203,4 @@ def writing_into(folder: Path, flag: str = "--out") -> Iterator[None]:
     except OSError as exc:
         if isinstance(exc, BenchError):
             raise
-        raise OutputNotWritableError(f"cannot write to {flag} {folder} ({exc.strerror or exc}); "
-                                     "pass a folder you can write") from None
+        raise OutputNotWritableError.refused(flag, folder, exc) from None

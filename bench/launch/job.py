@@ -1,25 +1,24 @@
 """The unit of work every launcher runs: a checkpointable job around ``run_one``.
 
-A job is a pure function of its frozen spec (stored as a plain dict so that it
-pickles across machines). Through submitit's ``Checkpointable`` interface a job
-that is preempted or reaches its time limit is requeued with the same spec;
-``run_one`` then resumes from the last per-epoch checkpoint. A job writes its
-record through :func:`bench.settle.write_job_record`: once its launcher has
-recorded it as ended (cancelled, timed out...), a job that still finishes does
-not replace that record.
+A job is a pure function of its frozen spec (stored as its JSON data,
+:meth:`~scaleqbench.bench.spec.RunSpec.to_json`, so that it pickles across machines and
+versions). Through submitit's ``Checkpointable`` interface a job that is preempted or
+reaches its time limit is requeued with the same spec; ``run_one`` then resumes from
+the last per-epoch checkpoint. A job writes its record through
+:meth:`~scaleqbench.bench.store.run_store.RunStore.write_job`: once its launcher has
+recorded it as ended (cancelled, timed out...), a job that still finishes does not
+replace that record.
 """
 
 from __future__ import annotations
 
 import os
-from functools import partial
 from pathlib import Path
 
 import submitit
 import torch
 
 from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
-from scaleqbench.bench.store.settle import write_job_record
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.run.train import run_one
 
@@ -50,20 +49,18 @@ def _job_context() -> dict:
 
 
 class SweepJob(submitit.helpers.Checkpointable):
-    """``SweepJob(spec_dict, out_dir)()`` trains and evaluates one run and returns a summary."""
+    """``SweepJob(spec, out_dir)()`` trains and evaluates one run and returns a summary."""
 
-    def __init__(self, spec: dict, out_dir: str, command: str | None = None):
-        self.spec, self.out_dir, self.command = dict(spec), str(out_dir), command
+    def __init__(self, spec: RunSpec, out_dir: str | Path, command: str | None = None):
+        self.spec, self.out_dir, self.command = spec.to_json(), str(out_dir), command
 
     def __call__(self, progress: bool = False) -> dict:
-        spec = RunSpec.from_dict(self.spec)
+        spec = RunSpec.from_json(self.spec)
         tune_cpu_allocator()  # the job entry point opts in (a no-op when already done)
         context = _job_context()
         if context:  # a submitit job: compute with the CPUs the launch allocated
             _use_allocated_cpus()
         if self.command:
             context["command"] = self.command
-        write = partial(write_job_record, job_id=context.get("job_id"))
-        record = run_one(spec, Path(self.out_dir), progress=progress, context=context,
-                         write=write)
+        record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
         return {"run_id": record.run_id, "status": record.status}

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from scaleqbench.bench.launch.api import RunState, Submission
 from scaleqbench.bench.spec import RunSpec
-from scaleqbench.bench.store.settle import current_record
+from scaleqbench.bench.store.run_store import RunStore
 
 __all__ = ["LocalLauncher"]
 
@@ -44,15 +44,15 @@ class LocalLauncher:
         # imported here: a job loads torch, which the parser (the --launcher choices) never needs
         from scaleqbench.bench.launch.job import SweepJob
 
-        jobs = {s.run_id: SweepJob(s.to_dict(), str(out_dir), command) for s in specs}
+        jobs = {s.run_id: SweepJob(s, out_dir, command) for s in specs}
         return Submission(tuple(specs), jobs, f"{len(jobs)} run(s) to run in this process")
 
     def follow(self, submission: Submission, out_dir: Path) -> dict[str, str]:
-        final = {}
+        final, store = {}, RunStore(out_dir)
         specs = submission.specs
         for spec in tqdm(specs, desc="sweep", disable=not self.progress or len(specs) < 2):
             submission.jobs[spec.run_id](progress=self.progress)
-            record = current_record(out_dir, spec.run_id)
+            record = store.current(spec.run_id)
             final[spec.run_id] = record.outcome if record is not None else "failed"
         return final
 

@@ -1,6 +1,6 @@
 """The Slurm launcher: a sweep becomes one job array, followed until every task ends.
 
-Each pending RunSpec is one array task running :class:`bench.job.SweepJob`.
+Each pending RunSpec is one array task running :class:`~scaleqbench.bench.launch.job.SweepJob`.
 Logs and submitit's pickles live in ``<experiment>/slurm/``; ``jobs.json`` there
 maps run ids to their job ids, so ``bench status`` and ``bench collect`` can
 find the jobs later (``--detach``).
@@ -9,7 +9,7 @@ Following: a record that a run's job wrote settles the run, whatever Slurm says
 (so runs settle even while the controller is down). A task that Slurm ends
 without a record (cancelled, timed out past its requeues, node failure) is
 settled with a ``failed`` record saying so, which that task can no longer
-replace (:mod:`bench.settle`). When the controller stops answering, the
+replace (:meth:`~scaleqbench.bench.store.run_store.RunStore.settle`). When the controller stops answering, the
 follower says so once and goes on from the records.
 
 Everything that talks to the cluster sits behind :class:`SlurmScheduler`
@@ -34,9 +34,9 @@ from tqdm.auto import tqdm
 
 from scaleqbench.bench.errors import BadArgumentError
 from scaleqbench.bench.launch.api import ENDED, RunState, SchedulerUnavailable, Submission
+from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import atomic_write_text
-from scaleqbench.bench.store.settle import current_record, settle_unfinished, unfinished_record
+from scaleqbench.bench.store.run_store import RunStore, unfinished_record
 from scaleqbench.bench.launch.slurm_config import FIELDS, SlurmConfig, load_slurm_config, parse_sbatch_extra
 from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
 from scaleqbench.bench.store.end_states import classify
@@ -120,9 +120,8 @@ class SlurmLauncher:
 
         folder = slurm_folder(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        job_ids = self.scheduler.submit([SweepJob(s.to_dict(), str(out_dir), command)
-                                         for s in specs], folder, self.config,
-                                        f"bench-{Path(out_dir).name}")
+        job_ids = self.scheduler.submit([SweepJob(s, out_dir, command) for s in specs],
+                                        folder, self.config, f"bench-{Path(out_dir).name}")
         registry = load_jobs(out_dir)
         for spec, job_id in zip(specs, job_ids):
             entry = registry.setdefault(spec.run_id, {"attempts": []})
@@ -140,13 +139,14 @@ class SlurmLauncher:
         jobs: Mapping[str, str] = submission.jobs
         specs = {s.run_id: s for s in submission.specs if s.run_id in jobs}
         final: dict[str, str] = {}
+        store = RunStore(out_dir)
         answering = True
         bar = tqdm(total=len(specs), desc="slurm", disable=not self.progress)
         start = time.monotonic()
         try:
             while True:
                 for rid in [r for r in specs if r not in final]:
-                    record = current_record(out_dir, rid)
+                    record = store.current(rid)
                     if record is not None and record.job_id == jobs[rid]:  # its job wrote it
                         final[rid] = record.outcome
                         bar.update()
@@ -195,7 +195,7 @@ class SlurmLauncher:
             spec, launcher=self.name, job_id=job_id, end_state=kind, backend_state=state,
             log_file=stdout, error=f"Slurm job {job_id} ended {state} before the run finished"
                                    + (f"; log: {tail}" if tail else ""))
-        return settle_unfinished(out_dir, spec, job_id, record)
+        return RunStore(out_dir).settle(spec, job_id, record)
 
     def _latest_jobs(self, out_dir: Path, specs: Iterable[RunSpec]) -> dict[str, str]:
         jobs = load_jobs(out_dir)
@@ -218,9 +218,9 @@ class SlurmLauncher:
         """Record the runs whose latest task ended without a record; returns how many."""
         specs = list(specs)
         by_id = {s.run_id: s for s in specs}
-        todo = {}
+        todo, store = {}, RunStore(out_dir)
         for rid, job_id in self._latest_jobs(out_dir, specs).items():
-            record = current_record(out_dir, rid)  # a damaged one is replaced, and named, below
+            record = store.current(rid)  # a damaged one is replaced, and named, below
             if record is None or not (record.ok or record.job_id == job_id):
                 todo[rid] = job_id
         if not todo:

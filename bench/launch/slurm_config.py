@@ -59,8 +59,11 @@ class SlurmConfig:
     """Everything ``bench run --launcher slurm`` asks of the cluster."""
 
     partition: str | None = field(default=None, metadata={"help": "Slurm partition"})
-    gpus_per_job: int = field(default=0, metadata={"help": "GPUs per array task"})
-    cpus_per_job: int = field(default=1, metadata={"help": "CPUs per array task"})
+    # "least": the smallest value an integer option takes (sbatch would refuse a lower one
+    # only after the sweep is prepared, with a traceback): a task needs a CPU and the array a
+    # slot; no GPU, no requeue and no early signal are meaningful choices
+    gpus_per_job: int = field(default=0, metadata={"help": "GPUs per array task", "least": 0})
+    cpus_per_job: int = field(default=1, metadata={"help": "CPUs per array task", "least": 1})
     mem: str | None = field(default=None, metadata={"help": "memory per task, e.g. 16G"})
     time: str = field(default="1:00:00", metadata={
         "help": "per-job time limit, e.g. 4:00:00 or 30 (minutes)"})
@@ -68,16 +71,18 @@ class SlurmConfig:
     qos: str | None = field(default=None, metadata={"help": "Slurm quality of service"})
     constraint: str | None = field(default=None, metadata={"help": "node features required"})
     array_parallelism: int = field(default=16, metadata={
-        "help": "array tasks running at once"})
+        "help": "array tasks running at once", "least": 1})
     # the job is told this long before its time limit, to checkpoint
     signal_delay_s: int = field(default=90, metadata={
-        "help": "seconds before the time limit at which a job checkpoints and requeues"})
+        "help": "seconds before the time limit at which a job checkpoints and requeues",
+        "least": 0})
     # timeouts/preemptions survived before a run is reported timed out
     max_requeues: int = field(default=10, metadata={
-        "help": "time-outs and preemptions a task survives"})
+        "help": "time-outs and preemptions a task survives", "least": 0})
+    python: str | None = field(default=None, metadata={
+        "help": "Python interpreter on the nodes (default: the one running bench)"})
     setup: tuple[str, ...] = ()  # shell lines run before each job (module load, conda activate)
     sbatch_extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    python: str | None = None  # interpreter on the nodes; default: the one running bench
 
     @property
     def minutes(self) -> int:
@@ -102,15 +107,13 @@ class SlurmConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(SlurmConfig)}
-#: the fields that are command-line flags too (``--partition`` ...): those with a help text;
-#: ``setup``, ``sbatch_extra`` and ``python`` are set in a config file (``--sbatch-extra``
-#: has its own repeatable flag)
+#: the fields that are command-line flags too (``--partition`` ...): every one of a single
+#: value, those with a help text; the lists ``setup`` and ``sbatch_extra`` are set in a config
+#: file (``--sbatch-extra`` has its own repeatable flag)
 FLAG_FIELDS = tuple(f for f in dataclasses.fields(SlurmConfig) if "help" in f.metadata)
-# the least value of each integer option: a task needs a CPU and the array a slot (sbatch
-# would refuse 0 only after the sweep is prepared, with a traceback); no GPU, no requeue and
-# no early signal are meaningful choices
-_INT_MINIMA = {"cpus_per_job": 1, "array_parallelism": 1, "gpus_per_job": 0,
-               "signal_delay_s": 0, "max_requeues": 0}
+# the integer options and the least value of each
+_INT_MINIMA = {f.name: f.metadata["least"] for f in dataclasses.fields(SlurmConfig)
+               if "least" in f.metadata}
 # sbatch --mem: a number with an optional unit; 0 is Slurm's "all the memory of the node"
 _MEM = re.compile(r"\d+(?:[KMGT]B?)?", re.IGNORECASE)
 

@@ -4,7 +4,9 @@
 id), so ``bench status`` knows which runs are missing, and the names of the
 launchers that launched them, so ``bench status`` and ``bench collect`` know
 whom to ask about jobs still out there. :func:`run_states` merges the records
-with what those launchers report; it knows no backend.
+with what those launchers report; it knows no backend. :func:`plan_launch` decides,
+under the experiment lock, which runs ``bench run`` launches, from one read of each
+run's record.
 """
 
 from __future__ import annotations
@@ -14,21 +16,22 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from scaleqbench.bench.errors import BenchError, CorruptRecordError, NoRecordsError
 from scaleqbench.bench.launch.api import ACTIVE, ENDED, Launcher, RunState
-from scaleqbench.bench.store.atomic_io import atomic_write_bytes
-from scaleqbench.bench.store.run_store import (
-    atomic_write_text,
-    load_record,
-    record_path,
-    resume_record,
-)
 from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.store.atomic_io import atomic_write_bytes, atomic_write_text
+from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.store.run_store import RunStore
 
-__all__ = ["load_sweep", "log_tail", "pending", "run_states", "save_sweep", "settle_sweep",
-           "sweep_launchers", "sweep_status", "undone_if_refused"]
+__all__ = ["LaunchPlan", "load_sweep", "log_tail", "plan_launch", "run_states", "save_sweep",
+           "settle_sweep", "sweep_launchers", "sweep_status", "undone_if_refused"]
+
+#: what one read of each run's record found, by run id: the record, why its file is not a
+#: readable record, or None (no record)
+Found = Mapping[str, RunRecord | CorruptRecordError | None]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def _read(out_dir: Path) -> dict:
 
 
 def load_sweep(out_dir: Path) -> list[RunSpec]:
-    return [RunSpec.from_dict(d) for d in _read(out_dir)["runs"]]
+    return [RunSpec.from_json(d) for d in _read(out_dir)["runs"]]
 
 
 def sweep_launchers(out_dir: Path) -> list[str] | None:
@@ -66,9 +69,9 @@ def save_sweep(out_dir: Path, specs: list[RunSpec], launcher: str | None = None)
         data = _read(out_dir)
     except NoRecordsError:
         data = {"runs": []}
-    known = {s.run_id: s for s in map(RunSpec.from_dict, data["runs"])}
+    known = {s.run_id: s for s in map(RunSpec.from_json, data["runs"])}
     known.update({s.run_id: s for s in specs})
-    out: dict = {"runs": [s.to_dict() for s in known.values()]}
+    out: dict = {"runs": [s.to_json() for s in known.values()]}
     launchers = data.get("launchers")
     if launchers is not None or not data["runs"]:  # else: who launched the earlier runs is unknown
         launchers = list(launchers or [])
@@ -113,80 +116,123 @@ def log_tail(paths: Iterable[str], lines: int = 3) -> str:
     return ""
 
 
+def read_runs(out_dir: Path, specs: Iterable[RunSpec]) -> Found:
+    """One read of each run's record (:meth:`RunStore.peek`)."""
+    store = RunStore(out_dir)
+    return {s.run_id: store.peek(s.run_id) for s in specs}
+
+
 def run_states(out_dir: Path, live: Mapping[str, RunState],
-               specs: Iterable[RunSpec] | None = None) -> list[dict]:
-    """One row per run (method, seed, run_id, job, state, detail), from the records and what
-    the launchers report (``live``). A record that the run's latest job wrote settles the run,
-    whatever the backend still says; a job still queued or running outranks an older record."""
+               specs: Iterable[RunSpec] | None = None, found: Found | None = None) -> list[dict]:
+    """One row per run (method, seed, run_id, job, state, detail), from the records (``found``:
+    read here when not given) and what the launchers report (``live``). A record that the
+    run's latest job wrote settles the run, whatever the backend still says; a job still
+    queued or running outranks an older record."""
+    specs = load_sweep(out_dir) if specs is None else list(specs)
+    found = read_runs(out_dir, specs) if found is None else found
     rows = []
-    for spec in load_sweep(out_dir) if specs is None else specs:
-        corrupt: CorruptRecordError | None = None
-        try:
-            record = load_record(record_path(out_dir, spec.run_id))
-        except CorruptRecordError as exc:
-            record, corrupt = None, exc
+    for spec in specs:
         st = live.get(spec.run_id, RunState())
         row = {"method": spec.label, "seed": spec.seed, "run_id": spec.run_id, "job": st.job}
-        settled = record is not None and bool(st.job) and record.job_id == st.job
-        if st.state in ACTIVE and not settled:
-            row["state"], row["detail"] = st.state, st.detail
-            if record is not None and not record.ok:
-                row["detail"] += " (retry of a failed run)"
-        elif corrupt is not None:
-            row["state"] = "corrupt record"
-            row["detail"] = f"{corrupt}; `bench run` moves it aside and recomputes the run"
-        elif record is not None and record.ok:
-            row["state"] = "done"
-            row["detail"] = f"test acc {100 * (record.test_acc or 0):.2f} %"
-        elif record is not None:
-            row["state"] = record.outcome
-            err = record.last_error_line
-            tail = log_tail(st.logs) if record.job_id and record.job_id == st.job else ""
-            row["detail"] = err + (f" | log: {tail}" if tail and tail not in err else "")
-            if record.log:
-                row["detail"] += f" ({record.log})"
-        elif st.state in ENDED:  # the job ended without a record: say so until it is settled
-            row["state"] = "failed" if st.state == "done" else st.state
-            row["detail"] = f"{st.detail}, no record yet (bench collect records it)"
-        elif st.state:
-            row["state"], row["detail"] = st.state, st.detail
-        else:
-            row["state"] = "not submitted" if not st.job else "unknown"
-            row["detail"] = ""
+        row.update(_state(found.get(spec.run_id), st))
         rows.append(row)
     return rows
 
 
-def pending(specs: list[RunSpec], out_dir: Path, retry_failed: bool = True) -> list[RunSpec]:
-    """The specs without an ``ok`` record in ``out_dir`` (and without a failed one, unless
-    ``retry_failed``)."""
-    todo = []
+def _state(stored: RunRecord | CorruptRecordError | None, st: RunState) -> dict[str, str]:
+    """A run's ``state`` and ``detail``, from its record (or why it is unreadable) and what
+    its launcher says of its latest job."""
+    record = stored if isinstance(stored, RunRecord) else None
+    settled = record is not None and bool(st.job) and record.job_id == st.job
+    if st.state in ACTIVE and not settled:
+        retry = record is not None and not record.ok
+        return {"state": st.state, "detail": st.detail + (" (retry of a failed run)"
+                                                          if retry else "")}
+    if isinstance(stored, CorruptRecordError):
+        return {"state": "corrupt record",
+                "detail": f"{stored}; `bench run` moves it aside and recomputes the run"}
+    if record is not None and record.ok:
+        return {"state": "done", "detail": f"test acc {100 * (record.test_acc or 0):.2f} %"}
+    if record is not None:
+        err = record.last_error_line
+        tail = log_tail(st.logs) if record.job_id and record.job_id == st.job else ""
+        detail = err + (f" | log: {tail}" if tail and tail not in err else "")
+        return {"state": record.outcome,
+                "detail": detail + (f" ({record.log})" if record.log else "")}
+    if st.state in ENDED:  # the job ended without a record: say so until it is settled
+        return {"state": "failed" if st.state == "done" else st.state,
+                "detail": f"{st.detail}, no record yet (bench collect records it)"}
+    if st.state:
+        return {"state": st.state, "detail": st.detail}
+    return {"state": "not submitted" if not st.job else "unknown", "detail": ""}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What ``bench run`` does with the runs of a sweep."""
+
+    todo: list[RunSpec]  # to launch now
+    done: int  # kept: an ``ok`` record (or a failed one, unless failed runs are retried)
+    active: int  # left alone: a job of an earlier launch is still queued or running
+
+
+def plan_launch(out_dir: Path, specs: list[RunSpec], launcher: str,
+                retry_failed: bool = True) -> LaunchPlan:
+    """Which of ``specs`` to launch (by the ``launcher`` named), from one read of each run's
+    record, under the experiment lock: those without an ``ok`` record (nor a failed one,
+    unless ``retry_failed``) whose job of an earlier launch (``--detach``) is not still out
+    there. The damaged record of a run to launch is moved aside (never deleted), said in a
+    warning; a record of a newer schema stops the launch (:class:`RecordSchemaError`)."""
+    store = RunStore(out_dir)
+    found = read_runs(out_dir, specs)
+    pending = []
     for spec in specs:
-        rec = resume_record(out_dir, spec.run_id)
-        if rec is not None and (rec.ok or not retry_failed):
+        rec = found[spec.run_id]
+        if isinstance(rec, RunRecord) and (rec.ok or not retry_failed):
             log.info("skip %s seed %d: %s record %s exists", spec.label, spec.seed,
                      rec.status, spec.run_id)
-            continue
-        todo.append(spec)
-    return todo
+        else:
+            pending.append(spec)
+    live = _live_states(out_dir, pending, adding=launcher)
+    active = {r["run_id"] for r in run_states(out_dir, live, pending, found)
+              if r["state"] in ACTIVE}
+    todo = [s for s in pending if s.run_id not in active]
+    for spec in todo:
+        if isinstance(found[spec.run_id], CorruptRecordError):
+            store.set_aside(found[spec.run_id], "the run will be recomputed")
+    return LaunchPlan(todo, done=len(specs) - len(pending), active=len(active))
 
 
-def _launchers_of(out_dir: Path) -> list[Launcher]:
-    """A launcher (with defaults) for each that launched runs into the folder; every registered
-    one for a sweep that predates that list (each says nothing of runs it did not launch)."""
-    names = sweep_launchers(out_dir)
+def _launchers_of(out_dir: Path, adding: str | None = None) -> list[Launcher]:
+    """A launcher (with defaults) for each that launched runs into the folder, and ``adding``
+    (about to launch some); every registered one for a sweep that predates that list (each
+    says nothing of runs it did not launch)."""
+    try:
+        names = sweep_launchers(out_dir)
+    except NoRecordsError:  # no sweep file yet, or none that can be read: none launched here
+        if adding is None:
+            raise
+        names = []
+    if names is not None and adding and adding not in names:
+        names = [*names, adding]
     from scaleqbench.bench.launch.registry import LAUNCHERS, launcher_class
 
     return [launcher_class(n)() for n in (list(LAUNCHERS) if names is None else names)]
 
 
+def _live_states(out_dir: Path, specs: list[RunSpec], adding: str | None = None
+                 ) -> dict[str, RunState]:
+    """What the launchers of the sweep (and ``adding``) say of the runs' latest jobs."""
+    live: dict[str, RunState] = {}
+    for launcher in _launchers_of(out_dir, adding):
+        live.update(launcher.states(out_dir, specs))
+    return live
+
+
 def sweep_status(out_dir: Path, specs: Iterable[RunSpec] | None = None) -> list[dict]:
     """``bench status``: one row per run, from the records and every launcher of the sweep."""
     specs = load_sweep(out_dir) if specs is None else list(specs)
-    live: dict[str, RunState] = {}
-    for launcher in _launchers_of(out_dir):
-        live.update(launcher.states(out_dir, specs))
-    return run_states(out_dir, live, specs)
+    return run_states(out_dir, _live_states(out_dir, specs), specs)
 
 
 def settle_sweep(out_dir: Path, specs: Iterable[RunSpec] | None = None) -> int:

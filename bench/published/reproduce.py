@@ -134,12 +134,12 @@ def comparison(runs: list[Planned], records: list[RunRecord],
     rows = []
     for (_, method), planned in groups.items():
         column = planned[0].column
-        found = [by_run.get(((p.spec.protocol(), p.spec.label), p.spec.seed))
+        found = [by_run.get(((p.spec.protocol, p.spec.label), p.spec.seed))
                  for p in planned]
         ok = [r for r in found if r is not None and r.ok]
         failed = sum(1 for r in found if r is not None and not r.ok)
         embedded = any(p.spec.source == EMBEDDED for p in planned)
-        same = not embedded and all(compares_to_published(p.spec.protocol(), method,
+        same = not embedded and all(compares_to_published(p.spec.protocol, method,
                                                           column.train_images)
                                     for p in planned)
         for metric in column.metrics:

@@ -14,13 +14,12 @@ needs the full data.
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaleqbench.bench.errors import UnknownNameError
+from scaleqbench.bench.errors import UnknownNameError, did_you_mean
 
 __all__ = ["METRICS", "Column", "Embedded", "Table", "list_tables", "load_table"]
 
@@ -154,9 +153,8 @@ def load_table(name: str) -> Table:
     """The shipped table ``name``; :class:`UnknownNameError` (with a suggestion) otherwise."""
     names = list_tables()
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownNameError(f"unknown table {name!r}{hint}; available: {', '.join(names)}")
+        raise UnknownNameError(f"unknown table {name!r}{did_you_mean(name, names)}; "
+                               f"available: {', '.join(names)}")
     text = _files().joinpath(f"{name}.toml").read_text(encoding="utf-8")
     table = parse_table(tomllib.loads(text), f"tables/{name}.toml")
     if table.name != name:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaleqbench.bench.store.run_store import Collection, atomic_write_text
+from scaleqbench.bench.store.atomic_io import atomic_write_text
+from scaleqbench.bench.store.collection import Collection
 from scaleqbench.bench.report import plots, tables
 from scaleqbench.bench.report.data import (
     ReportData,
@@ -96,8 +97,8 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
             "Equivariance error per layer", "Mean over target sizes; band: seed range.", key)
         add(plots.eq_per_operator(input_labels(in_section(eq_ops, key)), palette, title),
             f"eq_per_operator-{tag}", "Equivariance error per operator",
-            "Each panel one operator (README, Metrics): ideal low-pass, and scale-shift, which "
-            "moves a lifted map along its declared scale axis and is averaged over the sizes "
+            "Each panel one operator (docs/architecture.md): ideal low-pass, and scale-shift, "
+            "which moves a lifted map along its declared scale axis and is averaged over the sizes "
             "on that axis's grid (maps without an axis: the ideal comparison). Mean over "
             "sizes; band: seed range.", key)
         add(plots.acc_vs_eq(input_labels(in_section(board, key)), palette, title),

@@ -35,7 +35,7 @@ from scaleqbench.bench.report.leaderboard import (
 )
 from scaleqbench.bench.published.reference import PUBLISHED_CSV, load_published
 from scaleqbench.bench.store.record import RunRecord, protocol_key
-from scaleqbench.bench.store.run_store import Collection, load_folders
+from scaleqbench.bench.store.collection import Collection, load_folders
 from scaleqbench.bench.spec import PROTOCOL_FIELDS, Protocol
 
 __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_frame",
@@ -95,8 +95,8 @@ def runs_frame(experiments: list[Experiment]) -> pd.DataFrame:
 
 
 def sections(runs: pd.DataFrame) -> list[Protocol]:
-    """The comparisons of the report (:func:`~bench.leaderboard.comparison`), in the issue's
-    order: one section each."""
+    """The comparisons of the report (:func:`~bench.report.leaderboard.comparison`), in
+    :func:`~bench.report.leaderboard.protocol_order`: one section each."""
     return sorted({comparison(p) for p in runs.protocol}, key=protocol_order)
 
 

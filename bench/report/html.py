@@ -142,9 +142,9 @@ def experiment_commands(exp: Experiment) -> list[tuple[str, bool]]:
         elif isinstance(cmd, str) and cmd.strip():
             out.setdefault(cmd.strip(), True)
         else:
-            key = repr({**{k: v for k, v in sorted(r.spec.to_dict().items())
-                           if k not in ("method", "seed", "method_kwargs", "input")},
-                        "input": _input_arg(r.spec)})
+            key = repr({**{k: v for k, v in sorted(r.spec.to_json().items())
+                           if k not in ("method", "seed", "method_kwargs", "protocol")},
+                        **vars(r.spec.protocol), "input": _input_arg(r.spec)})
             rebuilt.setdefault(key, []).append(r.spec)
     for specs in rebuilt.values():
         # methods run with different seed sets get one command each, so each line re-creates

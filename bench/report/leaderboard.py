@@ -29,7 +29,7 @@ import pandas as pd
 
 from scaleqbench.bench.formatting import mean_std, num
 from scaleqbench.bench.store.record import NUMERIC_COLUMNS, RUN_COLUMNS, RunRecord, protocol_key
-from scaleqbench.bench.store.run_store import atomic_write_text
+from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.spec import PROTOCOL_FIELDS, Protocol
 
 __all__ = ["BOARD_METRICS", "PROTOCOL_ORDER", "ROW_FIELDS", "comparison", "display_frame",
@@ -37,7 +37,7 @@ __all__ = ["BOARD_METRICS", "PROTOCOL_ORDER", "ROW_FIELDS", "comparison", "displ
            "records_frame", "shown_row_fields", "summarize", "varying_fields",
            "write_leaderboard"]
 
-# the order the issue lists the protocols in; anything else follows alphabetically
+# the order docs/protocols.md lists the protocols in; anything else follows alphabetically
 PROTOCOL_ORDER = ["mnist-res", "mnist-res-train28", "mnist-res-train20-28", "mnist-scale",
                   "mnist-scale+", "stl10", "stl10-res", "stl10-res-train97",
                   "stl10-res-train69-97"]
@@ -76,7 +76,7 @@ def records_frame(records: list[RunRecord]) -> pd.DataFrame:
 
 
 def protocol_order(protocol: Protocol) -> tuple:
-    """Sections and rows in the issue's protocol order, then by each field (unset first)."""
+    """Sections and rows in :data:`PROTOCOL_ORDER`, then by each field (unset first)."""
     rank = (PROTOCOL_ORDER.index(protocol.dataset) if protocol.dataset in PROTOCOL_ORDER
             else len(PROTOCOL_ORDER))
     values = (getattr(protocol, f) for f in PROTOCOL_FIELDS)

@@ -24,7 +24,8 @@ from scaleqbench.bench.published.reference import (
     train_images,
 )
 from scaleqbench.bench.report.data import ReportData, in_section, section_title
-from scaleqbench.bench.spec import Protocol, base_method
+from scaleqbench.bench.spec import Protocol
+from scaleqbench.bench.spec_parsing import base_method
 
 __all__ = ["METRICS", "best_mask", "display_table", "leaderboard", "published_input",
            "section_frames",

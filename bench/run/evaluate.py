@@ -1,4 +1,4 @@
-"""Evaluation of a trained model on a built dataset: every metric of DESIGN.md.
+"""Evaluation of a trained model on a built dataset: every metric of docs/architecture.md.
 
 ``evaluate`` returns test accuracy, accuracy per test size (or per scale bin),
 scale consistency, the equivariance error per layer and size on a fixed seeded
@@ -15,7 +15,7 @@ full-size map, where comparing it with ``f(x)`` measures the zoom, not the model
 family of operators).
 
 Under ``native`` input a model with BatchNorm is also evaluated with its batch
-statistics re-estimated per test size (:mod:`bench.precise_bn`) on training
+statistics re-estimated per test size (:mod:`bench.run.precise_bn`) on training
 images of that size: ``*_recal`` fields beside the plain ones.
 """
 
@@ -27,22 +27,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from scaleqbench.bench.run.metrics import (
-    accuracy,
-    grouped_accuracy,
-    headline_eq_err,
-    operator_errors,
-    scale_consistency,
-    scale_shift_headline,
-    scale_shift_left_out,
-)
+from scaleqbench.bench.run.equivariance import check_operators
+from scaleqbench.bench.run.metrics import accuracy, grouped_accuracy, scale_consistency
 from scaleqbench.bench.run.precise_bn import batchnorm_layers, recalibrated
 from scaleqbench.datasets.sampler import iterate_batches
 from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize, to_canvas
 from scaleqbench.datasets.splits import ScaledDataset, Split
-from scaleqbench.methods.scale_axis import scale_axes_of
 
-__all__ = ["evaluate", "measure_equivariance", "measure_operators", "predict", "predict_tensor",
+__all__ = ["eq_subset", "equivariance_fields", "evaluate", "predict", "predict_tensor",
            "recalibrated_predictions", "recalibration_applies", "scale_groups"]
 
 
@@ -98,41 +90,6 @@ def eq_subset(ds: ScaledDataset, n: int, seed: int) -> torch.Tensor:
     return ds.test.full[idx]
 
 
-def measure_operators(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
-                      operators=("ideal",), chunk: int = 64, input: str = "native"
-                      ) -> dict[str, dict[str, dict[int, float]]]:
-    """Equivariance error per operator, layer and size (:func:`bench.metrics.operator_errors`),
-    averaged over image chunks (weighted by count), with the scale axes ``model`` declares.
-
-    Feature maps are compared at native sizes; the logits' invariance error sees each
-    shrunk image through input policy ``input`` onto the images' own canvas (see the
-    module docstring).
-    """
-    model.eval()
-    axes = scale_axes_of(model)
-    total: dict[str, dict[str, dict[int, float]]] = {}
-    n = images.shape[0]
-    canvas = images.shape[-1]
-    for i in range(0, n, chunk):
-        x = images[i:i + chunk].to(device)
-        errs = operator_errors(model.features, lambda z: model(to_canvas(z, input, canvas)),
-                               x, sizes, operators, axes)
-        w = x.shape[0] / n
-        for op, per_layer in errs.items():
-            for layer, per_size in per_layer.items():
-                acc = total.setdefault(op, {}).setdefault(layer, {})
-                for s, v in per_size.items():
-                    acc[s] = acc.get(s, 0.0) + w * v
-    return total
-
-
-def measure_equivariance(model: nn.Module, images: torch.Tensor, sizes, device: torch.device,
-                         chunk: int = 64, input: str = "native", operator: str = "ideal"
-                         ) -> dict[str, dict[int, float]]:
-    """Equivariance error per layer and size under one operator (:func:`measure_operators`)."""
-    return measure_operators(model, images, sizes, device, (operator,), chunk, input)[operator]
-
-
 def recalibration_applies(model: nn.Module, ds: ScaledDataset, input: str) -> bool:
     """Whether per-size BatchNorm statistics are estimated: native input on a protocol of
     several sizes, and a model that keeps batch statistics."""
@@ -180,6 +137,32 @@ def _keyed(per_layer: dict) -> dict[str, dict[str, float]]:
     return {layer: {str(s): v for s, v in d.items()} for layer, d in per_layer.items()}
 
 
+def equivariance_fields(model: nn.Module, ds: ScaledDataset, device: torch.device,
+                        eq_images: int = 256, seed: int = 0, input: str = "native") -> dict:
+    """The equivariance record fields: ``ideal`` (``equivariance_error``, ``eq_err``,
+    ``logit_inv_err``) and ``scale-shift`` (``equivariance_error_ops``,
+    ``eq_err_scale_shift``, ``scale_shift_left_out``) on :func:`eq_subset`'s images at
+    the protocol's sizes (:func:`bench.run.equivariance.check_operators`).
+
+    A model without spatial features gets NaN and an ``eq_note`` saying why.
+    """
+    try:
+        results = check_operators(model, eq_subset(ds, eq_images, seed),
+                                  ("ideal", "scale-shift"), ds.eq_sizes, input=input,
+                                  device=device)
+    except NotImplementedError as exc:  # a model without spatial features: said, not hidden
+        return {"equivariance_error": {}, "eq_err": float("nan"),
+                "logit_inv_err": float("nan"), "eq_note": str(exc)}
+    ideal, shifted = results["ideal"], results["scale-shift"]
+    return {
+        "equivariance_error": _keyed(ideal.nested()), "eq_err": ideal.summary,
+        "logit_inv_err": ideal.logit_error,
+        "equivariance_error_ops": {"scale-shift": _keyed(shifted.nested())},
+        "eq_err_scale_shift": shifted.summary,
+        "scale_shift_left_out": _keyed(shifted.left_out),
+    }
+
+
 def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_size: int = 256,
              eq_images: int = 256, seed: int = 0, progress: bool = False,
              input: str = "native", recal_images: int = 512) -> dict:
@@ -212,24 +195,7 @@ def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_si
                                                        scale_groups(ds, ds.test)),
                    scale_consistency_recal=scale_consistency(views_r), bn_recal=info)
         bar.update()
-    try:
-        ops = measure_operators(model, eq_subset(ds, eq_images, seed), ds.eq_sizes, device,
-                                ("ideal", "scale-shift"), input=input)
-        per_layer, shifted = ops["ideal"], ops["scale-shift"]
-        axes = scale_axes_of(model)
-        out["equivariance_error"] = _keyed(per_layer)
-        out["eq_err"] = headline_eq_err(per_layer)
-        out["logit_inv_err"] = (sum(per_layer["logits"].values()) / len(per_layer["logits"])
-                                if per_layer.get("logits") else float("nan"))
-        out["equivariance_error_ops"] = {"scale-shift": _keyed(shifted)}
-        out["eq_err_scale_shift"] = scale_shift_headline(shifted, axes)
-        out["scale_shift_left_out"] = _keyed(scale_shift_left_out(axes, ds.full_size,
-                                                                  ds.eq_sizes))
-    except NotImplementedError as exc:  # a model without spatial features: said, not hidden
-        out["equivariance_error"] = {}
-        out["eq_err"] = float("nan")
-        out["logit_inv_err"] = float("nan")
-        out["eq_note"] = str(exc)
+    out.update(equivariance_fields(model, ds, device, eq_images, seed, input))
     bar.update()
     bar.close()
     return out

@@ -180,7 +180,7 @@ def check_perf_memory(chosen: Sequence[tuple[str, dict[str, Any]]], sizes: Itera
 
 
 def methods_label(name: str, kwargs: dict[str, Any]) -> str:
-    from scaleqbench.bench.spec import format_method
+    from scaleqbench.bench.spec_parsing import format_method
 
     return format_method(name, kwargs)
 

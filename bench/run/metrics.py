@@ -1,4 +1,4 @@
-"""Metric definitions (DESIGN.md): accuracy, scale consistency, equivariance error.
+"""Metric definitions: accuracy, scale consistency, equivariance error.
 
 Equivariance error of a feature map ``f`` at a target size ``s < N`` (``N`` the
 full input size), with ``D_m = fourier_resize(., m)``::
@@ -8,7 +8,7 @@ full input size), with ``D_m = fourier_resize(., m)``::
     err = mean over samples of ||a - b||^2 / (||a||^2 + 1e-12),
           the norms taken over channels and space together
 
-This departs from DESIGN.md's per-(sample, channel) ratio on purpose: a ReLU
+The ratio is per image, not per (image, channel), on purpose: a ReLU
 channel that is dead (or nearly so) on an image has ||a||^2 ~ 0, and its ratio
 (anything / 1e-12) swamps the mean, so freshly initialised CNNs read as 1e6.
 Pooling over channels is the definition SESN (Sosnovik et al. 2020) and DSS use:
@@ -41,7 +41,7 @@ measures scale equivariance, with the same per-image error:
   anti-aliasing prefilter because our ratios reach 3.5x, where a plain bicubic
   down-sampling aliases).
 * ``lie`` -- the Lie derivative of the scale action at the identity (Gruver et
-  al., ICLR 2023), per layer, at each size of the grid: see :mod:`bench.lie` for
+  al., ICLR 2023), per layer, at each size of the grid: see :mod:`bench.run.lie` for
   the generator and the normalisation.
 """
 
@@ -56,20 +56,10 @@ from scaleqbench.bench.run.lie import lie_derivatives
 from scaleqbench.datasets.scaling import fourier_resize
 from scaleqbench.methods.scale_axis import ScaleAxis
 
-__all__ = [
-    "EPS",
-    "OPERATORS",
-    "accuracy",
-    "bicubic_resize",
-    "equivariance_errors",
-    "grouped_accuracy",
-    "headline_eq_err",
-    "operator_errors",
-    "relative_sq_error",
-    "scale_consistency",
-    "scale_shift_headline",
-    "scale_shift_left_out",
-]
+__all__ = ["EPS", "OPERATORS", "accuracy", "bicubic_resize", "equivariance_errors",
+           "grouped_accuracy", "headline_eq_err", "operator_errors", "relative_sq_error",
+           "scale_consistency", "scale_shift_headline", "scale_shift_left_out",
+           "summary_layer"]
 
 #: the equivariance operators, in the order tables show them (see the module docstring)
 OPERATORS = ("ideal", "scale-shift", "bicubic", "lie")
@@ -175,7 +165,9 @@ def operator_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.
     pixels, a size may sit from a ratio of the scale grid (:meth:`ScaleAxis.pairs`).
     With ``logits`` given, each operator includes the invariance error of the logits
     under ``"logits"``. ``ideal`` and ``scale-shift`` share their forward passes.
-    Layers whose maps are not spatial (fewer than 4 dims) are skipped.
+    Layers whose maps are not spatial (fewer than 4 dims) are skipped, and so are
+    sizes not below ``N``. A model-level entry point with checked arguments is
+    :func:`bench.run.equivariance.check_equivariance`.
     """
     operators = list(dict.fromkeys(operators))
     unknown = [op for op in operators if op not in OPERATORS]
@@ -183,53 +175,68 @@ def operator_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.
         raise ValueError(f"unknown equivariance operator(s) {', '.join(unknown)}; "
                          f"known: {', '.join(OPERATORS)}")
     sizes = list(sizes)
-    axes = dict(axes or {})
     out: dict[str, dict[str, dict[int, float]]] = {}
     if "lie" in operators:
         out["lie"] = _lie_errors(features, logits, x, sizes)
     interp = [op for op in operators if op != "lie"]
-    if not interp:
-        return {op: out[op] for op in operators}
+    if interp:
+        out.update(_interpolation_errors(features, logits, x, sizes, interp, dict(axes or {}),
+                                         tol))
+    return {op: out[op] for op in operators}
+
+
+#: the rescales of the input and the operators each serves (one forward pass for all of them)
+_RESCALES = {"fourier": (fourier_resize, ("ideal", "scale-shift")),
+             "bicubic": (bicubic_resize, ("bicubic",))}
+
+
+def _interpolation_errors(features: FeatureFn, logits, x: torch.Tensor, sizes: list[int],
+                          interp: list[str], axes: dict[str, ScaleAxis], tol: float
+                          ) -> dict[str, dict[str, dict[int, float]]]:
+    """:func:`operator_errors` for the operators that compare finite rescales (all but ``lie``)."""
     n = x.shape[-1]
     with torch.no_grad():
         ref = {k: v for k, v in features(x).items() if v.dim() == 4}
         ref_logits = logits(x) if logits is not None else None
-        for op in interp:
-            out[op] = {k: {} for k in ref}
-            if ref_logits is not None:
-                out[op]["logits"] = {}
+        names = [*ref, "logits"] if ref_logits is not None else list(ref)
+        out = {op: {k: {} for k in names} for op in interp}
         for s in sizes:
             if s >= n:
                 continue
-            inputs = {}
-            if "ideal" in interp or "scale-shift" in interp:
-                inputs["fourier"] = fourier_resize(x, s)
-            if "bicubic" in interp:
-                inputs["bicubic"] = bicubic_resize(x, s)
-            for kind, xs in inputs.items():
+            for kind, (rescale, serves) in _RESCALES.items():
+                served = [op for op in serves if op in interp]
+                if not served:
+                    continue
+                xs = rescale(x, s)
                 got = features(xs)
-                resize = bicubic_resize if kind == "bicubic" else fourier_resize
                 for name, fx in ref.items():
-                    fs = got[name]
-                    m = fs.shape[-1]
-                    plain = relative_sq_error(resize(fx, m), resize(fs, m)).mean().item()
-                    if kind == "bicubic":
-                        out["bicubic"][name][s] = plain
-                        continue
-                    if "ideal" in interp:
-                        out["ideal"][name][s] = plain
-                    if "scale-shift" in interp:
-                        if name not in axes:
-                            out["scale-shift"][name][s] = plain
-                        elif pairs := axes[name].pairs(n, s, tol):
-                            out["scale-shift"][name][s] = _shifted_error(
-                                fx, fs, axes[name], pairs).mean().item()
+                    for op, err in _layer_errors(kind, fx, got[name], n, s, interp,
+                                                 axes.get(name), tol).items():
+                        out[op][name][s] = err
                 if ref_logits is not None:
                     inv = relative_sq_error(ref_logits, logits(xs)).mean().item()
-                    for op in (("bicubic",) if kind == "bicubic"
-                               else [o for o in ("ideal", "scale-shift") if o in interp]):
+                    for op in served:
                         out[op]["logits"][s] = inv
-    return {op: out[op] for op in operators}
+    return out
+
+
+def _layer_errors(kind: str, fx: torch.Tensor, fs: torch.Tensor, n: int, s: int,
+                  interp: list[str], axis: ScaleAxis | None, tol: float) -> dict[str, float]:
+    """The errors of one layer at one size under the operators that ``kind`` serves:
+    ``f(x)`` is ``fx``, ``f(D_s x)`` is ``fs``; ``axis``: the layer's scale axis, if any.
+    ``scale-shift`` is left out where ``s`` is off that axis's grid."""
+    resize = bicubic_resize if kind == "bicubic" else fourier_resize
+    m = fs.shape[-1]
+    plain = relative_sq_error(resize(fx, m), resize(fs, m)).mean().item()
+    if kind == "bicubic":
+        return {"bicubic": plain}
+    out = {"ideal": plain} if "ideal" in interp else {}
+    if "scale-shift" in interp:
+        if axis is None:
+            out["scale-shift"] = plain
+        elif pairs := axis.pairs(n, s, tol):
+            out["scale-shift"] = _shifted_error(fx, fs, axis, pairs).mean().item()
+    return out
 
 
 def equivariance_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.Tensor] | None,
@@ -255,6 +262,22 @@ def scale_shift_left_out(axes: Mapping[str, ScaleAxis], full: int, sizes: Iterab
             for name, axis in axes.items()}
 
 
+def summary_layer(per_layer: Mapping[str, Mapping[int, float]],
+                  axes: Mapping[str, ScaleAxis] | None = None) -> str | None:
+    """The layer a summary averages: the last spatial layer with values (``logits`` excluded);
+    with ``axes`` (``scale-shift``), the deepest of those that carries a scale axis, if any."""
+    layers = [k for k in per_layer if k != "logits" and per_layer[k]]
+    pick = [k for k in layers if k in (axes or {})] or layers
+    return pick[-1] if pick else None
+
+
+def _mean_over_sizes(per_layer: Mapping[str, Mapping[int, float]], layer: str | None) -> float:
+    if layer is None:
+        return float("nan")
+    vals = list(per_layer[layer].values())
+    return sum(vals) / len(vals)
+
+
 def scale_shift_headline(per_layer: Mapping[str, Mapping[int, float]],
                          axes: Mapping[str, ScaleAxis]) -> float:
     """The ``scale-shift`` summary: the mean over its sizes of the deepest map that carries a
@@ -264,19 +287,9 @@ def scale_shift_headline(per_layer: Mapping[str, Mapping[int, float]],
     map over scales, where the shift has nothing to move, so the last layer would
     only repeat ``eq_err``.
     """
-    layers = [k for k in per_layer if k != "logits" and per_layer[k]]
-    lifted = [k for k in layers if k in axes]
-    pick = lifted or layers
-    if not pick:
-        return float("nan")
-    vals = list(per_layer[pick[-1]].values())
-    return sum(vals) / len(vals)
+    return _mean_over_sizes(per_layer, summary_layer(per_layer, axes))
 
 
 def headline_eq_err(per_layer: Mapping[str, Mapping[int, float]]) -> float:
     """Mean over the size grid of the last spatial layer (``logits`` excluded)."""
-    layers = [k for k in per_layer if k != "logits" and per_layer[k]]
-    if not layers:
-        return float("nan")
-    vals = list(per_layer[layers[-1]].values())
-    return sum(vals) / len(vals)
+    return _mean_over_sizes(per_layer, summary_layer(per_layer))

@@ -7,7 +7,7 @@ For every ``(method, create() overrides)`` and every input size, one row::
     params          parameter count
     train_step_s    median over ``repeats`` timed steps (after ``warmup`` untimed ones) of
                     forward + backward + optimizer step, with the method's own loss
-                    (``get_method(name).loss_fn()``) and optimiser (its recipe for ``config``)
+                    (``recipes.loss_for(name, config)``) and optimiser (its recipe for ``config``)
     infer_img_per_s batch / median time of one forward pass in eval mode, no grad
     peak_mem_mb     measured in one further training step of its own, after the timed ones
                     (the measurement must not perturb the timing).
@@ -29,18 +29,7 @@ Inputs are band-limited random images (``fourier_resize`` of noise) with random
 labels: timing does not depend on the data. Timings are wall-clock medians;
 compare methods only within one run (the machine may be shared).
 
-Allocators (:func:`run_perf_isolated`, ``bench perf --allocator system,tuned``): the
-CLI tunes the C allocator (:mod:`bench.cpu_memory`); a researcher's own training
-script does not. To measure both, every (round, method, size, allocator) runs in a
-fresh interpreter -- ``system``: glibc's and PyTorch's defaults, as in a plain script;
-``tuned``: after ``tune_cpu_allocator()`` -- the allocators interleaved within each
-round so that a shared machine's load hits them alike. Rows then also carry::
-
-    allocator       system | tuned
-    rounds          how many fresh processes the medians are over
-    train_step_s    the median over rounds of each process's median step time
-    alloc_ratio     median over rounds of train_step_s / that of the first listed
-                    allocator in the same round (system,tuned: the cost of no tuning)
+One fresh interpreter per measurement, to compare allocators: :mod:`bench.run.perf_isolated`.
 """
 
 from __future__ import annotations
@@ -50,8 +39,6 @@ import json
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -62,16 +49,17 @@ import torch
 from tqdm.auto import tqdm
 
 from scaleqbench import methods
+from scaleqbench.bench.run import recipes
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.run.cpu_memory import release_free_heap
-from scaleqbench.bench.spec import format_method
+from scaleqbench.bench.spec_parsing import format_method
 from scaleqbench.bench.run.train import build_optimizer
 from scaleqbench.datasets.scaling import fourier_resize, to_canvas
+from scaleqbench.methods.protocol import HoldsWorkspace
 
-__all__ = ["ALLOCATORS", "format_perf_table", "method_label", "run_perf", "run_perf_isolated",
-           "write_perf_json"]
+__all__ = ["ALLOCATORS", "format_perf_table", "method_label", "run_perf", "write_perf_json"]
 
-#: what ``--allocator`` may name (see the module docstring)
+#: what ``--allocator`` may name (:mod:`bench.run.perf_isolated`)
 ALLOCATORS = ("system", "tuned")
 
 log = logging.getLogger(__name__)
@@ -142,6 +130,51 @@ def _median_time(fn: Callable[[], None], repeats: int, warmup: int,
     return statistics.median(times)
 
 
+def _batch(g: torch.Generator, batch: int, in_channels: int, num_classes: int, size: int,
+           policy: str, canvas: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Band-limited random images of ``size`` pixels on the ``canvas`` under ``policy``, and
+    random labels (timing does not depend on the data)."""
+    noise = torch.randn(batch, in_channels, 2 * size, 2 * size, generator=g)
+    x = to_canvas(fourier_resize(noise.double(), size).float(), policy, canvas).to(dev)
+    y = torch.randint(0, num_classes, (batch,), generator=g).to(dev)
+    return x, y
+
+
+def _measure(model: torch.nn.Module, loss_fn, opt, x: torch.Tensor, y: torch.Tensor,
+             repeats: int, warmup: int, dev: torch.device) -> tuple[float, float, float]:
+    """``(train step s, peak memory MB, inference s)`` of one model on one batch (the
+    columns of the module docstring)."""
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+
+    def step() -> None:
+        loss, _ = loss_fn(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def infer() -> None:
+        with torch.no_grad():
+            model(x)
+
+    model.train()
+    for _ in range(warmup):
+        step()
+    sync()
+    train_s = _median_time(step, repeats, 0, sync)
+    # memory in one further step of its own: the sampler thread and the heap trim it
+    # needs (see _RssPeak) would otherwise be timed too
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    if isinstance(model, HoldsWorkspace):
+        model.empty_cache()  # buffers kept for the next step count as the step's too
+    with _RssPeak() as rss:
+        step()
+        sync()
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else rss.growth_mb
+    model.eval()
+    return train_s, peak, _median_time(infer, repeats, warmup, sync)
+
+
 def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
              batch: int = 128, repeats: int = 5, warmup: int = 2, config: str = "mnist",
              in_channels: int = 1, num_classes: int = 10, device: str = "cpu",
@@ -151,7 +184,6 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     if repeats < 1 or warmup < 0 or batch < 1:
         raise ValueError("need repeats >= 1, warmup >= 0 and batch >= 1")
     dev = torch.device(device)
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     dev_name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
                 else f"cpu ({torch.get_num_threads()} threads)")
     methods_, sizes = list(methods_), [int(s) for s in sizes]
@@ -159,50 +191,19 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(methods_) * len(sizes), desc="perf", disable=not progress, leave=False)
     for name, kwargs in methods_:
-        entry = methods.get_method(name)
         label = method_label(name, kwargs)
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
                                config=config, **kwargs).to(dev)
         params = sum(p.numel() for p in model.parameters())
-        loss_fn = entry.loss_fn()
-        opt, _ = build_optimizer(model, entry.recipe(config))
-        policy = entry.input if input == "published" else input
+        loss_fn = recipes.loss_for(name, config)
+        opt, _ = build_optimizer(model, recipes.recipe_for(name, config))
+        policy = methods.get_method(name).input if input == "published" else input
         for size in sizes:
             bar.set_postfix_str(f"{label} @ {size}")
-            noise = torch.randn(batch, in_channels, 2 * size, 2 * size, generator=g)
-            x = to_canvas(fourier_resize(noise.double(), size).float(), policy, canvas).to(dev)
-            y = torch.randint(0, num_classes, (batch,), generator=g).to(dev)
-
-            def step() -> None:
-                loss, _ = loss_fn(model, x, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
-            def infer() -> None:
-                with torch.no_grad():
-                    model(x)
-
-            model.train()
-            for _ in range(warmup):
-                step()
-            sync()
-            train_s = _median_time(step, repeats, 0, sync)
-            # memory in one further step of its own: the sampler thread and the heap trim it
-            # needs (see _RssPeak) would otherwise be timed too
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(dev)
-            if callable(getattr(model, "empty_cache", None)):
-                model.empty_cache()  # buffers kept for the next step count as the step's too
-            with _RssPeak() as rss:
-                step()
-                sync()
-            peak = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
-                    else rss.growth_mb)
-            model.eval()
-            infer_s = _median_time(infer, repeats, warmup, sync)
+            x, y = _batch(g, batch, in_channels, num_classes, size, policy, canvas, dev)
+            train_s, peak, infer_s = _measure(model, loss_fn, opt, x, y, repeats, warmup, dev)
             rows.append({"method": label, "size": size, "batch": batch, "params": params,
                          "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
                          "peak_mem_mb": peak, "device": dev_name, "input": policy})
@@ -211,83 +212,6 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
             bar.update()
         del model, opt
     bar.close()
-    return rows
-
-
-# --- one fresh process per measurement ---------------------------------------------------------
-_CHILD = "import sys; from scaleqbench.bench.run.perf import _child_main; _child_main(sys.argv[1])"
-_MARK = "PERF-ROWS "
-
-
-def _child_env(allocator: str) -> dict[str, str]:
-    env = dict(os.environ)
-    if allocator == "system":  # as a plain script starts: no opt-in left behind by the CLI
-        env.pop("THP_MEM_ALLOC_ENABLE", None)
-    return env
-
-
-def _child_main(arg: str) -> None:
-    """Entry point of one isolated measurement (``python -c _CHILD job-json``)."""
-    job = json.loads(arg)
-    tuned = False
-    if job.pop("allocator") == "tuned":
-        from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
-
-        tuned = tune_cpu_allocator()
-        if not tuned:
-            log.warning("the environment keeps glibc's settings: 'tuned' runs untuned")
-    rows = run_perf([(job.pop("method"), job.pop("kwargs"))], [job.pop("size")], progress=False,
-                    **job)
-    print(_MARK + json.dumps([dict(r, glibc_tuned=tuned) for r in rows]), flush=True)
-
-
-def _run_child(job: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(job)], text=True,
-                          capture_output=True, env=_child_env(job["allocator"]))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"perf of {job['method']} at {job['size']} ({job['allocator']}) "
-                           f"failed in its process: {tail}")
-    return json.loads(lines[-1][len(_MARK):])[0]
-
-
-def run_perf_isolated(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
-                      allocators: Iterable[str] = ALLOCATORS, rounds: int = 1,
-                      progress: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
-    """:func:`run_perf` with every (round, method, size, allocator) in a fresh interpreter;
-    medians over ``rounds`` and the ratio between allocators (see the module docstring).
-    ``kwargs`` go to :func:`run_perf` (batch, repeats, warmup, config, device, ...)."""
-    allocators, methods_, sizes = list(allocators), list(methods_), [int(s) for s in sizes]
-    bad = [a for a in allocators if a not in ALLOCATORS]
-    if bad or not allocators or rounds < 1:
-        raise ValueError(f"allocators must be among {ALLOCATORS} and rounds >= 1")
-    got: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
-    bar = tqdm(total=rounds * len(methods_) * len(sizes) * len(allocators), desc="perf",
-               disable=not progress, leave=False)
-    for _ in range(rounds):
-        for mi, (name, kw) in enumerate(methods_):
-            for size in sizes:
-                for alloc in allocators:
-                    bar.set_postfix_str(f"{method_label(name, kw)} @ {size}, {alloc}")
-                    job = dict(kwargs, method=name, kwargs=kw, size=size, allocator=alloc)
-                    got.setdefault((mi, size, alloc), []).append(_run_child(job))
-                    bar.update()
-    bar.close()
-    med = statistics.median
-    rows = []
-    for mi in range(len(methods_)):
-        for size in sizes:
-            first = [r["train_step_s"] for r in got[(mi, size, allocators[0])]]
-            for alloc in allocators:
-                runs = got[(mi, size, alloc)]
-                steps = [r["train_step_s"] for r in runs]
-                rows.append(dict(
-                    runs[0], allocator=alloc, rounds=rounds, train_step_s=med(steps),
-                    train_step_s_rounds=steps,
-                    infer_img_per_s=med(r["infer_img_per_s"] for r in runs),
-                    peak_mem_mb=med(r["peak_mem_mb"] for r in runs),
-                    alloc_ratio=med(t / f for t, f in zip(steps, first))))
     return rows
 
 

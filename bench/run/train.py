@@ -9,6 +9,7 @@ its traceback; only Ctrl-C propagates (the sweep stops, finished records stay).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime as _dt
@@ -19,8 +20,9 @@ import resource
 import subprocess
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +41,10 @@ from scaleqbench.bench.store.checkpoint import (
 from scaleqbench.bench.errors import DiskFullError, NonFiniteLossError
 from scaleqbench.bench.run.evaluate import evaluate, predict
 from scaleqbench.bench.run.metrics import accuracy
+from scaleqbench.bench.run import recipes
 from scaleqbench.bench.run.pause import pause_point
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import write_record
+from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.spec import RunSpec, preset
 from scaleqbench.datasets import load_or_build
 from scaleqbench.datasets.augment import augment
@@ -79,7 +82,7 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def build_optimizer(model: nn.Module, recipe: methods.TrainRecipe):
+def build_optimizer(model: nn.Module, recipe: recipes.TrainRecipe):
     """Optimiser and LR scheduler from a recipe (``no_decay`` names get no weight decay)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -136,11 +139,10 @@ def _peak_mem_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.MethodEntry,
-           recipe: methods.TrainRecipe, device: torch.device, g: torch.Generator,
+def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, loss_fn: recipes.LossFn,
+           recipe: recipes.TrainRecipe, device: torch.device, g: torch.Generator,
            progress: bool, last_ckpt: Path | None) -> TrainState:
     opt, sched = build_optimizer(model, recipe)
-    loss_fn = entry.loss_fn()
     st = (load_state(last_ckpt, model, opt, sched, g) if last_ckpt else None) or TrainState()
     if st.resumed_from:
         log.info("%s seed %d: resuming after epoch %d", spec.label, spec.seed, st.epoch)
@@ -192,82 +194,88 @@ def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, entry: methods.Me
 
 
 def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = False,
-            context: dict | None = None,
-            write: Callable[[Path, RunRecord], object] = write_record) -> RunRecord:
+            context: dict[str, Any] | None = None) -> RunRecord:
     """Train and evaluate one spec; write its record to ``out_dir/runs`` when given.
 
     ``context`` adds launcher facts to the record (job id, log path, command), by
-    record field name; ``write`` stores the record (a launcher's job passes one that
-    respects its launcher's verdict, :func:`bench.settle.write_job_record`).
+    record field name. A job's record is written by :meth:`RunStore.write_job`, which
+    respects its launcher's verdict on that job (``context["job_id"]``).
     """
-    record = RunRecord.for_spec(spec, **(context or {}))
-    record.set(started_at=_now(), versions=versions())
-    t_start = time.perf_counter()
+    store = RunStore(out_dir) if out_dir is not None else None
+    started, t_start = _now(), time.perf_counter()
     last_ckpt = last_checkpoint_path(Path(out_dir), spec.run_id) if out_dir else None
+    results: dict[str, Any] = {}
+
+    def record(**outcome: Any) -> RunRecord:
+        return RunRecord.for_spec(spec, **(context or {}), started_at=started,
+                                  versions=versions(), **results, **outcome,
+                                  wall_time_s=time.perf_counter() - t_start, finished_at=_now())
+
     try:
-        g = _seed_everything(spec.seed)
-        device = pick_device(spec.device)
-        record.set(device=(torch.cuda.get_device_name(device) if device.type == "cuda"
-                           else f"cpu ({platform.processor() or platform.machine()})"),
-                   threads=torch.get_num_threads())  # CPU results depend on it (sum order)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        ds, cache = prepare_data(spec)
-        entry = methods.get_method(spec.method)
-        config = preset(spec.preset).config or ds.method_config
-        recipe = entry.recipe(config)
-        if spec.epochs is not None:
-            recipe = recipe.with_epochs(spec.epochs)
-        model = methods.create(spec.method, in_channels=ds.in_channels,
-                               num_classes=ds.num_classes, config=config,
-                               **dict(spec.method_kwargs)).to(device)
-        record.set(config=config, epochs=recipe.epochs, recipe=dataclasses.asdict(recipe),
-                   params=sum(p.numel() for p in model.parameters()),
-                   dataset_cache=cache,
-                   # the sizes it was trained on: the report shades them (scale generalisation)
-                   dataset_meta={**ds.meta, "train_sizes": ds.train.sizes},
-                   split_sizes={"train": len(ds.train), "val": len(ds.val),
-                                "test": len(ds.test)})
-        st = _train(spec, ds, model, entry, recipe, device, g, progress, last_ckpt)
-        best_state = st.best_state
-        record.set(val_acc=st.best_acc, best_epoch=st.best_epoch, history=st.history,
-                   train_time_s=st.train_s, train_img_per_s=st.seen / max(st.train_s, 1e-9),
-                   resumed_from_epoch=st.resumed_from)
-        record.set(**evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
-                              progress=progress, input=spec.input))
-        record.set(peak_mem_mb=_peak_mem_mb(device))
-        if out_dir is not None and best_state is not None:
-            ckpt = save_best(best_checkpoint_path(Path(out_dir), spec.run_id), spec.to_dict(),
-                             config, best_state)
-            record.set(checkpoint=str(ckpt))
-        if last_ckpt is not None:
-            last_ckpt.unlink(missing_ok=True)  # the run is complete: nothing left to resume
-        record.set(status="ok")
+        for stage in _stages(spec, out_dir, progress, last_ckpt):
+            results.update(stage)
+        outcome: dict[str, Any] = {"status": "ok"}
     except KeyboardInterrupt:
         raise
     except DiskFullError as exc:
         # every later write would fail too: record the failure if the record still fits,
         # then stop the sweep with the file system's one line
-        record.set(error=traceback.format_exc(), wall_time_s=time.perf_counter() - t_start,
-                   finished_at=_now())
-        if out_dir is not None:
-            try:
-                write(Path(out_dir), record)
-            except DiskFullError:
-                pass  # the record does not fit either: the run stays "to run"
+        if store is not None:
+            with contextlib.suppress(DiskFullError):  # else the run stays "to run"
+                store.write_job(record(error=traceback.format_exc()))
         raise exc from None
     except Exception as exc:
-        record.set(error=traceback.format_exc())
+        outcome = {"error": traceback.format_exc()}
         note = ""
         if isinstance(exc, NonFiniteLossError):
-            record.set(failed_epoch=exc.epoch)
+            outcome["failed_epoch"] = exc.epoch
             note = _drop_diverged_state(last_ckpt)
         log.warning("run %s (%s seed %d) failed: %s%s", spec.run_id, spec.label, spec.seed, exc,
                     note)
-    record.set(wall_time_s=time.perf_counter() - t_start, finished_at=_now())
-    if out_dir is not None:
-        write(Path(out_dir), record)
-    return record
+    done = record(**outcome)
+    if store is not None:
+        store.write_job(done)
+    return done
+
+
+def _stages(spec: RunSpec, out_dir: str | Path | None, progress: bool,
+            last_ckpt: Path | None) -> Iterator[dict[str, Any]]:
+    """The run, stage by stage: each stage yields its results as record fields, so a run that
+    fails keeps those of the stages before (where it ran, what model it built...)."""
+    g = _seed_everything(spec.seed)
+    device = pick_device(spec.device)
+    yield {"device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                      else f"cpu ({platform.processor() or platform.machine()})"),
+           "threads": torch.get_num_threads()}  # CPU results depend on it (summation order)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ds, cache = prepare_data(spec)
+    config = preset(spec.preset).config or ds.method_config
+    recipe = recipes.recipe_for(spec.method, config)
+    if spec.epochs is not None:
+        recipe = recipe.with_epochs(spec.epochs)
+    model = methods.create(spec.method, in_channels=ds.in_channels,
+                           num_classes=ds.num_classes, config=config,
+                           **dict(spec.method_kwargs)).to(device)
+    yield {"config": config, "epochs": recipe.epochs, "recipe": dataclasses.asdict(recipe),
+           "params": sum(p.numel() for p in model.parameters()), "dataset_cache": cache,
+           # the sizes it was trained on: the report shades them (scale generalisation)
+           "dataset_meta": {**ds.meta, "train_sizes": ds.train.sizes},
+           "split_sizes": {"train": len(ds.train), "val": len(ds.val), "test": len(ds.test)}}
+    st = _train(spec, ds, model, recipes.loss_for(spec.method, config), recipe, device, g,
+                progress, last_ckpt)
+    yield {"val_acc": st.best_acc if st.best_epoch else None,  # None: no epoch validated
+           "best_epoch": st.best_epoch, "history": st.history,
+           "train_time_s": st.train_s, "train_img_per_s": st.seen / max(st.train_s, 1e-9),
+           "resumed_from_epoch": st.resumed_from}
+    yield evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
+                   progress=progress, input=spec.input)
+    yield {"peak_mem_mb": _peak_mem_mb(device)}
+    if out_dir is not None and st.best_state is not None:
+        path = best_checkpoint_path(Path(out_dir), spec.run_id)
+        yield {"checkpoint": str(save_best(path, spec, config, st.best_state))}
+    if last_ckpt is not None:
+        last_ckpt.unlink(missing_ok=True)  # the run is complete: nothing left to resume
 
 
 def _drop_diverged_state(last_ckpt: Path | None) -> str:

@@ -1,8 +1,9 @@
 """The two checkpoint formats of a run, and the only code that writes or reads them.
 
 * Best-validation weights, ``checkpoints/<run-id>.pt``: ``{"spec", "config",
-  "state_dict"}`` (the RunSpec as a dict, the method configuration, the model's
-  weights). Kept after the run; ``bench equivariance --checkpoint`` reads it.
+  "state_dict"}`` (the RunSpec as :meth:`~bench.spec.RunSpec.to_json` writes it, the
+  method configuration, the model's weights). Kept after the run; ``bench equivariance
+  --checkpoint`` reads it.
 * Per-epoch training state, ``checkpoints/<run-id>.last.pt``: model, optimiser,
   scheduler, every RNG state (python, numpy, torch CPU/CUDA and the batch
   generator), the epoch, the history and the best-validation weights. Written
@@ -10,7 +11,7 @@
   stopped; restoring all of it makes a resumed run on the CPU produce the same
   result as an uninterrupted one. Deleted when the run completes.
 
-Both are written atomically (:mod:`bench.atomic_io`).
+Both are written atomically (:mod:`.atomic_io`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from scaleqbench.bench.store.atomic_io import atomic_torch_save
 from scaleqbench.bench.errors import CheckpointError
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.store.atomic_io import atomic_torch_save
 
 __all__ = ["BestCheckpoint", "TrainState", "best_checkpoint_path", "last_checkpoint_path",
            "load_best", "load_state", "save_best", "save_state"]
@@ -55,7 +57,7 @@ class TrainState:
 class BestCheckpoint:
     """The best-validation weights of a run, with what is needed to rebuild its model."""
 
-    spec: dict[str, Any]  # RunSpec.to_dict()
+    spec: RunSpec
     config: str
     state_dict: dict[str, torch.Tensor]
 
@@ -75,9 +77,10 @@ def _first_line(exc: BaseException) -> str:
         type(exc).__name__
 
 
-def save_best(path: Path, spec: dict[str, Any], config: str,
+def save_best(path: Path, spec: RunSpec, config: str,
               state_dict: dict[str, torch.Tensor]) -> Path:
-    return atomic_torch_save({"spec": spec, "config": config, "state_dict": state_dict}, path)
+    return atomic_torch_save({"spec": spec.to_json(), "config": config,
+                              "state_dict": state_dict}, path)
 
 
 def load_best(path: str | Path) -> BestCheckpoint:
@@ -96,10 +99,13 @@ def load_best(path: str | Path) -> BestCheckpoint:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise CheckpointError(f"{path} is not a scaleqbench checkpoint ({_first_line(exc)}); "
                               f"{_BEST_HINT}") from exc
-    spec = payload.get("spec") if isinstance(payload, dict) else None
-    if not (isinstance(spec, dict) and isinstance(spec.get("method"), str)
-            and isinstance(payload.get("config"), str)
-            and isinstance(payload.get("state_dict"), dict)):
+    ok = isinstance(payload, dict) and isinstance(payload.get("config"), str) \
+        and isinstance(payload.get("state_dict"), dict)
+    try:  # a checkpoint of any version: from_json reads the flat specs of earlier ones too
+        spec = RunSpec.from_json(payload["spec"]) if ok else None
+    except (KeyError, ValueError):
+        ok = False
+    if not ok:
         raise CheckpointError(f"{path} is not a scaleqbench checkpoint (no spec, config and "
                               f"state_dict); {_BEST_HINT}")
     return BestCheckpoint(spec, payload["config"], payload["state_dict"])

@@ -1,10 +1,13 @@
 """The run record: one dataclass, the only place that knows what a record holds.
 
 A record is what one run leaves behind (``<experiment>/runs/<run-id>.json``):
-the spec it ran, where and when, every metric, and how it failed if it did.
-:meth:`RunRecord.to_json` writes the current schema (:data:`SCHEMA_VERSION`);
-:meth:`RunRecord.from_json` reads it and every older schema through
-:data:`MIGRATIONS`, and rejects anything else with an error naming the file.
+the :class:`~bench.spec.RunSpec` it ran, where and when, every metric, and how
+it failed if it did. What the spec says (method, dataset, seed, protocol...)
+is read from it, never stored twice. :meth:`RunRecord.to_json` writes the
+current schema (:data:`SCHEMA_VERSION`); :meth:`RunRecord.from_json` reads it
+and every older schema through :mod:`.migrations`, and rejects anything else
+with an error naming the file: wrong types, and values out of their range (an
+accuracy of 5.0, a negative error or count) alike.
 
 :func:`protocol_key` is the leaderboard key: a run's protocol (every
 :class:`~bench.spec.Protocol` field) and its method with options, the seed
@@ -16,29 +19,31 @@ from __future__ import annotations
 
 import json
 import math
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from scaleqbench.bench.errors import CorruptRecordError, RecordSchemaError
-from scaleqbench.bench.store.end_states import classify
-from scaleqbench.bench.spec import Protocol, RunSpec, base_method
+from scaleqbench.bench.spec import Protocol, RunSpec
+from scaleqbench.bench.store.migrations import SCHEMA_VERSION, upgrade
+from scaleqbench.bench.store.record_schema import Schema, clean, json_default
 
-__all__ = ["MIGRATIONS", "NUMERIC_COLUMNS", "RUN_COLUMNS", "SCHEMA_VERSION", "ProtocolKey",
-           "RunRecord", "protocol_key", "run_identity"]
+__all__ = ["NUMERIC_COLUMNS", "RUN_COLUMNS", "SCHEMA_VERSION", "ProtocolKey", "RunRecord",
+           "protocol_key", "run_identity"]
 
-#: the schema :meth:`RunRecord.to_json` writes; 0 is the unversioned format of scaleqbench <= 0.1
-SCHEMA_VERSION = 3
+#: a fraction (an accuracy, a share of consistent predictions)
+FRACTION = (0.0, 1.0)
+#: a count, a duration, a rate, an error: nothing below zero
+AT_LEAST_0 = (0.0, math.inf)
 
 
 def _field(default: Any = None, *, column: bool = False, factory: Callable[[], Any] | None = None,
-           stored: bool = True) -> Any:
+           stored: bool = True, bounds: tuple[float, float] | None = None) -> Any:
     """A record field. ``column``: a flat leaderboard column (:data:`RUN_COLUMNS`);
-    ``stored``: written to the JSON file (the file's own path is not)."""
-    meta = {"column": column, "stored": stored}
+    ``stored``: written to the JSON file (the file's own path is not); ``bounds``: the range
+    of every number the value holds (at any depth of a dict)."""
+    meta = {"column": column, "stored": stored, "bounds": bounds}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta, compare=stored)
@@ -48,97 +53,96 @@ def _field(default: Any = None, *, column: bool = False, factory: Callable[[], A
 class RunRecord:
     """Everything one run records. Build one with :meth:`for_spec`, fill it with :meth:`set`."""
 
-    # what ran: the spec, and its fields flat for readers of the JSON
-    run_id: str = _field(column=True)
-    spec: RunSpec = _field()
-    experiment: str = _field(column=True)  # the folder it was launched into; not its identity
-    method: str = _field(column=True)  # the label, options included: fourier[impl=reference]
-    method_name: str = _field()  # the registry name
-    method_kwargs: dict[str, Any] = _field(factory=dict)
-    dataset: str = _field(column=True)
-    source: str = _field(column=True)
-    seed: int = _field(column=True)
-    preset: str = _field(column=True)
-    input: str = _field("native", column=True)  # the concrete input policy (older: native)
+    run_id: str = _field(column=True)  # its file's name (schema 0 hashed the folder name too)
+    spec: RunSpec = _field()  # what ran; method, dataset, seed... read through it
     # how it ended
     status: str = _field("failed", column=True)  # ok | failed
     error: str | None = _field(column=True)  # the traceback or the launcher's reason
-    failed_epoch: int | None = _field()  # where a non-finite loss stopped training
+    failed_epoch: int | None = _field(bounds=AT_LEAST_0)  # where a loss went non-finite
     started_at: str | None = _field()
     finished_at: str | None = _field()
-    wall_time_s: float | None = _field()
+    wall_time_s: float | None = _field(bounds=AT_LEAST_0)
     # where: software, machine, launcher
     versions: dict[str, str] = _field(factory=dict)
     device: str | None = _field(column=True)
-    threads: int | None = _field()  # CPU results depend on it (summation order)
+    threads: int | None = _field(bounds=AT_LEAST_0)  # CPU results depend on it (sum order)
     command: str | list[str] | None = _field()
     job_id: str | None = _field()  # the launcher's job that ran it (None: run in-process)
     log: str | None = _field()
     log_err: str | None = _field()
     hostname: str | None = _field()
-    slurm_restarts: int | None = _field()
-    # set when a launcher recorded a job that ended without writing its record (bench.settle)
+    slurm_restarts: int | None = _field(bounds=AT_LEAST_0)
+    # set when a launcher recorded a job that ended without writing its record (run_store)
     settled_by: str | None = _field()  # that launcher's name
     end_state: str | None = _field()  # how the job ended, one of launch_api.ENDED
     backend_state: str | None = _field()  # the backend's own words, e.g. "CANCELLED by 0"
     # training
     config: str | None = _field()
-    epochs: int | None = _field()  # trained (the recipe's, or the spec's override)
+    epochs: int | None = _field(bounds=AT_LEAST_0)  # trained (the recipe's, or the spec's)
     recipe: dict[str, Any] | None = _field()
-    params: int | None = _field(column=True)
+    params: int | None = _field(column=True, bounds=AT_LEAST_0)
     dataset_cache: str | None = _field()
     dataset_meta: dict[str, Any] = _field(factory=dict)
-    split_sizes: dict[str, int] = _field(factory=dict)
-    val_acc: float | None = _field(column=True)
-    best_epoch: int | None = _field()
+    split_sizes: dict[str, int] = _field(factory=dict, bounds=AT_LEAST_0)
+    val_acc: float | None = _field(column=True, bounds=FRACTION)
+    best_epoch: int | None = _field(bounds=AT_LEAST_0)
     history: list[dict[str, Any]] = _field(factory=list)
-    train_time_s: float | None = _field(column=True)
-    train_img_per_s: float | None = _field(column=True)
-    resumed_from_epoch: int | None = _field()
+    train_time_s: float | None = _field(column=True, bounds=AT_LEAST_0)
+    train_img_per_s: float | None = _field(column=True, bounds=AT_LEAST_0)
+    resumed_from_epoch: int | None = _field(bounds=AT_LEAST_0)
     checkpoint: str | None = _field()
     # evaluation
-    test_acc: float | None = _field(column=True)
-    per_size_acc: dict[str, float | None] = _field(factory=dict)
-    infer_img_per_s: float | None = _field(column=True)
-    scale_consistency: float | None = _field(column=True)
+    test_acc: float | None = _field(column=True, bounds=FRACTION)
+    per_size_acc: dict[str, float | None] = _field(factory=dict, bounds=FRACTION)
+    infer_img_per_s: float | None = _field(column=True, bounds=AT_LEAST_0)
+    scale_consistency: float | None = _field(column=True, bounds=FRACTION)
     # the same with BatchNorm statistics re-estimated per test size (native input, BN models,
-    # several sizes; bench.precise_bn); None where that does not apply
-    test_acc_recal: float | None = _field(column=True)
-    per_size_acc_recal: dict[str, float | None] | None = _field()
-    scale_consistency_recal: float | None = _field(column=True)
+    # several sizes; bench.run.precise_bn); None where that does not apply
+    test_acc_recal: float | None = _field(column=True, bounds=FRACTION)
+    per_size_acc_recal: dict[str, float | None] | None = _field(bounds=FRACTION)
+    scale_consistency_recal: float | None = _field(column=True, bounds=FRACTION)
     bn_recal: dict[str, Any] | None = _field()  # images per size, the sizes recalibrated
-    equivariance_error: dict[str, dict[str, float | None]] = _field(factory=dict)
-    eq_err: float | None = _field(column=True)
-    logit_inv_err: float | None = _field(column=True)
+    equivariance_error: dict[str, dict[str, float | None]] = _field(factory=dict,
+                                                                    bounds=AT_LEAST_0)
+    eq_err: float | None = _field(column=True, bounds=AT_LEAST_0)
+    logit_inv_err: float | None = _field(column=True, bounds=AT_LEAST_0)
     eq_note: str | None = _field()  # why no equivariance error was measured
-    # the same error under the other operators of bench.metrics ({operator: {layer: {size}}};
-    # bench run records "scale-shift"), its summary and the slices it left out per layer/size
-    equivariance_error_ops: dict[str, dict[str, dict[str, float | None]]] = _field(factory=dict)
-    eq_err_scale_shift: float | None = _field(column=True)
-    scale_shift_left_out: dict[str, dict[str, int]] = _field(factory=dict)
-    peak_mem_mb: float | None = _field(column=True)
+    # the same error under the other operators of bench.run.metrics ({operator: {layer:
+    # {size}}}; bench run records "scale-shift"), its summary and the slices it left out
+    equivariance_error_ops: dict[str, dict[str, dict[str, float | None]]] = _field(
+        factory=dict, bounds=AT_LEAST_0)
+    eq_err_scale_shift: float | None = _field(column=True, bounds=AT_LEAST_0)
+    scale_shift_left_out: dict[str, dict[str, int]] = _field(factory=dict, bounds=AT_LEAST_0)
+    peak_mem_mb: float | None = _field(column=True, bounds=AT_LEAST_0)
     # the file it was read from or written to (not stored in it)
     path: Path | None = _field(stored=False)
 
     @classmethod
     def for_spec(cls, spec: RunSpec, **facts: Any) -> RunRecord:
-        """A (so far failed) record of ``spec``; ``facts`` fill further fields."""
-        record = cls(run_id=spec.run_id, spec=spec, experiment=spec.experiment,
-                     method=spec.label, method_name=spec.method,
-                     method_kwargs=dict(spec.method_kwargs), dataset=spec.dataset,
-                     source=spec.source, seed=spec.seed, preset=spec.preset,
-                     input=spec.input)
-        record.set(**facts)
-        return record
+        """A (so far failed) record of ``spec``; ``facts`` fill further fields by name."""
+        return cls(run_id=spec.run_id, spec=spec).set(**facts)
 
     def set(self, **facts: Any) -> RunRecord:
         """Fill fields by name; a name that is not a field is a bug, not a new field."""
-        unknown = sorted(set(facts) - set(_STORED))
+        unknown = sorted(set(facts) - set(_SCHEMA.stored))
         if unknown:
             raise TypeError(f"RunRecord has no field(s) {', '.join(unknown)}")
         for name, value in facts.items():
             setattr(self, name, value)
         return self
+
+    # what the spec says, flat (leaderboard columns and readers of one run)
+    experiment = property(lambda self: self.spec.experiment,
+                          doc="the folder it was launched into; not its identity")
+    method = property(lambda self: self.spec.label,
+                      doc="the label, options included: fourier[impl=reference]")
+    method_name = property(lambda self: self.spec.method, doc="the registry name")
+    method_kwargs = property(lambda self: dict(self.spec.method_kwargs))
+    dataset = property(lambda self: self.spec.dataset)
+    source = property(lambda self: self.spec.source)
+    seed = property(lambda self: self.spec.seed)
+    preset = property(lambda self: self.spec.preset)
+    input = property(lambda self: self.spec.input, doc="the concrete input policy")
 
     @property
     def ok(self) -> bool:
@@ -158,18 +162,18 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, ``schema_version`` first (NaN/inf become null)."""
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-        for name in _STORED:
+        for name in _SCHEMA.stored:
             value = getattr(self, name)
-            out[name] = value.to_dict() if isinstance(value, RunSpec) else value
-        return _clean(out)
+            out[name] = value.to_json() if isinstance(value, RunSpec) else value
+        return clean(out)
 
     def to_json(self) -> str:
         data = self.to_dict()
         # never write a record that this module would refuse to read back
-        problem = _problem({k: v for k, v in data.items() if k != "schema_version"})
+        problem = _SCHEMA.problem({k: v for k, v in data.items() if k != "schema_version"})
         if problem:
             raise ValueError(f"run record {self.run_id} is malformed: {problem}")
-        return json.dumps(data, indent=2, default=_json_default) + "\n"
+        return json.dumps(data, indent=2, default=json_default) + "\n"
 
     @classmethod
     def from_json(cls, text: str, path: str | Path) -> RunRecord:
@@ -187,174 +191,27 @@ class RunRecord:
         if version > SCHEMA_VERSION:
             raise RecordSchemaError(path, f"schema v{version}, and this scaleqbench reads v0 to "
                                           f"v{SCHEMA_VERSION}; upgrade scaleqbench to read it")
-        for v in range(version, SCHEMA_VERSION):
-            data = MIGRATIONS[v](data)
-        problem = _problem(data)
+        try:
+            data = upgrade(data, version, _SCHEMA.stored)
+        except (TypeError, ValueError) as exc:  # data no migration can read
+            raise CorruptRecordError(path, str(exc)) from None
+        problem = _SCHEMA.problem(data)
         if problem:
             raise CorruptRecordError(path, problem)
-        data["spec"] = RunSpec.from_dict(data["spec"])
-        data.setdefault("input", data["spec"].input)
-        for name in _FLOATS:  # JSON writes 3.0 as 3; the field is a float
-            if isinstance(data.get(name), int):
-                data[name] = float(data[name])
-        return cls(**data, path=Path(path))
+        data["spec"] = RunSpec.from_json(data["spec"])
+        return cls(**_SCHEMA.as_floats(data), path=Path(path))
 
 
-# ---- the schema, derived from the dataclass -------------------------------------------------
+_SCHEMA = Schema(RunRecord, required=("run_id", "spec"),
+                 parsers={"spec": RunSpec.from_json}, statuses=("ok", "failed"))
 
-_HINTS = typing.get_type_hints(RunRecord)
-_STORED = tuple(f.name for f in fields(RunRecord) if f.metadata["stored"])
-_REQUIRED = ("run_id", "spec", "experiment", "method", "method_name", "dataset", "source",
-             "seed", "preset")
-
-
-def _types(hint: Any) -> tuple[type, ...]:
-    """The JSON value types a field's annotation accepts (``spec``: its dict form)."""
-    if hint is RunSpec:
-        return (dict,)
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return tuple(t for arg in typing.get_args(hint) for t in _types(arg))
-    if hint is type(None):
-        return (type(None),)
-    if hint is Any:
-        return (object,)
-    origin = typing.get_origin(hint) or hint
-    return (int, float) if origin is float else (origin,)
-
-
-_ACCEPTS = {name: _types(_HINTS[name]) for name in _STORED}
-_FLOATS = tuple(name for name in _STORED if float in _ACCEPTS[name])
-
-#: the flat columns of one run in :func:`bench.leaderboard.records_frame`, in field order
-RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord) if f.metadata["column"])
+#: the spec's fields among the columns of one run (properties of the record)
+_SPEC_COLUMNS = ("experiment", "method", "dataset", "source", "seed", "preset", "input")
+#: the flat columns of one run in :func:`bench.report.leaderboard.records_frame`, in order
+RUN_COLUMNS: tuple[str, ...] = ("run_id", *_SPEC_COLUMNS, *(
+    f.name for f in fields(RunRecord) if f.metadata["column"] and f.name != "run_id"))
 #: the columns among them that hold numbers (missing values become NaN)
-NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in RUN_COLUMNS if c in _FLOATS or
-                                         _ACCEPTS[c] == (int, type(None)))
-
-
-def _problem(data: dict[str, Any]) -> str | None:
-    """What makes ``data`` (current schema) not a record, or None."""
-    unknown = sorted(set(data) - set(_STORED))
-    if unknown:
-        return f"unknown field(s) {', '.join(unknown)}"
-    missing = [k for k in _REQUIRED if data.get(k) is None]
-    if missing:
-        return f"missing field(s) {', '.join(missing)}"
-    for name, value in data.items():
-        accepts = _ACCEPTS[name]
-        wrong = (not isinstance(value, accepts)
-                 or (isinstance(value, bool) and bool not in accepts and object not in accepts))
-        if wrong:
-            expected = " or ".join(t.__name__ for t in accepts).replace("NoneType", "null")
-            return f"{name} is {type(value).__name__} {str(value)[:40]!r}, expected {expected}"
-    if data["status"] not in ("ok", "failed"):
-        return f"status {data['status']!r} is neither ok nor failed"
-    try:
-        spec = RunSpec.from_dict(data["spec"])
-    except (TypeError, ValueError) as exc:
-        return f"spec: {exc}"
-    mirrored = {"dataset": spec.dataset, "source": spec.source, "seed": spec.seed,
-                "preset": spec.preset, "method": spec.label, "method_name": spec.method,
-                "input": spec.input}
-    for name, value in mirrored.items():
-        if data.get(name, value) != value:  # a field older records lack reads as its spec's
-            return f"{name} {data[name]!r} disagrees with its spec ({value!r})"
-    return None
-
-
-# ---- migrations: MIGRATIONS[v] turns schema v into v + 1 --------------------------------------
-
-#: fields of earlier schemas that the current one names differently (see the migrations)
-_FORMER_FIELDS = ("slurm_state",)
-
-
-def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 0 (no version, scaleqbench <= 0.1): the same fields, free-form.
-
-    Keys that no release ever wrote as record fields (``record_path``, added by old
-    readers) are dropped; a record without a spec gets one from its flat fields.
-    Fields of any schema are kept for the later migrations: unversioned records hold
-    ``slurm_state``, and those that the launcher interface settled before its fields
-    joined the schema already hold ``settled_by``, ``end_state`` and ``backend_state``.
-    """
-    data = {k: v for k, v in data.items() if k in _STORED or k in _FORMER_FIELDS}
-    if not isinstance(data.get("spec"), dict):
-        method = data.get("method_name") or base_method(str(data.get("method")))
-        data["spec"] = {"method": method, "method_kwargs": data.get("method_kwargs") or {},
-                        **{k: data[k] for k in ("dataset", "source", "seed", "preset")
-                           if data.get(k) is not None}}
-    spec = data["spec"]
-    data.setdefault("method_name", spec.get("method"))
-    data.setdefault("method_kwargs", spec.get("method_kwargs") or {})
-    data.setdefault("experiment", spec.get("experiment") or "default")
-    return data
-
-
-def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 -> 2: ``slurm_state`` became ``backend_state``, beside ``settled_by`` and
-    ``end_state``.
-
-    Schema 1 set ``slurm_state`` only on the ``failed`` record that the Slurm
-    launcher wrote for a job that ended without one, so such a record was settled
-    by that launcher, and the state it names says how the job ended (a job that
-    completed without a record counts as failed).
-    """
-    data = dict(data)
-    state = data.pop("slurm_state", None)
-    if state is None:
-        return data
-    ended = classify(state) if isinstance(state, str) else None  # not text: _problem says so
-    settlement = {"backend_state": state, "settled_by": "slurm",
-                  "end_state": "failed" if ended in ("done", "queued", "running", "unknown")
-                  else ended}
-    for name, value in settlement.items():
-        if data.get(name) is None:
-            data[name] = value
-    return data
-
-
-def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 2 -> 3: the equivariance error under more operators than ``ideal``.
-
-    Schema 2 measured the ``ideal`` operator only (``equivariance_error``, ``eq_err``:
-    their meaning is unchanged). The fields schema 3 adds, ``equivariance_error_ops``,
-    ``eq_err_scale_shift`` and ``scale_shift_left_out``, were not measured: they read
-    as empty / missing, never as copies of ``ideal`` (for a model with a scale axis
-    the two differ, and which models declare one is not in the record).
-    """
-    data = dict(data)
-    for name in ("equivariance_error_ops", "eq_err_scale_shift", "scale_shift_left_out"):
-        data.pop(name, None)  # no schema-2 writer set them; a stray one is not a measurement
-    return data
-
-
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}
-
-
-# ---- JSON encoding ----------------------------------------------------------------------------
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _clean(obj: Any) -> Any:
-    """NaN/inf are not JSON: store them as null; numpy scalars and tuples as plain values."""
-    if hasattr(obj, "tolist") and not isinstance(obj, (list, dict)):
-        obj = obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in RUN_COLUMNS if c in _SCHEMA.numeric)
 
 
 # ---- the leaderboard key ----------------------------------------------------------------------
@@ -372,7 +229,7 @@ def protocol_key(record: RunRecord) -> ProtocolKey:
     Read from the record's spec, so a protocol field that an older record lacks
     takes its default.
     """
-    return ProtocolKey(record.spec.protocol(), record.spec.label)
+    return ProtocolKey(record.spec.protocol, record.spec.label)
 
 
 def run_identity(record: RunRecord) -> tuple[ProtocolKey, int]:

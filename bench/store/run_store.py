@@ -1,4 +1,4 @@
-"""The result store: one JSON record per run, written atomically, plus the experiment lock.
+"""The run store: an experiment folder's records, read, written and settled through one object.
 
 Layout of an experiment folder::
 
@@ -6,64 +6,63 @@ Layout of an experiment folder::
     <experiment>/checkpoints/<run-id>.pt best-validation weights (not committed)
     <experiment>/leaderboard.{md,csv}
 
-A record is written to a temporary file in the same folder, flushed, then
-renamed over the final name, so a crash never leaves a half-written record.
-A file that is not a readable record (truncated, edited, copied half-way) is
-never skipped in silence and never deleted: readers report it by name, and
-before anything is written in its place it is moved aside to
-``<run-id>.json.corrupt-<UTC time>``.
+:class:`RunStore` is the only code that reads or writes ``runs/``. A record is
+written atomically (:mod:`.atomic_io`), so a crash never leaves a half-written
+one. A file that is not a readable record (truncated, edited, copied half-way,
+a value out of its range) is never skipped in silence and never deleted:
+readers report it by name, and before anything is written in its place it is
+moved aside to ``<run-id>.json.corrupt-<UTC time>``. A record of a newer schema
+is never replaced (:class:`~bench.errors.RecordSchemaError`).
+
+Settlement. A launcher *settles* a run whose job ended without a record
+(cancelled, timed out past its requeues, node failure) by writing a ``failed``
+record that names the job (``job_id``) and itself (``settled_by``). A job can
+still be alive at that point (submitit ignores the first SIGTERM), and if it then
+wrote its ``ok`` record, a leaderboard already written would no longer match
+``runs/``. The rule: **a job never replaces a record that settled that same
+job.** The job writes through :meth:`RunStore.write_job`, which refuses in that
+case; the launcher through :meth:`RunStore.settle`, which keeps a record the job
+managed to write first. Both check and write under the run's lock.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import errno
-import fcntl
 import logging
 import os
-from dataclasses import dataclass, field
+import secrets
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.errors import (
     CorruptRecordError,
-    ExperimentLockedError,
-    NoRecordsError,
     OutputNotWritableError,
     RecordSchemaError,
 )
-from scaleqbench.bench.store.record import RunRecord, run_identity
+from scaleqbench.bench.spec import RunSpec
+from scaleqbench.bench.store.atomic_io import atomic_write_text
+from scaleqbench.bench.store.locks import ExperimentLock, run_lock
+from scaleqbench.bench.store.record import RunRecord
 
-__all__ = ["Collection", "ExperimentLock", "FolderRecords", "atomic_write_text",
-           "ensure_writable", "load_folders", "load_record", "read_record", "record_path",
-           "resume_record", "scan_records", "set_aside", "write_record"]
+__all__ = ["RunStore", "set_aside", "unfinished_record", "writable_folder"]
 
 log = logging.getLogger(__name__)
 
 
-def record_path(out_dir: Path, run_id: str) -> Path:
-    return Path(out_dir) / "runs" / f"{run_id}.json"
-
-
-def read_record(path: Path) -> RunRecord:
-    """The record in ``path``; :class:`CorruptRecordError` (naming it) when it is not one,
-    ``FileNotFoundError`` when there is no such file."""
+def writable_folder(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as a folder this process can write: created when missing; a regular file or a
+    folder without write permission is :class:`OutputNotWritableError` (naming ``flag``)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputNotWritableError(f"{flag} {path} is a file, not a folder; pass a folder")
+    probe = path / f".write-probe-{secrets.token_hex(4)}"  # unique: sweeps may share a folder
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptRecordError(path, f"cannot read it: {exc}") from None
-    return RunRecord.from_json(text, path)
-
-
-def load_record(path: Path) -> RunRecord | None:
-    """The record in ``path``, None when there is none; raises :class:`CorruptRecordError`."""
-    try:
-        return read_record(path)
-    except FileNotFoundError:
-        return None
+        path.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        raise OutputNotWritableError.refused(flag, path, exc) from None
+    return path
 
 
 def set_aside(path: Path) -> Path:
@@ -79,184 +78,166 @@ def set_aside(path: Path) -> Path:
     return target
 
 
-def write_record(out_dir: Path, record: RunRecord) -> Path:
-    """Write ``record`` atomically to ``out_dir/runs/<run-id>.json``; a damaged file already
-    there is moved aside first (said in a warning)."""
-    path = record_path(out_dir, record.run_id)
-    text = record.to_json()
-    try:
-        load_record(path)
-    except RecordSchemaError:
-        raise  # a newer scaleqbench's record: not ours to replace
-    except CorruptRecordError as exc:
-        log.warning("%s; moved to %s before writing the new record", exc, set_aside(path).name)
-    atomic_write_text(path, text)
-    record.path = path
-    return path
+class RunStore:
+    """The records of one experiment folder (see the module docstring)."""
 
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
 
-def resume_record(out_dir: Path, run_id: str) -> RunRecord | None:
-    """The record a resumed sweep keeps for ``run_id``, or None when the run is to be run.
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.folder)!r})"
 
-    A damaged record is moved aside (never deleted) and the run recomputed, said in
-    a warning; a record of a newer schema stops the sweep (:class:`RecordSchemaError`)
-    rather than being replaced by an older scaleqbench.
-    """
-    path = record_path(out_dir, run_id)
-    try:
-        return load_record(path)
-    except RecordSchemaError:
-        raise
-    except CorruptRecordError as exc:
-        log.warning("%s; moved to %s, the run will be recomputed", exc, set_aside(path).name)
-        return None
+    def path(self, run_id: str) -> Path:
+        return self.folder / "runs" / f"{run_id}.json"
 
+    # ---- reading ------------------------------------------------------------------------------
 
-def _runs_folder(folder: Path) -> Path:
-    folder = Path(folder)
-    return folder / "runs" if (folder / "runs").is_dir() else folder
-
-
-def scan_records(folder: Path) -> tuple[list[RunRecord], list[CorruptRecordError]]:
-    """Every record under ``folder/runs`` (or ``folder`` itself), and one problem per file
-    that is not a readable record (each names its file)."""
-    records, problems = [], []
-    for path in sorted(_runs_folder(folder).glob("*.json")):
+    @staticmethod
+    def read_file(path: str | Path) -> RunRecord:
+        """The record in the file ``path`` (wherever it is); :class:`CorruptRecordError`
+        (naming it) when it is not one, ``FileNotFoundError`` when there is no such file."""
+        path = Path(path)
         try:
-            records.append(read_record(path))
+            text = path.read_text()
         except FileNotFoundError:
-            continue  # removed while we listed the folder
-        except CorruptRecordError as exc:
-            problems.append(exc)
-    return records, problems
+            raise
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorruptRecordError(path, f"cannot read it: {exc}") from None
+        return RunRecord.from_json(text, path)
 
-
-@dataclass
-class FolderRecords:
-    """The records one experiment folder contributes (copies of earlier ones left out)."""
-
-    folder: Path
-    records: list[RunRecord] = field(default_factory=list)
-
-
-@dataclass
-class Collection:
-    """The records of several folders, each run once, with what could not be read."""
-
-    folders: list[FolderRecords]
-    problems: list[CorruptRecordError] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # duplicates counted once, and why
-
-    @property
-    def records(self) -> list[RunRecord]:
-        return [r for f in self.folders for r in f.records]
-
-
-def _stands_for_the_run(new: RunRecord, old: RunRecord) -> bool:
-    """Whether ``new`` rather than ``old`` (two records of one run) counts: a finished run
-    over a failed one, else the later finished (an exact copy: the first one read)."""
-    if new.ok != old.ok:
-        return new.ok
-    return (new.finished_at or "") > (old.finished_at or "")
-
-
-def load_folders(folders: list[str | Path]) -> Collection:
-    """Read experiment folders; a run found more than once counts once.
-
-    A run is its protocol, method and seed (:func:`~bench.record.run_identity`),
-    so copies of a folder, a folder given twice, and a record made before and
-    again after run ids changed all count once; a note says where. Raises
-    :class:`NoRecordsError` for a folder without any record file.
-    """
-    out = Collection(folders=[])
-    kept: dict[tuple, tuple[int, RunRecord]] = {}  # run -> (folder index, record)
-    copies: dict[tuple[str, str], int] = {}
-    seen_folders: dict[Path, Path] = {}
-    for folder in map(Path, folders):
-        real = folder.resolve()
-        if real in seen_folders:
-            out.notes.append(f"{folder} was given twice (as {seen_folders[real]}): read once")
-            continue
-        seen_folders[real] = folder
-        records, problems = scan_records(folder)
-        if not records and not problems:
-            raise NoRecordsError(f"no run records under {folder} (expected {folder}/runs/*.json); "
-                                 "run `bench run --out` there first")
-        out.problems += problems
-        here = FolderRecords(folder)
-        out.folders.append(here)
-        for rec in records:
-            run = run_identity(rec)
-            if run not in kept:
-                kept[run] = (len(out.folders) - 1, rec)
-                here.records.append(rec)
-                continue
-            index, first = kept[run]
-            where = (str(out.folders[index].folder), str(folder))
-            copies[where] = copies.get(where, 0) + 1
-            if _stands_for_the_run(rec, first):
-                out.folders[index].records = [r for r in out.folders[index].records
-                                              if r is not first]
-                kept[run] = (len(out.folders) - 1, rec)
-                here.records.append(rec)
-    for (first, other), n in copies.items():
-        if first == other:
-            out.notes.append(f"{n} record file(s) in {first} hold a run that another file "
-                             "there holds too: each run counted once (the latest finished)")
-        else:
-            out.notes.append(f"{n} run(s) of {other} are also in {first} (same protocol, "
-                             "method and seed): each counted once")
-    return out
-
-
-def ensure_writable(out_dir: Path) -> Path:
-    """Create ``out_dir`` (and ``runs/``) or fail with a clear message."""
-    out_dir = Path(out_dir)
-    try:
-        (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputNotWritableError(
-            f"cannot write to the output folder {out_dir} ({exc.strerror or exc}); "
-            "pass a writable --out") from exc
-    return out_dir
-
-
-class ExperimentLock:
-    """An exclusive, non-blocking lock on an experiment folder (``.bench.lock``).
-
-    The kernel drops the lock when the holder exits, so a crashed run never
-    leaves the folder locked.
-    """
-
-    def __init__(self, out_dir: Path):
-        self.path = Path(out_dir) / ".bench.lock"
-        self._fh = None
-
-    def __enter__(self) -> ExperimentLock:
-        self._fh = open(self.path, "a+")
+    def read(self, run_id: str) -> RunRecord | None:
+        """The run's record, None when there is none; :class:`CorruptRecordError` (naming the
+        file) when its file is not a readable record."""
         try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            self._fh.seek(0)
-            holder = self._fh.read().strip() or "unknown"
-            self._fh.close()
-            self._fh = None
-            raise ExperimentLockedError(
-                f"experiment folder {self.path.parent} is in use by another bench run "
-                f"(pid {holder}); wait for it to finish or pass another --out") from None
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(str(os.getpid()))
-        self._fh.flush()
-        return self
+            return self.read_file(self.path(run_id))
+        except FileNotFoundError:
+            return None
 
-    def __exit__(self, *exc) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+    def peek(self, run_id: str) -> RunRecord | CorruptRecordError | None:
+        """The run's record, what makes its file unreadable, or None when there is none: one
+        read that tells a run's state. A newer schema's record raises
+        :class:`RecordSchemaError` (no older scaleqbench decides about it)."""
+        try:
+            return self.read(run_id)
+        except RecordSchemaError:
+            raise
+        except CorruptRecordError as exc:
+            return exc
+
+    def current(self, run_id: str, if_corrupt: str | None = None) -> RunRecord | None:
+        """The run's record as it stands, None when there is none or its file is damaged.
+
+        Launchers poll and compare records here; a damaged file is named where it is
+        replaced (:meth:`write`) or shown (``bench status``), so it is only named here when
+        ``if_corrupt`` says what the caller does instead.
+        """
+        found = self.peek(run_id)
+        if isinstance(found, CorruptRecordError):
+            if if_corrupt:
+                log.warning("%s; %s", found, if_corrupt)
+            return None
+        return found
+
+    def resume(self, run_id: str) -> RunRecord | None:
+        """The record a resumed sweep keeps for ``run_id``, or None when the run is to be run.
+
+        A damaged record is moved aside (never deleted) and the run recomputed, said in a
+        warning; a record of a newer schema stops the sweep (:class:`RecordSchemaError`).
+        """
+        found = self.peek(run_id)
+        if isinstance(found, CorruptRecordError):
+            self.set_aside(found, "the run will be recomputed")
+            return None
+        return found
+
+    def set_aside(self, problem: CorruptRecordError, then: str) -> Path | None:
+        """Move the damaged file ``problem`` names aside, saying so and what ``then`` happens;
+        None when it is gone already."""
+        try:
+            moved = set_aside(Path(problem.path))
+        except FileNotFoundError:
+            return None
+        log.warning("%s; moved to %s, %s", problem, moved.name, then)
+        return moved
+
+    def scan(self) -> tuple[list[RunRecord], list[CorruptRecordError]]:
+        """Every record under ``runs/`` (or in the folder itself, when it is a ``runs/``
+        folder), and one problem per file that is not a readable record (each names it)."""
+        runs = self.folder / "runs" if (self.folder / "runs").is_dir() else self.folder
+        records, problems = [], []
+        for path in sorted(runs.glob("*.json")):
+            try:
+                records.append(self.read_file(path))
+            except FileNotFoundError:
+                continue  # removed while we listed the folder
+            except CorruptRecordError as exc:
+                problems.append(exc)
+        return records, problems
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def write(self, record: RunRecord) -> Path:
+        """Write ``record`` atomically to ``runs/<run-id>.json``; a damaged file already there
+        is moved aside first (said in a warning), a newer schema's record is never replaced."""
+        path = self.path(record.run_id)
+        text = record.to_json()
+        found = self.peek(record.run_id)
+        if isinstance(found, CorruptRecordError):
+            self.set_aside(found, "before writing the new record")
+        atomic_write_text(path, text)
+        record.path = path
+        return path
+
+    def write_job(self, record: RunRecord) -> bool:
+        """Write the record of the job ``record.job_id``, unless a launcher already settled
+        that job; False when refused. A run in this process (no job id) always writes."""
+        if not record.job_id:  # nothing settles an in-process run behind its back
+            self.write(record)
+            return True
+        with self.run_lock(record.run_id):
+            current = self.current(record.run_id)
+            if current is not None and current.settled_by and current.job_id == record.job_id:
+                log.warning("run %s: job %s ended for the %s launcher (recorded %s) before this "
+                            "process finished; its record stands, this result is dropped "
+                            "(re-run the sweep to retry the run)", record.run_id,
+                            record.job_id, current.settled_by, current.outcome)
+                return False
+            self.write(record)
+            return True
+
+    def settle(self, spec: RunSpec, job_id: str, record: RunRecord) -> RunRecord:
+        """Write ``record`` (:func:`unfinished_record`) for a job that ended, unless a record
+        that must stand is there: one of this job (it wrote its own, or it was settled
+        before), or an ``ok`` one (a run with an ``ok`` record is never submitted again).
+        Returns the record that stands."""
+        with self.run_lock(spec.run_id):
+            current = self.current(spec.run_id, if_corrupt="recording how the job ended instead")
+            if current is not None and (current.job_id == job_id or current.ok):
+                return current
+            self.write(record)
+            return record
+
+    # ---- the folder ---------------------------------------------------------------------------
+
+    def ensure_writable(self) -> Path:
+        """The folder, with its ``runs/``, created and writable (:func:`writable_folder`)."""
+        writable_folder(self.folder)
+        writable_folder(self.folder / "runs")
+        return self.folder
+
+    def lock(self) -> ExperimentLock:
+        """The folder's lock (:class:`~bench.store.locks.ExperimentLock`), to enter."""
+        return ExperimentLock(self.folder)
+
+    def run_lock(self, run_id: str) -> AbstractContextManager[None]:
+        """One run's lock: who checks its record and writes it holds it."""
+        return run_lock(self.folder, run_id)
+
+
+def unfinished_record(spec: RunSpec, *, launcher: str, job_id: str, end_state: str,
+                      error: str, backend_state: str = "", log_file: str = "") -> RunRecord:
+    """The ``failed`` record a launcher writes for a run whose job ended without one;
+    ``backend_state`` is the backend's own words (e.g. Slurm's ``CANCELLED by 0``)."""
+    return RunRecord.for_spec(spec, status="failed", job_id=job_id, settled_by=launcher,
+                              end_state=end_state, error=error,
+                              backend_state=backend_state or None, log=log_file or None)

@@ -42,20 +42,15 @@ from scaleqbench.methods.disco.basis import disco_basis
 from scaleqbench.methods.disco.cache import load_or_fit
 from scaleqbench.methods.disco.fit import FitOptions, check_scales
 from scaleqbench.methods.disco.models import DiscoMnist, DiscoWideResNet, ScaleAxis
-from scaleqbench.methods.registry import TrainRecipe, register_method
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
 
 __all__ = ["DiscoMnist", "DiscoWideResNet", "FitOptions", "ScaleAxis", "build_disco"]
 
 PAPER = "Sosnovik, Moskalev & Smeulders, DISCO: accurate Discrete Scale Convolutions, BMVC 2021"
 REFERENCE = "ISosnovik/disco@f832fa0636caae59d4fc693e48582a06006e189d:models/mnist_disco_models.py"
 
-#: Scale-MNIST (train_scale_mnist.py defaults): Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128
-MNIST_RECIPE = TrainRecipe()
-#: STL-10 (train_stl10.py defaults, exp_stl.sh adds --nesterov): SGD 0.05, momentum 0.9,
-#: weight decay 1e-3, x0.2 at 300/400/600/800, 1000 epochs, batch 64
-STL10_RECIPE = TrainRecipe(optimizer="sgd", lr=0.05, weight_decay=1e-3, momentum=0.9,
-                           nesterov=True, milestones=(300, 400, 600, 800), gamma=0.2,
-                           epochs=1000, batch_size=64)
+CARD = MethodCard(family="scale-equivariant", paper=PAPER, year=2021, reference=REFERENCE)
 
 MNIST_BASIS = dict(size=15, effective_size=7, scales=(1.0, 1.26, 1.59, 2.0), basis="B",
                    min_scale=1.9, mult=1.5, max_order=4)
@@ -85,13 +80,12 @@ def _proxy(size: int, effective_size: int, scales: Sequence[float], proxy: torch
 
 
 @register_method(
-    "disco", family="scale-equivariant", paper=PAPER, year=2021, reference=REFERENCE,
+    "disco", CARD,
     configs={
         "mnist": dict(arch="mnist", **MNIST_BASIS),
         "stl10": dict(arch="wrn", **STL10_BASIS),
         "quick": QUICK,
-    },
-    recipes={"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE})
+    })
 def build_disco(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                 size: int = 15, effective_size: int = 7,
                 scales: Sequence[float] = (1.0, 1.26, 1.59, 2.0), basis: str = "B",

@@ -199,21 +199,77 @@ def _shifts(x: torch.Tensor, size: int) -> torch.Tensor:
     return cols.reshape(1, size * size, h, w)
 
 
+def _fixed_proxy(size: int, effective_size: int, scales: list[float]) -> torch.Tensor:
+    """``(F, S, size, size)`` float64: the dilated impulses at every integer scale, zeros at the
+    scales to be fitted."""
+    proxy = torch.zeros(effective_size ** 2, len(scales), size, size, dtype=torch.float64)
+    for j, s in enumerate(scales):
+        if s.is_integer():
+            proxy[:, j] = dilated_impulses(size, effective_size, int(s))
+    return proxy
+
+
+def _normal_equations(grams: dict[tuple[int, int], torch.Tensor],
+                      weights: dict[tuple[int, int], float], slot: dict[int, int],
+                      flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted least-squares system ``h sol = rhs`` of one IRLS step.
+
+    ``sum_p w_p ||U_p k_j - V_p k_i||^2`` over the pairs ``p = (i, j)``, as a quadratic in
+    the fitted kernels (stacked in the order of ``slot``: scale -> block): each fitted side
+    of a pair adds its Gram block to ``h``, a pair of two fitted scales couples them with
+    ``-U^T V``, and a pair with one fixed side moves that side's known kernels ``flat`` to
+    ``rhs`` (one column per basis function)."""
+    n_funcs, n = flat.shape[0], flat.shape[2]
+    h = torch.zeros(len(slot) * n, len(slot) * n, dtype=torch.float64)
+    rhs = torch.zeros(len(slot) * n, n_funcs, dtype=torch.float64)
+    for (i, j), w in weights.items():
+        g = grams[(i, j)]
+        uu, uv, vv = g[:n, :n], g[:n, n:], g[n:, n:]
+        bj = slot[j] * n if j in slot else None
+        bi = slot[i] * n if i in slot else None
+        if bj is not None:
+            h[bj:bj + n, bj:bj + n] += w * uu
+        if bi is not None:
+            h[bi:bi + n, bi:bi + n] += w * vv
+        if bj is not None and bi is not None:
+            h[bj:bj + n, bi:bi + n] -= w * uv
+            h[bi:bi + n, bj:bj + n] -= w * uv.T
+        elif bj is not None:
+            rhs[bj:bj + n] += w * (uv @ flat[:, i].T)
+        else:
+            rhs[bi:bi + n] += w * (uv.T @ flat[:, j].T)
+    return h, rhs
+
+
+def _pair_squares(grams: dict[tuple[int, int], torch.Tensor], flat: torch.Tensor
+                  ) -> dict[tuple[int, int], float]:
+    """Each pair's squared residual norm ``z^T G z``, ``z = [k_j; -k_i]`` (clamped at 0)."""
+    out = {}
+    for (i, j), g in grams.items():
+        z = torch.cat([flat[:, j], -flat[:, i]], 1)  # (F, 2n): residual = [U, V] z
+        out[(i, j)] = max(float(torch.einsum("fa,ab,fb->", z, g, z)), 0.0)
+    return out
+
+
+def _irls_weights(sq: dict[tuple[int, int], float]) -> dict[tuple[int, int], float]:
+    """The next IRLS weights ``1 / ||R_p||``; a vanishing residual would give an infinite
+    weight, so residuals are floored at ``1e-12`` of the largest (that pair is solved)."""
+    floor = 1e-12 * max(max(sq.values()), 1e-300)
+    return {p: 1.0 / math.sqrt(max(v, floor)) for p, v in sq.items()}
+
+
 def fit_proxy_basis(size: int, effective_size: int, scales: Sequence[float],
                     options: FitOptions = FitOptions()) -> FitResult:
     """Fit DISCO's proxy basis ``(eff^2, S, size, size)`` (float64) for one configuration.
 
     Integer scales hold dilated impulses (exact, not fitted); the other scales
-    minimise :func:`equivariance_loss` on ``options.num_images`` random images.
+    minimise :func:`equivariance_loss` on ``options.num_images`` random images by
+    iteratively re-weighted least squares (module docstring).
     Deterministic: the same arguments give a bit-identical result.
     """
     scales = check_scales(size, effective_size, scales)
-    n_funcs, n = effective_size ** 2, size * size
-    proxy = torch.zeros(n_funcs, len(scales), size, size, dtype=torch.float64)
+    proxy = _fixed_proxy(size, effective_size, scales)
     free = [j for j, s in enumerate(scales) if not s.is_integer()]
-    for j, s in enumerate(scales):
-        if s.is_integer():
-            proxy[:, j] = dilated_impulses(size, effective_size, int(s))
     if not free:
         return FitResult(proxy, ())
     pairs = [(i, j) for i in range(len(scales)) for j in range(i + 1, len(scales))
@@ -221,41 +277,17 @@ def fit_proxy_basis(size: int, effective_size: int, scales: Sequence[float],
     images = random_images(options.num_images, options.image_size, options.seed)
     grams = _pair_grams(images, size, pairs, scales)
     slot = {j: k for k, j in enumerate(free)}
-    flat = proxy.reshape(n_funcs, len(scales), n)
-
-    def pair_sq(i: int, j: int) -> float:
-        z = torch.cat([flat[:, j], -flat[:, i]], 1)  # (F, 2n): residual = [U, V] z
-        return float(torch.einsum("fa,ab,fb->", z, grams[(i, j)], z))
-
+    n = size * size
+    flat = proxy.reshape(proxy.shape[0], len(scales), n)  # a view: solving fills the proxy
     weights = {p: 1.0 for p in pairs}  # the first solve is plain least squares
     losses: list[float] = []
     for _ in range(options.max_iter):
-        h = torch.zeros(len(free) * n, len(free) * n, dtype=torch.float64)
-        rhs = torch.zeros(len(free) * n, n_funcs, dtype=torch.float64)
-        for (i, j), w in weights.items():
-            g = grams[(i, j)]
-            uu, uv, vv = g[:n, :n], g[:n, n:], g[n:, n:]
-            bj = slot[j] * n if j in slot else None
-            bi = slot[i] * n if i in slot else None
-            if bj is not None:
-                h[bj:bj + n, bj:bj + n] += w * uu
-            if bi is not None:
-                h[bi:bi + n, bi:bi + n] += w * vv
-            if bj is not None and bi is not None:
-                h[bj:bj + n, bi:bi + n] -= w * uv
-                h[bi:bi + n, bj:bj + n] -= w * uv.T
-            elif bj is not None:
-                rhs[bj:bj + n] += w * (uv @ flat[:, i].T)
-            else:
-                rhs[bi:bi + n] += w * (uv.T @ flat[:, j].T)
-        sol = torch.linalg.solve(h, rhs)  # (len(free) * n, F)
+        sol = torch.linalg.solve(*_normal_equations(grams, weights, slot, flat))  # (|free| n, F)
         for j, k in slot.items():
             flat[:, j] = sol[k * n:(k + 1) * n].T
-        sq = {p: max(pair_sq(*p), 0.0) for p in pairs}
+        sq = _pair_squares(grams, flat)
         losses.append(sum(math.sqrt(v) for v in sq.values()))
         if len(losses) > 1 and abs(losses[-2] - losses[-1]) <= options.tol * losses[-1]:
             break
-        # a vanishing residual would give an infinite weight; it is then already solved
-        floor = 1e-12 * max(max(sq.values()), 1e-300)
-        weights = {p: 1.0 / math.sqrt(max(v, floor)) for p, v in sq.items()}
+        weights = _irls_weights(sq)
     return FitResult(proxy, tuple(losses))

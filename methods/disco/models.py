@@ -15,19 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaleqbench.methods.common import (
+    MaxOverScales,
     PreActWideBlock,
     ScalePooledWRN,
     init_norms_and_linear_biases,
+    wrn_blocks_per_group,
+    wrn_groups,
 )
 from scaleqbench.methods.common import fold_scale_axis as _fold
 from scaleqbench.methods.disco.layers import DiscoConvHH, DiscoLift, ScaleAvgPool
 from scaleqbench.methods.scale_axis import ScaleAxis
-from scaleqbench.methods.sesn.layers import (
-    ScaleBatchNorm,
-    ScaleMaxPool,
-    ScalePool,
-    SESConv1x1,
-)
+from scaleqbench.methods.sesn.layers import ScaleBatchNorm, SESConv1x1, SpatialMaxPoolPerScale
 
 __all__ = ["DiscoMnist", "DiscoWideResNet", "ScaleAxis"]
 
@@ -61,7 +59,7 @@ class DiscoMnist(nn.Module):
         self.conv3 = DiscoConvHH(c2, c3, basis, scales)
         self.post1 = nn.Sequential(nn.ReLU(), ScaleAvgPool(2), ScaleBatchNorm(c1))
         self.post2 = nn.Sequential(nn.ReLU(), ScaleAvgPool(2), ScaleBatchNorm(c2))
-        self.project = ScalePool()
+        self.project = MaxOverScales()
         self.bn = nn.BatchNorm1d(c3)
         self.head = nn.Sequential(
             nn.Linear(c3, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
@@ -108,10 +106,11 @@ class DiscoWideBlock(PreActWideBlock):
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         self.bn1 = ScaleBatchNorm(c_in)
-        conv1: list[nn.Module] = ([ScalePool(), DiscoLift(c_in, c_out, basis, scales, bias=False)]
-                                  if relift else [DiscoConvHH(c_in, c_out, basis, scales, bias=False)])
+        conv1: list[nn.Module] = (
+            [MaxOverScales(), DiscoLift(c_in, c_out, basis, scales, bias=False)] if relift
+            else [DiscoConvHH(c_in, c_out, basis, scales, bias=False)])
         if stride == 2:
-            conv1.append(ScaleMaxPool(2))
+            conv1.append(SpatialMaxPoolPerScale(2))
         self.conv1 = nn.Sequential(*conv1)
         self.bn2 = ScaleBatchNorm(c_out)
         self.conv2 = DiscoConvHH(c_out, c_out, basis, scales, bias=False)
@@ -120,7 +119,7 @@ class DiscoWideBlock(PreActWideBlock):
         if c_in != c_out:
             short: list[nn.Module] = [SESConv1x1(c_in, c_out)]
             if stride == 2:
-                short.append(ScaleMaxPool(2))
+                short.append(SpatialMaxPoolPerScale(2))
             self.shortcut = nn.Sequential(*short)
         elif stride != 1:
             raise ValueError("a block that keeps its width must keep its resolution")
@@ -140,21 +139,14 @@ class DiscoWideResNet(ScalePooledWRN):
     def __init__(self, basis: torch.Tensor, scales: Sequence[float], in_channels: int = 3,
                  num_classes: int = 10, depth: int = 16, widen: int = 8, dropout: float = 0.3):
         super().__init__()
-        if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+        n = wrn_blocks_per_group(depth)
         self.scales = tuple(float(s) for s in scales)
-        n = (depth - 4) // 6
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
         self.stem = DiscoLift(in_channels, widths[0], basis, scales, bias=False)
-        groups = []
-        for g in range(3):
-            blocks = [DiscoWideBlock(widths[g] if i == 0 else widths[g + 1], widths[g + 1],
-                                     stride=2 if (i == 0 and g > 0) else 1, dropout=dropout,
-                                     basis=basis, scales=scales, relift=i == 0 and g > 0)
-                      for i in range(n)]
-            groups.append(nn.Sequential(*blocks))
-        self.groups = nn.ModuleList(groups)
-        self.project = ScalePool()
+        self.groups = wrn_groups(widths, n, lambda g, i, c_in, c_out, stride: DiscoWideBlock(
+            c_in, c_out, stride=stride, dropout=dropout, basis=basis, scales=scales,
+            relift=i == 0 and g > 0))
+        self.project = MaxOverScales()
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         self._init()

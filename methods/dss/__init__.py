@@ -22,20 +22,22 @@ scales, zero scale 0.5, scale depth 2), ``quick`` (the MNIST model at widths
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 
-from scaleqbench.methods.dss.layers import ScaleBatchNorm, ScaleConv, ScaleMaxPool, SpatialMaxPool
+from scaleqbench.methods.dss.layers import DilatedSpatialMaxPool, ScaleBatchNorm, ScaleConv
 from scaleqbench.methods.dss.models import DSSMnist
 from scaleqbench.methods.dss.scale_space import ScaleSpaceLift, discrete_gaussian
 from scaleqbench.methods.dss.wrn import DSSWideResNet
-from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
 from scaleqbench.methods.style import OKABE_ITO, MethodStyle
 
 __all__ = [
-    "DSSMnist", "DSSWideResNet", "ScaleBatchNorm", "ScaleConv", "ScaleMaxPool",
-    "ScaleSpaceLift", "SpatialMaxPool", "build_dss", "discrete_gaussian",
+    "DSSMnist", "DSSWideResNet", "DilatedSpatialMaxPool", "ScaleBatchNorm", "ScaleConv",
+    "ScaleSpaceLift", "build_dss", "discrete_gaussian",
 ]
 
 PAPER = "Worrall & Welling, Deep Scale-spaces: Equivariance Over Scale, NeurIPS 2019"
@@ -51,9 +53,7 @@ _QUICK = dict(channels=(12, 24, 36), n_scales=2, zero_scale=0.25, scale_depth=1,
 _STL10 = dict(arch="wrn", depth=16, widths=(16, 128, 240, 512), n_scales=4, zero_scale=0.5,
               scale_depths=(2, 2, 1), dropout=0.3)
 
-# MNIST: Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128 (the registry's protocol default);
-# STL-10: SGD Nesterov 0.9, lr 0.1, wd 5e-4, batch 128, 1000 epochs, x0.2 at 300/400/600/800.
-_RECIPES = {"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE, "quick": QUICK_RECIPE}
+CARD = MethodCard(family="scale-equivariant", paper=PAPER, year=2019, reference=REFERENCE)
 
 
 def build_dss(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
@@ -73,28 +73,23 @@ def _vector_configs() -> dict[str, dict[str, Any]]:
             "quick": dict(_QUICK, variant="vector")}
 
 
-@register_method("dss", family="scale-equivariant", paper=PAPER, year=2019,
-                 configs=_vector_configs(), recipes=_RECIPES, reference=REFERENCE,
-                 style=MethodStyle(OKABE_ITO["green"], "D"))
+@register_method("dss", replace(CARD, style=MethodStyle(OKABE_ITO["green"], "D")),
+                 configs=_vector_configs())
 def build_dss_default(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces (vector variant): discrete Gaussian lift, dilated scale convolutions."""
     return build_dss(in_channels, num_classes, **kwargs)
 
 
-@register_method("dss_vector", family="scale-equivariant", paper=PAPER, year=2019,
-                 configs=_vector_configs(), recipes=_RECIPES, alias_of="dss",
-                 reference=REFERENCE,
-                 style=MethodStyle(OKABE_ITO["green"], "P"))
+@register_method("dss_vector", replace(CARD, style=MethodStyle(OKABE_ITO["green"], "P")),
+                 configs=_vector_configs(), alias_of="dss")
 def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, vector variant: scale axis kept to the end, max over scales."""
     return build_dss(in_channels, num_classes, **kwargs)
 
 
-@register_method("dss_scalar", family="scale-equivariant", paper=PAPER, year=2019,
+@register_method("dss_scalar", replace(CARD, style=MethodStyle(OKABE_ITO["green"], "X")),
                  configs={"mnist": dict(_MNIST, variant="scalar"),
-                          "quick": dict(_QUICK, variant="scalar")},
-                 recipes=_RECIPES, reference=REFERENCE,
-                 style=MethodStyle(OKABE_ITO["green"], "X"))
+                          "quick": dict(_QUICK, variant="scalar")})
 def build_dss_scalar(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, scalar variant: max over scales and a re-lift at every layer."""
     return build_dss(in_channels, num_classes, **kwargs)

@@ -1,4 +1,7 @@
-"""DSS layers on scale-space tensors ``(B, C, S, H, W)``: scale convolution, pooling, BN.
+"""DSS layers on scale-space tensors ``(B, C, S, H, W)``: scale convolution, spatial pooling, BN.
+
+The max over scales is :class:`methods.common.MaxOverScales` (DSS uses ``share_ties=True``:
+scales tied at the maximum share its gradient).
 
 The central operation of Worrall & Welling (2019) is the *semigroup
 correlation* of a scale-space feature map ``f`` with a kernel ``w`` that spans
@@ -26,7 +29,7 @@ from torch import nn
 
 from scaleqbench.methods.scale_axis import ScaleAxis
 
-__all__ = ["ScaleBatchNorm", "ScaleConv", "ScaleMaxPool", "SpatialMaxPool", "dilated_conv2d",
+__all__ = ["DilatedSpatialMaxPool", "ScaleBatchNorm", "ScaleConv", "dilated_conv2d",
            "dss_scale_axis", "fold_scales"]
 
 
@@ -162,18 +165,7 @@ class ScaleConv(nn.Module):
         return torch.stack(outs, dim=2)
 
 
-class ScaleMaxPool(nn.Module):
-    """Max over the scale axis: ``(B, C, S, H, W) -> (B, C, H, W)``.
-
-    Equivariance: invariant to permutations of the scale axis (so to scale
-    shifts, up to what falls off its ends); translation-equivariant.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(dim=2)
-
-
-class SpatialMaxPool(nn.Module):
+class DilatedSpatialMaxPool(nn.Module):
     """2x2 max-pool (stride 2) of every scale slice of ``(B, C, S, H, W)``, the window of
     scale ``s`` dilated by ``base**s``::
 

@@ -14,28 +14,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scaleqbench.methods.common import BlockStackNet, MaxOverScales, mnist_head
 from scaleqbench.methods.dss.layers import (
+    DilatedSpatialMaxPool,
     ScaleBatchNorm,
     ScaleConv,
-    ScaleMaxPool,
-    SpatialMaxPool,
     dss_scale_axis,
     fold_scales,
 )
 from scaleqbench.methods.dss.scale_space import ScaleSpaceLift
 from scaleqbench.methods.scale_axis import ScaleAxis
 
-__all__ = ["DSSMnist", "ScalarBlock", "VectorBlock", "make_head"]
+__all__ = ["DSSMnist", "ScalarBlock", "VectorBlock"]
 
 VARIANTS = ("vector", "scalar")
-
-
-def make_head(channels: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """The `cnn` baseline's MLP head on globally pooled features (first Linear without bias:
-    BatchNorm1d follows it, as in the authors' heads)."""
-    return nn.Sequential(
-        nn.Linear(channels, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
 
 class VectorBlock(nn.Module):
@@ -46,7 +38,7 @@ class VectorBlock(nn.Module):
     model). Without projection: exactly equivariant to the 2x down-sampling action
     on scale-spaces, ``f(s, x) -> f(s + 1, 2 x)`` -- in its convolution, pointwise
     in BN (eval) / ReLU, and through the max-pool, whose window is dilated by
-    ``base**s`` at scale ``s`` (see :class:`~methods.dss.layers.SpatialMaxPool`);
+    ``base**s`` at scale ``s`` (see :class:`~methods.dss.layers.DilatedSpatialMaxPool`);
     translation-equivariant. With projection the output is invariant to shifts
     along the scale axis only up to what falls off its ends: with the two MNIST
     scales, a 2x down-sampling moves one of the two slices off the axis.
@@ -57,9 +49,9 @@ class VectorBlock(nn.Module):
         super().__init__()
         self.conv = ScaleConv(c_in, c_out, kernel_size, n_scales, depth=depth, base=base)
         self.act = nn.ReLU(inplace=True)
-        self.pool = SpatialMaxPool(2, base) if pool else nn.Identity()
+        self.pool = DilatedSpatialMaxPool(2, base) if pool else nn.Identity()
         self.bn = ScaleBatchNorm(c_out)
-        self.project = ScaleMaxPool() if project else nn.Identity()
+        self.project = MaxOverScales(share_ties=True) if project else nn.Identity()
         self.out_scales = self.conv.out_scales
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +72,7 @@ class ScalarBlock(nn.Module):
         super().__init__()
         self.lift = ScaleSpaceLift(n_scales, zero_scale, base)
         self.conv = ScaleConv(c_in, c_out, kernel_size, n_scales, depth=depth, base=base)
-        self.scale_pool = ScaleMaxPool()
+        self.scale_pool = MaxOverScales(share_ties=True)
         # not in place: the max over scales before it needs its output for the backward pass
         self.act = nn.ReLU()
         # ceil_mode keeps odd sizes from dropping their last row/column (as in `cnn`)
@@ -92,7 +84,7 @@ class ScalarBlock(nn.Module):
         return self.bn(self.pool(self.act(y)))
 
 
-class DSSMnist(nn.Module):
+class DSSMnist(BlockStackNet):
     """DSS on the `cnn` skeleton: scale-space lift, three DSS blocks, global max-pool head.
 
     ``variant="vector"`` lifts once and keeps the scale axis through every block,
@@ -154,13 +146,7 @@ class DSSMnist(nn.Module):
                                           zero_scale, i < last))
                 c_prev = c
         self.blocks = nn.ModuleList(blocks)
-        self.head = make_head(c_prev, hidden, num_classes, dropout)
-
-    def _maps(self, x: torch.Tensor):
-        x = self.lift(x)
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            yield f"block{i + 1}", x
+        self.head = mnist_head(c_prev, hidden, num_classes, dropout)
 
     def scale_axes(self) -> dict[str, ScaleAxis]:
         """The vector variant's blocks before the projection carry the scale axis
@@ -171,13 +157,8 @@ class DSSMnist(nn.Module):
         return {f"block{i + 1}": dss_scale_axis(block.conv.base, block.out_scales)
                 for i, block in enumerate(self.blocks) if isinstance(block.project, nn.Identity)}
 
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each block's output, ``(B, C, H', W')``; the vector variant's blocks 1 and 2 fold
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        """A block's output, ``(B, C, H', W')``: the vector variant's blocks 1 and 2 fold
         their scale axis into channels (channel-major: ``c * S + s``), its block 3 is the
         scale-projected map."""
-        return {k: fold_scales(v) if v.dim() == 5 else v for k, v in self._maps(x)}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for _, x in self._maps(x):
-            pass
-        return self.head(torch.amax(x, dim=(-2, -1)))
+        return fold_scales(x) if x.dim() == 5 else x

@@ -22,14 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaleqbench.methods.common import init_norms_and_linear_biases
-from scaleqbench.methods.dss.layers import (
-    ScaleBatchNorm,
-    ScaleConv,
-    ScaleMaxPool,
-    dss_scale_axis,
-    fold_scales,
+from scaleqbench.methods.common import (
+    MaxOverScales,
+    init_norms_and_linear_biases,
+    wrn_blocks_per_group,
 )
+from scaleqbench.methods.dss.layers import ScaleBatchNorm, ScaleConv, dss_scale_axis, fold_scales
 from scaleqbench.methods.scale_axis import ScaleAxis
 from scaleqbench.methods.dss.scale_space import ScaleSpaceLift
 
@@ -92,9 +90,7 @@ class DSSWideResNet(nn.Module):
                  scale_depths: tuple[int, int, int] = (2, 2, 1), dropout: float = 0.3,
                  init: str = "delta"):
         super().__init__()
-        if (depth - 4) % 6 != 0:
-            raise ValueError(f"WRN depth must be 6 n + 4, got {depth}")
-        n_blocks = (depth - 4) // 6
+        n_blocks = wrn_blocks_per_group(depth)
         self.lift = ScaleSpaceLift(n_scales, zero_scale, base)
         self.conv1 = ScaleConv(in_channels, widths[0], 3, n_scales, depth=1, base=base,
                                init=init)
@@ -110,7 +106,7 @@ class DSSWideResNet(nn.Module):
             groups.append(nn.Sequential(*blocks))
         self.groups = nn.ModuleList(groups)
         self.bn = ScaleBatchNorm(c_prev)
-        self.scale_pool = ScaleMaxPool()
+        self.scale_pool = MaxOverScales(share_ties=True)
         self.fc = nn.Linear(c_prev, num_classes)
         init_norms_and_linear_biases(self, (nn.BatchNorm3d,))
 

@@ -6,7 +6,7 @@ Layers (each states what it is equivariant to):
 * :class:`~methods.fourier.nonlinearity.RingNonlinearity` -- scale-equivariant
   nonlinearity and pooling, batched over rings (``impl="reference"``: the per-ring
   version of :mod:`methods.fourier.reference`);
-* :class:`~methods.fourier.model.FourierNet` -- assembly and the per-size head;
+* :class:`~methods.fourier.models.FourierNet` -- assembly and the per-size head;
 * :func:`~methods.fourier.loss.scale_consistency_loss` -- the method's loss.
 
 The layers' large spectra and gradients come from a pool of warm buffers that the
@@ -21,12 +21,13 @@ G 64/32/16, N 7/5/5, pooling after blocks 1 and 2, sizes 49..97) and ``quick``.
 from __future__ import annotations
 
 from scaleqbench.methods.fourier.loss import scale_consistency_loss
-from scaleqbench.methods.fourier.model import FourierBlock, FourierNet, ResidualFourierBlock
+from scaleqbench.methods.fourier.models import FourierBlock, FourierNet, ResidualFourierBlock
 from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
 from scaleqbench.methods.fourier.spectral import SpectralConv2d
-from scaleqbench.methods.registry import TrainRecipe, register_method
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
 
-__all__ = ["FourierBlock", "FourierNet", "ResidualFourierBlock", "RingNonlinearity",
+__all__ = ["NO_DECAY", "FourierBlock", "FourierNet", "ResidualFourierBlock", "RingNonlinearity",
            "SpectralConv2d", "build_fourier", "scale_consistency_loss"]
 
 #: the authors' code: its train_mnist.py flags give the ``mnist`` configuration below (widths
@@ -37,7 +38,8 @@ __all__ = ["FourierBlock", "FourierNet", "ResidualFourierBlock", "RingNonlineari
 REFERENCE = ("ashiq24/Scale_Equivarinat_Fourier_Layer@6ed59dacb398f19664368bc4b2cf097be6975131:"
              "scale_eq/models/fourier_seq_mnist.py")
 
-#: spectral weights get no weight decay (the paper's parameter groups)
+#: the parameters the paper's parameter groups keep out of weight decay (its spectral weights):
+#: the Fourier training recipes (scaleqbench.bench.run.recipes) name them
 NO_DECAY = ("spectral_weight",)
 
 CONFIGS = {
@@ -53,23 +55,14 @@ CONFIGS = {
                   dropout=0.1),
 }
 
-RECIPES = {
-    # the paper's MNIST protocol
-    "mnist": TrainRecipe(optimizer="adamw", lr=1e-2, weight_decay=3e-2, schedule="step",
-                         step_size=20, gamma=0.1, epochs=60, batch_size=128, no_decay=NO_DECAY),
-    # ours (the paper does not state one): the MNIST recipe at a lower rate, longer
-    "stl10": TrainRecipe(optimizer="adamw", lr=1e-3, weight_decay=3e-2, schedule="step",
-                         step_size=30, gamma=0.1, epochs=90, batch_size=64, no_decay=NO_DECAY),
-    "quick": TrainRecipe(optimizer="adamw", lr=5e-3, weight_decay=1e-2, schedule="step",
-                         step_size=5, gamma=0.2, epochs=6, batch_size=64, no_decay=NO_DECAY),
-}
-
-
-@register_method(
-    "fourier", family="fourier",
+CARD = MethodCard(
+    family="fourier",
     paper="Rahman & Yeh, Truly Scale-Equivariant Deep Nets with Fourier Layers, NeurIPS 2023",
-    year=2023, configs=CONFIGS, recipes=RECIPES, loss=scale_consistency_loss,
-    reference=REFERENCE, input="native")  # the paper fed it every resolution as it is (its baselines: padded)
+    year=2023, reference=REFERENCE,
+    input="native")  # the paper fed it every resolution as it is (its baselines: padded)
+
+
+@register_method("fourier", CARD, configs=CONFIGS)
 def build_fourier(in_channels: int = 1, num_classes: int = 10, **kwargs) -> FourierNet:
     """Localized spectral convolutions with per-ring nonlinearities: exact scale equivariance."""
     return FourierNet(in_channels=in_channels, num_classes=num_classes, **kwargs)

@@ -25,20 +25,11 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from scaleqbench.methods.fourier.chunking import chunk_slices
 from scaleqbench.methods.fourier.moments import band_energy, band_energy_backward
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
-__all__ = ["GridRings", "chunk_maps"]
-
-#: elements of one group's grid stack per chunk (~4 MB in float32): large enough that
-#: the per-chunk Python overhead is small, small enough to stay in the last-level cache
-CHUNK_ELEMENTS = 1 << 20
-
-
-def chunk_maps(n_maps: int, grid_elements: int, budget: int = CHUNK_ELEMENTS) -> list[slice]:
-    """Split ``n_maps`` maps into slices of about ``budget / grid_elements`` maps each."""
-    step = max(1, budget // max(1, grid_elements))
-    return [slice(i, min(i + step, n_maps)) for i in range(0, n_maps, step)]
+__all__ = ["GridRings"]
 
 
 def _activate(pre: torch.Tensor, act, relu: bool) -> torch.Tensor:
@@ -168,7 +159,7 @@ class GridRings(torch.autograd.Function):
             r, size, k = grp.dims
             sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
             kept = []
-            for sl in chunk_maps(nb, r * size * size, budget):
+            for sl in chunk_slices(nb, r * size * size, budget):
                 c = sl.stop - sl.start
                 grids = _synthesise(grp, spec[:k, :k, sl].reshape(k, k * c), c)
                 if keep:
@@ -200,7 +191,7 @@ class GridRings(torch.autograd.Function):
         for grp, kept in zip(plan.groups, ctx.grids):
             r, size, k = grp.dims
             sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
-            for sl, grids in zip(chunk_maps(nb, r * size * size, ctx.budget), kept):
+            for sl, grids in zip(chunk_slices(nb, r * size * size, ctx.budget), kept):
                 c = sl.stop - sl.start
                 g_yp = _analyse_t(grp, gz, sl, size // pool)
                 # recompute the affine, activation and pooling of this chunk from its grids

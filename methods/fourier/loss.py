@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scaleqbench.methods.protocol import PerSizeClassifier
+
 __all__ = ["per_size_cross_entropy", "scale_consistency_loss"]
 
 
@@ -25,9 +27,12 @@ def per_size_cross_entropy(per_size: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 def scale_consistency_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The registry loss hook of ``fourier``: ``(loss, logits at the input size)``."""
+    """The training loss of ``fourier``: ``(loss, logits at the input size)``."""
+    if not isinstance(model, PerSizeClassifier):
+        raise TypeError(f"the scale-consistency loss needs a model with per_size_logits() and "
+                        f"consistency_weight, not a {type(model).__name__}")
     per_size = model.per_size_logits(x)
     ce = per_size_cross_entropy(per_size, y)
-    weight = float(getattr(model, "consistency_weight", 1.0))
+    weight = float(model.consistency_weight)
     loss = ce.sum() + weight * torch.relu(ce[1:] - ce[:-1]).sum()
     return loss, per_size[:, -1].detach()

@@ -5,7 +5,7 @@ For real spectra ``spec`` ``(K, K, N)`` and band weights ``w`` ``(S, k)``
 ``spec[0, 0, i]`` and the mean square of its band ``s`` is
 ``sum_{a, b < k} spec[a, b, i]^2 w[s, a] w[s, b]`` (Parseval). The ring
 nonlinearity's instance norm (:mod:`methods.fourier.grid_rings`) and the head's RMS
-pooling (:mod:`methods.fourier.model`) both need them. Written with tensor ops,
+pooling (:mod:`methods.fourier.models`) both need them. Written with tensor ops,
 the energies ``spec^2`` and their gradient are full-size tensors, and so is the
 gradient of ``spec[0, 0]`` (a zero-filled copy); here they exist one chunk of maps
 at a time, and the spectrum's gradient is written into one workspace buffer.
@@ -16,24 +16,16 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_slices
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["SpectrumMoments", "band_energy", "band_energy_backward"]
-
-#: elements of one chunk's energies (~4 MB in float32)
-CHUNK_ELEMENTS = 1 << 20
-
-
-def _chunks(k: int, n: int, budget: int) -> list[slice]:
-    step = max(1, budget // max(1, k * k))
-    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
-
 
 def band_energy(spec: torch.Tensor, w: torch.Tensor, budget: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """``(S, N)``: the mean square of every band ``w`` of every map (see the module docstring)."""
     k, n = w.shape[1], spec.shape[2]
     out = spec.new_empty(w.shape[0], n)
-    for sl in _chunks(k, n, budget):
+    for sl in chunk_slices(n, k * k, budget):
         c = sl.stop - sl.start
         energy = spec[:k, :k, sl].square().reshape(k, k * c)
         left = (w @ energy).view(-1, k, c)  # sum over a
@@ -46,7 +38,7 @@ def band_energy_backward(spec: torch.Tensor, w: torch.Tensor, g_sq: torch.Tensor
     """``g_spec[:k, :k] += 2 spec sum_s g_sq[s] w[s, a] w[s, b]``: the transpose of
     :func:`band_energy` at ``spec``."""
     k, n = w.shape[1], spec.shape[2]
-    for sl in _chunks(k, n, budget):
+    for sl in chunk_slices(n, k * k, budget):
         c = sl.stop - sl.start
         t = (w[:, :, None] * g_sq[:, None, sl]).reshape(w.shape[0], k * c)  # [s, (b, i)]
         m = (w.T @ t).view(k, k, c)

@@ -36,7 +36,8 @@ Fast implementation. The instance-norm moments of every grid come from the
 spectrum (Parseval: the real basis is orthogonal on every grid that resolves it),
 never from the grids. The grids themselves are synthesised from the input's real
 spectrum by separable matrix products (``S_g X S_g^T``), grouped into
-stacks (one per grid size by default), and only ring ``j`` of each grid is analysed
+stacks (one per grid size by default; the matrices of one input size are its plan,
+:mod:`methods.fourier.ring_plan`), and only ring ``j`` of each grid is analysed
 (two thin matrix products) straight into the output spectrum, which is
 synthesised once. Moments and grids are one autograd function that works through
 the maps in cache-sized chunks and keeps only the raw grids for backward
@@ -50,23 +51,16 @@ batch axis, on CPU and CUDA alike. The plainly written per-ring version lives in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaleqbench.methods.fourier.basis import (
-    band_mean_square,
-    map_spectrum,
-    real_analysis,
-    real_synthesis,
-    ring_count,
-    ring_schedule,
-    spectrum_map,
-)
-from scaleqbench.methods.fourier.grid_rings import CHUNK_ELEMENTS, GridRings
+from scaleqbench.methods.fourier.basis import map_spectrum, ring_schedule, spectrum_map
+from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS
+from scaleqbench.methods.fourier.grid_rings import GridRings
 from scaleqbench.methods.fourier.reference import ring_nonlinearity_reference
+from scaleqbench.methods.fourier.ring_plan import RingPlan, build_plan
 from scaleqbench.methods.fourier.workspace import Workspace
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS"]
@@ -80,126 +74,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@dataclass
-class _Group:
-    """A zero-padded stack of grid evaluations of similar size (``R`` grids of ``M x M``)."""
-
-    index: torch.Tensor  # which affine parameters (row of gamma / beta) each grid uses
-    band_w: torch.Tensor  # (R, kin): mean square of each basis function on grid r, 0 off-band
-    k: int  # input spectrum block used (2 * band + 1)
-    size: int  # padded grid size M (multiple of the pool window)
-    synth_cat: torch.Tensor  # (R * M, k): the stack as one matrix
-    synth_cat_t: torch.Tensor  # (k, R * M)
-    synth_t_rows: torch.Tensor  # (R * M, k, M): S_r^T repeated for each row u of grid r
-    base: bool
-    row0: int = 0  # first output row / column of the group's rings: 2 j_0 - 1
-    ring_rows: torch.Tensor | None = None  # (R, 2, Mo): analysis rows of ring j
-    ring_rows_t: torch.Tensor | None = None  # (R, Mo, 2)
-    upto: torch.Tensor | None = None  # (R, Mo, 2J+1): analysis rows <= 2j, transposed
-    upto_t: torch.Tensor | None = None  # (R, 2J+1, Mo)
-    below: torch.Tensor | None = None  # (R, 2J+1, Mo): analysis rows < 2j - 1
-    below_t: torch.Tensor | None = None  # (R, Mo, 2J+1)
-    base_an: torch.Tensor | None = None  # (2J_b+1, Mo): the base grid's analysis
-    base_an_t: torch.Tensor | None = None
-
-    @property
-    def dims(self) -> tuple[int, int, int]:
-        """``(R, M, k)``: grids in the stack, their padded size, the spectrum block they read."""
-        return len(self.index), self.size, self.k
-
-
-@dataclass
-class _Plan:
-    kin: int  # width of the input spectrum block the grids read (2 * max band + 1)
-    groups: list[_Group]
-    rings_out: int  # J(m)
-    band_w: torch.Tensor  # (grids, kin): every group's band_w, stacked in evaluation order
-    grid_index: torch.Tensor  # (grids,): every group's index, stacked
-
-
-def _group_schedule(sched: list[tuple[int, int, int]], waste: float) -> list[list[int]]:
-    """Split the non-base evaluations into contiguous groups whose padding stays below ``waste``."""
-    groups: list[list[int]] = []
-    cur: list[int] = []
-    for i in range(1, len(sched)):
-        cand = cur + [i]
-        real = sum(sched[t][0] ** 2 for t in cand)
-        if cur and len(cand) * sched[i][0] ** 2 > waste * real:
-            groups.append(cur)
-            cand = [i]
-        cur = cand
-    if cur:
-        groups.append(cur)
-    return groups
-
-
-def build_plan(n: int, base: int, pool: int, waste: float, dtype: torch.dtype,
-               device: torch.device) -> _Plan:
-    """All matrices the fast path needs at input size ``n`` (built in float64, then cast)."""
-    sched = ring_schedule(n, base, pool)
-    m = n // pool
-    jout, jb = ring_count(m), sched[0][2]
-    kin = max(s[1] for s in sched)
-    f64 = dict(dtype=torch.float64)
-    cast = dict(dtype=dtype, device=device)
-    k_out = 2 * jout + 1
-
-    def synth_stack(idx: list[int], size: int, k: int) -> torch.Tensor:
-        s = torch.zeros(len(idx), size, k, **f64)
-        for r, t in enumerate(idx):
-            g, band, _ = sched[t]
-            s[r, :g, :2 * band + 1] = real_synthesis(g, band)
-        return s
-
-    def both(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``t`` and its transpose (last two axes), contiguous, in the working dtype."""
-        return t.to(**cast), t.transpose(-1, -2).contiguous().to(**cast)
-
-    def synth_fields(s: torch.Tensor) -> dict:
-        r, size, k = s.shape
-        cat, cat_t = both(s.reshape(r * size, k))
-        rows = s.transpose(1, 2)[:, None].expand(r, size, k, size).reshape(r * size, k, size)
-        return dict(synth_cat=cat, synth_cat_t=cat_t, synth_t_rows=rows.contiguous().to(**cast))
-
-    groups: list[_Group] = []
-    # base evaluation: all rings <= J(m_b) come from it
-    g, band, _ = sched[0]
-    base_an, base_an_t = both(real_analysis(g // pool, jb))
-    groups.append(_Group(
-        index=torch.tensor([0], device=device),
-        band_w=band_mean_square([band], 2 * kin + 1, **cast),
-        k=2 * band + 1, size=g, base=True, base_an=base_an, base_an_t=base_an_t,
-        **synth_fields(synth_stack([0], g, 2 * band + 1))))
-    for idx in _group_schedule(sched, waste):
-        size = max(sched[t][0] for t in idx)
-        k = 2 * max(sched[t][1] for t in idx) + 1
-        mo = size // pool
-        rows = torch.zeros(len(idx), 2, mo, **f64)
-        upto = torch.zeros(len(idx), k_out, mo, **f64)
-        below = torch.zeros(len(idx), k_out, mo, **f64)
-        for r, t in enumerate(idx):
-            j = sched[t][2]
-            o = 2 * j + 1
-            a = real_analysis(o, j)
-            rows[r, :, :o] = a[2 * j - 1:2 * j + 1]
-            upto[r, :2 * j + 1, :o] = a
-            below[r, :2 * j - 1, :o] = a[:2 * j - 1]
-        ring_rows, ring_rows_t = both(rows)
-        upto_t, upto = both(upto)
-        below, below_t = both(below)
-        groups.append(_Group(
-            index=torch.tensor([sched[t][2] - jb for t in idx], device=device),
-            band_w=band_mean_square([sched[t][1] for t in idx], 2 * kin + 1, **cast),
-            k=k, size=size, base=False, row0=2 * sched[idx[0]][2] - 1,
-            ring_rows=ring_rows, ring_rows_t=ring_rows_t, upto=upto, upto_t=upto_t,
-            below=below, below_t=below_t, **synth_fields(synth_stack(idx, size, k))))
-    return _Plan(kin=2 * kin + 1,
-                 groups=groups, rings_out=jout,
-                 band_w=torch.cat([g.band_w for g in groups]),
-                 grid_index=torch.cat([g.index for g in groups]))
-
-
-def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: _Plan, pool: int,
+def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: RingPlan, pool: int,
                            gamma: torch.Tensor | None, beta: torch.Tensor | None, act: str,
                            eps: float, chunk_elements: int = CHUNK_ELEMENTS,
                            ws: Workspace | None = None) -> torch.Tensor:
@@ -250,8 +125,8 @@ class RingNonlinearity(nn.Module):
         else:
             self.register_parameter("gamma", None)
             self.register_parameter("beta", None)
-        self._plans: dict[tuple, _Plan] = {}
-        #: grid elements per chunk of maps in the fast path (see methods.fourier.grid_rings)
+        self._plans: dict[tuple, RingPlan] = {}
+        #: grid elements per chunk of maps in the fast path (see methods.fourier.chunking)
         self.chunk_elements = CHUNK_ELEMENTS
         #: where the output and the input gradient come from (FourierNet shares one pool)
         self.workspace: Workspace | None = Workspace()
@@ -263,7 +138,7 @@ class RingNonlinearity(nn.Module):
     def output_size(self, n: int) -> int:
         return n // self.pool
 
-    def plan(self, n: int, dtype: torch.dtype, device: torch.device) -> _Plan:
+    def plan(self, n: int, dtype: torch.dtype, device: torch.device) -> RingPlan:
         key = (n, dtype, str(device))
         if key not in self._plans:
             self._plans[key] = build_plan(n, self.min_size, self.pool, self.waste, dtype, device)

@@ -33,18 +33,14 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_slices
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["SpectralMix"]
 
-#: elements of one chunk's stacked input (~4 MB in float32), as in grid_rings
-CHUNK_ELEMENTS = 1 << 20
-
-
 def _row_chunks(kmax: int, per_row: int, budget: int) -> list[tuple[int, int]]:
     """Row pairs ``f = 1 .. kmax`` in runs ``[f0, f1)`` of about ``budget`` elements."""
-    step = max(1, budget // max(1, per_row))
-    return [(f, min(f + step, kmax + 1)) for f in range(1, kmax + 1, step)]
+    return [(sl.start + 1, sl.stop + 1) for sl in chunk_slices(kmax, per_row, budget)]
 
 
 def _weights(w: torch.Tensor, pw: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,13 +109,18 @@ def _inner_forward(spec, w, pw, out, budget: int) -> None:
         torch.sub(re_b[:, 1:], re_a[:, 1:], out=os_[:, 2::2])
 
 
-def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
-    """The transpose of :func:`_inner_forward`: ``g_spec[:L, :L]``, ``g_w`` and ``g_pw +=``."""
+def _input_grad(gyr, gyi, rows, pw) -> torch.Tensor:
+    """Gradient at the stacked input of ``yr = x Wr, yi = x Wi``: ``gyr Wr^T + gyi Wi^T``."""
+    wr, wi = _weights(rows, pw)
+    return torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
+
+
+def _row0_backward(spec, w, pw, g_out, g_spec, g_wr, g_pw) -> None:
+    """Row 0 of :func:`_inner_backward`: its output is ``[Re A_0, Re A_g, -Im A_g]`` with
+    ``Re A = u Wr + v Wi``, ``Im A = u Wi - v Wr``."""
     width = w.shape[0]
-    kmax, nk = (width - 1) // 2, (width + 1) // 2
+    nk = (width + 1) // 2
     bsz, ci, co = spec.shape[2], spec.shape[3], w.shape[-1]
-    g_wr = torch.view_as_real(g_w) if g_w is not None else None
-    # row 0: out = [Re A_0, Re A_g, -Im A_g]; Re A = (u Wr + v Wi), Im A = (u Wi - v Wr)
     g = g_out[0, :width]
     g_re = torch.cat([g[0:1], g[1::2]])
     g_im = torch.cat([torch.zeros_like(g[0:1]), -g[2::2]])
@@ -128,52 +129,71 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
     _mix_backward(_stack_row0(spec, width).view(nk, 2 * bsz, ci), w[0], pw, gyr, gyi,
                   g_wr[0] if g_wr is not None else None, g_pw)
     if g_spec is not None:
-        wr, wi = _weights(w[0], pw)
-        gx = torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
-        gx = gx.view(nk, 2, bsz, ci)
+        gx = _input_grad(gyr, gyi, w[0], pw).view(nk, 2, bsz, ci)
         g_spec[0, 0] = gx[0, 0]
         g_spec[0, 1:width:2] = gx[1:, 0]
         g_spec[0, 2:width:2] = gx[1:, 1]
+
+
+def _pair_output_grads(g_rows: torch.Tensor, nk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients at ``yr``, ``yi`` of a run of row pairs, ``(nf * 2 * nk * 2, 2 B, C_out)``,
+    from the output gradient ``g_rows`` ``(2 nf, width, B, C_out)`` of those rows.
+
+    The gradients at Re A, Im A, Re B, Im B (``g >= 1`` from the four outputs, ``g = 0``
+    from ``c0`` and ``s0``), placed where ``Re A = yr_Au + yi_Av``, ``Im A = yi_Au - yr_Av``,
+    ``Re B = yr_Bp - yi_Bq``, ``Im B = yi_Bp + yr_Bq`` take them.
+    """
+    nf, width, bsz, co = g_rows.shape[0] // 2, *g_rows.shape[1:]
+    gr = g_rows.view(nf, 2, width, bsz, co)
+    gc, gs = gr[:, 0], gr[:, 1]
+    gyr = gc.new_empty(nf, 2, nk, 2, bsz, co)
+    gyi = torch.empty_like(gyr)
+    g_ra, g_rb, g_ia, g_ib = gyr[:, 0, :, 0], gyr[:, 1, :, 0], gyi[:, 0, :, 0], gyi[:, 1, :, 0]
+    g_ra[:, 0], g_rb[:, 0] = gc[:, 0], gc[:, 0]
+    torch.neg(gs[:, 0], out=g_ia[:, 0])
+    g_ib[:, 0] = gs[:, 0]
+    torch.sub(gc[:, 1::2], gs[:, 2::2], out=g_ra[:, 1:])
+    torch.add(gc[:, 1::2], gs[:, 2::2], out=g_rb[:, 1:])
+    torch.add(gc[:, 2::2], gs[:, 1::2], out=g_ia[:, 1:]).neg_()
+    torch.sub(gs[:, 1::2], gc[:, 2::2], out=g_ib[:, 1:])
+    gyi[:, 0, :, 1] = g_ra
+    torch.neg(g_ia, out=gyr[:, 0, :, 1])
+    torch.neg(g_rb, out=gyi[:, 1, :, 1])
+    gyr[:, 1, :, 1] = g_ib
+    return gyr.view(-1, 2 * bsz, co), gyi.view(-1, 2 * bsz, co)
+
+
+def _unstack_pairs(gx: torch.Tensor, g_rows: torch.Tensor) -> None:
+    """Transpose of :func:`_stack_pairs`: write the gradient at the stacked ``[u; v]``,
+    ``[p; q]`` (``gx``, as :func:`_input_grad` returns it) into the rows' gradient
+    ``g_rows`` ``(2 nf, width, B, C_in)``."""
+    nf, width, bsz, ci = g_rows.shape[0] // 2, *g_rows.shape[1:]
+    gx = gx.view(nf, 2, (width + 1) // 2, 2, bsz, ci).mul_(0.5)
+    g_u, g_v, g_p, g_q = gx[:, 0, :, 0], gx[:, 0, :, 1], gx[:, 1, :, 0], gx[:, 1, :, 1]
+    o = g_rows.view(nf, 2, width, bsz, ci)
+    oc, os_ = o[:, 0], o[:, 1]
+    torch.add(g_u[:, 0], g_p[:, 0], out=oc[:, 0])
+    torch.add(g_v[:, 0], g_q[:, 0], out=os_[:, 0])
+    torch.add(g_u[:, 1:], g_p[:, 1:], out=oc[:, 1::2])  # u, p hold +cc
+    torch.sub(g_v[:, 1:], g_q[:, 1:], out=oc[:, 2::2])  # v holds +cs, q -cs
+    torch.add(g_v[:, 1:], g_q[:, 1:], out=os_[:, 1::2])  # v, q hold +sc
+    torch.sub(g_p[:, 1:], g_u[:, 1:], out=os_[:, 2::2])  # p holds +ss, u -ss
+
+
+def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
+    """The transpose of :func:`_inner_forward`: ``g_spec[:L, :L]``, ``g_w`` and ``g_pw +=``."""
+    width = w.shape[0]
+    kmax, nk = (width - 1) // 2, (width + 1) // 2
+    bsz, ci, co = spec.shape[2], spec.shape[3], w.shape[-1]
+    g_wr = torch.view_as_real(g_w) if g_w is not None else None
+    _row0_backward(spec, w, pw, g_out, g_spec, g_wr, g_pw)
     for f0, f1 in _row_chunks(kmax, 4 * nk * bsz * max(ci, co), budget):
-        nf = f1 - f0
-        gr = g_out[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, co)
-        gc, gs = gr[:, 0], gr[:, 1]
-        # the gradients at Re A, Im A, Re B, Im B (g >= 1 from the four outputs, g = 0 from
-        # c0 and s0), placed where Re A = yr_Au + yi_Av, Im A = yi_Au - yr_Av,
-        # Re B = yr_Bp - yi_Bq, Im B = yi_Bp + yr_Bq take them
-        gyr = gc.new_empty(nf, 2, nk, 2, bsz, co)
-        gyi = torch.empty_like(gyr)
-        g_ra, g_rb, g_ia, g_ib = gyr[:, 0, :, 0], gyr[:, 1, :, 0], gyi[:, 0, :, 0], gyi[:, 1, :, 0]
-        g_ra[:, 0], g_rb[:, 0] = gc[:, 0], gc[:, 0]
-        torch.neg(gs[:, 0], out=g_ia[:, 0])
-        g_ib[:, 0] = gs[:, 0]
-        torch.sub(gc[:, 1::2], gs[:, 2::2], out=g_ra[:, 1:])
-        torch.add(gc[:, 1::2], gs[:, 2::2], out=g_rb[:, 1:])
-        torch.add(gc[:, 2::2], gs[:, 1::2], out=g_ia[:, 1:]).neg_()
-        torch.sub(gs[:, 1::2], gc[:, 2::2], out=g_ib[:, 1:])
-        gyi[:, 0, :, 1] = g_ra
-        torch.neg(g_ia, out=gyr[:, 0, :, 1])
-        torch.neg(g_rb, out=gyi[:, 1, :, 1])
-        gyr[:, 1, :, 1] = g_ib
-        gyr, gyi = gyr.view(-1, 2 * bsz, co), gyi.view(-1, 2 * bsz, co)
-        rows = w[2 * f0 - 1:2 * f1 - 1]
+        rows = slice(2 * f0 - 1, 2 * f1 - 1)
+        gyr, gyi = _pair_output_grads(g_out[rows, :width], nk)
         x = _stack_pairs(spec, f0, f1, width).view(-1, 2 * bsz, ci)
-        _mix_backward(x, rows, pw, gyr, gyi,
-                      g_wr[2 * f0 - 1:2 * f1 - 1] if g_wr is not None else None, g_pw)
-        if g_spec is None:
-            continue
-        wr, wi = _weights(rows, pw)
-        gx = torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
-        gx = gx.view(nf, 2, nk, 2, bsz, ci).mul_(0.5)
-        g_u, g_v, g_p, g_q = gx[:, 0, :, 0], gx[:, 0, :, 1], gx[:, 1, :, 0], gx[:, 1, :, 1]
-        o = g_spec[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, ci)
-        oc, os_ = o[:, 0], o[:, 1]
-        torch.add(g_u[:, 0], g_p[:, 0], out=oc[:, 0])
-        torch.add(g_v[:, 0], g_q[:, 0], out=os_[:, 0])
-        torch.add(g_u[:, 1:], g_p[:, 1:], out=oc[:, 1::2])  # u, p hold +cc
-        torch.sub(g_v[:, 1:], g_q[:, 1:], out=oc[:, 2::2])  # v holds +cs, q -cs
-        torch.add(g_v[:, 1:], g_q[:, 1:], out=os_[:, 1::2])  # v, q hold +sc
-        torch.sub(g_p[:, 1:], g_u[:, 1:], out=os_[:, 2::2])  # p holds +ss, u -ss
+        _mix_backward(x, w[rows], pw, gyr, gyi, g_wr[rows] if g_wr is not None else None, g_pw)
+        if g_spec is not None:
+            _unstack_pairs(_input_grad(gyr, gyi, w[rows], pw), g_spec[rows, :width])
 
 
 def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw) -> None:

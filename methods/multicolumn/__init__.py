@@ -41,7 +41,8 @@ from scaleqbench.methods.multicolumn.sicnn_layers import (
     column_kernels,
 )
 from scaleqbench.methods.multicolumn.wrn import SIConvNetWideResNet, SiCNNWideResNet
-from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
 
 __all__ = [
     "MNIST_SCALES", "ColumnConv2d", "ColumnMaxPool", "SIConvNetMnist", "SIConvNetWideResNet",
@@ -60,7 +61,10 @@ PAPER_SI_CONVNET = ("Kanazawa, Sharma & Jacobs, Locally Scale-Invariant Convolut
 _QUICK = dict(arch="mnist", channels=(12, 24, 36), scales=(0.67, 1.0, 1.5), hidden=128,
               dropout=0.3)
 _CONFIGS = {"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": _QUICK}
-_RECIPES = {"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE, "quick": QUICK_RECIPE}
+CARD_SICNN = MethodCard(family="scale-invariant", paper=PAPER_SICNN, year=2014,
+                        reference=f"ISosnovik/sesn@{SESN_COMMIT}:models/mnist_xu.py")
+CARD_SI_CONVNET = MethodCard(family="scale-invariant", paper=PAPER_SI_CONVNET, year=2014,
+                             reference=f"ISosnovik/sesn@{SESN_COMMIT}:models/mnist_kanazawa.py")
 
 
 def _build(mnist_cls: type[nn.Module], wrn_cls: type[nn.Module], in_channels: int,
@@ -72,18 +76,14 @@ def _build(mnist_cls: type[nn.Module], wrn_cls: type[nn.Module], in_channels: in
     raise ValueError(f"unknown architecture {arch!r}; use 'mnist' or 'wrn'")
 
 
-@register_method("sicnn", family="scale-invariant", paper=PAPER_SICNN, year=2014,
-                 configs=_CONFIGS, recipes=_RECIPES,
-                 reference=f"ISosnovik/sesn@{SESN_COMMIT}:models/mnist_xu.py")
+@register_method("sicnn", CARD_SICNN, configs=_CONFIGS)
 def build_sicnn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                 **kwargs: Any) -> nn.Module:
     """SiCNN: columns share one kernel zoomed per scale (L1 norm kept), max over columns."""
     return _build(SiCNNMnist, SiCNNWideResNet, in_channels, num_classes, arch, kwargs)
 
 
-@register_method("si_convnet", family="scale-invariant", paper=PAPER_SI_CONVNET, year=2014,
-                 configs=_CONFIGS, recipes=_RECIPES,
-                 reference=f"ISosnovik/sesn@{SESN_COMMIT}:models/mnist_kanazawa.py")
+@register_method("si_convnet", CARD_SI_CONVNET, configs=_CONFIGS)
 def build_si_convnet(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                      **kwargs: Any) -> nn.Module:
     """SI-ConvNet: every layer convolves a zoomed pyramid of its input, max over scales."""

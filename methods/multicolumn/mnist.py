@@ -64,7 +64,7 @@ def _stack(in_channels: int, channels: Sequence[int], columns: int,
     return nn.ModuleList(blocks)
 
 
-class SiCNNMnist(nn.Module):
+class SiCNNMnist(BlockStackNet):
     """SiCNN (Xu et al. 2014) for MNIST: ``S`` columns sharing every kernel, max over columns at the end.
 
     Every block is a :class:`ColumnConv2d` (column ``j`` uses the kernel zoomed
@@ -90,21 +90,11 @@ class SiCNNMnist(nn.Module):
             in_channels, channels, n,
             lambda i, c_in, c_out: ColumnConv2d(c_in, c_out, kernel_size, self.scales,
                                                 columns_in=i > 0))
-        self.column_pool = ColumnMaxPool(n)
+        self.project = ColumnMaxPool(n)
         self.head = mnist_head(channels[-1], hidden, num_classes, dropout)
 
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            out[f"block{i + 1}"] = fold_channel_major(x, len(self.scales))
-        out["proj"] = self.column_pool(x)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return self.head(torch.amax(self.column_pool(x), dim=(-2, -1)))
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        return fold_channel_major(x, len(self.scales))
 
 
 class SIConvNetMnist(BlockStackNet):

@@ -17,13 +17,26 @@ reproduce them to float precision.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MODES", "centre_offsets", "rescale_on_canvas", "rescaled_size"]
+__all__ = ["MODES", "centre_offsets", "check_kernel_and_scales", "rescale_on_canvas",
+           "rescaled_size"]
 
 MODES = ("bilinear", "nearest")
+
+
+def check_kernel_and_scales(method: str, kernel_size: int, scales: Sequence[float]
+                            ) -> tuple[float, ...]:
+    """The scales of a ``method`` layer as floats, after checking that its kernel has a
+    centre pixel (odd size) and that every scale is a positive zoom."""
+    if kernel_size % 2 != 1:
+        raise ValueError(f"{method} kernels must have an odd size, got {kernel_size}")
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"{method} scales must be positive, got {tuple(scales)}")
+    return tuple(float(s) for s in scales)
 
 
 def rescaled_size(size: int, factor: float) -> int:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaleqbench.methods.multicolumn.rescale import rescale_on_canvas
+from scaleqbench.methods.multicolumn.rescale import check_kernel_and_scales, rescale_on_canvas
 
 __all__ = ["ScaleInvariantConv2d"]
 
@@ -47,13 +47,9 @@ class ScaleInvariantConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  scales: Sequence[float], stride: int = 1, bias: bool = True):
         super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError(f"SI-ConvNet kernels must have an odd size, got {kernel_size}")
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"SI-ConvNet scales must be positive, got {tuple(scales)}")
+        self.scales = check_kernel_and_scales("SI-ConvNet", kernel_size, scales)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
-        self.scales = tuple(float(s) for s in scales)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()

@@ -37,7 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaleqbench.methods.multicolumn.rescale import centre_offsets, rescaled_size
+from scaleqbench.methods.multicolumn.rescale import (
+    centre_offsets,
+    check_kernel_and_scales,
+    rescaled_size,
+)
 
 __all__ = ["ColumnConv2d", "ColumnMaxPool", "column_kernels", "fold_channel_major",
            "kernel_canvas", "zoom_kernels", "zoom_matrix"]
@@ -138,13 +142,9 @@ class ColumnConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  scales: Sequence[float], stride: int = 1, columns_in: bool = False):
         super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError(f"SiCNN kernels must have an odd size, got {kernel_size}")
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"SiCNN scales must be positive, got {tuple(scales)}")
+        self.scales = check_kernel_and_scales("SiCNN", kernel_size, scales)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
-        self.scales = tuple(float(s) for s in scales)
         self.columns_in = columns_in
         self.canvas = kernel_canvas(kernel_size, self.scales)
         # each column's zoom matrix without the rows that are zero for every kernel: the

@@ -29,10 +29,16 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from scaleqbench.methods.common import PreActWideBlock, init_norms_and_linear_biases
+from scaleqbench.methods.common import (
+    PreActWRN,
+    WideBlock,
+    conv1x1_shortcut,
+    init_norms_and_linear_biases,
+    wrn_blocks_per_group,
+    wrn_groups,
+)
 from scaleqbench.methods.multicolumn.si_convnet_layers import ScaleInvariantConv2d
 from scaleqbench.methods.multicolumn.sicnn_layers import (
     ColumnConv2d,
@@ -41,55 +47,35 @@ from scaleqbench.methods.multicolumn.sicnn_layers import (
 )
 
 __all__ = ["SIConvNetWideResNet", "STL10_SCALES_SICNN", "STL10_SCALES_SI_CONVNET",
-           "SiCNNWideResNet", "WideBlock"]
+           "SiCNNWideResNet"]
 
 #: Published STL-10 scale sets (SESN benchmark, models/stl_{xu,kanazawa}.py).
 STL10_SCALES_SICNN: tuple[float, ...] = (0.67, 1.0, 1.5)
 STL10_SCALES_SI_CONVNET: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 
-class WideBlock(PreActWideBlock):
-    """Pre-activation basic block: BN-ReLU-conv(stride)-BN-ReLU-[dropout]-conv, plus shortcut.
+class _WideResNet(PreActWRN):
+    """WRN-``depth``-``widen`` from the parts ``make_stem / make_conv / make_norm / make_shortcut``.
 
-    The convolutions, norms and shortcut come from the owning network, so the
-    block is as equivariant as they are (translations by multiples of the
-    stride; the method's scale behaviour, see its layers).
+    Every block is the pre-activation WRN block (:class:`~methods.common.WideBlock`) of
+    those parts, so it is as equivariant as they are (translations by multiples of the
+    stride; the method's scale behaviour, see its layers). ``features``: the stem and
+    each group's output, then ``proj``: the final BN-ReLU map, column-free.
     """
-
-    def __init__(self, net: _WideResNet, c_in: int, c_out: int, stride: int, dropout: float):
-        super().__init__()
-        self.bn1 = net.make_norm(c_in)
-        self.conv1 = net.make_conv(c_in, c_out, 3, stride)
-        self.bn2 = net.make_norm(c_out)
-        self.conv2 = net.make_conv(c_out, c_out, 3, 1)
-        self.dropout = dropout
-        self.shortcut = (net.make_shortcut(c_in, c_out, stride)
-                         if c_in != c_out or stride != 1 else None)
-
-
-class _WideResNet(nn.Module):
-    """WRN-``depth``-``widen`` from the parts ``make_stem / make_conv / make_norm / make_shortcut``."""
 
     def __init__(self, in_channels: int, num_classes: int, depth: int, widen: int,
                  dropout: float, scales: Sequence[float]):
         super().__init__()
         # the parts read the scales while the body is built
         self.scales = tuple(float(s) for s in scales)
-        if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6 n + 4, got {depth}")
-        n = (depth - 4) // 6
+        n = wrn_blocks_per_group(depth)
         widths = (16, 16 * widen, 32 * widen, 64 * widen)
         self.stem = self.make_stem(in_channels, widths[0])
-        groups = []
-        c_prev = widths[0]
-        for g, stride in enumerate((1, 2, 2)):
-            blocks = [WideBlock(self, c_prev if i == 0 else widths[g + 1], widths[g + 1],
-                                stride if i == 0 else 1, dropout) for i in range(n)]
-            groups.append(nn.Sequential(*blocks))
-            c_prev = widths[g + 1]
-        self.groups = nn.ModuleList(groups)
-        self.bn = self.make_norm(c_prev)
-        self.fc = nn.Linear(c_prev, num_classes)
+        self.groups = wrn_groups(widths, n, lambda g, i, c_in, c_out, stride: WideBlock(
+            c_in, c_out, stride, dropout, conv=self._conv3x3, norm=self.make_norm,
+            shortcut=self.make_shortcut))
+        self.bn = self.make_norm(widths[3])
+        self.fc = nn.Linear(widths[3], num_classes)
         self._init()
 
     # parts, supplied by each method
@@ -105,17 +91,8 @@ class _WideResNet(nn.Module):
     def make_shortcut(self, c_in: int, c_out: int, stride: int) -> nn.Module:
         raise NotImplementedError
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Final activated map -> ``(B, C)`` features for the Linear layer."""
-        return x.mean(dim=(-2, -1))
-
-    def fold(self, x: torch.Tensor) -> torch.Tensor:
-        """A block's output as a ``(B, C', H, W)`` feature map."""
-        return x
-
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """The final activated map without any column axis."""
-        return x
+    def _conv3x3(self, c_in: int, c_out: int, stride: int) -> nn.Module:
+        return self.make_conv(c_in, c_out, 3, stride)
 
     def _init(self) -> None:
         for m in self.modules():
@@ -124,26 +101,6 @@ class _WideResNet(nn.Module):
                 fan_out = weight.shape[-1] * weight.shape[-2] * weight.shape[0]
                 nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_out))
         init_norms_and_linear_biases(self, (nn.BatchNorm2d,))
-
-    def _maps(self, x: torch.Tensor):
-        x = self.stem(x)
-        yield "stem", x
-        for g, group in enumerate(self.groups):
-            x = group(x)
-            yield f"group{g + 1}", x
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stem and each group's output, then ``proj``: the final BN-ReLU map, column-free."""
-        out = {}
-        for name, x in self._maps(x):
-            out[name] = self.fold(x)
-        out["proj"] = self.project(F.relu(self.bn(x)))
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for _, x in self._maps(x):
-            pass
-        return self.fc(self.pool(F.relu(self.bn(x))))
 
 
 class SiCNNWideResNet(_WideResNet):
@@ -178,7 +135,7 @@ class SiCNNWideResNet(_WideResNet):
     def fold(self, x: torch.Tensor) -> torch.Tensor:
         return fold_channel_major(x, len(self.scales))
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
+    def project_final(self, x: torch.Tensor) -> torch.Tensor:
         return self.column_pool(x)
 
 
@@ -201,4 +158,4 @@ class SIConvNetWideResNet(_WideResNet):
         return nn.BatchNorm2d(channels)
 
     def make_shortcut(self, c_in: int, c_out: int, stride: int) -> nn.Module:
-        return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+        return conv1x1_shortcut(c_in, c_out, stride)

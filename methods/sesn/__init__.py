@@ -22,11 +22,13 @@ Configurations: ``mnist`` (published MNIST config of the variant), ``stl10``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 
-from scaleqbench.methods.registry import TrainRecipe, register_method
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
 from scaleqbench.methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
 from scaleqbench.methods.style import OKABE_ITO, MethodStyle
 
@@ -36,10 +38,7 @@ PAPER = "Sosnovik, Szmaja & Smeulders, Scale-Equivariant Steerable Networks, ICL
 #: the authors' code the fixtures in tests/fixtures/sesn/ were made from (STL-10: models/stl_ses.py)
 REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnist_ses.py"
 
-MNIST_RECIPE = TrainRecipe()  # Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128
-STL10_RECIPE = TrainRecipe(optimizer="sgd", lr=0.1, weight_decay=5e-4, momentum=0.9,
-                           nesterov=True, milestones=(300, 400, 600, 800), gamma=0.2,
-                           epochs=1000, batch_size=128)
+CARD = MethodCard(family="scale-equivariant", paper=PAPER, year=2020, reference=REFERENCE)
 
 #: quick: the cnn baseline's quick head; 12/24/36 channels, a 7x7 kernel and 3 scales
 #: spanning a factor 2 (supports 3/5/7), so that the whole quick run costs ~1.6x the
@@ -64,14 +63,12 @@ def _build(default_variant: str, in_channels: int, num_classes: int, arch: str,
 
 
 @register_method(
-    "sesn", family="scale-equivariant", paper=PAPER, year=2020,
-    style=MethodStyle(OKABE_ITO["blue"], "^"), reference=REFERENCE,
+    "sesn", replace(CARD, style=MethodStyle(OKABE_ITO["blue"], "^")),
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="B"),
         "quick": dict(arch="mnist", **QUICK),
-    },
-    recipes={"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE})
+    })
 def build_sesn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                variant: str | None = None, plus: bool = False, **kwargs: Any) -> nn.Module:
     """SESN (scalar): Hermite-Gaussian steerable convs at several scales, scale max after each block."""
@@ -79,14 +76,12 @@ def build_sesn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
 
 
 @register_method(
-    "sesn_vector", family="scale-equivariant", paper=PAPER, year=2020,
-    style=MethodStyle(OKABE_ITO["blue"], "v"), reference=REFERENCE,
+    "sesn_vector", replace(CARD, style=MethodStyle(OKABE_ITO["blue"], "v")),
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="A"),
         "quick": dict(arch="mnist", **QUICK),
-    },
-    recipes={"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE})
+    })
 def build_sesn_vector(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                       variant: str | None = None, plus: bool = False, **kwargs: Any) -> nn.Module:
     """SESN (vector): scale axis kept through the network, scale max at the end."""

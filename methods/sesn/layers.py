@@ -1,4 +1,6 @@
-"""SESN layers: the lift Z2 -> H, the scale convolution H -> H, 1x1 mixing, scale pooling, BN.
+"""SESN layers: the lift Z2 -> H, the scale convolution H -> H, 1x1 mixing, spatial pooling, BN.
+
+The max over scales (H -> Z2) is :class:`methods.common.MaxOverScales`.
 
 Signals on ``H`` (scale x translation) are tensors ``(B, C, S, H, W)``: axis 2
 holds the ``S`` scales ``sigma_0 < ... < sigma_{S-1}`` of the layer's basis
@@ -39,11 +41,10 @@ __all__ = [
     "from_batch",
     "to_batch",
     "ScaleBatchNorm",
-    "ScaleMaxPool",
-    "ScalePool",
     "SESConv1x1",
     "SESConvHH",
     "SESLift",
+    "SpatialMaxPoolPerScale",
     "SteerableKernel",
 ]
 
@@ -218,20 +219,7 @@ class SESConv1x1(nn.Module):
         return from_batch(self.conv(to_batch(x)), x.shape[2])
 
 
-class ScalePool(nn.Module):
-    """H -> Z2: max over the scale axis, ``(B, C, S, H, W)`` -> ``(B, C, H, W)``.
-
-    Invariant to shifts along the scale axis (so the output is equivariant to
-    dilations, up to the scales that fall off the ends) and equivariant to
-    translations.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # max (with indices) rather than amax: its backward is one scatter, not masks and sums
-        return x.max(2).values
-
-
-class ScaleMaxPool(nn.Module):
+class SpatialMaxPoolPerScale(nn.Module):
     """Spatial ``k x k`` max-pooling applied to every scale slice of ``(B, C, S, H, W)``.
 
     Acts on each scale alike, so it commutes with scale shifts; like any

@@ -15,19 +15,21 @@ from torch import nn
 
 from scaleqbench.methods.common import (
     BlockStackNet,
+    MaxOverScales,
     PreActWideBlock,
     ScalePooledWRN,
     init_norms_and_linear_biases,
     mnist_head,
+    wrn_blocks_per_group,
+    wrn_groups,
 )
 from scaleqbench.methods.scale_axis import ScaleAxis
 from scaleqbench.methods.sesn.layers import (
     ScaleBatchNorm,
-    ScaleMaxPool,
-    ScalePool,
     SESConv1x1,
     SESConvHH,
     SESLift,
+    SpatialMaxPoolPerScale,
 )
 
 __all__ = ["MNIST_PUBLISHED", "STL10_SCALES", "SESNMnist", "SESNWideResNet", "mnist_hparams"]
@@ -73,12 +75,12 @@ class SESNBlock(nn.Module):
             self.conv: nn.Module = SESLift(c_in, c_out, **conv_kw)
         else:
             self.conv = SESConvHH(c_in, c_out, scale_depth=scale_depth, **conv_kw)
-        self.project = ScalePool() if project else None
+        self.project = MaxOverScales() if project else None
         # not in place: the scale max before it may need its output for the backward pass
         self.act = nn.ReLU()
         if pool:
             self.pool: nn.Module | None = (nn.MaxPool2d(2, ceil_mode=True) if project
-                                           else ScaleMaxPool(2))
+                                           else SpatialMaxPoolPerScale(2))
         else:
             self.pool = None
         self.bn = nn.BatchNorm2d(c_out) if project else ScaleBatchNorm(c_out)
@@ -165,7 +167,7 @@ class SESWideBlock(PreActWideBlock):
         self.bn1 = ScaleBatchNorm(c_in)
         if relift:
             self.conv1: nn.Module = nn.Sequential(
-                ScalePool(), SESLift(c_in, c_out, stride=stride, bias=False, **conv_kw))
+                MaxOverScales(), SESLift(c_in, c_out, stride=stride, bias=False, **conv_kw))
         else:
             self.conv1 = SESConvHH(c_in, c_out, scale_depth=scale_depth, stride=stride,
                                    bias=False, **conv_kw)
@@ -195,31 +197,21 @@ class SESNWideResNet(ScalePooledWRN):
                  scales: Sequence[float] | None = None, kernel_size: int = 7,
                  effective_size: int = 3, basis: str = "A", mult: float = 1.5, max_order: int = 4):
         super().__init__()
-        if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+        n = wrn_blocks_per_group(depth)
         wrn_variant = wrn_variant.upper()
         if wrn_variant not in ("A", "B", "C"):
             raise ValueError(f"unknown SESN WRN variant {wrn_variant!r}; use 'A', 'B' or 'C'")
         if scales is None:
             scales = STL10_SCALES_C if wrn_variant == "C" else STL10_SCALES
-        n = (depth - 4) // 6
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
         conv_kw = dict(kernel_size=kernel_size, effective_size=effective_size, scales=scales,
                        basis=basis, mult=mult, max_order=max_order)
         self.stem = SESLift(in_channels, widths[0], bias=False, **conv_kw)
-        groups = []
-        for g in range(3):
-            blocks = []
-            for i in range(n):
-                first = i == 0
-                blocks.append(SESWideBlock(
-                    widths[g] if first else widths[g + 1], widths[g + 1],
-                    stride=(1 if g == 0 else 2) if first else 1, dropout=dropout, conv_kw=conv_kw,
-                    relift=first and wrn_variant == "B" and g > 0,
-                    scale_depth=2 if first and wrn_variant == "C" and g == 0 else 1))
-            groups.append(nn.Sequential(*blocks))
-        self.groups = nn.ModuleList(groups)
-        self.project = ScalePool()
+        self.groups = wrn_groups(widths, n, lambda g, i, c_in, c_out, stride: SESWideBlock(
+            c_in, c_out, stride=stride, dropout=dropout, conv_kw=conv_kw,
+            relift=i == 0 and wrn_variant == "B" and g > 0,
+            scale_depth=2 if i == 0 and wrn_variant == "C" and g == 0 else 1))
+        self.project = MaxOverScales()
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         self.scales = tuple(float(s) for s in scales)

@@ -15,7 +15,7 @@ Configurations: ``mnist`` (SESN benchmark's ``mnist_sevf_vector_28`` /
 the benchmark's other STL-10 models are; the benchmark has no STL-10 SEVF, see
 :mod:`.wrn`) and ``quick`` (3 scales 0.5, 0.71, 1, widths 12/24/36 scalar and
 9/17/26 vector, the ``cnn`` quick head: the harness's CPU budget). Layers:
-:mod:`.layers`; models: :mod:`.models`, :mod:`.wrn`.
+:mod:`.layers`, :mod:`.vector_field`; models: :mod:`.models`, :mod:`.wrn`.
 """
 
 from __future__ import annotations
@@ -24,16 +24,11 @@ from typing import Any
 
 from torch import nn
 
-from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
-from scaleqbench.methods.sevf.layers import (
-    ScaleGrid,
-    SEVFConv,
-    SEVFLift,
-    SEVFScalarConv,
-    VectorBatchNorm,
-    VectorMaxPool,
-)
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
+from scaleqbench.methods.sevf.layers import ScaleGrid, SEVFConv, SEVFLift, SEVFScalarConv
 from scaleqbench.methods.sevf.models import SEVFMnist
+from scaleqbench.methods.sevf.vector_field import VectorBatchNorm, VectorMaxPool
 from scaleqbench.methods.sevf.wrn import SEVFWideResNet
 
 __all__ = [
@@ -53,10 +48,7 @@ _QUICK = dict(arch="mnist", channels=(12, 24, 36), hidden=128, dropout=0.3, **_Q
 # the vector model narrowed as published (23/45/68 for 32/63/95): about the scalar's parameters
 _QUICK_VECTOR = dict(_QUICK, channels=(9, 17, 26))
 
-# MNIST: Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128 (experiments_mnist.sh);
-# STL-10: SGD Nesterov 0.9, lr 0.1, wd 5e-4, batch 128, 1000 epochs, x0.2 at 300/400/600/800
-# (experiments_stl.sh, the recipe of every STL-10 model there).
-_RECIPES = {"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE, "quick": QUICK_RECIPE}
+CARD = MethodCard(family="scale-equivariant", paper=PAPER, year=2018, reference=REFERENCE)
 
 
 def _build(variant: str, in_channels: int, num_classes: int, arch: str,
@@ -72,9 +64,8 @@ def _build(variant: str, in_channels: int, num_classes: int, arch: str,
 
 
 @register_method(
-    "sevf", family="scale-equivariant", paper=PAPER, year=2018, reference=REFERENCE,
-    configs={"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": dict(_QUICK_VECTOR)},
-    recipes=_RECIPES)
+    "sevf", CARD,
+    configs={"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": dict(_QUICK_VECTOR)})
 def build_sevf(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                **kwargs: Any) -> nn.Module:
     """SEVF (vector): best scale per pixel as a vector field, vector convolutions throughout."""
@@ -82,9 +73,8 @@ def build_sevf(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
 
 
 @register_method(
-    "sevf_scalar", family="scale-equivariant", paper=PAPER, year=2018, reference=REFERENCE,
-    configs={"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": dict(_QUICK)},
-    recipes=_RECIPES)
+    "sevf_scalar", CARD,
+    configs={"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": dict(_QUICK)})
 def build_sevf_scalar(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                       **kwargs: Any) -> nn.Module:
     """SEVF (scalar): each conv keeps the magnitude of its best scale, relu(max over scales)."""

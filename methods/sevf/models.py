@@ -1,6 +1,6 @@
 """SEVF model assembly: the MNIST vector and scalar networks (SESN benchmark's configurations).
 
-Layers live in :mod:`methods.sevf.layers`; the STL-10 wide ResNet in
+Layers live in :mod:`methods.sevf.layers` and :mod:`methods.sevf.vector_field`; the STL-10 wide ResNet in
 :mod:`methods.sevf.wrn`. Published MNIST models (SESN's ``mnist_sevf_*_28``):
 three 7x7 SEVF convolutions on the published scale grid (8 scales, base 1.26),
 2x2 max-pooling and batch normalisation after the first two; the vector model
@@ -16,28 +16,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scaleqbench.methods.sevf.layers import (
-    SEVFConv,
-    SEVFLift,
-    SEVFScalarConv,
-    VectorBatchNorm,
-    VectorMaxPool,
-    fold,
-    magnitude,
-)
+from scaleqbench.methods.common import mnist_head
+from scaleqbench.methods.sevf.layers import SEVFConv, SEVFLift, SEVFScalarConv
+from scaleqbench.methods.sevf.vector_field import VectorBatchNorm, VectorMaxPool, fold, magnitude
 
-__all__ = ["MNIST_CHANNELS", "SEVFMnist", "make_head"]
+__all__ = ["MNIST_CHANNELS", "SEVFMnist"]
 
 VARIANTS = ("vector", "scalar")
 #: the published widths of each variant (SESN's mnist_sevf_vector_28 / mnist_sevf_scalar_28)
 MNIST_CHANNELS = {"vector": (23, 45, 68), "scalar": (32, 63, 95)}
-
-
-def make_head(channels: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """The published MLP head (FC-BN-ReLU-dropout-FC) on globally max-pooled maps."""
-    return nn.Sequential(
-        nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
 
 class SEVFMnist(nn.Module):
@@ -89,7 +76,8 @@ class SEVFMnist(nn.Module):
             c_prev = c
         self.convs, self.pools, self.norms = (nn.ModuleList(convs), nn.ModuleList(pools),
                                               nn.ModuleList(norms))
-        self.head = make_head(c_prev, hidden, num_classes, dropout)
+        # the published MLP head on globally max-pooled maps; its first FC has a bias
+        self.head = mnist_head(c_prev, hidden, num_classes, dropout, first_bias=True)
 
     def _maps(self, x: torch.Tensor):
         last = len(self.convs) - 1

@@ -19,7 +19,8 @@ from typing import Any
 
 from torch import nn
 
-from scaleqbench.methods.registry import MNIST_RECIPE, QUICK_RECIPE, STL10_RECIPE, register_method
+from scaleqbench.methods.method_card import MethodCard
+from scaleqbench.methods.registry import register_method
 from scaleqbench.methods.ss_cnn.basis import log_radial_basis
 from scaleqbench.methods.ss_cnn.layers import ScaleSteerableConv
 from scaleqbench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
@@ -36,15 +37,12 @@ REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnis
 _QUICK = dict(arch="mnist", channels=(12, 24, 36), base_size=5, sizes=(3, 5, 7), hidden=128,
               dropout=0.3)
 
-# MNIST: Adam 1e-2, x0.1 at 20/40, 60 epochs, batch 128 (experiments_mnist.sh);
-# STL-10: SGD Nesterov 0.9, lr 0.1, wd 5e-4, batch 128, 1000 epochs, x0.2 at 300/400/600/800.
-_RECIPES = {"mnist": MNIST_RECIPE, "stl10": STL10_RECIPE, "quick": QUICK_RECIPE}
+CARD = MethodCard(family="scale-invariant", paper=PAPER, year=2019, reference=REFERENCE)
 
 
 @register_method(
-    "ss_cnn", family="scale-invariant", paper=PAPER, year=2019, reference=REFERENCE,
-    configs={"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": dict(_QUICK)},
-    recipes=_RECIPES)
+    "ss_cnn", CARD,
+    configs={"mnist": dict(arch="mnist"), "stl10": dict(arch="wrn"), "quick": dict(_QUICK)})
 def build_ss_cnn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
                  **kwargs: Any) -> nn.Module:
     """SS-CNN: log-radial harmonic filters steered to several kernel sizes, max over the sizes."""

@@ -51,7 +51,24 @@ from scaleqbench.methods.fourier.workspace import Workspace
 __all__ = ["FourierNet", "FourierBlock", "ResidualFourierBlock"]
 
 
-class FourierBlock(nn.Module):
+class _SpectralBlock(nn.Module):
+    """A block that works on real spectra (``spectral_forward``); ``forward`` wraps it in
+    the analysis of its input map and the synthesis of its output map."""
+
+    def output_size(self, n: int) -> int:
+        """Size of the output map for an input map of size ``n``."""
+        raise NotImplementedError
+
+    def spectral_forward(self, spec: torch.Tensor, n: int) -> torch.Tensor:
+        """The block on the real spectrum ``(K, K, B, C)`` of a size-``n`` map."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        return spectrum_map(self.spectral_forward(map_spectrum(x), n), self.output_size(n))
+
+
+class FourierBlock(_SpectralBlock):
     """Spectral convolution (with 1x1 mixing) then a ring nonlinearity (optionally pooling).
 
     Equivariant to ``D_s`` for every input size in ``[min_size, max_size]``:
@@ -65,16 +82,15 @@ class FourierBlock(nn.Module):
         self.nl = RingNonlinearity(c_out, min_size, max_size, pool=pool, act=act, norm=norm,
                                    impl=impl)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
-        return spectrum_map(self.spectral_forward(map_spectrum(x), n), self.nl.output_size(n))
+    def output_size(self, n: int) -> int:
+        return self.nl.output_size(n)
 
     def spectral_forward(self, spec: torch.Tensor, n: int) -> torch.Tensor:
         """The block on the real spectrum ``(K, K, B, C)`` of a size-``n`` map."""
         return self.nl.spectral_forward(self.conv.spectral_forward(spec), n)
 
 
-class ResidualFourierBlock(nn.Module):
+class ResidualFourierBlock(_SpectralBlock):
     """``x -> NL_2(L_2(NL_1(L_1 x)) + P x)``, ``P`` a 1x1 mixing; ``NL_2`` may pool.
 
     Equivariant to ``D_s`` for every input size in ``[min_size, max_size]``:
@@ -92,9 +108,8 @@ class ResidualFourierBlock(nn.Module):
         self.nl2 = RingNonlinearity(c_out, min_size, max_size, pool=pool, act=act, norm=norm,
                                     impl=impl)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
-        return spectrum_map(self.spectral_forward(map_spectrum(x), n), self.nl2.output_size(n))
+    def output_size(self, n: int) -> int:
+        return self.nl2.output_size(n)
 
     def spectral_forward(self, spec: torch.Tensor, n: int) -> torch.Tensor:
         """The block on the real spectrum ``(K, K, B, C)`` of a size-``n`` map."""

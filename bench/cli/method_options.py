@@ -1,0 +1,153 @@
+"""Checks of a method's options (``NAME[k=v,...]``) before a command writes anything.
+
+Each key must be one of the method's options (an unknown key gets a "did you mean" and the
+list of its options), each value of the kind its configuration uses (named when it is
+not), and the model must build with them and classify a blank image: a model that still
+cannot be built says why, in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from scaleqbench.bench.errors import BadArgumentError, UnknownNameError, did_you_mean
+
+__all__ = ["check_method_options"]
+
+
+def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: p for k, p in params.items()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k != "self"}
+
+
+def _option_defaults(entry: Any, config: str, model: Any = None) -> dict[str, Any]:
+    """The method's options with an example value: the builder's named parameters, those of
+    the model class it built (``model``), and every configuration's values (``config``'s
+    win). ``inspect.Parameter.empty`` where no example is known."""
+    found: dict[str, Any] = {}
+    sources = [_parameters(entry.builder)]
+    if model is not None:
+        sources.append(_parameters(type(model).__init__))
+    for params in sources:
+        for k, p in params.items():
+            found.setdefault(k, p.default)
+    for values in entry.configs.values():
+        for k, v in values.items():
+            if found.get(k) in (None, inspect.Parameter.empty):
+                found[k] = v
+    found.update(entry.configs.get(config, {}))
+    # set by the dataset (and, for timm:<name>, by the name), never by an option
+    for k in ("in_channels", "num_classes", "model_name"):
+        found.pop(k, None)
+    return found
+
+
+def _kind(example: Any) -> tuple[type, ...] | None:
+    """The types a value may have where ``example`` is the default (None: any)."""
+    if isinstance(example, bool):
+        return (bool,)
+    if isinstance(example, int):
+        return (int,)
+    if isinstance(example, float):
+        return (int, float)
+    if isinstance(example, (tuple, list)):
+        return (tuple, list)
+    if isinstance(example, str):
+        return (str,)
+    return None
+
+
+def _check_types(label: str, kwargs: dict[str, Any], examples: dict[str, Any]) -> None:
+    for key, value in kwargs.items():
+        example = examples.get(key, inspect.Parameter.empty)
+        kinds = _kind(example)
+        if kinds is None:
+            continue
+        wrong = not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))
+        if wrong:
+            what = {tuple: "a tuple", bool: "True or False", int: "an integer",
+                    str: "a string"}.get(kinds[0], kinds[0].__name__)
+            if kinds == (int, float):
+                what = "a number"
+            raise BadArgumentError(f"method option {key}={value!r} of {label} must be {what} "
+                                   f"such as {key}={example!r}")
+
+
+def check_method_options(chosen: Sequence[tuple[str, dict[str, Any]]], config: str,
+                         in_channels: int = 1, num_classes: int = 10, size: int = 28) -> None:
+    """Every method given with options (``NAME[k=v,...]``) takes them: each key is one of its
+    options, each value of the kind its configuration uses, and the model builds with them
+    and classifies two blank ``size`` x ``size`` images (once, on the CPU, in ``config``; the
+    global RNG is left as it was)."""
+    import torch
+
+    from scaleqbench import methods
+    from scaleqbench.bench.spec_parsing import format_method
+
+    for name, kwargs in chosen:
+        if not kwargs:
+            continue
+        entry = methods.get_method(name)
+        label = format_method(name, kwargs)
+        _check_types(label, kwargs, _option_defaults(entry, config))
+        build = dict(in_channels=in_channels, num_classes=num_classes, config=config)
+        try:
+            with _trial(), torch.no_grad():
+                methods.create(name, **build, **kwargs).eval()(
+                    torch.zeros(2, in_channels, size, size))
+        except methods.UnknownConfigError:
+            raise
+        except TypeError as exc:
+            key = _unexpected_keyword(exc, kwargs)
+            if key is None:
+                raise BadArgumentError(f"{label} cannot be built: {_first_line(exc)}") from None
+            raise _no_such_option(name, key, entry, build) from None
+        except Exception as exc:  # noqa: BLE001 - any failure to build is the options'
+            raise BadArgumentError(f"{label} cannot be built: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _trial() -> Iterator[None]:
+    """Around a trial build: the global RNG is left as it was, and the build's warnings (e.g.
+    torch's on zero-size layers) are dropped: the real build says them again, or never runs
+    when the options are refused."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _no_such_option(name: str, key: str, entry: Any, build: dict[str, Any]) -> UnknownNameError:
+    """The error for an option ``key`` that method ``name`` does not take, with its options
+    (those of its builder, its configurations and the model class it builds)."""
+    from scaleqbench import methods
+
+    try:
+        with _trial():
+            plain = methods.create(name, **build)
+    except Exception:  # noqa: BLE001 - only for the list of options below
+        plain = None
+    options = sorted(_option_defaults(entry, build["config"], plain))
+    return UnknownNameError(f"method {name!r} has no option {key!r}{did_you_mean(key, options)}"
+                            + (f"; its options: {', '.join(options)}" if options else ""))
+
+
+def _unexpected_keyword(exc: TypeError, kwargs: dict[str, Any]) -> str | None:
+    text = str(exc)
+    if "unexpected keyword argument" not in text:
+        return None
+    return next((k for k in kwargs if f"'{k}'" in text), None)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__

@@ -1,0 +1,51 @@
+"""The training-cost figure of a report: step time, throughput and peak memory vs input size,
+from ``bench perf``'s JSON."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from scaleqbench.bench.report.plots import kit
+from scaleqbench.bench.report.plots.kit import Palette
+
+__all__ = ["perf_cost"]
+
+
+def _panels(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(column, axis label) of each measure ``df`` holds a positive value of; adds the time per
+    image, so that rows measured with different batch sizes are comparable."""
+    panels = []
+    if {"train_step_s", "batch"} <= set(df.columns):
+        df["train_ms_per_img"] = 1000 * df.train_step_s / df.batch.where(df.batch > 0)
+        panels.append(("train_ms_per_img", "training step time per image (ms)"))
+    if "infer_img_per_s" in df.columns:
+        panels.append(("infer_img_per_s", "inference throughput (img/s)"))
+    if "peak_mem_mb" in df.columns:
+        panels.append(("peak_mem_mb", "peak memory (MiB)"))
+    return [(c, lab) for c, lab in panels if (df[c] > 0).any()]
+
+
+def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:
+    """Training-step time per image and inference throughput vs input size (``bench perf``)."""
+    if perf is None or perf.empty:
+        return None
+    df = perf.copy()
+    panels = _panels(df)
+    if not panels:
+        return None
+    fig, axes = kit.figure(len(panels), width=4.6)
+    for ax, (col, label) in zip(axes, panels):
+        for method in kit.methods_of(df):
+            # a log axis: a zero or negative peak-memory growth reading has no place on it
+            sub = df[(df.method == method) & (df[col] > 0)]
+            if sub.empty:
+                continue
+            agg = sub.groupby("size")[col].median().sort_index()
+            ax.plot(agg.index, agg.values, label=method, markersize=4, **palette.style(method).kw())
+        ax.set_yscale("log")
+        kit.plain_log_labels(ax)
+        kit.label_panel(ax, "input size (px)", label, grid="both")
+    devices = ", ".join(str(d) for d in dict.fromkeys(df.get("device", pd.Series(dtype=str))))
+    return kit.finish(fig, axes,
+                      "training cost vs input size" + (f" ({devices})" if devices else ""))

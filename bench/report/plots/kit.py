@@ -1,0 +1,182 @@
+"""What every figure of a report shares: a fixed style per method (:class:`Palette`), the
+figure and its panels, lines with a seed band, log axes that show an exact zero, legends,
+and saving (PNG and PDF, byte-stable).
+
+Figures are made without pyplot: no global figure registry, no GUI backend, and the
+caller's backend (a notebook's, say) is left alone; ``savefig`` renders PNG with Agg and
+PDF with the pdf backend on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from scaleqbench.bench.spec_parsing import base_method
+
+__all__ = ["LINESTYLES", "Palette", "Style", "aggregate", "figure", "finish", "label_panel",
+           "legend", "line", "log_axis", "log_floor", "methods_of", "plain_log_labels",
+           "save_figure", "single_panel"]
+
+LINESTYLES = ["-", "--", ":", "-."]
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    marker: str
+    linestyle: str = "-"
+    hollow: bool = False  # a method's variant: its marker hollow, so a lone point differs too
+
+    def kw(self) -> dict:
+        kw = {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
+        if self.hollow:
+            kw["markerfacecolor"] = "white"
+        return kw
+
+
+class Palette:
+    """One fixed style per method label, the same in every figure of a report."""
+
+    def __init__(self, labels: list[str] | None = None):
+        self._base: dict[str, tuple[str, str]] = {}
+        self._variants: dict[str, list[str]] = {}
+        for label in sorted(set(labels or [])):
+            self.style(label)
+
+    def _base_style(self, base: str) -> tuple[str, str]:
+        if base not in self._base:
+            # the registry (and its families and plugins) pulls in torch: loaded when a report
+            # draws, not when the report package is imported
+            from scaleqbench.methods import style_choices
+
+            taken = set(self._base.values())
+            choices = style_choices(base)
+            want = next(choices)
+            if (want.color, want.marker) in taken:
+                # two methods of one report drawn alike (two derived styles that hash alike, or
+                # a plugin that declared a style already used): the later name moves on
+                want = next((s for s in choices if (s.color, s.marker) not in taken), want)
+            self._base[base] = (want.color, want.marker)
+        return self._base[base]
+
+    def style(self, label: str) -> Style:
+        base = base_method(label)
+        color, marker = self._base_style(base)
+        if base == label:
+            return Style(color, marker)
+        variants = self._variants.setdefault(base, [])
+        if label not in variants:
+            variants.append(label)
+        return Style(color, marker, LINESTYLES[1 + variants.index(label) % (len(LINESTYLES) - 1)],
+                     hollow=True)
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """``stem.png`` (150 dpi) and ``stem.pdf``, without timestamps so reruns are byte-stable."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    fig.savefig(png, dpi=150, metadata={"Software": None})
+    fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None})
+    return [png, pdf]
+
+
+def figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(width * ncols if ncols > 1 else width, 4.2), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def methods_of(df: pd.DataFrame) -> list[str]:
+    """The methods of ``df`` in order of first appearance."""
+    return list(dict.fromkeys(df["method"]))
+
+
+def aggregate(df: pd.DataFrame, x: str, y: str, spread: str) -> pd.DataFrame:
+    """Per x: mean over seeds and the band (mean ± std, or min…max for log axes)."""
+    g = df.groupby(x)[y]
+    out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "min": g.min(), "max": g.max(),
+                        "n": g.count()}).sort_index()
+    if spread == "std":
+        out["lo"], out["hi"] = out["mean"] - out["std"], out["mean"] + out["std"]
+    else:
+        out["lo"], out["hi"] = out["min"], out["max"]
+    return out
+
+
+def line(ax: Axes, agg: pd.DataFrame, label: str, style: Style, scale: float = 1.0) -> None:
+    """The mean of an :func:`aggregate` as a line, its band shaded where there are seeds."""
+    ax.plot(agg.index, scale * agg["mean"], label=label, markersize=4, linewidth=1.4, **style.kw())
+    band = agg[agg["n"] > 1]
+    if not band.empty:
+        ax.fill_between(band.index, scale * band["lo"], scale * band["hi"], color=style.color,
+                        alpha=0.18, linewidth=0)
+
+
+def plain_log_labels(ax: Axes) -> None:
+    """Plain numbers ("20", "0.5") on a log y axis of a few decades, where the default
+    "2 x 10^1" labels crowd; minor labels only while the axis spans under two decades."""
+    lo, hi = ax.get_ylim()
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain if hi < 100 * lo else NullFormatter())
+
+
+def legend(fig: Figure, axes: list[Axes]) -> None:
+    handles, labels = axes[0].get_legend_handles_labels()
+    if not handles:
+        return
+    if len(axes) == 1 and len(labels) <= 6:
+        axes[0].legend(fontsize=8, frameon=False)
+    else:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
+
+
+def label_panel(ax: Axes, xlabel: str, ylabel: str, title: str | None = None,
+                grid: str = "major") -> None:
+    """Axis labels, the panel's title and a light grid (``grid``: which ticks get lines)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which=grid)
+
+
+def single_panel(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Label, title, grid and legend of a one-panel figure."""
+    label_panel(ax, xlabel, ylabel, title)
+    legend(fig, [ax])
+    return fig
+
+
+def finish(fig: Figure, axes: list[Axes], title: str) -> Figure:
+    """The title and the shared legend of a figure of several panels."""
+    fig.suptitle(title, fontsize=10)
+    legend(fig, axes)
+    return fig
+
+
+def log_floor(values: pd.Series) -> tuple[float, bool]:
+    """Where an exact zero is drawn on a log axis (a decade below the smallest positive
+    value), and whether there is one."""
+    pos = values[values > 0]
+    floor = float(pos.min()) / 10 if not pos.empty else 1e-40
+    return floor, bool((values <= 0).any())
+
+
+def log_axis(ax: Axes, values: pd.Series, floor: float, has_zero: bool) -> None:
+    """A log y axis that shows every one of ``values``, with a dotted "exact 0" line at
+    ``floor`` when ``has_zero``."""
+    ax.set_yscale("log")
+    top = float(values.max()) if (values > 0).any() else 1.0
+    # explicit limits: autoscaling a band that reaches down to 1e-30 must not drop a point
+    ax.set_ylim(floor / 3, max(top * 3, floor * 30))
+    if has_zero:
+        ax.axhline(floor, color="#777777", linestyle=":", linewidth=0.8)
+        ax.annotate("exact 0", (0.01, floor), xycoords=("axes fraction", "data"),
+                    xytext=(0, 2), textcoords="offset points", fontsize=7, color="#555555")
