@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the main job: every registered method, quick preset, embedded multi-resolution MNIST
 DEMO_ARGS ?= --methods all --dataset mnist-res --preset quick
 
-.PHONY: setup dev demo test test-tools test-slurm test-slow lint clean
+.PHONY: setup dev demo test test-tools test-slurm test-slow test-gpu lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test-slurm: dev
 
 test-slow: dev
 	$(BIN)/pytest -m slow
+
+# the GPU checks wherever torch sees a CUDA GPU (pytest -m gpu, bench perf and a paper-preset
+# run on CUDA), reported in results/reference/gpu/<card>.md; without a GPU one line, exit 0
+test-gpu: dev
+	$(BIN)/python tests/gpu/gpu_checks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

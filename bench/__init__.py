@@ -9,6 +9,8 @@ changes nothing in the process. See docs/api.md:
 * :func:`load_results` -- experiment folders as a pandas DataFrame, one row per run,
   and :func:`history_frame` for the per-epoch history (:mod:`.api.results`);
 * :func:`load_run` -- a run's trained model from its checkpoint (:mod:`.api.runs`);
+* :func:`evaluate` -- any model of the model protocol measured as a run measures it:
+  accuracy per size, scale consistency, equivariance (:mod:`.api.evaluation`);
 * :func:`create`, :func:`list_methods` -- the model registry (:mod:`scaleqbench.methods`);
 * ``__version__`` -- the installed distribution's version.
 
@@ -26,6 +28,7 @@ from typing import Any
 _EXPORTS = {
     "EquivarianceResult": "scaleqbench.bench.run.equivariance",
     "check_equivariance": "scaleqbench.bench.run.equivariance",
+    "evaluate": "scaleqbench.bench.api.evaluation",
     "history_frame": "scaleqbench.bench.api.results",
     "load_results": "scaleqbench.bench.api.results",
     "load_run": "scaleqbench.bench.api.runs",

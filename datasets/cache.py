@@ -1,9 +1,11 @@
 """The on-disk dataset cache: built datasets keyed by a hash of everything that defines them.
 
 A cache file ``<name>-<key>.pt`` is written atomically (temporary file, fsync,
-rename) next to ``<name>-<key>.sha256``, the digest of its bytes. On load the
-digest is checked: a truncated or corrupt file is reported, deleted and
-rebuilt, never silently used.
+rename) next to ``<name>-<key>.sha256``, which holds the digest of its bytes and the
+cache key of the dataset it holds. On load both are checked: a truncated or corrupt
+file is reported and rebuilt, and so is an intact file of another dataset (a file
+copied or renamed under this entry's name): the digest proves the bytes are whole, the
+key which dataset they are. Neither is ever silently used.
 """
 
 from __future__ import annotations
@@ -68,16 +70,32 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _stamp(data: bytes, key: str) -> bytes:
+    """The ``.sha256`` file's content: the payload's digest and the dataset's cache key."""
+    return f"{_digest(data)} {key}\n".encode()
+
+
+def _key_of(path: Path) -> str:
+    """The cache key an entry's file name claims (its last ``-`` field)."""
+    return path.stem.rsplit("-", 1)[-1]
+
+
 def _read_intact(path: Path) -> bytes | None:
-    """The cache file's bytes when it exists and matches its digest, else ``None``."""
+    """The cache file's bytes when it exists, matches its digest and holds the dataset its
+    name says (the key stored beside the digest), else ``None``."""
     digest_file = path.with_suffix(".sha256")
     if not path.is_file():
         return None
     data = path.read_bytes()
-    expected = digest_file.read_text().strip() if digest_file.is_file() else None
-    if expected != _digest(data):
+    stamp = digest_file.read_text().split() if digest_file.is_file() else []
+    digest, key = (stamp + [None, None])[:2]
+    if digest != _digest(data):
         log.warning("dataset cache %s is truncated or corrupt (checksum mismatch); rebuilding",
                     path)
+        return None
+    if key != _key_of(path):
+        log.warning("dataset cache %s holds another dataset (key %s, expected %s: a file "
+                    "copied or renamed into the cache); rebuilding", path, key, _key_of(path))
         return None
     return data
 
@@ -87,8 +105,20 @@ def _try_load(path: Path) -> ScaledDataset | None:
     if data is None:
         return None
     try:
-        return ScaledDataset.from_state(torch.load(io.BytesIO(data), weights_only=False))
+        state = torch.load(io.BytesIO(data), weights_only=False)
     except Exception as exc:  # a valid digest of an unreadable payload: still never used
+        log.warning("dataset cache %s cannot be read (%s); rebuilding", path, exc)
+        return None
+    # the key travels inside the payload too: a stamp file forged with the right name
+    # still cannot pass another dataset off as this one
+    if not isinstance(state, dict) or state.get("cache_key") != _key_of(path):
+        log.warning("dataset cache %s holds another dataset (key %s inside, expected %s); "
+                    "rebuilding", path, state.get("cache_key") if isinstance(state, dict)
+                    else None, _key_of(path))
+        return None
+    try:
+        return ScaledDataset.from_state(state["dataset"])
+    except Exception as exc:
         log.warning("dataset cache %s cannot be read (%s); rebuilding", path, exc)
         return None
 
@@ -114,10 +144,10 @@ def _store(ds: ScaledDataset, path: Path) -> Path | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        torch.save(ds.to_state(), buf)
+        torch.save({"cache_key": _key_of(path), "dataset": ds.to_state()}, buf)
         data = buf.getvalue()
         # digest first: a crash between the two writes leaves a mismatch, i.e. a rebuild
-        _atomic_write(path.with_suffix(".sha256"), _digest(data).encode())
+        _atomic_write(path.with_suffix(".sha256"), _stamp(data, _key_of(path)))
         _atomic_write(path, data)
     except OSError as exc:
         log.warning("could not write the dataset cache %s (%s); continuing without it", path, exc)

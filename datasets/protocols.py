@@ -13,6 +13,11 @@
   train set (val held out for model selection) / 8,000 test; crop+flip+cutout.
 * ``stl10-res``: the same splits, each divided evenly over resolutions 49...97
   by ``fourier_resize``.
+* ``stl10-res-pooled`` (Rahman & Yeh's split, :mod:`datasets.rahman_yeh`): STL-10
+  train+test pooled, stratified 7,000 / 1,000 / 5,000, each split cut into 49 equal
+  size groups 49...97 (142 / 20 / 102 per size, the rest unused), resized as
+  ``stl10-res``. The split of the published STL-10-scale numbers; ``stl10-res`` (the
+  official split) is the variant.
 * Scale generalisation (the claim of Rahman & Yeh 2023: generalise to unseen
   resolutions): ``mnist-res-train28`` and ``mnist-res-train20-28`` are ``mnist-res``
   with the train and validation splits divided over 28 only / 20...28 only (model
@@ -33,14 +38,23 @@ import numpy as np
 import torch
 
 from scaleqbench.datasets import sources
+from scaleqbench.datasets.rahman_yeh import STL10_POOLED_COUNTS, build_stl10_pooled
 from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize
-from scaleqbench.datasets.splits import ScaledDataset, Split, stratified_split
+from scaleqbench.datasets.splits import ScaledDataset, Split, bucket_split, stratified_split
 
 __all__ = ["DatasetInfo", "DATASETS", "build", "dataset_info", "list_datasets"]
 
 MNIST_RES_SIZES = tuple(range(8, 29))
 STL10_RES_SIZES = tuple(range(49, 98))
 CONSISTENCY_FACTORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: train / val / test on the full data (``torchvision``): Rahman & Yeh's MNIST split (their
+#: ``training_size`` 10,000, ``test_size`` 50,000, val the rest of the 70,000) and SESN's
+#: MNIST-scale (``prepare_datasets.py``: 10,000 / 2,000 / 50,000)
+MNIST_RES_COUNTS = (10_000, 10_000, 50_000)
+MNIST_SCALE_COUNTS = (10_000, 2_000, 50_000)
+#: STL-10's official split as ``stl10`` / ``stl10-res`` use it: 4,500 / 500 of the labelled
+#: training images, the 8,000 test images
+STL10_COUNTS = (4_500, 500, 8_000)
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class DatasetInfo:
     #: the sizes of the train and validation splits when they are fewer than ``sizes`` (the
     #: scale-generalisation protocols); None: every size
     train_sizes: tuple[int, ...] | None = None
+    #: train / val / test drawn on the full data (``torchvision``)
+    counts: tuple[int, int, int] | None = None
 
 
 def _bucket_by_size(full: torch.Tensor, labels: torch.Tensor, sizes: tuple[int, ...],
@@ -64,15 +80,7 @@ def _bucket_by_size(full: torch.Tensor, labels: torch.Tensor, sizes: tuple[int, 
     """Divide a split evenly over ``sizes`` (in the seeded ``order``) and Fourier-resize each bucket."""
     assign = np.empty(len(order), dtype=np.int64)
     assign[order] = np.asarray(sizes)[np.arange(len(order)) % len(sizes)]
-    images, labs, index = {}, {}, {}
-    for s in sizes:
-        pos = torch.from_numpy(np.flatnonzero(assign == s))
-        if pos.numel() == 0:
-            continue
-        x = full[pos]
-        images[s] = fourier_resize(x.double(), s).float()
-        labs[s], index[s] = labels[pos], pos
-    return Split(images, labs, index, full, labels, torch.from_numpy(assign).float())
+    return bucket_split(full, labels, assign)
 
 
 def _pooled_mnist(source: str, data_root) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,7 +104,7 @@ def _build_mnist_res(source: str, seed: int, data_root=None, name: str = "mnist-
                      train_sizes: tuple[int, ...] | None = None) -> ScaledDataset:
     x, y = _pooled_mnist(source, data_root)
     rng = np.random.default_rng(seed)
-    counts = _mnist_counts(source, (10_000, 10_000, 50_000))
+    counts = _mnist_counts(source, MNIST_RES_COUNTS)
     parts = stratified_split(y.numpy(), counts, rng)
     # train and val (model selection) over the training sizes, test over every size
     per_split = (train_sizes or MNIST_RES_SIZES,) * 2 + (MNIST_RES_SIZES,)
@@ -115,7 +123,7 @@ def _build_mnist_scale(source: str, seed: int, data_root=None, name: str = "mnis
                        ) -> ScaledDataset:
     x, y = _pooled_mnist(source, data_root)
     rng = np.random.default_rng(seed)
-    counts = _mnist_counts(source, (10_000, 2_000, 50_000))
+    counts = _mnist_counts(source, MNIST_SCALE_COUNTS)
     splits = []
     for p in stratified_split(y.numpy(), counts, rng):
         idx = torch.from_numpy(p)
@@ -188,30 +196,40 @@ def _generalisation(base: str, lo: int, hi: int) -> DatasetInfo:
     trained = f"size {lo}" if lo == hi else f"sizes {lo}..{hi}"
     return DatasetInfo(name, base, f"scale generalisation: {base} trained on {trained} only, "
                        f"tested on {min(sizes)}..{max(sizes)}", sources_, sizes, 1, builder,
-                       train_sizes)
+                       train_sizes,
+                       MNIST_RES_COUNTS if base == "mnist-res" else STL10_COUNTS)
 
 
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info for info in (
         DatasetInfo("mnist-res", "mnist-res",
                     "multi-resolution MNIST (Rahman & Yeh 2023): sizes 8..28 by fourier_resize",
-                    ("embedded", "torchvision"), MNIST_RES_SIZES, 1, _build_mnist_res),
+                    ("embedded", "torchvision"), MNIST_RES_SIZES, 1, _build_mnist_res,
+                    counts=MNIST_RES_COUNTS),
         _generalisation("mnist-res", 28, 28),
         _generalisation("mnist-res", 20, 28),
         DatasetInfo("mnist-scale", "mnist-scale",
                     "MNIST-scale (Sosnovik et al. 2020): shrink U[0.3,1] on a 28x28 canvas",
-                    ("embedded", "torchvision"), (28,), 1, _build_mnist_scale),
+                    ("embedded", "torchvision"), (28,), 1, _build_mnist_scale,
+                    counts=MNIST_SCALE_COUNTS),
         DatasetInfo("mnist-scale+", "mnist-scale",
                     "MNIST-scale with train-time rescale augmentation U[0.5,2]",
                     ("embedded", "torchvision"), (28,), 1,
                     lambda source, seed, data_root=None: _build_mnist_scale(
-                        source, seed, data_root, name="mnist-scale+")),
+                        source, seed, data_root, name="mnist-scale+"),
+                    counts=MNIST_SCALE_COUNTS),
         DatasetInfo("stl10", "stl10", "STL-10, 96x96, crop+flip+cutout (SESN protocol)",
-                    ("torchvision",), (96,), 1, _build_stl10),
+                    ("torchvision",), (96,), 1, _build_stl10, counts=STL10_COUNTS),
         DatasetInfo("stl10-res", "stl10-res", "STL-10 at resolutions 49..97 by fourier_resize",
                     ("torchvision",), STL10_RES_SIZES, 1,
                     lambda source, seed, data_root=None: _build_stl10(
-                        source, seed, data_root, resolutions=True)),
+                        source, seed, data_root, resolutions=True),
+                    counts=STL10_COUNTS),
+        DatasetInfo("stl10-res-pooled", "stl10-res",
+                    "STL-10 at resolutions 49..97, Rahman & Yeh's split: train+test pooled, "
+                    "7,000 / 1,000 / 5,000, 142 / 20 / 102 images per size",
+                    ("torchvision",), STL10_RES_SIZES, 1, build_stl10_pooled,
+                    counts=STL10_POOLED_COUNTS),
         _generalisation("stl10-res", 97, 97),
         _generalisation("stl10-res", 69, 97),
     )

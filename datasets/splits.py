@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["Split", "ScaledDataset", "method_config_of", "stratified_split"]
+from scaleqbench.datasets.scaling import fourier_resize
+
+__all__ = ["Split", "ScaledDataset", "bucket_split", "method_config_of", "stratified_split"]
 
 
 def method_config_of(protocol: str) -> str:
@@ -155,3 +157,14 @@ def stratified_split(labels: np.ndarray, counts: tuple[int, ...], rng: np.random
             used[c] += quota[i]
         out.append(rng.permutation(np.concatenate(parts)))
     return out
+
+
+def bucket_split(full: torch.Tensor, labels: torch.Tensor, assign: np.ndarray) -> Split:
+    """A split whose image ``i`` has size ``assign[i]``: ``full[i]`` (the protocol's full size)
+    down-scaled by ``fourier_resize`` (in float64), bucketed by size; ``scale`` holds the sizes."""
+    images, labs, index = {}, {}, {}
+    for s in sorted(set(assign.tolist())):
+        pos = torch.from_numpy(np.flatnonzero(assign == s))
+        images[s] = fourier_resize(full[pos].double(), s).float()
+        labs[s], index[s] = labels[pos], pos
+    return Split(images, labs, index, full, labels, torch.from_numpy(assign).float())

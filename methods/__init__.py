@@ -32,6 +32,7 @@ from scaleqbench.methods.protocol import (
 )
 from scaleqbench.methods.registry import (
     create,
+    family_of,
     get_method,
     list_methods,
     register_method,
@@ -52,7 +53,7 @@ from scaleqbench.methods import (  # noqa: F401
 __all__ = [
     "BUILTIN", "ENTRY_POINT_GROUP", "LEGACY_ENTRY_POINT_GROUP", "HasScaleAxes",
     "HoldsWorkspace", "MethodCard", "MethodEntry", "MethodStyle", "PerSizeClassifier",
-    "ScaleModel", "UnknownConfigError", "UnknownMethodError", "create", "get_method",
+    "ScaleModel", "UnknownConfigError", "UnknownMethodError", "create", "family_of", "get_method",
     "list_methods", "register_method", "register_prefix", "reload_plugins", "resolve_methods",
     "style_choices", "style_of", "unregister_method",
 ]

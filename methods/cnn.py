@@ -25,7 +25,7 @@ from scaleqbench.methods.common import (
 )
 from scaleqbench.methods.method_card import MethodCard
 from scaleqbench.methods.registry import register_method
-from scaleqbench.methods.style import OKABE_ITO, MethodStyle
+from scaleqbench.methods.style import BUILTIN_STYLES
 
 REFERENCE = "ISosnovik/sesn@deaa16c73ed28fc1e1ced9a8e39892f4ee8bf9ac:models/mnist_cnn.py"
 
@@ -117,7 +117,7 @@ class WideResNet(PreActWRN):
 
 
 CARD = MethodCard(family="baseline", paper="Sosnovik et al., ICLR 2020 (baseline)", year=2020,
-                  reference=REFERENCE, style=MethodStyle(OKABE_ITO["black"], "s"))
+                  reference=REFERENCE, style=BUILTIN_STYLES["cnn"])
 
 
 @register_method(

@@ -37,7 +37,7 @@ from scaleqbench.methods.style import MethodStyle, derived_styles
 from scaleqbench.methods.suggest import did_you_mean
 
 __all__ = ["create", "get_method", "list_methods", "register_method", "register_prefix",
-           "reload_plugins", "resolve_methods", "style_choices", "style_of",
+           "reload_plugins", "resolve_methods", "style_choices", "style_of", "family_of",
            "unregister_method"]
 
 
@@ -179,6 +179,16 @@ def style_choices(name: str) -> Iterator[MethodStyle]:
         return
     prefix = _prefix_of(name)
     yield from derived_styles(name, _PREFIXES[prefix].family if prefix else None)
+
+
+def family_of(name: str) -> str | None:
+    """The family of method ``name`` (None for a name no registration or prefix knows); a
+    prefixed name is not built (no timm import)."""
+    _load_plugins()
+    if name in _REGISTRY:
+        return _REGISTRY[name].family
+    prefix = _prefix_of(name)
+    return _PREFIXES[prefix].family if prefix else None
 
 
 def style_of(name: str) -> MethodStyle:

@@ -7,6 +7,12 @@ which adds no frequencies, so that ImageNet-style stems with a large total
 stride still see a non-degenerate map. ``features()`` uses timm's
 ``forward_intermediates`` (every timm model family that supports it).
 
+Models built for one input size (vision transformers and their kin) are asked for
+``img_size=min_size`` with ``dynamic_img_size`` (and ``dynamic_img_pad``), so that every
+size of a dataset's range reaches them; a model that takes ``img_size`` but no dynamic
+size gets every input resized to its one size. A model that accepts neither builds as
+timm makes it, and a size it cannot take is refused by the trial build of ``bench``.
+
 Importing this module registers the ``timm:`` prefix with the registry; timm
 itself is imported only when a ``timm:`` name is looked up or built, because
 importing it costs seconds and most runs never use it.
@@ -38,10 +44,12 @@ class TimmBaseline(nn.Module):
             raise UnknownMethodError(_unknown_model(model_name))
         self.model_name = model_name
         self.min_size = min_size
-        self.model = timm.create_model(model_name, pretrained=False, in_chans=in_channels,
-                                       num_classes=num_classes, **timm_kwargs)
+        self.model, self.fixed_size = _create(timm, model_name, min_size, dict(
+            pretrained=False, in_chans=in_channels, num_classes=num_classes, **timm_kwargs))
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixed_size is not None and x.shape[-1] != self.fixed_size:
+            return fourier_resize(x, self.fixed_size)
         return fourier_resize(x, self.min_size) if x.shape[-1] < self.min_size else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,6 +62,25 @@ class TimmBaseline(nn.Module):
                 "its equivariance error cannot be measured")
         maps = self.model.forward_intermediates(self._prepare(x), intermediates_only=True)
         return {f"stage{i + 1}": m for i, m in enumerate(maps) if m.dim() == 4}
+
+
+def _create(timm, model_name: str, min_size: int, kwargs: dict) -> tuple[nn.Module, int | None]:
+    """The timm model and the one input size it needs (None: any size from ``min_size``).
+
+    Tries a dynamic image size first, then a fixed ``img_size``, then timm's defaults; a
+    model whose constructor does not take a keyword raises ``TypeError``, the next try.
+    """
+    if "img_size" in kwargs or "dynamic_img_size" in kwargs:  # the user chose
+        fixed = kwargs.get("img_size") if not kwargs.get("dynamic_img_size") else None
+        return timm.create_model(model_name, **kwargs), fixed
+    tries = (({"img_size": min_size, "dynamic_img_size": True, "dynamic_img_pad": True}, None),
+             ({"img_size": min_size}, min_size))
+    for extra, fixed in tries:
+        try:
+            return timm.create_model(model_name, **kwargs, **extra), fixed
+        except TypeError:
+            continue
+    return timm.create_model(model_name, **kwargs), None
 
 
 def _unknown_model(model_name: str) -> str:

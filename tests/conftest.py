@@ -19,6 +19,29 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
 # one intra-op thread: tiny tensors, and no spin-waiting threads when the machine is shared
 torch.set_num_threads(1)
 
+#: why a ``gpu`` test cannot run here (None: torch sees a CUDA GPU)
+NO_GPU = None if torch.cuda.is_available() else (
+    "torch sees no CUDA GPU here" + (f" (torch {torch.__version__} without CUDA)"
+                                     if torch.version.cuda is None else ""))
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests skip, saying why, where torch sees no CUDA GPU."""
+    if NO_GPU is None:
+        return
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=NO_GPU))
+
+
+@pytest.fixture(autouse=True)
+def _cpu_unless_gpu_test(request, monkeypatch):
+    """Every test but the ``gpu`` ones computes on the CPU, wherever it runs: ``--device
+    auto`` (the default of bench run, equivariance and perf) means the CPU in them even on a
+    GPU host, so no test silently changes meaning there."""
+    if "gpu" not in request.keywords:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):

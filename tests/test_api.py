@@ -4,6 +4,9 @@ and refuse what is not theirs with errors that say what is wrong.
 
 * the package root loads the API lazily: importing it imports neither torch nor pandas;
 * ``check_equivariance`` refuses each wrong argument with a ValueError that names it;
+* ``evaluate`` measures any model of the protocol as a run does: a trained run's model gives
+  its record's numbers, a model of known behaviour gives the values that behaviour implies,
+  ``sizes`` narrows every measurement, and wrong arguments are named;
 * every ``python`` block of docs/api.md, executed in order in one namespace with
   ``results_folder`` set, runs and computes what its prose says;
 * ``load_results``: one row per record, per-size columns that agree with the record and
@@ -16,6 +19,7 @@ and refuse what is not theirs with errors that say what is wrong.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import json
 import re
 import shutil
@@ -60,7 +64,7 @@ def test_importing_the_package_loads_nothing_heavy():
     code = ("import sys, scaleqbench.bench as sb; "
             "heavy = [m for m in ('torch', 'pandas', 'numpy') if m in sys.modules]; "
             "assert not heavy, heavy; "
-            "assert {'check_equivariance', 'load_results', 'load_run', 'create', "
+            "assert {'check_equivariance', 'evaluate', 'load_results', 'load_run', 'create', "
             "'list_methods', '__version__'} <= set(sb.__all__) <= set(dir(sb)); print('ok')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
@@ -69,11 +73,12 @@ def test_importing_the_package_loads_nothing_heavy():
 
 def test_the_root_exports_the_api_and_the_installed_version():
     from scaleqbench import methods
+    from scaleqbench.bench.api.evaluation import evaluate
     from scaleqbench.bench.api.results import load_results
     from scaleqbench.bench.api.runs import load_run
     from scaleqbench.bench.run.equivariance import check_equivariance
 
-    assert sb.check_equivariance is check_equivariance
+    assert sb.check_equivariance is check_equivariance and sb.evaluate is evaluate
     assert sb.load_results is load_results and sb.load_run is load_run
     assert sb.create is methods.create and sb.list_methods is methods.list_methods
     assert sb.__version__ == importlib.metadata.version("scaleqbench")
@@ -141,6 +146,13 @@ def test_the_api_page_examples_run_as_written(experiment, capsys):
     assert any(c.startswith("acc@") for c in ns["wide"].columns)
     assert list(ns["epochs"].epoch) == [1]
     assert not ns["model"].training and ns["record"].run_id == ns["run_id"]
+    scores = ns["scores"]  # the plugin model, at three sizes
+    assert scores["sizes"] == [8, 14, 28] and list(scores["per_size_acc"]) == [8, 14, 28]
+    assert set(scores["equivariance"]) == {"ideal", "scale-shift"}
+    assert scores["equivariance"]["ideal"].sizes == (8, 14)
+    measured, record = ns["measured"], ns["record"]  # a run's model: its record's numbers
+    assert measured["test_acc"] == record.test_acc
+    assert measured["eq_err"] == pytest.approx(record.eq_err, rel=1e-9)
     assert "True" in out  # the checkpoint and the run id give the same model
     assert "no run 'cnn-s0-000000000000'" in out
 
@@ -279,3 +291,100 @@ def test_load_run_refuses_what_is_not_a_run(experiment, tmp_path, case, error, m
     with pytest.raises(error) as info:
         sb.load_run(*args, **kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+def test_evaluate_gives_the_numbers_the_run_recorded(experiment):
+    from scaleqbench.bench.run.train import prepare_data
+
+    model, record = sb.load_run(_record_file(experiment).stem, experiment)
+    data, _ = prepare_data(record.spec)  # the run's own dataset and test subset
+    scores = sb.evaluate(model, data, input=record.input, eq_images=record.spec.eq_images,
+                         seed=record.seed)
+    assert scores["test_images"] == len(data.test) and scores["input"] == record.input
+    assert scores["test_acc"] == record.test_acc
+    assert scores["per_size_acc"] == {int(k): v for k, v in record.per_size_acc.items()}
+    assert scores["scale_consistency"] == record.scale_consistency
+    for key in ("eq_err", "logit_inv_err", "eq_err_scale_shift"):
+        assert scores[key] == pytest.approx(getattr(record, key), rel=1e-9), key
+    ideal = scores["equivariance"]["ideal"].nested()
+    for layer, per_size in record.equivariance_error.items():
+        assert {str(s): v for s, v in ideal[layer].items()} == pytest.approx(per_size, rel=1e-9)
+
+
+class _Constant(torch.nn.Module):
+    """Predicts class ``k`` whatever it sees; its one feature map is the image itself."""
+
+    def __init__(self, k: int = 3):
+        super().__init__()
+        self.k = k
+        self.register_buffer("anchor", torch.zeros(()))  # where the model is
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"image": x}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.full((x.shape[0],), self.k), 10).float()
+
+
+def test_evaluate_gives_what_a_known_model_implies(mnist_res):
+    """A constant classifier is right exactly on its class, consistent on every image and
+    invariant; the identity map is exactly equivariant under the ideal operator."""
+    model = _Constant(3).train()
+    scores = sb.evaluate(model, mnist_res, eq_images=16)
+    labels, size = mnist_res.test.full_labels, mnist_res.test.scale
+    assert scores["test_images"] == len(mnist_res.test) and scores["sizes"] == list(range(8, 29))
+    assert scores["test_acc"] == pytest.approx((labels == 3).double().mean().item(), abs=1e-15)
+    for s, acc in scores["per_size_acc"].items():
+        assert acc == pytest.approx((labels[size == s] == 3).double().mean().item(), abs=1e-15)
+    assert scores["scale_consistency"] == 1.0 and scores["logit_inv_err"] == 0.0
+    assert scores["eq_err"] < 1e-12 and scores["eq_err_scale_shift"] == scores["eq_err"]
+    assert "test_acc_recal" not in scores  # no BatchNorm: nothing to re-estimate
+    assert model.training  # measured in eval mode, left as it was
+
+
+def test_evaluate_narrows_every_measurement_to_the_sizes(mnist_res):
+    torch.manual_seed(0)
+    cnn = sb.create("cnn", config="quick")
+    full = sb.evaluate(cnn, mnist_res, eq_images=8, recal_images=0, operators=[])
+    some = sb.evaluate(cnn, mnist_res, sizes=[28, 8, 16], eq_images=8, recal_images=0,
+                       operators="bicubic")
+    counts = mnist_res.test.size_histogram()
+    assert some["sizes"] == [8, 16, 28] and some["test_images"] == sum(counts[s]
+                                                                       for s in (8, 16, 28))
+    assert some["per_size_acc"] == {s: full["per_size_acc"][s] for s in (8, 16, 28)}
+    weighted = sum(some["per_size_acc"][s] * counts[s] for s in (8, 16, 28))
+    assert weighted / some["test_images"] == pytest.approx(some["test_acc"], abs=1e-12)
+    assert list(some["equivariance"]) == ["bicubic"]
+    assert some["equivariance"]["bicubic"].sizes == (8, 16)  # those below the full size
+    assert math.isnan(some["eq_err"]) and full["equivariance"] == {}
+    sub = sb.evaluate(cnn, mnist_res, sizes=[8, 16], test_images=50, operators=[])
+    assert sub["test_images"] == 50 and sub["sizes"] == [8, 16]
+
+
+def test_evaluate_on_a_one_size_protocol_sets_the_equivariance_sizes(mnist_scale):
+    scores = sb.evaluate(_Constant(1), mnist_scale, sizes=[14, 20], test_images=60,
+                         eq_images=4, operators="ideal")
+    assert scores["equivariance"]["ideal"].sizes == (14, 20) and scores["test_images"] == 60
+    assert all("-" in k for k in scores["per_size_acc"])  # scale bins, as a run keys them
+    with pytest.raises(ValueError, match="from 1 to 27"):
+        sb.evaluate(_Constant(1), mnist_scale, sizes=[28])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sizes": [8, 29]}, "no test images of size 29; its sizes are 8, 9"),
+    ({"sizes": ["8"]}, "sizes must be integers"),
+    ({"operators": ["ideal", "idael"]}, "'idael'"),
+    ({"input": "padded"}, "unknown input policy 'padded'"),
+    ({"test_images": 0}, "test_images must be a positive integer"),
+])
+def test_evaluate_names_a_wrong_argument(mnist_res, kwargs, message):
+    with pytest.raises(ValueError) as info:
+        sb.evaluate(_Constant(), mnist_res, **kwargs)
+    assert message in str(info.value)
+
+
+def test_evaluate_needs_the_model_protocol(mnist_res):
+    with pytest.raises(TypeError, match="features"):
+        sb.evaluate(torch.nn.Linear(4, 10), mnist_res)

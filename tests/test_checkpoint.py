@@ -16,6 +16,7 @@ import scaleqbench.bench.run.train as train
 from scaleqbench.bench.store.checkpoint import (
     TrainState,
     best_checkpoint_path,
+    cuda_state_for,
     last_checkpoint_path,
     load_best,
     load_state,
@@ -116,7 +117,7 @@ def test_no_state_file_is_silent(tmp_path, caplog):
 
 def test_a_corrupt_state_restarts_training_and_says_so(tmp_path, cache_dir, caplog):
     spec = RunSpec("cnn", epochs=1, limit_train=60, limit_eval=30, eq_images=4,
-                   cache_dir=str(cache_dir), experiment="corrupt")
+                   cache_dir=str(cache_dir), experiment="corrupt", device="cpu")
     clean = train.run_one(spec, tmp_path / "clean")
     last = last_checkpoint_path(tmp_path / "torn", spec.run_id)
     last.parent.mkdir(parents=True)
@@ -132,6 +133,64 @@ def test_a_corrupt_state_restarts_training_and_says_so(tmp_path, cache_dir, capl
     assert not last.exists()  # the finished run removed it
     best = load_best(torn.checkpoint)
     assert best.spec == spec and best.spec.run_id == spec.run_id and best.config == torn.config
+
+
+# --- CUDA generator states ---------------------------------------------------------------------
+
+def _with_cuda_states(path, states) -> None:
+    """Rewrite a per-epoch state as another machine would have saved it: ``states`` as its
+    CUDA generator state (a list: one per GPU visible then, as earlier versions saved)."""
+    payload = torch.load(path, weights_only=False)
+    payload["cuda_rng"] = states
+    torch.save(payload, path)
+
+
+def test_states_saved_for_more_gpus_than_visible_still_resume(tmp_path, monkeypatch, caplog):
+    """A run saved on a node with 4 GPUs visible (one state each) resumes where 1 is visible,
+    instead of restarting from epoch 0 (set_rng_state_all would raise there)."""
+    path, trained = _saved_state(tmp_path)
+    _with_cuda_states(path, [torch.zeros(16, dtype=torch.uint8)] * 4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all",
+                        lambda states: pytest.fail("restored a state onto every GPU"))
+    model, opt, sched, g = _parts(seed=2)
+    with caplog.at_level(logging.WARNING, logger="scaleqbench.bench.store.checkpoint"):
+        st = load_state(path, model, opt, sched, g)
+    assert st is not None and st.epoch == 1 and not caplog.records
+    assert _same(_weights(model), _weights(trained))
+
+
+def test_the_cuda_state_restored_is_the_run_gpus_own():
+    a, b = torch.full((16,), 1, dtype=torch.uint8), torch.full((16,), 2, dtype=torch.uint8)
+    assert cuda_state_for([a, b], torch.device("cpu")) is None  # a CPU run has none to set
+    assert cuda_state_for([a, b], torch.device("cuda")) is a
+    assert cuda_state_for([a, b], torch.device("cuda:1")) is b
+    assert cuda_state_for([a, b], torch.device("cuda:3")) is a  # fewer saved: the first
+    assert cuda_state_for(b, torch.device("cuda:5")) is b  # one state: the run's GPU's
+    assert cuda_state_for([], torch.device("cuda")) is None
+    assert cuda_state_for(None, torch.device("cuda")) is None
+
+
+def test_a_gpu_run_saves_and_restores_only_its_own_gpus_state(tmp_path, monkeypatch):
+    """Saving asks for the generator of the model's GPU only (every GPU's would start a
+    context on each), and loading sets it on that GPU."""
+    from scaleqbench.bench.store import checkpoint
+
+    state = torch.arange(16, dtype=torch.uint8)
+    calls = []
+    monkeypatch.setattr(checkpoint, "_device_of", lambda model: torch.device("cuda:1"))
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("every GPU"))
+    monkeypatch.setattr(torch.cuda, "get_rng_state",
+                        lambda device: calls.append(("get", device)) or state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda s, device: calls.append(("set", device, s.tolist())))
+    path, _ = _saved_state(tmp_path)
+    assert torch.equal(torch.load(path, weights_only=False)["cuda_rng"], state)
+    assert load_state(path, *_parts(seed=2)) is not None
+    # saved; read again as the state to put back should the restore fail; restored
+    assert calls == [("get", torch.device("cuda:1")), ("get", torch.device("cuda:1")),
+                     ("set", torch.device("cuda:1"), state.tolist())]
 
 
 # --- best weights ------------------------------------------------------------------------------

@@ -205,12 +205,13 @@ def test_nan_loss_fails_the_run_not_the_sweep(out, capsys, monkeypatch):
     monkeypatch.setattr(recipes, "loss_for", lambda method, config: nan_loss if method == "cnn"
                         else recipes.cross_entropy_loss)
     code = run_cli("run", "--methods", "cnn,timm:resnet18", "--out", str(out), *TINY, *NO_REPORT)
-    assert code == 0
+    assert code == 1  # the sweep went on, and its exit status says that a run failed
+    text = capsys.readouterr().out
+    assert "summary: 2 run(s) this time, 1 ok, 1 failed" in text
     recs = {r.method: r for r in load_records(out)}
     assert recs["cnn"].status == "failed" and recs["cnn"].failed_epoch == 1
     assert "non-finite loss" in recs["cnn"].error
     assert recs["timm:resnet18"].ok
-    text = capsys.readouterr().out
     assert "failed: cnn seed 0" in text
     board = (out / "leaderboard.csv").read_text()
     assert "timm:resnet18" in board
@@ -292,3 +293,75 @@ def test_help_and_list_import_no_backend(argv, absent):
     no launcher backend (submitit is imported only to submit to Slurm). argparse, which every
     run imports, shows that the probe sees what was imported."""
     assert _modules_after(argv, (*absent, "argparse")) == {"argparse"}
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """``bench list methods | head -1``: the reader closes the pipe after one line; bench
+    ends with SIGPIPE's status (141) and no traceback. The pipe is closed before bench
+    writes anything, so the outcome does not depend on timing."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    proc = subprocess.run([sys.executable, "-m", "scaleqbench.bench.cli.main", "list", "methods"],
+                          stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# --- bench equivariance: its defaults are a quick look, --paper the full study -------------------
+
+def _equivariance_parser():
+    import argparse
+
+    from scaleqbench.bench.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["equivariance"]
+
+
+def test_every_equivariance_option_shows_its_default_in_help():
+    import argparse
+
+    for action in _equivariance_parser()._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._StoreTrueAction)) or \
+                action.default is argparse.SUPPRESS:
+            continue  # flags: off unless given
+        assert action.help and "default" in action.help, action.option_strings
+    text = _equivariance_parser().format_help()
+    assert "(default: 64; --paper: 256)" in " ".join(text.split())
+    assert "(default: 0-1; --paper: 0-4)" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], {"config": "quick", "init_seeds": "0-1", "images": 64}),
+    (["--paper"], {"config": None, "init_seeds": "0-4", "images": 256}),
+    (["--paper", "--images", "32", "--config", "quick"],
+     {"config": "quick", "init_seeds": "0-4", "images": 32}),
+    (["--init-seeds", "3"], {"config": "quick", "init_seeds": "3", "images": 64}),
+])
+def test_the_study_fills_only_what_was_not_given(argv, expected):
+    from scaleqbench.bench.cli.cmd_equivariance import resolve_study
+    from scaleqbench.bench.cli.parser import build_parser
+
+    args = build_parser().parse_args(["equivariance", *argv])
+    said = resolve_study(args)
+    assert {k: getattr(args, k) for k in expected} == expected
+    assert said.startswith("full study" if "--paper" in argv else "quick look")
+
+
+def test_equivariance_at_its_defaults_answers_in_seconds(capsys, cache_dir):
+    """The default study of one method: two initialisations on 64 images at the quick config,
+    well under the two minutes a user waits (a few seconds on two idle cores)."""
+    import time
+
+    start = time.perf_counter()
+    assert run_cli("equivariance", "--methods", "cnn") == 0
+    elapsed = time.perf_counter() - start
+    text = capsys.readouterr().out
+    assert "quick look: config quick, init seeds 0-1, 64 test images" in text
+    assert "on 64 mnist-res test images" in text and "mean ± std over 2 initialisations" in text
+    assert elapsed < 120, elapsed

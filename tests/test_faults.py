@@ -231,10 +231,12 @@ def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fa
 
 
 def test_a_torn_epoch_checkpoint_restarts_with_one_warning(tmp_path, fast, capsys, caplog):
+    from scaleqbench.bench.run.resolve import resolve
     from scaleqbench.bench.store.checkpoint import last_checkpoint_path
 
     out = tmp_path / "exp"
-    s = RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20, input="pad")  # published: pad
+    # the sweep's spec: resolved (its run id hashes what it computes with); published: pad
+    s = resolve(RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20, input="pad"))
     torn = last_checkpoint_path(out, s.run_id)
     torn.parent.mkdir(parents=True)
     torn.write_bytes(b"PK\x03\x04 torn by kill -9")
@@ -246,15 +248,15 @@ def test_a_torn_epoch_checkpoint_restarts_with_one_warning(tmp_path, fast, capsy
 
 # ---- signals (case 8) ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("how, status", [("sigterm", 143), ("ctrl-c", 130)])
+@pytest.mark.parametrize("how, status", [("sigterm", 143), ("sighup", 129), ("ctrl-c", 130)])
 def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(how, status, tmp_path,
                                                                        fake_runs, capsys):
     out = tmp_path / "exp"
 
     def stop_second(spec, n):
         if n == 2:
-            if how == "sigterm":
-                os.kill(os.getpid(), signal.SIGTERM)
+            if how in ("sigterm", "sighup"):
+                os.kill(os.getpid(), signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
             else:
                 raise KeyboardInterrupt
 
@@ -270,7 +272,8 @@ def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(how, stat
     assert "1 already done" in capsys.readouterr().out
     assert_kept(before, out)
     assert len(records(out)) == 3
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
 
 
 def test_sigterm_while_a_record_is_written_leaves_no_part_of_it(tmp_path, fake_runs,

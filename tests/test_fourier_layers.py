@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import math
 import weakref
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from scaleqbench.methods.fourier.basis import (
 )
 from scaleqbench.methods.fourier.moments import SpectrumMoments
 from scaleqbench.methods.fourier.reference import ring_mask
-from scaleqbench.methods.fourier.spectral import SpectralConv2d
+from scaleqbench.methods.fourier.spectral import KERNEL_FORMS, SpectralConv2d
 from scaleqbench.methods.fourier.spectral_mix import SpectralMix
 from scaleqbench.methods.fourier.workspace import Workspace
 
@@ -115,25 +116,111 @@ def test_analysis_refuses_unresolvable_frequencies():
 # --- spectral convolution -----------------------------------------------------------------
 @SETTINGS
 @given(grid=st.integers(8, 32), kernel=st.sampled_from([1, 3, 5]), n=st.integers(8, 40),
-       pointwise=st.booleans(), seed=st.integers(0, 2**16))
-def test_spectral_conv_commutes_with_scaling_at_every_size(grid, kernel, n, pointwise, seed):
+       pointwise=st.booleans(), form=st.sampled_from(KERNEL_FORMS), seed=st.integers(0, 2**16))
+def test_spectral_conv_commutes_with_scaling_at_every_size(grid, kernel, n, pointwise, form,
+                                                          seed):
     torch.manual_seed(seed)
-    conv = SpectralConv2d(2, 3, grid, kernel, pointwise=pointwise).double()
+    conv = SpectralConv2d(2, 3, grid, kernel, pointwise=pointwise, kernel_form=form).double()
     x = band_limited((2, 2), n, seed)
     assert worst_error(conv, x, range(3, n)) <= EXACT
 
 
-def test_spectral_conv_with_real_kernel_is_circular_convolution_at_the_global_size():
+def test_the_default_kernel_is_real_and_counts_its_taps_once():
+    conv = SpectralConv2d(3, 4, 28, 5)
+    assert conv.kernel_form == "real" and conv.spectral_weight.shape == (5, 5, 3, 4)
+    hilbert = SpectralConv2d(3, 4, 28, 5, kernel_form="hilbert")
+    assert hilbert.spectral_weight.shape == (5, 5, 3, 4, 2)
+    with pytest.raises(ValueError, match="kernel_form"):
+        SpectralConv2d(3, 4, 28, 5, kernel_form="complex")
+
+
+def test_spectral_conv_is_circular_convolution_with_its_taps_at_the_global_size():
     torch.manual_seed(0)
     g = 27
     conv = SpectralConv2d(1, 1, g, 5, pointwise=False, bias=False).double()
-    with torch.no_grad():
-        conv.spectral_weight[..., 1] = 0  # real kernel: the Hilbert part vanishes
     x = band_limited((1, 1), g, 1)
-    k = conv.spectral_weight[:, :, 0, 0, 0]
+    k = conv.spectral_weight[:, :, 0, 0].detach()
     want = sum(k[a, b] * torch.roll(x, shifts=(a - 2, b - 2), dims=(-2, -1))
                for a in range(5) for b in range(5))
     assert torch.allclose(conv(x), want, atol=1e-12)
+
+
+def effective_multiplier(conv: SpectralConv2d, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The filter a one-channel layer applies at input size ``n``: its frequency response
+    ``M[k]`` on the band ``|k|_inf <= min(J(n), J(G))`` (from its impulse response), and
+    those frequencies ``k`` as ``(F, 2)`` integers."""
+    delta = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    delta[..., 0, 0] = 1.0
+    with torch.no_grad():
+        response = torch.fft.fft2(conv(delta)[0, 0], norm="backward")
+    j = min(ring_count(n), conv.band)
+    f = torch.arange(-j, j + 1)
+    ky, kx = torch.meshgrid(f, f, indexing="ij")
+    return response[ky % n, kx % n].flatten(), torch.stack([ky.flatten(), kx.flatten()], 1)
+
+
+def energy_outside_taps(conv: SpectralConv2d, n: int) -> float:
+    """The fraction of the filter's energy at size ``n`` that no kernel on the layer's taps
+    (centred offsets on the global grid) can give: ``M[k]`` projected onto the span of
+    ``exp(-2 pi i k.t / G)`` over the taps ``t``, the residual's share of ``|M|^2``."""
+    m, k = effective_multiplier(conv, n)
+    t1 = torch.arange(conv.kernel_size) - (conv.kernel_size - 1) // 2
+    ty, tx = torch.meshgrid(t1, t1, indexing="ij")
+    taps = torch.stack([ty.flatten(), tx.flatten()], 1).double()
+    a = torch.exp(-2j * math.pi * (k.double() @ taps.T) / conv.global_grid)
+    fit = a @ torch.linalg.lstsq(a, m[:, None].to(a.dtype)).solution
+    return ((fit[:, 0] - m).abs().square().sum() / m.abs().square().sum()).item()
+
+
+@SETTINGS
+@given(grid=st.integers(8, 40), kernel=st.sampled_from([3, 5, 7]), seed=st.integers(0, 2**16))
+def test_the_filter_has_no_energy_outside_its_taps_at_every_size(grid, kernel, seed):
+    """The paper's localized kernel: at every input size the layer applies the N x N kernel
+    on the global grid's taps (band-limited to the input), nothing outside them; and at an
+    odd global size its impulse response there is the kernel itself, zero off the taps."""
+    torch.manual_seed(seed)
+    kernel = min(kernel, grid)
+    conv = SpectralConv2d(1, 1, grid, kernel, pointwise=False, bias=False).double()
+    sizes = [n for n in range(3, grid + 8) if 2 * min(ring_count(n), conv.band) + 1 >= kernel]
+    assert max(energy_outside_taps(conv, n) for n in sizes) < 1e-24
+    g = grid | 1  # the impulse response on an odd global grid
+    conv = SpectralConv2d(1, 1, g, kernel, pointwise=False, bias=False).double()
+    delta = torch.zeros(1, 1, g, g, dtype=torch.float64)
+    delta[..., 0, 0] = 1.0
+    with torch.no_grad():
+        h = torch.roll(conv(delta)[0, 0], ((kernel - 1) // 2,) * 2, (0, 1))
+    assert torch.allclose(h[:kernel, :kernel], conv.spectral_weight[:, :, 0, 0].detach(),
+                          atol=1e-14)
+    h[:kernel, :kernel] = 0
+    assert h.square().sum() < 1e-26
+
+
+def test_the_hilbert_form_is_not_localized():
+    """The option ``kernel_form="hilbert"``: its imaginary taps act as ``H_x Im L``, whose
+    response is not that of any kernel on the taps (about an eighth of the filter's energy
+    lies outside them)."""
+    torch.manual_seed(0)
+    conv = SpectralConv2d(1, 1, 27, 5, pointwise=False, bias=False, kernel_form="hilbert")
+    conv = conv.double()
+    outside = [energy_outside_taps(conv, n) for n in (9, 16, 27)]
+    assert min(outside) > 0.02
+    with torch.no_grad():
+        conv.spectral_weight[..., 1] = 0  # real taps only: localized again
+    assert max(energy_outside_taps(conv, n) for n in (9, 16, 27)) < 1e-24
+
+
+@pytest.mark.parametrize("form", KERNEL_FORMS)
+def test_spectral_conv_weight_gradients_match_finite_differences(form):
+    """The kernel's gradient through its DFT (the real form's through the complex cast)."""
+    torch.manual_seed(0)
+    conv = SpectralConv2d(2, 2, 9, 3, kernel_form=form).double()
+    x = band_limited((1, 2), 7, 3)
+    w = conv.spectral_weight.detach().clone().requires_grad_()
+
+    def f(weight):
+        return torch.func.functional_call(conv, {"spectral_weight": weight}, (x,))
+
+    assert torch.autograd.gradcheck(f, (w,))
 
 
 def test_spectral_conv_drops_the_nyquist_ring_and_frequencies_above_the_grid():

@@ -2,14 +2,16 @@
 tests/fixtures/fourier/SOURCE.md).
 
 Agreement to float32 precision where the definitions agree: the localized spectral
-convolution with its 1x1 term (their kernel placed at our taps 0..N-1, odd sizes), and
-the scale-equivariant nonlinearity on every ring it evaluates on an odd grid ``2j + 1``.
+convolution with its 1x1 term (the real part of their kernel placed at our taps 0..N-1, odd
+sizes; their filter, translated by their tap origin, at every size), and the
+scale-equivariant nonlinearity on every ring it evaluates on an odd grid ``2j + 1``.
 Every departure is pinned: the kernel's centre (a size-dependent shift of theirs), the
-imaginary kernel part (inert in theirs, a Hilbert filter in ours), the complex 1x1
-(its imaginary weights are inert in theirs), the base grid of the nonlinearity (6 with
-half of ring 3 in theirs), the Nyquist ring of even sizes (theirs has one, ours none),
-the per-resolution norms (23 vs 11), the head (400 vs 200 features) and the parameter
-counts, exactly, group by group.
+imaginary kernel part (inert in theirs, absent from our real kernel, a non-localized
+Hilbert filter in our ``kernel_form="hilbert"`` option), the complex 1x1 (its imaginary
+weights are inert in theirs), the base grid of the nonlinearity (6 with half of ring 3 in
+theirs), the Nyquist ring of even sizes (theirs has one, ours none), the per-resolution
+norms (23 vs 11), the head (400 vs 200 features) and the parameter counts, exactly, group
+by group.
 """
 
 from __future__ import annotations
@@ -46,15 +48,19 @@ def their_kernel() -> torch.Tensor:
 
 def our_conv(kernel: int, offset: int, imag: bool = False,
              pointwise: bool = True) -> SpectralConv2d:
-    """Ours with their kernel at weight indices ``offset .. offset + 4`` (index ``a`` is our
-    centred tap ``a - (N-1)/2``)."""
+    """Ours (the real kernel) with the real part of their kernel at weight indices
+    ``offset .. offset + 4`` (index ``a`` is our centred tap ``a - (N-1)/2``); ``imag``: the
+    ``hilbert`` option with their imaginary part too."""
     k = their_kernel().permute(2, 3, 0, 1)  # (t_y, t_x, in, out)
-    conv = SpectralConv2d(3, 4, G, kernel, pointwise=pointwise, bias=False)
+    conv = SpectralConv2d(3, 4, G, kernel, pointwise=pointwise, bias=False,
+                          kernel_form="hilbert" if imag else "real")
     with torch.no_grad():
         w = torch.zeros_like(conv.spectral_weight)
-        w[offset:offset + 5, offset:offset + 5, ..., 0] = k.real
         if imag:
+            w[offset:offset + 5, offset:offset + 5, ..., 0] = k.real
             w[offset:offset + 5, offset:offset + 5, ..., 1] = k.imag
+        else:
+            w[offset:offset + 5, offset:offset + 5] = k.real
         conv.spectral_weight.copy_(w)
         if pointwise:
             conv.pointwise.copy_(REF["conv_wr"].T)
@@ -102,16 +108,45 @@ def test_our_centred_kernel_is_theirs_shifted_by_half_a_kernel_on_the_global_gri
     assert (spec_part + point - want).abs().max() > 0.1 * want.abs().max()  # unshifted: not theirs
 
 
-def test_our_imaginary_kernel_part_is_a_hilbert_filter_that_theirs_discards():
-    """Departure: ours completes the half spectrum conjugate-symmetrically (rfft2/irfft2), so the
-    imaginary kernel part acts as ``H_x Im L`` -- live, but not confined to the 5x5 support;
-    theirs takes the real part of a full-spectrum product, so Im K is inert."""
+def test_their_filter_translated_by_their_tap_origin_is_ours_at_every_size():
+    """Their filter ``Re K`` (``get_filters()``, taps 0..4 of the global grid) against ours with
+    those taps centred (-2..2): at every size n, frequency by frequency on our band, their
+    response is ours times ``exp(-2 pi i 2 (k_y + k_x) / G)`` -- a translation by their tap
+    origin, 2 pixels of the global grid."""
+    window = REF["conv_filter_re"].double() / G ** 2  # their Re K at taps -2..6, (3, 4, 9, 9)
+    t = torch.arange(-2, 7).double()
+    conv = our_conv(5, 0, pointwise=False).double()
+    for n in (9, 15, 16, 27, 28):
+        j = ring_count(n)
+        k = torch.arange(-j, j + 1).double()
+        e = torch.exp(-2j * math.pi * k[:, None] * t[None, :] / G)  # (k, taps)
+        theirs = torch.einsum("yt,iots,xs->ioyx", e, window.to(e.dtype), e)
+        delta = torch.zeros(1, 3, n, n, dtype=torch.float64)
+        ours = torch.empty(3, 4, 2 * j + 1, 2 * j + 1, dtype=torch.complex128)
+        for i in range(3):  # the response of each input channel, read on our band
+            delta.zero_()
+            delta[0, i, 0, 0] = 1.0
+            with torch.no_grad():
+                f = torch.fft.fft2(conv(delta)[0], norm="backward")
+            idx = torch.arange(-j, j + 1) % n
+            ours[i] = f[:, idx][:, :, idx]
+        phase = torch.exp(-2j * math.pi * 2 * (k[:, None] + k[None, :]) / G)
+        assert (ours * phase - theirs).abs().max() < 1e-6 * theirs.abs().max(), n
+        assert (ours - theirs).abs().max() > 0.1 * theirs.abs().max()  # unshifted: not theirs
+
+
+def test_the_hilbert_options_imaginary_part_is_a_filter_that_theirs_discards():
+    """Departure of the ``kernel_form="hilbert"`` option (not the default): it completes the
+    half spectrum conjugate-symmetrically (rfft2/irfft2), so the imaginary kernel part acts
+    as ``H_x Im L`` -- live, but not confined to the 5x5 support; theirs takes the real part
+    of a full-spectrum product, so Im K is inert (at odd sizes); our real kernel has none."""
     with torch.no_grad():
         ours = our_conv(9, 4, imag=True)(REF["conv_x15"])
         assert (ours - REF["conv_y15"]).abs().max() > 0.1 * REF["conv_y15"].abs().max()
         # the impulse response of an imaginary-only 5x5 kernel on an odd global grid
         g = 27
-        conv = SpectralConv2d(1, 1, g, 5, pointwise=False, bias=False).double()
+        conv = SpectralConv2d(1, 1, g, 5, pointwise=False, bias=False,
+                              kernel_form="hilbert").double()
         conv.spectral_weight[..., 0] = 0
         delta = torch.zeros(1, 1, g, g, dtype=torch.float64)
         delta[..., 0, 0] = 1
@@ -201,8 +236,8 @@ def test_mnist_parameter_counts_group_by_group():
     grids = len(ring_schedule(28, 8, 1))
     assert grids == 1 + len(range(9, 28, 2)) == 11  # base 8, then the odd grids 9..27
     for i, c in enumerate(widths):
-        # spectral kernels: the same (complex counted twice)
-        assert ours[f"blocks.{i}.conv.spectral_weight"] == tg[f"L{i}"]
+        # spectral kernels: theirs complex, counted twice, its imaginary half inert; ours real
+        assert 2 * ours[f"blocks.{i}.conv.spectral_weight"] == tg[f"L{i}"]
         # 1x1: theirs complex on the spectrum, its imaginary weights inert; ours real
         assert 2 * ours[f"blocks.{i}.conv.pointwise"] == tg[f"conv{i}"]
         # norms: theirs one per resolution 6..28 (the even ones feed only the Nyquist ring)
@@ -215,9 +250,11 @@ def test_mnist_parameter_counts_group_by_group():
     assert tg["res_dict"] - ours["mlp"] == 2 * 200 + 200 * 256 == 51_600
     pointwise = sum(a * b for a, b in zip((1,) + widths[:-1], widths))
     norms = 2 * (23 - grids) * sum(widths)
-    assert (pointwise, norms) == (18_480, 7_104)
+    inert_taps = 25 * pointwise  # Im K of every 5 x 5 kernel
+    assert (pointwise, norms, inert_taps) == (18_480, 7_104, 462_000)
     assert theirs["total"] == 1_081_114
-    assert sum(ours.values()) == theirs["total"] - pointwise - norms - 51_600 == 1_003_930
+    assert sum(ours.values()) == (theirs["total"] - pointwise - norms - 51_600
+                                  - inert_taps) == 541_930
 
 
 def test_stl10_parameter_counts_group_by_group():
@@ -227,8 +264,8 @@ def test_stl10_parameter_counts_group_by_group():
     model = methods.create("fourier", config="stl10", in_channels=3)
     ours = groups(model)
     for i, (a, b) in enumerate((("L0_1", "L0_2"), ("L1_1", "L1_2"), ("L2_1", "L2_2"))):
-        assert ours[f"blocks.{i}.conv1.spectral_weight"] == tg[a]
-        assert ours[f"blocks.{i}.conv2.spectral_weight"] == tg[b]
+        assert 2 * ours[f"blocks.{i}.conv1.spectral_weight"] == tg[a]  # Im K inert, ours real
+        assert 2 * ours[f"blocks.{i}.conv2.spectral_weight"] == tg[b]
         assert 2 * ours[f"blocks.{i}.skip.pointwise"] == tg[f"conv{i}"]
     assert 2 * ours["lift.pointwise"] == tg["projector"]
     # theirs: one norm every 8th resolution (increment 8: exact only on that subset of sizes)

@@ -14,7 +14,7 @@ from scaleqbench.bench.run.perf import format_perf_table, method_label, run_perf
 from scaleqbench.bench.run.perf_isolated import run_perf_isolated
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
-           "device", "input"}
+           "peak_mem_def", "device", "input"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_one_row_per_method_and_size_with_every_column(rows):
         assert r["batch"] == 3 and r["params"] > 0
         assert r["train_step_s"] > 0 and r["infer_img_per_s"] > 0
         assert math.isnan(r["peak_mem_mb"]) or r["peak_mem_mb"] >= 0
-        assert r["device"].startswith("cpu")
+        assert r["device"].startswith("cpu") and r["peak_mem_def"] == "RSS growth"
     # the reference implementation is the same model: same parameter count
     assert rows[2]["params"] == rows[4]["params"]
 

@@ -2,9 +2,10 @@
 
 A record is one dataclass (``bench.store.record.RunRecord``) holding its spec, with a
 schema version; the committed records (schema 0 and 3) still load and keep their run
-ids; anything that is not a record (a value out of its range included) is rejected
-with an error naming its file, and the store never deletes or silently skips such a
-file.
+ids, with what the migration infers and what it cannot know said in ``provenance``;
+anything that is not a record (a value out of its range included) is rejected with an
+error naming its file, and the store never deletes or silently skips such a file.
+(The run identity of resolved specs and stale records: tests/test_identity.py.)
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def record(method: str = "cnn", seed: int = 0, status: str = "ok", experiment: s
 # the reference run the repository holds (schema 3; read through the migration, never rewritten)
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
 
-#: run ids that scaleqbench computed for these specs: a spec keeps its id whatever the code
-#: (a changed id would make every resumed sweep recompute its finished runs)
+#: run ids that scaleqbench computed for these specs, never resolved (made by hand, or read
+#: from an earlier schema's record): such a spec keeps its id whatever the code (a changed id
+#: would make every resumed sweep recompute its finished runs; the resolved scheme is pinned
+#: in tests/test_identity.py)
 KNOWN_IDS = [
     ({"method": "cnn"}, "cnn-s0-fcfa6ba457c1"),
     ({"method": "cnn", "seed": 3}, "cnn-s3-5aa12d4737c2"),
@@ -107,7 +110,7 @@ def test_round_trip_writes_the_schema_version(tmp_path):
     rec.set(eq_err=float("nan"))  # NaN is not JSON: stored as null, read back as missing
     path = RunStore(tmp_path).write(rec)
     stored = json.loads(path.read_text())
-    assert stored["schema_version"] == SCHEMA_VERSION == 4
+    assert stored["schema_version"] == SCHEMA_VERSION == 5
     assert stored["eq_err"] is None and rec.method == "cnn[width=2]"
     assert stored["spec"]["protocol"]["epochs"] == 3 and stored["spec"]["method"] == "cnn"
     # the spec's fields are stored once, in the spec
@@ -131,7 +134,10 @@ def test_a_schema_3_record_reads_as_the_same_record():
     rec = record(method_kwargs=(("width", 2),), epochs=3, input="pad")
     back = RunRecord.from_json(json.dumps(_as_v3(rec)), "x.json")
     assert back.spec == rec.spec and back.experiment == "exp"
-    assert dataclasses.replace(back, path=None) == rec
+    # the migration says what it could not know (this record names no config, nor recipe)
+    assert back.provenance == {"migrated_from_schema": 3, "inferred": [], "unknown": [
+        "the scaleqbench version that made it", "method_source", "config_values", "recipe"]}
+    assert dataclasses.replace(back, path=None, provenance=None) == rec
     stored = json.loads(back.to_json())  # written back as the current schema
     assert stored["schema_version"] == SCHEMA_VERSION and "dataset" not in stored
 
@@ -492,6 +498,37 @@ def test_an_old_record_and_its_recomputation_count_once(tmp_path):
     assert found.notes and "counted once" in found.notes[0]
 
 
+def _as_v4(rec: RunRecord) -> dict:
+    """``rec`` as schema 4 wrote it: no config values, method source nor provenance."""
+    data = {k: v for k, v in rec.to_dict().items()
+            if k not in ("config_values", "method_source", "provenance")}
+    return {**data, "schema_version": 4}
+
+
+def test_a_schema_4_record_gets_its_config_values_inferred_and_says_what_is_unknown():
+    from scaleqbench import methods
+
+    recipe = {"optimizer": "adam", "lr": 0.005, "epochs": 8}
+    rec = record(method_kwargs=(("hidden", 64),)).set(config="quick", recipe=recipe)
+    back = RunRecord.from_json(json.dumps(_as_v4(rec)), "x.json")
+    assert back.config_values == {**methods.get_method("cnn").config("quick"), "hidden": 64}
+    assert back.recipe == recipe  # recorded by the run: known, not inferred
+    assert back.provenance == {
+        "migrated_from_schema": 4,
+        "inferred": ["config_values (this installation's registry and the options)"],
+        "unknown": ["the scaleqbench version that made it", "method_source"]}
+    assert back.run_id == rec.run_id and back.spec.resolved is None  # nothing recomputed
+    assert back.test_acc == rec.test_acc and back.method_source is None
+    # a method this installation does not have: its config values cannot be known either
+    gone = record(method="not_installed").set(config="quick", recipe=recipe)
+    back = RunRecord.from_json(json.dumps(_as_v4(gone)), "y.json")
+    assert back.config_values is None and "config_values" in back.provenance["unknown"]
+    # the current schema is written back, and read as it was
+    again = RunRecord.from_json(back.to_json(), "y.json")
+    assert again.provenance == back.provenance and json.loads(back.to_json())[
+        "schema_version"] == SCHEMA_VERSION
+
+
 def test_a_schema_2_record_keeps_its_ideal_error_and_has_no_other_operator():
     """Schema 2 measured the ``ideal`` operator only: after the migration its error reads as
     before, and the operators schema 3 added read as not measured (not as copies of it)."""
@@ -503,7 +540,7 @@ def test_a_schema_2_record_keeps_its_ideal_error_and_has_no_other_operator():
     assert back.equivariance_error == {"block1": {"14": 0.25}} and back.eq_err == 0.25
     assert back.equivariance_error_ops == {} and back.eq_err_scale_shift is None
     assert back.scale_shift_left_out == {}
-    assert json.loads(back.to_json())["schema_version"] == SCHEMA_VERSION == 4
+    assert json.loads(back.to_json())["schema_version"] == SCHEMA_VERSION == 5
 
 
 def test_a_launch_decision_reads_each_record_once(tmp_path, monkeypatch, caplog):

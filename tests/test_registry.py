@@ -19,7 +19,7 @@ from scaleqbench import methods
 from scaleqbench.bench.run import recipes
 from scaleqbench.methods import MethodCard, MethodStyle, UnknownConfigError, UnknownMethodError
 from scaleqbench.methods.suggest import closest, did_you_mean
-from scaleqbench.methods.style import DECLARED_MARKERS, DERIVED_MARKERS, OKABE_ITO
+from scaleqbench.methods.style import BUILTIN_STYLES, DERIVED_SLOTS, FAMILY_HUES, OTHER_HUES
 
 
 def test_list_and_wildcards():
@@ -201,7 +201,7 @@ def temp_methods():
 def test_a_declared_style_is_what_figures_use(temp_methods):
     from scaleqbench.bench.report import plots
 
-    assert methods.style_of("sesn") == MethodStyle(OKABE_ITO["blue"], "^")
+    assert methods.style_of("sesn") == BUILTIN_STYLES["sesn"]
     declared = MethodStyle("#123456", "o")
     temp_methods("sb_styled", family="test", style=declared)
     assert methods.style_of("sb_styled") == declared
@@ -212,16 +212,23 @@ def test_a_declared_style_is_what_figures_use(temp_methods):
 def test_every_builtin_method_has_its_own_style():
     styles = {n: methods.style_of(n) for n in methods.list_methods()}
     assert len(set(styles.values())) == len(styles), styles
+    # a marker of its own, and a colour of its family's hue range
+    assert len({s.marker for s in styles.values()}) == len(styles)
+    for name, style in styles.items():
+        assert style.color in FAMILY_HUES[methods.get_method(name).family], name
 
 
 def test_a_method_without_a_style_gets_a_stable_derived_one(temp_methods):
     temp_methods("sb_plain", family="test")
     style = methods.style_of("sb_plain")
-    # derived styles keep off the declared markers and the family colours
-    assert style.marker in DERIVED_MARKERS and style.marker not in DECLARED_MARKERS
-    assert style.color != OKABE_ITO["vermillion"]
-    # a family with a house colour keeps it; the marker still follows the name
-    assert methods.style_of("fourier").color == OKABE_ITO["vermillion"]
+    # a family without a hue range draws from the other colours, never a built-in style
+    assert style.color in OTHER_HUES and style not in BUILTIN_STYLES.values()
+    # a family with a hue range keeps to it; the slot still follows the name
+    temp_methods("sb_fourierish", family="fourier")
+    fourierish = methods.style_of("sb_fourierish")
+    assert fourierish.color in FAMILY_HUES["fourier"]
+    assert (fourierish.color, fourierish.marker) in DERIVED_SLOTS["fourier"]
+    assert fourierish not in BUILTIN_STYLES.values()
     # the same in another process (Python's own hash() is salted per process), and neither
     # a timm name nor an unknown one needs its model (timm is not imported)
     code = ("import sys; from scaleqbench import methods; "

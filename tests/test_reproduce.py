@@ -193,7 +193,7 @@ def test_comparison_delta_in_published_std_units():
     assert row.delta == pytest.approx(0.05) and math.isnan(row.delta_sd)
     header = next(ln for ln in render_table(t, frame, "torchvision").splitlines()
                   if ln.startswith("| method"))
-    assert "Δ (pp)" in header and "Δ / published std" not in header
+    assert "Δ acc (pp)" in header and "published std" not in header
 
 
 def test_sesn_table_compares_error_per_column():
@@ -224,7 +224,7 @@ def test_sesn_table_compares_error_per_column():
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     assert {"1.90 ± 0.21", "1.70 ± 0.10", "+0.20", "+2.0"} <= set(cells[0])
     assert {"1.40 ± 0.09", "1.50 ± 0.05", "-0.10", "-2.0"} <= set(cells[1])
-    assert "error (%), published" in text and "Δ / published std" in text
+    assert "error (%), published" in text and "Δ error / published std" in text
 
 
 def test_published_sesn_values_name_their_checked_source():
@@ -325,3 +325,92 @@ def test_reproduce_list(capsys):
     assert cli.main(["reproduce", "--list"]) == 0
     text = capsys.readouterr().out
     assert all(name in text for name in TABLES)
+
+
+# --- the Fourier paper's own equivariance measure and splits -------------------------------
+def _ry_record(spec, per_layer: dict[str, float], acc: float = 0.9) -> RunRecord:
+    """A finished run whose rahman-yeh errors are ``per_layer[layer]`` at each of the authors'
+    sizes of its protocol."""
+    sizes = range(8, 28) if spec.dataset.startswith("mnist") else range(49, 97, 8)
+    rec = _record(spec, acc)
+    rec.set(equivariance_error_ops={"rahman-yeh": {
+        layer: {str(s): v for s in sizes} for layer, v in per_layer.items()}})
+    return rec
+
+
+def test_the_authors_equivariance_number_is_read_from_the_runs_rahman_yeh_errors():
+    """Their normalisation: the first map (MNIST) or the last (STL-10), summed over their 20
+    / 6 sizes and divided by 21 / 7; nothing where the sizes are not theirs."""
+    mnist = plan(load_table("fourier-mnist"), "torchvision")[0].spec
+    rec = _ry_record(mnist, {"block1": 0.21, "block2": 5.0})
+    assert metric_value(rec, "eq_err_rahman_yeh") == pytest.approx(20 * 0.21 / 21)
+    stl = plan(load_table("fourier-stl10"), "torchvision")[0].spec
+    rec = _ry_record(stl, {"block1": 5.0, "block3": 0.7})
+    assert metric_value(rec, "eq_err_rahman_yeh") == pytest.approx(6 * 0.7 / 7)
+    rec.set(equivariance_error_ops={"rahman-yeh": {"block3": {"49": 0.7}}})  # not their sizes
+    assert metric_value(rec, "eq_err_rahman_yeh") is None
+    assert metric_value(_record(mnist, 0.9), "eq_err_rahman_yeh") is None  # not measured
+
+
+def test_the_equivariance_column_has_a_delta_only_where_measured_as_published():
+    """Stand-in published values for fourier and cnn: the authors published the code that
+    measured their own model only, so fourier gets a Δ and cnn its published value marked
+    "protocol partly unknown", without Δ; the notes say what was measured and why."""
+    t = load_table("fourier-mnist")
+    runs = [p for p in plan(t, "torchvision") if p.spec.method in ("fourier", "cnn")
+            and p.column.key == "full"]
+    records = [_ry_record(p.spec, {"block1": 0.0 if p.spec.method == "fourier" else 0.42})
+               for p in runs]
+    published = pd.concat([
+        _published(0.01, math.nan, method="fourier", metric="eq_err_rahman_yeh"),
+        _published(0.30, math.nan, method="cnn", metric="eq_err_rahman_yeh"),
+        _published(0.95, math.nan, method="cnn", metric="test_acc")])
+    frame = comparison(runs, records, published)
+    eq = frame[frame.metric == "eq_err_rahman_yeh"].set_index("method")
+    assert eq.loc["fourier", "delta"] == pytest.approx(-0.01) and eq.loc["fourier", "note"] == ""
+    assert eq.loc["cnn", "published"] == pytest.approx(0.30) and math.isnan(eq.loc["cnn", "delta"])
+    assert eq.loc["cnn", "note"] == "protocol partly unknown"
+    assert eq.loc["cnn", "mean"] == pytest.approx(20 * 0.42 / 21)
+    acc = frame[frame.metric == "test_acc"].set_index("method")
+    assert acc.loc["cnn", "delta"] == pytest.approx(-0.05)  # accuracy: measured as published
+    text = render_table(t, frame, "torchvision")
+    cells = {ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+             for ln in text.splitlines() if ln.startswith(("| cnn", "| fourier"))}
+    assert "3.00e-01 (protocol partly unknown)" in cells["cnn"]
+    assert "1.00e-02" in cells["fourier"] and "-1.00e-02" in cells["fourier"]
+    assert "the same layer position for all" in text and "divided by 21" in text
+    assert "first block's map" in text and "how they measured the other methods' values" in text
+    assert "measured fourier only" in text
+
+
+def test_each_reproduce_tables_split_sizes():
+    """The splits each table's columns run on the full data: the Fourier paper's MNIST
+    (10k / 10k / 50k, and the 5,000-image column) and STL-10 (its pooled 7,000 / 1,000 /
+    5,000: 142 / 20 / 102 images per size of 49..97), SESN's MNIST-scale (10k / 2k / 50k)."""
+    from scaleqbench.datasets import dataset_info
+    from scaleqbench.datasets.rahman_yeh import STL10_POOLED_SIZES
+    want = {"fourier-mnist": {("full", "mnist-res", (10_000, 10_000, 50_000), None),
+                              ("5k", "mnist-res", (10_000, 10_000, 50_000), 5000)},
+            "fourier-stl10": {("full", "stl10-res-pooled", (7_000, 1_000, 5_000), None)},
+            "sesn-mnist-scale": {("28", "mnist-scale", (10_000, 2_000, 50_000), None),
+                                 ("28+", "mnist-scale+", (10_000, 2_000, 50_000), None)}}
+    for name, columns in want.items():
+        got = {(c.key, c.dataset, dataset_info(c.dataset).counts, c.train_images)
+               for c in load_table(name).columns}
+        assert got == columns, name
+    per_size = [n // len(STL10_POOLED_SIZES) for n in (7_000, 1_000, 5_000)]
+    assert per_size == [142, 20, 102]
+    assert {p.spec.dataset for p in plan(load_table("fourier-stl10"), "torchvision")} == {
+        "stl10-res-pooled"}
+
+
+def test_published_values_cite_the_authors_poster():
+    pub = load_published()
+    fourier = pub[pub.source.str.contains("Rahman")]
+    assert len(fourier) == 44
+    for cited in ("ashiq24/Scale_Equivarinat_Fourier_Layer", "branch web", "d3783c1",
+                  "resource/poster_thumb.pdf"):
+        assert fourier.verified_from.str.contains(cited, regex=False).all(), cited
+    assert set(fourier[fourier.metric.str.startswith("eq")].metric) == {"eq_err_rahman_yeh"}
+    assert set(fourier.dataset) == {"mnist-res", "stl10-res-pooled"}
+    assert (fourier.page == "not verified").all()

@@ -13,8 +13,10 @@ METRICS = ("test_acc", "val_acc", "best_epoch", "scale_consistency", "eq_err", "
 
 
 def spec(tmp_path) -> RunSpec:
+    # on the CPU wherever the test runs: bitwise equality is the CPU's promise (GPU resumes
+    # are tests/test_gpu.py's)
     return RunSpec("cnn", epochs=3, limit_train=150, limit_eval=60, eq_images=16,
-                   cache_dir=str(tmp_path / "cache"), experiment="resume")
+                   cache_dir=str(tmp_path / "cache"), experiment="resume", device="cpu")
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):

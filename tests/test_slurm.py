@@ -111,7 +111,7 @@ def test_a_failing_task_is_recorded_and_only_it_is_resubmitted(tmp_path, cache_d
     # batch in training: the task fails inside the job
     args = ["run", "--methods", "cnn,fourier[min_size=20]", *TINY, "--cache-dir", str(cache_dir),
             "--out", str(out), *SLURM]
-    assert bench(*args) == 0
+    assert bench(*args) == 1  # one run failed: the exit status says so
     recs = {r.method: r for r in RunStore(out).scan()[0]}
     bad = recs["fourier[min_size=20]"]
     assert recs["cnn"].ok and bad.status == "failed"
@@ -309,3 +309,35 @@ def test_the_follower_warns_once_and_follows_records_while_the_controller_is_dow
     assert result == [0]
     silent = [r for r in caplog.records if "does not answer" in r.getMessage()]
     assert len(silent) == 1
+
+
+def test_a_task_of_four_runs_is_requeued_whole_and_resumes_all_four(tmp_path, cache_dir, pause,
+                                                                   release_requeued_jobs):
+    """``--runs-per-job 4``: one array task runs four runs at once, each in a process of its own
+    with its own record, log and per-epoch checkpoint. The test sends the requeue signal while
+    all four are paused after epoch 1: the task stops them (no record: their runs are not over)
+    and is requeued whole, and its next attempt resumes all four from their checkpoints."""
+    out = tmp_path / "exp"
+    assert bench("run", "--methods", "cnn", "--seeds", "0-3", "--epochs", "2",
+                 "--limit-train", "300", "--limit-eval", "40", "--quiet", "--no-report",
+                 "--cache-dir", str(cache_dir), "--out", str(out), *SLURM,
+                 "--runs-per-job", "4", "--detach") == 0
+    jobs = load_jobs(out)
+    assert len(jobs) == 4 and len({e["job_id"] for e in jobs.values()}) == 1
+    job_id = next(iter(jobs.values()))["job_id"]
+    wait_for(lambda: len(paused(pause)) == 4, 300, "all four runs to finish epoch 1 and pause")
+    assert sorted(paused(pause)) == sorted(jobs)
+    assert all(last_checkpoint_path(out, run_id).exists() for run_id in jobs)
+    assert not RunStore(out).scan()[0], "a run ended before the signal"
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    wait_for(lambda: all(RunStore(out).path(run_id).exists() for run_id in jobs), 420,
+             "the requeued task's four records")
+    recs = RunStore(out).scan()[0]
+    assert sorted(r.run_id for r in recs) == sorted(jobs)
+    for rec in recs:
+        assert rec.ok, rec.error
+        assert rec.job_id == job_id and rec.slurm_restarts >= 1 and rec.resumed_from_epoch == 1
+        assert [h["epoch"] for h in rec.history] == [1, 2]
+    assert len({rec.log for rec in recs}) == 4
+    assert not any(last_checkpoint_path(out, run_id).exists() for run_id in jobs)
+    assert all(state == "done" for state in (r["state"] for r in sweep_status(out)))

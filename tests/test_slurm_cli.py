@@ -27,7 +27,7 @@ TINY = ["--methods", "cnn", "--limit-train", "40", "--limit-eval", "20", "--epoc
 SCRIPTS = {
     # refuses what real sbatch refuses, and everything while the controller is down
     "sbatch": r"""
-d="$FAKE_SLURM"; echo "$*" >> "$d/sbatch.calls"
+d="$FAKE_SLURM"; echo "$*" >> "$d/sbatch.calls"; cp "$1" "$d/last.sbatch"
 if [ -e "$d/down" ]; then
   echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)" >&2; exit 1
 fi
@@ -150,3 +150,50 @@ def test_no_slurm_commands_make_states_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SchedulerUnavailable, match="scontrol is not installed"):
         SubmititScheduler().states(["4242"])
+
+
+def test_collect_while_every_task_is_pending_says_so(slurm, tmp_path, cache_dir, capsys):
+    out = tmp_path / "exp"
+    assert bench("run", *TINY, "--out", str(out), "--launcher", "slurm", "--detach") == 0
+    (slurm / "sacct").write_text("4242|PENDING\n")
+    capsys.readouterr()
+    assert bench("collect", str(out)) == 0
+    said = capsys.readouterr()
+    assert "still queued or running; nothing to collate yet" in said.out and not said.err
+    assert not (out / "leaderboard.csv").exists()
+
+
+# --- GPUs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "cuda"], "--device cuda needs a GPU, but each Slurm task asks for none"),
+    (["--device", "cuda:0", "--gpus-per-job", "0"], "needs a GPU"),
+    (["--device", "cuda:1", "--gpus-per-job", "1"], "sees its GPU as cuda:0"),
+    (["--device", "cpu", "--gpus-per-job", "1"], "would leave them idle"),
+    (["--gpus-per-job", "2"], "raise --runs-per-job to at least 2"),
+    (["--gpus-per-job", "1", "--gres", "gpu:2", "--runs-per-job", "2"],
+     "ask for different GPUs"),
+    (["--device", "mps"], "MPS has no float64"),
+    (["--device", "auto", "--precision", "tf32"], "--precision tf32 is a CUDA mode"),
+])
+def test_a_device_the_tasks_cannot_have_is_one_line_before_anything(slurm, tmp_path, cache_dir,
+                                                                    capsys, flags, message):
+    out = tmp_path / "exp"
+    code = bench("run", *TINY, "--out", str(out), "--launcher", "slurm", *flags)
+    assert code != 0
+    assert message in one_line_error(capsys)
+    assert not out.exists() and not (slurm / "sbatch.calls").exists()
+
+
+def test_gpu_tasks_by_gres_with_several_runs_each(slurm, tmp_path, cache_dir, capsys):
+    """``--gres`` for clusters that refuse ``--gpus-per-node``; ``--runs-per-job 2`` puts two
+    runs in one task; the job step gets the task's CPUs (submitit's bare srun would not)."""
+    out = tmp_path / "exp"
+    assert bench("run", *TINY, "--seeds", "0-2", "--out", str(out), "--launcher", "slurm",
+                 "--gres", "gpu:1", "--runs-per-job", "2", "--cpus-per-job", "4",
+                 "--detach") == 0
+    assert "submitted 2 task(s) (3 runs) as Slurm job 4242" in capsys.readouterr().out
+    script = (slurm / "last.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:1" in script and "--gpus-per-node" not in script
+    assert "export SRUN_CPUS_PER_TASK=4" in script.split("srun")[0]
+    assert sorted(e["job_id"] for e in load_jobs(out).values()) == ["4242_0", "4242_0", "4242_1"]

@@ -2,8 +2,10 @@
 kernel sizes, the models.
 
 Fixtures (``tests/fixtures/ss_cnn/``, see SOURCE.md there): the reference basis for the
-published MNIST and STL-10 layer configurations, one layer's per-size kernels and output
-on a fixed input with fixed coefficients, and the published models' parameter counts.
+published MNIST layer and the STL-10 WRN's first conv (sizes 3/5/7), one layer's per-size
+kernels and output on a fixed input with fixed coefficients, the published models'
+parameter counts, and the whole STL-10 WRN's logits at width 2 (its block convs at size 3
+alone, as the published code builds them).
 
 Steerability, measured. The log-radial harmonic ``psi`` satisfies
 ``psi(x / s) = s exp(-i k_eff log s) psi(x)``. Sampled on the grid this holds exactly at
@@ -29,6 +31,8 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reference_fixtures import assert_float32_close, fill
+
 from scaleqbench import methods
 from scaleqbench.bench.run.recipes import recipe_for
 from scaleqbench.methods.ss_cnn.basis import log_radial_basis
@@ -36,6 +40,7 @@ from scaleqbench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
 from scaleqbench.methods.ss_cnn.models import SSCNNMnist, SSCNNWideResNet
 
 REF = np.load(Path(__file__).parent / "fixtures" / "ss_cnn" / "reference.npz")
+WRN = np.load(Path(__file__).parent / "fixtures" / "ss_cnn" / "wrn.npz")
 MNIST_SIZES = (5, 7, 9, 11, 13)
 
 
@@ -74,7 +79,7 @@ def test_basis_matches_reference(prefix, size, ks):
 def _layer(prefix: str) -> ScaleSteerableConv:
     if prefix == "":  # mnist_ss_28's conv1: base 11, sizes 5...13, k 0.5/1/2, ReLU
         m = ScaleSteerableConv(3, 4, 11, MNIST_SIZES)
-    else:  # wrn_16_8_ss's conv: base 3, sizes 3/5/7, k 1, stride 2, no ReLU
+    else:  # wrn_16_8_ss's first conv (base 3, sizes 3/5/7, k 1, no ReLU), here at stride 2
         m = ScaleSteerableConv(3, 4, 3, (3, 5, 7), ks=(1,), stride=2, relu=False)
     with torch.no_grad():
         m.weight_real.copy_(T(prefix + "mult_real"))
@@ -107,6 +112,26 @@ def test_mnist_param_count():
     # theirs - unused const_real (7,230) - unused bn3 (2 C3) - (4 - 1) C3 hidden of the flat head
     expected = int(REF["params_mnist_ss_28"]) - _unused_const_real(m) - 2 * c3 - 3 * c3 * hidden
     assert n_params(m) == expected == 417_158
+
+
+def test_stl10_wrn_matches_the_authors():
+    """WRN-16-2 (the published wrn_16_8_ss at width 2) on the fixtures' weights, eval mode, at
+    96 px (where the published fixed 24x24 average is the global one): the authors' logits to
+    float32 precision. Their NetworkBlock never passes the size range on, so only the first
+    conv takes the max over 3/5/7; the 12 block convs are single 3x3 steerable filters."""
+    model = SSCNNWideResNet(widen=2).eval()
+    convs = [m for m in model.modules() if isinstance(m, ScaleSteerableConv)]
+    assert [len(m.sizes) for m in convs] == WRN["wrn_kernel_sizes"].tolist() == [3] + [1] * 12
+    assert convs[0].sizes == (3, 5, 7) and all(m.sizes == (3,) for m in convs[1:])
+    fill(model, 80)
+    x = torch.from_numpy(WRN["wrn_x"])
+    with torch.no_grad():
+        assert_float32_close(model(x), torch.from_numpy(WRN["wrn_logits"]))
+        # sizes 3/5/7 in every conv is another network (what an earlier version built)
+        everywhere = SSCNNWideResNet(widen=2, block_sizes=(3, 5, 7)).eval()
+        fill(everywhere, 80)
+        diff = (everywhere(x) - torch.from_numpy(WRN["wrn_logits"])).norm()
+        assert diff > 0.1 * torch.from_numpy(WRN["wrn_logits"]).norm()
 
 
 def test_stl10_param_count():

@@ -54,6 +54,61 @@ def test_a_method_list_splits_outside_brackets_and_a_tuple_option_round_trips():
     check_method_options(chosen, "quick")  # the model builds and runs with them
 
 
+# ---- recipe overrides (--recipe) ------------------------------------------------------------------
+
+def test_recipe_overrides_parse_and_are_checked_against_the_recipe():
+    from scaleqbench.bench.cli.method_options import check_recipe
+    from scaleqbench.bench.run.recipes import TrainRecipe
+    from scaleqbench.bench.spec_parsing import parse_recipe
+
+    assert parse_recipe("lr=0.01,batch_size=32,milestones=(3, 6)") == {
+        "lr": 0.01, "batch_size": 32, "milestones": (3, 6)}
+    every = {"optimizer": "sgd", "lr": 1, "weight_decay": 0, "momentum": 0.5, "nesterov": True,
+             "schedule": "step", "milestones": 4, "step_size": 2, "gamma": 0.5, "epochs": 3,
+             "batch_size": 16, "no_decay": ("bias",)}
+    assert set(every) == {f for f in TrainRecipe.__dataclass_fields__}  # every field
+    checked = check_recipe(every)
+    assert checked["lr"] == 1.0 and isinstance(checked["lr"], float)  # as the recipe holds it
+    assert checked["milestones"] == (4,) and checked["weight_decay"] == 0.0
+    for text in ("lr", "lr=", "=1", "lr=1,lr=2", "2x=1", ""):
+        with pytest.raises(BadArgumentError, match="recipe"):
+            parse_recipe(text)
+
+
+@pytest.mark.parametrize("overrides, error, phrase", [
+    ({"lrr": 0.1}, UnknownNameError, "has no field 'lrr' (did you mean 'lr'?); its fields: "),
+    ({"batchsize": 8}, UnknownNameError, "did you mean 'batch_size'"),
+    ({"lr": "fast"}, BadArgumentError, "lr must be a number"),
+    ({"batch_size": 3.5}, BadArgumentError, "batch_size must be an integer"),
+    ({"nesterov": 1}, BadArgumentError, "nesterov must be True or False"),
+    ({"milestones": (2, "x")}, BadArgumentError, "milestones must be a tuple of integers"),
+    ({"optimizer": "adm"}, BadArgumentError, "one of adam, adamw, sgd (did you mean 'adam'?)"),
+    ({"schedule": "cosine"}, BadArgumentError, "one of multistep, step, constant"),
+    ({"lr": 0}, BadArgumentError, "lr must be > 0"),
+    ({"batch_size": 1}, BadArgumentError, "batch_size must be >= 2"),
+    ({"epochs": 0}, BadArgumentError, "epochs must be >= 1"),
+])
+def test_a_bad_recipe_override_is_one_line_naming_key_and_kind(overrides, error, phrase):
+    from scaleqbench.bench.cli.method_options import check_recipe
+
+    with pytest.raises(error, match=re.escape(phrase)) as info:
+        check_recipe(overrides)
+    assert len(str(info.value).splitlines()) == 1 and str(info.value).startswith("--recipe")
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["--recipe", "lrr=1"], "did you mean 'lr'"),
+    (["--recipe", "batch_size=big"], "batch_size must be an integer"),
+    (["--recipe", "epochs=2", "--epochs", "3"], "give the number of epochs once"),
+])
+def test_bench_run_refuses_a_bad_recipe_before_anything_is_written(argv, phrase, tmp_path,
+                                                                     capsys):
+    out = tmp_path / "exp"
+    assert cli.main(["run", "--methods", "cnn", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert phrase in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 # ---- options against the method's configuration, the device -------------------------------------
 
 @pytest.mark.parametrize("text, error, phrase", [
@@ -176,6 +231,10 @@ def test_sigterm_raises_an_interrupt_only_inside_and_the_handler_comes_back():
     assert isinstance(info.value, KeyboardInterrupt) and exit_status(info.value) == 143
     assert exit_status(KeyboardInterrupt()) == 130
     assert signal.getsignal(signal.SIGTERM) == before
+    with pytest.raises(Terminated) as info:
+        with sigterm_interrupts():
+            signal.raise_signal(signal.SIGHUP)
+    assert exit_status(info.value) == 129  # the terminal went away: as the shell reports it
 
 
 def test_quiet_hides_torch_warnings(monkeypatch, capsys):

@@ -1,5 +1,6 @@
-"""The library API: results as DataFrames, trained models from their checkpoints, and the
-equivariance check, for use from Python (notebooks, scripts) rather than the ``bench`` command.
+"""The library API: results as DataFrames, trained models from their checkpoints, any model
+evaluated in one call, and the equivariance check, for use from Python (notebooks, scripts)
+rather than the ``bench`` command.
 
 Import these from :mod:`scaleqbench.bench` (lazily re-exported there); docs/api.md shows
 them in use.
@@ -7,6 +8,7 @@ them in use.
 
 from __future__ import annotations
 
+from scaleqbench.bench.api.evaluation import evaluate
 from scaleqbench.bench.api.results import (
     PER_SIZE_PREFIXES,
     ResultsWarning,
@@ -22,5 +24,5 @@ from scaleqbench.bench.run.equivariance import (
 )
 
 __all__ = ["PER_SIZE_PREFIXES", "EquivarianceResult", "ResultsWarning", "check_equivariance",
-           "check_operators", "checkpoint_of", "default_sizes", "history_frame", "load_results",
-           "load_run", "model_from_checkpoint"]
+           "check_operators", "checkpoint_of", "default_sizes", "evaluate", "history_frame",
+           "load_results", "load_run", "model_from_checkpoint"]

@@ -16,7 +16,9 @@ leave NaN in the sizes they did not measure.
 
 The per-epoch history (``history=True``) is a column of lists, one dict per
 epoch as training recorded it (``epoch``, ``train_loss``, ``train_acc``,
-``val_acc``, ``lr``, ``time_s``); :func:`history_frame` turns it into a long
+``val_acc``, ``lr``, ``time_s``, and ``val_acc@<size>`` per validation size on a
+protocol of several sizes: the rows of the run's epoch CSV,
+:mod:`bench.run.loggers`); :func:`history_frame` turns it into a long
 table with one row per (run, epoch), the shape plotting libraries expect.
 """
 

@@ -22,9 +22,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
         if settled:
             print(f"bench collect: {settled} run(s) ended without a record; recorded as failed")
         active = [r for r in sweep_status(out, specs) if r["state"] in ACTIVE]
+        records = store.scan()[0]
+        if active and not records:  # nothing has ended yet: nothing to collate, no error
+            print(f"bench collect: all {len(active)} run(s) of {out} are still queued or "
+                  f"running; nothing to collate yet: follow them with `bench status {out}`")
+            return 0
         if active:
             print(f"bench collect: {len(active)} run(s) still queued or running; their records "
                   f"will change this leaderboard: collect again when `bench status {out}` "
                   "shows none")
-        return finish(out, [r for r in store.scan()[0] if not r.ok],
+        return finish(out, [r for r in records if not r.ok],
                        strict=False, report=args.report)

@@ -7,6 +7,11 @@ axis), the headline last layer first. Several initialisations of a method
 (``--init-seeds``) or several checkpoints of one method (``--checkpoint``) are
 aggregated as mean ± std; ``--each`` keeps one row per checkpoint file (e.g. one
 per training epoch).
+
+By default fresh models are a quick look (quick configs, two initialisations, 64
+test images: seconds per method); ``--paper`` is the full study (published widths,
+five initialisations, 256 images: minutes per method). An option given explicitly
+wins over either (:data:`bench.cli.parser.EQUIVARIANCE_STUDIES`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from scaleqbench.bench.errors import CheckpointError
 from scaleqbench.bench.spec_parsing import format_method, parse_int_list, parse_methods
 
 __all__ = ["OPERATOR_NOTES", "cmd_equivariance", "equivariance_tables",
-           "models_for_equivariance"]
+           "models_for_equivariance", "resolve_study"]
 
 #: what each operator's table measures, printed above it (sources: bench.metrics)
 OPERATOR_NOTES = {
@@ -36,6 +41,10 @@ OPERATOR_NOTES = {
                "interpolating rescale)",
     "lie": "Lie derivative of the zoom at the identity (Gruver et al. 2023), at each size: "
            "maps ||Lf||^2/||f||^2, logits mean |d softmax/dt| (bench/run/lie.py)",
+    "rahman-yeh": "the Fourier paper's own measurement (bench/run/rahman_yeh.py): per-channel "
+                  "ratio (eps 1e-6), maps cut below the Nyquist, at the authors' sizes unless "
+                  "--sizes; first column: their number, the first (28 px) or last block's "
+                  "errors summed over sizes / (sizes + 1)",
 }
 
 
@@ -147,11 +156,17 @@ def equivariance_tables(args: argparse.Namespace, ds, device: torch.device) -> i
              else list(ds.eq_sizes))
     images = eq_subset(ds, args.images, args.seed)
     rows: dict[str, list[dict]] = {op: [] for op in operators}
+    # rahman-yeh at the authors' own sizes unless --sizes says otherwise
+    own = [op for op in operators if op == "rahman-yeh" and not args.sizes]
     for label, model, policy in models_for_equivariance(args, ds):
         model = model.to(device).eval()
         try:
-            per_op = check_operators(model, images, operators, sizes, input=policy,
-                                     device=device)
+            rest = [op for op in operators if op not in own]
+            per_op = check_operators(model, images, rest, sizes, input=policy,
+                                     device=device) if rest else {}
+            for op in own:
+                per_op[op] = check_operators(model, images, op, None, input=policy,
+                                             device=device)[op]
         except NotImplementedError as exc:
             print(f"{label}: {exc}")
             continue
@@ -163,6 +178,8 @@ def equivariance_tables(args: argparse.Namespace, ds, device: torch.device) -> i
         table, what = _table(rows[op])
         if op == "scale-shift":
             table = table.rename(columns={"eq_err (last layer)": "deepest lifted map"})
+        if op == "rahman-yeh":
+            table = table.rename(columns={"eq_err (last layer)": "authors' number"})
         if k:
             print()
         print(f"[{op}] {OPERATOR_NOTES[op]}")
@@ -173,11 +190,30 @@ def equivariance_tables(args: argparse.Namespace, ds, device: torch.device) -> i
     return 0
 
 
+def resolve_study(args: argparse.Namespace) -> str:
+    """Fill ``--config``, ``--init-seeds`` and ``--images`` that were not given from the study
+    (``--paper`` or the default one); returns what is measured, in words."""
+    from scaleqbench.bench.cli.parser import EQUIVARIANCE_STUDIES
+
+    paper = getattr(args, "paper", False)
+    for option, value in EQUIVARIANCE_STUDIES["paper" if paper else "default"].items():
+        if getattr(args, option, None) is None:
+            setattr(args, option, value)
+    if _checkpoint_paths(args):
+        return f"{args.images} test images per checkpoint"
+    config = args.config or "the dataset's published widths"
+    return (f"{'full study' if paper else 'quick look'}: config {config}, init seeds "
+            f"{args.init_seeds}, {args.images} test images"
+            + ("" if paper else " (--paper: the full study)"))
+
+
 def cmd_equivariance(args: argparse.Namespace) -> int:
     from scaleqbench.bench.cli.common import load_dataset
     from scaleqbench.bench.cli.validate import check_equivariance_args
     from scaleqbench.bench.run.train import pick_device
 
+    study = resolve_study(args)
     device = pick_device(check_equivariance_args(args))
     ds, _, _ = load_dataset(args.dataset, args, args.seed)
+    print(f"bench equivariance: {study}")
     return equivariance_tables(args, ds, device)

@@ -1,4 +1,5 @@
-"""``bench run``: expand a sweep, launch what is not done, follow it, collate.
+"""``bench run``: expand a sweep (flags, or a sweep file with ``--config``), resolve what each
+run computes with, launch what is not done (re-running stale runs), follow it, collate.
 """
 
 from __future__ import annotations
@@ -9,25 +10,50 @@ from pathlib import Path
 
 from scaleqbench.bench.cli.common import finish, prepare_datasets, quiet
 from scaleqbench.bench.cli.options import launcher_options
-from scaleqbench.bench.cli.validate import check_run_args
+from scaleqbench.bench.cli.sweep_file import run_settings
+from scaleqbench.bench.cli.validate import check_recipe_arg, check_run_args
 from scaleqbench.bench.spec import RunSpec, expand
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    args = run_settings(args)  # flags, then the sweep file, then the defaults
     specs, out = sweep_specs(args)
     return run_sweep(specs, out, args)
 
 
 def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
-    """The RunSpecs of a ``bench run`` invocation (checked) and its experiment folder."""
+    """The RunSpecs of a ``bench run`` invocation (checked, resolved) and its experiment
+    folder: every method x dataset x seed (``args`` as :func:`run_settings` makes them)."""
     methods, seeds = check_run_args(args)
-    out = Path(args.out or f"results/{args.dataset}-{args.preset}")
-    specs = expand(methods, args.dataset, seeds, args.preset, input=args.input,
-                   source=args.source,
-                   epochs=args.epochs, limit_train=args.limit_train, limit_eval=args.limit_eval,
-                   experiment=out.name, data_root=args.data_root, cache_dir=args.cache_dir,
-                   device=args.device)
-    return specs, out
+    entries = args.method_entries or [(name, kwargs, {}) for name, kwargs in methods]
+    out = Path(args.out or _default_out(args))
+    specs = []
+    for dataset in args.datasets:
+        for name, kwargs, own in entries:
+            # every method's recipe (the file's) < the method's own < --recipe
+            recipe = check_recipe_arg(args, {**args.file_recipe, **own})
+            specs += expand([(name, kwargs)], dataset, seeds, args.preset, input=args.input,
+                            recipe=recipe, source=args.source, epochs=args.epochs,
+                            limit_train=args.limit_train, limit_eval=args.limit_eval,
+                            experiment=out.name, data_root=args.data_root,
+                            cache_dir=args.cache_dir, device=args.device,
+                            precision=args.precision, deterministic=args.deterministic)
+    return resolved(specs), out
+
+
+def _default_out(args: argparse.Namespace) -> str:
+    """``results/<dataset>-<preset>``; ``results/<sweep file name>`` for several datasets."""
+    if len(args.datasets) > 1 and getattr(args, "config", None):
+        return f"results/{Path(args.config).stem}"
+    return f"results/{args.datasets[0]}-{args.preset}"
+
+
+def resolved(specs: list[RunSpec]) -> list[RunSpec]:
+    """``specs`` resolved from today's registry (:func:`bench.run.resolve.resolve`), each run
+    once: an option typed equal to its default makes the same run as none."""
+    from scaleqbench.bench.run.resolve import resolve
+
+    return list({s.run_id: s for s in map(resolve, specs)}.values())
 
 
 def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
@@ -37,8 +63,10 @@ def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
     from scaleqbench.bench.cli.signals import exit_status, sigterm_interrupts
     from scaleqbench.bench.launch.registry import make_launcher
     from scaleqbench.bench.launch.sweep import plan_launch, save_sweep, undone_if_refused
+    from scaleqbench.bench.run.loggers import with_log
     from scaleqbench.bench.store.run_store import RunStore
 
+    specs = with_log(specs, getattr(args, "log", ()))  # --log: how the runs report, not what
     launcher = make_launcher(args.launcher, launcher_options(args), progress=not quiet(args))
     # a missing data source is refused before the sweep is written (the cache is not --out):
     # before a new folder is made, where every run is to run; in a folder that has a sweep,
@@ -53,11 +81,14 @@ def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
         with undone_if_refused(out, created):
             # one read of each record decides; a run whose job is still out there (an
             # earlier --detach) is not launched twice
-            plan = plan_launch(out, specs, launcher.name, retry_failed=args.retry_failed)
+            plan = plan_launch(out, specs, launcher.name, retry_failed=args.retry_failed,
+                               rerun=getattr(args, "rerun", False))
             todo = plan.todo
             if not created:
                 prepare_datasets(todo)
             save_sweep(out, specs, launcher=launcher.name)
+            for note in plan.notes:  # stale records moved aside, --rerun, re-filed records
+                print(f"bench run: {note}")
             print(f"bench run: {len(specs)} runs in {out} ({plan.done} already done"
                   + (f", {plan.active} still queued or running" if plan.active else "")
                   + f", {len(todo)} to run)")

@@ -50,11 +50,13 @@ def read_folders(folders: Sequence[str | Path], strict: bool = False):
 
     Every file that is not a readable record is named on stderr, one line each,
     and left out; with ``strict`` that is an error instead. Runs found more than
-    once are counted once, said in a note.
+    once are counted once, said in a note, and so are stale records (made with another
+    config or recipe than a newer record or today's registry), which show marked.
     """
+    from scaleqbench.bench.run.resolve import todays_resolution
     from scaleqbench.bench.store.collection import load_folders
 
-    found = load_folders(list(folders))
+    found = load_folders(list(folders), today=todays_resolution)
     for problem in found.problems:
         print(f"bench: warning: {problem}; left out", file=sys.stderr)
     for note in found.notes:
@@ -98,8 +100,9 @@ def show_leaderboard(records: list, out: Path | None = None) -> None:
 
 
 def finish(out: Path, records: list, strict: bool = True, report: bool = True) -> int:
-    """Collate and print the leaderboard (and write the report); non-zero when ``strict``
-    and every run failed."""
+    """Collate and print the leaderboard (and write the report), then one summary line of
+    ``records`` (the runs this command ran); 1 when ``strict`` and any of them failed, so
+    that a script or CI notices a partial sweep."""
     found = read_folders([out])
     show_leaderboard(found.records, out)
     if report:
@@ -112,4 +115,7 @@ def finish(out: Path, records: list, strict: bool = True, report: bool = True) -
     for r in failed:
         print(f"failed: {r.method} seed {r.seed}: {r.last_error_line or '?'} "
               f"(record {r.run_id})")
-    return 1 if strict and failed and len(failed) == len(records) else 0
+    missing = sum(1 for r in records if r is None)
+    print(f"summary: {len(records)} run(s) this time, {len(records) - len(failed) - missing} "
+          f"ok, {len(failed)} failed" + (f", {missing} without a record" if missing else ""))
+    return 1 if strict and (failed or missing) else 0

@@ -7,12 +7,15 @@ output folders, a full disk) print one line on stderr and exit non-zero; so do
 argparse's own complaints (a misspelt choice gets a "did you mean", never the
 usage block). Ctrl-C or SIGTERM during a sweep keeps the finished records and
 says how to resume. ``--quiet`` also hides Python warnings (torch's UserWarnings).
+Output piped into a reader that stops early (``bench status X | head -1``) ends the
+command quietly with the shell's status for SIGPIPE (141), as other command-line tools do.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import warnings
 
@@ -38,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             if args.quiet:  # torch's UserWarnings are for developers, not a quiet sweep
                 warnings.simplefilter("ignore")
-            return handler(args) or 0
+            status = handler(args) or 0
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except user_error_types() as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
@@ -47,6 +54,19 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\nbench: interrupted", file=sys.stderr)
         return exit_status(exc)
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed it: nothing more can be shown. Point stdout at /dev/null so
+    that the interpreter's final flush does not fail too, and exit as SIGPIPE would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (captured): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Checks of a method's options (``NAME[k=v,...]``) before a command writes anything.
+"""Checks of a method's options (``NAME[k=v,...]``) and of recipe overrides (``--recipe
+k=v,...``) before a command writes anything.
 
-Each key must be one of the method's options (an unknown key gets a "did you mean" and the
-list of its options), each value of the kind its configuration uses (named when it is
-not), and the model must build with them and classify a blank image: a model that still
-cannot be built says why, in one line.
+Each option key must be one of the method's options (an unknown key gets a "did you mean"
+and the list of its options), each value of the kind its configuration uses (named when
+it is not), and the model must build with them and classify a blank image: a model that
+still cannot be built says why, in one line. Each recipe key must be a field of the
+training recipe (:class:`bench.run.recipes.TrainRecipe`), each value of that field's kind
+and range (:func:`check_recipe`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from scaleqbench.bench.errors import BadArgumentError, UnknownNameError, did_you_mean
 
-__all__ = ["check_method_options"]
+__all__ = ["RECIPE_CHOICES", "check_method_options", "check_recipe"]
 
 
 def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
@@ -151,3 +154,64 @@ def _unexpected_keyword(exc: TypeError, kwargs: dict[str, Any]) -> str | None:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+#: the values of the recipe's text fields (those :func:`bench.run.train.build_optimizer` builds)
+RECIPE_CHOICES = {"optimizer": ("adam", "adamw", "sgd"),
+                  "schedule": ("multistep", "step", "constant")}
+#: the least value of the recipe's number fields (inclusive), and those that must exceed it
+_LEAST = {"lr": 0, "weight_decay": 0, "momentum": 0, "gamma": 0, "epochs": 1, "batch_size": 2,
+          "step_size": 1}
+_ABOVE = {"lr", "gamma"}
+_KINDS = {"float": "a number", "int": "an integer", "bool": "True or False", "str": "text",
+          "tuple[int, ...]": "a tuple of integers", "tuple[str, ...]": "a tuple of text"}
+
+
+def _recipe_value(key: str, kind: str, value: Any) -> Any:
+    """``value`` of recipe field ``key`` (of ``kind``) as the recipe holds it, or None when
+    it is not of that kind."""
+    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "str" and isinstance(value, str):
+        return value
+    item = {"tuple[int, ...]": int, "tuple[str, ...]": str}.get(kind)
+    if item is not None and isinstance(value, (int, str)) and not isinstance(value, bool):
+        value = (value,)  # milestones=30: one milestone
+    if item is not None and isinstance(value, (tuple, list)) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    return None
+
+
+def check_recipe(overrides: dict[str, Any], flag: str = "--recipe") -> dict[str, Any]:
+    """``overrides`` (field -> value) checked against the training recipe: every key one of
+    its fields ("did you mean"), every value of the field's kind and within its range (one
+    line naming ``flag``, the key and the kind expected). Returns them as the recipe holds
+    them (a whole number for a float field as a float, one milestone as a tuple)."""
+    from scaleqbench.bench.run.resolve import RECIPE_FIELDS
+
+    out = {}
+    for key, value in overrides.items():
+        if key not in RECIPE_FIELDS:
+            raise UnknownNameError(f"{flag}: the training recipe has no field {key!r}"
+                                   f"{did_you_mean(key, RECIPE_FIELDS)}; its fields: "
+                                   f"{', '.join(RECIPE_FIELDS)}")
+        kind = RECIPE_FIELDS[key]
+        checked = _recipe_value(key, kind, value)
+        choices = RECIPE_CHOICES.get(key)
+        if checked is None or (choices and checked not in choices):
+            expected = (f"one of {', '.join(choices)}{did_you_mean(value, choices)}"
+                        if choices and checked is not None else _KINDS.get(kind, kind))
+            raise BadArgumentError(f"{flag} {key}={value!r}: {key} must be {expected}")
+        numbers = checked if isinstance(checked, tuple) else (checked,)
+        least = _LEAST.get(key, 1 if key == "milestones" else None)
+        if least is not None and any(isinstance(v, (int, float)) and (
+                v < least or (key in _ABOVE and v <= least)) for v in numbers):
+            bound = f"> {least}" if key in _ABOVE else f">= {least}"
+            raise BadArgumentError(f"{flag} {key}={value!r}: {key} must be {bound}")
+        out[key] = checked
+    return out

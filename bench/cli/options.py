@@ -15,9 +15,16 @@ import argparse
 from scaleqbench.bench.launch.registry import LAUNCHERS
 from scaleqbench.bench.launch.slurm_config import FLAG_FIELDS
 
-__all__ = ["PERF_JSON", "SLURM_FLAGS", "add_launcher_args", "launcher_options"]
+__all__ = ["PERF_JSON", "RUN_DEFAULTS", "SLURM_FLAGS", "add_launcher_args", "launcher_options"]
 
 PERF_JSON = "results/perf/perf.json"  # where `bench perf` writes and the reports look
+
+#: ``bench run``'s defaults of the options a sweep file (``--config``) may also set: the
+#: parser leaves them unset, so that a flag given wins over the file, and the file over these
+RUN_DEFAULTS: dict[str, object] = {
+    "methods": "all", "dataset": "mnist-res", "seeds": "0", "preset": "quick",
+    "input": "published", "source": "embedded", "device": "auto", "launcher": "local",
+}
 
 # the options of add_launcher_args that only a Slurm launcher reads (SlurmConfig overrides),
 # generated from SlurmConfig's fields: one list of the cluster options
@@ -43,5 +50,9 @@ def add_launcher_args(p: argparse.ArgumentParser) -> None:
 
 def launcher_options(args: argparse.Namespace) -> dict[str, object]:
     """The values of the launcher group that the launcher reads (those it does not take are
-    refused by :func:`bench.launch.registry.make_launcher` when given)."""
-    return {k: getattr(args, k) for k in _LAUNCHER_READS}
+    refused by :func:`bench.launch.registry.make_launcher` when given), and the Slurm
+    ``setup`` lines of a sweep file (no flag sets them)."""
+    options = {k: getattr(args, k) for k in _LAUNCHER_READS}
+    if getattr(args, "setup", None):
+        options["setup"] = args.setup
+    return options

@@ -2,7 +2,8 @@
 
 Each raises a :mod:`bench.errors` type with one line that says what was wrong
 and what to do: seeds, counts and limits, ``--device`` against what torch sees
-here, each command's own values (``bench run``, ``equivariance``, ``perf``), and
+here (or, for a Slurm sweep, against the GPUs each task asks for) and against
+``--precision``, each command's own values (``bench run``, ``equivariance``, ``perf``), and
 output files and folders (a regular file where a folder is wanted, a folder that
 cannot be written). A method's options are checked by
 :mod:`bench.cli.method_options`.
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from scaleqbench.bench.cli.method_options import check_method_options
+from scaleqbench.bench.cli.method_options import check_method_options, check_recipe
 from scaleqbench.bench.errors import (
     BadArgumentError,
     BenchError,
@@ -25,8 +26,9 @@ from scaleqbench.bench.errors import (
 # one probe of an output folder for every command (an experiment's, a report's, a board's)
 from scaleqbench.bench.store.run_store import writable_folder
 
-__all__ = ["check_at_least", "check_device", "check_equivariance_args", "check_perf_args",
-           "check_run_args", "check_seed", "check_sweep_limits", "dataset_family",
+__all__ = ["check_at_least", "check_device", "check_equivariance_args", "check_launch_device",
+           "check_options_on", "check_perf_args", "check_recipe_arg", "check_run_args",
+           "check_seed", "check_sweep_limits", "dataset_family",
            "parse_operators", "writable_file", "writable_folder", "writing_into"]
 
 #: numpy's seeds are unsigned 32-bit integers
@@ -63,12 +65,11 @@ def check_device(name: str, here: bool = True) -> str:
                 else did_you_mean(name, ("auto", *_DEVICE_TYPES, "cuda:0")))
         raise BadArgumentError(f"unknown --device {name!r}{hint}; use auto, cpu, cuda, cuda:N "
                                "or mps")
+    if device.type == "mps":  # wherever the runs go
+        from scaleqbench.bench.run.devices import MPS_REFUSAL
+
+        raise BadArgumentError(f"--device {name}: {MPS_REFUSAL}")
     if not here or device.type == "cpu":
-        return name
-    if device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise BadArgumentError(f"--device {name}: torch sees no MPS device on this machine; "
-                                   "use --device cpu or auto")
         return name
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
@@ -90,17 +91,57 @@ def check_sweep_limits(args: Any) -> None:
 
 def check_run_args(args: Any) -> tuple[list[tuple[str, dict[str, Any]]], list[int]]:
     """``bench run``'s values, before anything is written (a sweep must not start only to
-    record every run failed): returns its methods (with options) and seeds. On Slurm the
-    device is the nodes' to check, not this machine's."""
+    record every run failed): returns its methods (with options) and seeds. The options are
+    checked on every dataset of the sweep (``args.datasets``, else ``args.dataset``); on
+    Slurm the device is the nodes' to check, not this machine's."""
     from scaleqbench.bench.spec import preset
     from scaleqbench.bench.spec_parsing import parse_int_list, parse_methods
 
     check_sweep_limits(args)
     seeds = parse_int_list(args.seeds, "seed", lo=0, hi=_SEED_MAX)
-    methods = parse_methods(args.methods)
-    _check_options_on(methods, args.dataset, preset(args.preset).config)
-    check_device(args.device, here=getattr(args, "launcher", "local") == "local")
+    entries = getattr(args, "method_entries", None)  # a sweep file's (name, options, recipe)
+    methods = [(n, kw) for n, kw, _ in entries] if entries else parse_methods(args.methods)
+    for dataset in getattr(args, "datasets", None) or [args.dataset]:
+        check_options_on(methods, dataset, preset(args.preset).config)
+    check_launch_device(args)
     return methods, seeds
+
+
+def check_recipe_arg(args: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``--recipe KEY=VALUE,...`` parsed and checked (:func:`check_recipe`) over ``base`` (a
+    sweep file's recipe): the overrides of every method's recipe. ``epochs`` is given once:
+    by ``--epochs`` or in the recipe."""
+    from scaleqbench.bench.spec_parsing import parse_recipe
+
+    given = check_recipe(parse_recipe(args.recipe)) if getattr(args, "recipe", None) else {}
+    recipe = {**(base or {}), **given}
+    if "epochs" in recipe and args.epochs is not None:
+        raise BadArgumentError(f"--epochs {args.epochs} and recipe epochs={recipe['epochs']}: "
+                               "give the number of epochs once")
+    return recipe
+
+
+def check_launch_device(args: Any) -> None:
+    """``--device`` (and ``--precision``) of a sweep against where its runs will compute:
+    this machine's devices (``--launcher local``), or the GPUs each Slurm task asks for
+    (``--launcher slurm``: ``--device auto`` then means CUDA exactly when the tasks get
+    GPUs)."""
+    launcher = getattr(args, "launcher", "local")
+    check_device(args.device, here=launcher == "local")
+    if launcher == "slurm":
+        from scaleqbench.bench.cli.options import launcher_options
+        from scaleqbench.bench.launch.slurm_config import check_slurm_device, config_of_options
+
+        kind = check_slurm_device(args.device, config_of_options(launcher_options(args)))
+    else:
+        from scaleqbench.bench.run.devices import resolve_device
+
+        kind = resolve_device(args.device).type
+    precision = getattr(args, "precision", "fp32")
+    if precision == "tf32" and kind == "cpu":
+        raise BadArgumentError("--precision tf32 is a CUDA mode (TF32 matmuls and "
+                               "convolutions); these runs compute on the CPU: use --precision "
+                               "fp32 or bf16")
 
 
 def check_equivariance_args(args: Any) -> str:
@@ -114,7 +155,7 @@ def check_equivariance_args(args: Any) -> str:
         raise BadArgumentError("--each keeps one row per --checkpoint file; give --checkpoint")
     device = check_device(args.device)
     if not args.checkpoint:  # fresh models: unknown methods and options
-        _check_options_on(parse_methods(args.methods), args.dataset, args.config)
+        check_options_on(parse_methods(args.methods), args.dataset, args.config)
         parse_int_list(args.init_seeds, "init seed", lo=0)
     return device
 
@@ -169,7 +210,7 @@ def dataset_family(dataset: str) -> tuple[str, int]:
     return family, 3 if family == "stl10" else 1
 
 
-def _check_options_on(methods: list[tuple[str, dict[str, Any]]], dataset: str,
+def check_options_on(methods: list[tuple[str, dict[str, Any]]], dataset: str,
                       config: str | None) -> None:
     """:func:`check_method_options` for models of ``dataset`` (its channels, its full size) in
     ``config`` (None: the dataset's family)."""

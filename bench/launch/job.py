@@ -22,7 +22,7 @@ from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.run.train import run_one
 
-__all__ = ["SweepJob"]
+__all__ = ["SweepJob", "job_context"]
 
 
 def _use_allocated_cpus() -> None:
@@ -46,6 +46,11 @@ def _job_context() -> dict:
     return {"job_id": env.job_id, "log": str(env.paths.stdout), "log_err": str(env.paths.stderr),
             "hostname": env.hostname,
             "slurm_restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0"))}
+
+
+def job_context() -> dict:
+    """:func:`_job_context` (the name the task of several runs, :mod:`.task`, calls)."""
+    return _job_context()
 
 
 class SweepJob(submitit.helpers.Checkpointable):

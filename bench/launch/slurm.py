@@ -1,9 +1,16 @@
 """The Slurm launcher: a sweep becomes one job array, followed until every task ends.
 
-Each pending RunSpec is one array task running :class:`~scaleqbench.bench.launch.job.SweepJob`.
-Logs and submitit's pickles live in ``<experiment>/slurm/``; ``jobs.json`` there
-maps run ids to their job ids, so ``bench status`` and ``bench collect`` can
-find the jobs later (``--detach``).
+Each pending RunSpec is one array task running
+:class:`~scaleqbench.bench.launch.job.SweepJob`;
+with ``--runs-per-job K`` (or several GPUs per task) a task runs K of them at once,
+each in a process of its own (:class:`~scaleqbench.bench.launch.task.SweepTask`), and
+all K share the task's job id. Logs and submitit's pickles live in
+``<experiment>/slurm/``; ``jobs.json`` there maps run ids to their job ids, so
+``bench status`` and ``bench collect`` can find the jobs later (``--detach``).
+
+A spec's ``--device auto`` is decided at submission: CUDA when the tasks ask for GPUs,
+the CPU when they do not (a node that does not hide other jobs' GPUs would otherwise
+give a GPU-less task somebody else's GPU 0).
 
 Following: a record that a run's job wrote settles the run, whatever Slurm says
 (so runs settle even while the controller is down). A task that Slurm ends
@@ -37,7 +44,7 @@ from scaleqbench.bench.launch.api import ENDED, RunState, SchedulerUnavailable, 
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.run_store import RunStore, unfinished_record
-from scaleqbench.bench.launch.slurm_config import FIELDS, SlurmConfig, load_slurm_config, parse_sbatch_extra
+from scaleqbench.bench.launch.slurm_config import FIELDS, SlurmConfig, config_of_options
 from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
 from scaleqbench.bench.store.end_states import classify
 from scaleqbench.bench.spec import RunSpec
@@ -101,9 +108,7 @@ class SlurmLauncher:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], progress: bool) -> SlurmLauncher:
-        overrides = {k: v for k, v in options.items() if k in FIELDS}
-        overrides["sbatch_extra"] = parse_sbatch_extra(options.get("sbatch_extra") or [])
-        config = load_slurm_config(options.get("launcher_config"), overrides)
+        config = config_of_options(dict(options))
         missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
         if missing:
             raise BadArgumentError(f"--launcher slurm needs Slurm's {' and '.join(missing)} on "
@@ -115,23 +120,48 @@ class SlurmLauncher:
         specs = list(specs)
         if not specs:
             return Submission((), {}, "no task to submit")
-        # imported here: a job loads torch, which the parser (the --launcher choices) never needs
-        from scaleqbench.bench.launch.job import SweepJob
-
         folder = slurm_folder(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        job_ids = self.scheduler.submit([SweepJob(s, out_dir, command) for s in specs],
-                                        folder, self.config, f"bench-{Path(out_dir).name}")
+        specs = [self._on_task_device(s) for s in specs]
+        groups = self._groups(specs)
+        job_ids = self.scheduler.submit(self._jobs(groups, out_dir, command), folder,
+                                        self.config, f"bench-{Path(out_dir).name}")
+        by_run = {s.run_id: j for group, j in zip(groups, job_ids) for s in group}
         registry = load_jobs(out_dir)
-        for spec, job_id in zip(specs, job_ids):
+        for spec in specs:
             entry = registry.setdefault(spec.run_id, {"attempts": []})
-            entry["job_id"] = job_id
-            entry.setdefault("attempts", []).append(job_id)
+            entry["job_id"] = by_run[spec.run_id]
+            entry.setdefault("attempts", []).append(by_run[spec.run_id])
         _save_jobs(out_dir, registry)
         arrays = sorted({j.split("_")[0] for j in job_ids})
-        summary = f"submitted {len(specs)} task(s) as Slurm job {', '.join(arrays)}"
+        runs = f" ({len(specs)} runs)" if len(groups) != len(specs) else ""
+        summary = f"submitted {len(groups)} task(s){runs} as Slurm job {', '.join(arrays)}"
         log.info("%s", summary)
-        return Submission(tuple(specs), {s.run_id: j for s, j in zip(specs, job_ids)}, summary)
+        return Submission(tuple(specs), by_run, summary)
+
+    def _on_task_device(self, spec: RunSpec) -> RunSpec:
+        """``spec`` with ``--device auto`` decided for a task: CUDA when it gets GPUs."""
+        if spec.device != "auto":
+            return spec
+        return RunSpec.from_json({**spec.to_json(), "device": "cuda" if self.config.gpus
+                                  else "cpu"})
+
+    def _groups(self, specs: list[RunSpec]) -> list[list[RunSpec]]:
+        """The runs of each array task: ``runs_per_job`` consecutive specs."""
+        k = self.config.runs_per_job
+        return [specs[i:i + k] for i in range(0, len(specs), k)]
+
+    def _jobs(self, groups: list[list[RunSpec]], out_dir: Path, command: str | None) -> list:
+        """What each array task runs: one run as itself, several (or several GPUs) as a task
+        of processes."""
+        # imported here: a job loads torch, which the parser (the --launcher choices) never needs
+        from scaleqbench.bench.launch.job import SweepJob
+        from scaleqbench.bench.launch.task import SweepTask
+
+        if self.config.runs_per_job == 1 and self.config.gpus <= 1:
+            return [SweepJob(group[0], out_dir, command) for group in groups]
+        return [SweepTask(group, out_dir, self.config.runs_per_job, self.config.gpus, command)
+                for group in groups]
 
     def follow(self, submission: Submission, out_dir: Path, timeout_s: float | None = None
                ) -> dict[str, str]:

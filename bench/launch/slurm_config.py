@@ -7,6 +7,7 @@ top-level keys) < command-line flags. A cluster's defaults are written once::
     # slurm.toml
     partition = "gpu"
     gpus_per_job = 1
+    runs_per_job = 4          # four runs share each task's GPU (separate processes)
     cpus_per_job = 8
     mem = "32G"
     time = "4:00:00"
@@ -14,6 +15,11 @@ top-level keys) < command-line flags. A cluster's defaults are written once::
     setup = ["module load cuda"]
     [sbatch_extra]
     exclude = "node13"
+
+GPUs are asked for with ``--gpus-per-node`` (``gpus_per_job``), or with ``gres`` (e.g.
+``gpu:1``, ``gpu:a100:2``) on clusters that refuse it. A task runs ``runs_per_job`` runs,
+each in a process of its own on one of the task's GPUs; the job step gets the task's CPUs
+(``SRUN_CPUS_PER_TASK``: since Slurm 22.05 ``srun`` does not inherit ``--cpus-per-task``).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from typing import Any
 
 from scaleqbench.bench.errors import BadArgumentError
 
-__all__ = ["FLAG_FIELDS", "SlurmConfig", "load_slurm_config", "parse_slurm_time"]
+__all__ = ["FLAG_FIELDS", "SlurmConfig", "check_slurm_device", "config_of_options",
+           "load_slurm_config", "parse_slurm_time"]
 
 
 def parse_slurm_time(text: str | int) -> int:
@@ -63,6 +70,12 @@ class SlurmConfig:
     # only after the sweep is prepared, with a traceback): a task needs a CPU and the array a
     # slot; no GPU, no requeue and no early signal are meaningful choices
     gpus_per_job: int = field(default=0, metadata={"help": "GPUs per array task", "least": 0})
+    gres: str | None = field(default=None, metadata={
+        "help": "generic resources per task instead of --gpus-per-job, e.g. gpu:1 or "
+                "gpu:a100:2 (clusters that refuse --gpus-per-node)"})
+    runs_per_job: int = field(default=1, metadata={
+        "help": "runs per array task, each its own process sharing the task's GPU(s); fewer "
+                "run at once when the memory estimate says they would not fit", "least": 1})
     cpus_per_job: int = field(default=1, metadata={"help": "CPUs per array task", "least": 1})
     mem: str | None = field(default=None, metadata={"help": "memory per task, e.g. 16G"})
     time: str = field(default="1:00:00", metadata={
@@ -88,6 +101,11 @@ class SlurmConfig:
     def minutes(self) -> int:
         return parse_slurm_time(self.time)
 
+    @property
+    def gpus(self) -> int:
+        """GPUs each task gets: ``gpus_per_job``, or the count of ``gres``'s ``gpu`` entry."""
+        return self.gpus_per_job or gres_gpus(self.gres)
+
     def executor_parameters(self) -> dict[str, Any]:
         """Keyword arguments of ``submitit.SlurmExecutor.update_parameters``."""
         params: dict[str, Any] = {
@@ -97,10 +115,12 @@ class SlurmConfig:
         optional = {"partition": self.partition, "mem": self.mem, "account": self.account,
                     "qos": self.qos, "constraint": self.constraint}
         params.update({k: v for k, v in optional.items() if v})
-        if self.gpus_per_job:
+        if self.gres:
+            params["gres"] = self.gres
+        elif self.gpus_per_job:
             params["gpus_per_node"] = self.gpus_per_job
-        if self.setup:
-            params["setup"] = list(self.setup)
+        # submitit starts the job with a bare srun, which gives the step one CPU unless told
+        params["setup"] = [f"export SRUN_CPUS_PER_TASK={self.cpus_per_job}", *self.setup]
         if self.sbatch_extra:
             params["additional_parameters"] = dict(self.sbatch_extra)
         return params
@@ -213,6 +233,51 @@ def _check_signal_margin(config: SlurmConfig) -> None:
             f"checkpoint signal ({config.signal_delay_s} s early); Slurm may send it up to 60 s "
             f"earlier still, killing a job that is starting: give --time at least "
             f"{config.signal_delay_s + SIGNAL_SLACK_S} s or lower --signal-delay-s")
+
+
+def gres_gpus(gres: str | None) -> int:
+    """The GPUs a ``--gres`` asks for: ``gpu`` 1, ``gpu:2`` or ``gpu:a100:2`` 2, none 0."""
+    for entry in (gres or "").split(","):
+        parts = entry.strip().split(":")
+        if parts[0] == "gpu":
+            return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return 0
+
+
+def config_of_options(options: dict[str, Any]) -> SlurmConfig:
+    """The configuration ``bench run``'s launcher options give (flags over files)."""
+    overrides = {k: v for k, v in options.items() if k in FIELDS}
+    overrides["sbatch_extra"] = parse_sbatch_extra(options.get("sbatch_extra") or [])
+    return load_slurm_config(options.get("launcher_config"), overrides)
+
+
+def check_slurm_device(device: str, config: SlurmConfig) -> str:
+    """The device kind (``cpu``/``cuda``) the runs of a Slurm sweep compute on; one line
+    (:class:`BadArgumentError`) when ``device`` and the GPUs a task asks for disagree.
+
+    ``auto`` means CUDA exactly when a task gets GPUs: a node that does not hide the GPUs
+    of other jobs would otherwise hand a GPU-less task somebody else's GPU 0.
+    """
+    kind, _, index = device.partition(":")
+    gpus = config.gpus
+    if config.gpus_per_job and config.gres and gres_gpus(config.gres) not in (0, gpus):
+        raise BadArgumentError(f"--gpus-per-job {config.gpus_per_job} and --gres "
+                               f"{config.gres} ask for different GPUs; give one of them")
+    if kind == "cuda" and not gpus:
+        raise BadArgumentError(f"--device {device} needs a GPU, but each Slurm task asks for "
+                               "none; add --gpus-per-job 1 (or --gres gpu:1), or use --device "
+                               "cpu")
+    if kind == "cuda" and index not in ("", "0"):
+        raise BadArgumentError(f"--device {device}: each run of a Slurm task sees its GPU as "
+                               "cuda:0; use --device cuda")
+    if kind == "cpu" and gpus:
+        raise BadArgumentError(f"--device cpu with {gpus} GPU(s) per task would leave them "
+                               "idle; drop --gpus-per-job/--gres, or use --device cuda")
+    if gpus > config.runs_per_job:
+        raise BadArgumentError(f"{gpus} GPUs per task but {config.runs_per_job} run(s) per "
+                               "task, one GPU each: raise --runs-per-job to at least "
+                               f"{gpus}, or ask for fewer GPUs")
+    return "cuda" if gpus else "cpu"
 
 
 def _has_table(pyproject: Path) -> bool:

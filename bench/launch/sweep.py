@@ -6,7 +6,12 @@ launchers that launched them, so ``bench status`` and ``bench collect`` know
 whom to ask about jobs still out there. :func:`run_states` merges the records
 with what those launchers report; it knows no backend. :func:`plan_launch` decides,
 under the experiment lock, which runs ``bench run`` launches, from one read of each
-run's record.
+run's record. A run without a record under its own id may have one under another: a
+record of the same protocol, label and seed made with another config or recipe is
+stale, and is moved aside (:func:`bench.store.identity.set_aside`) before the run runs
+again; one made with the same values under an earlier version's run id is re-filed
+under the run's id (its original file kept in ``runs/migrated/``), and counts as
+done. ``sweep.json`` keeps one spec per such slot, the latest.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from scaleqbench.bench.errors import BenchError, CorruptRecordError, NoRecordsEr
 from scaleqbench.bench.launch.api import ACTIVE, ENDED, Launcher, RunState
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.store.atomic_io import atomic_write_bytes, atomic_write_text
+from scaleqbench.bench.store.identity import replace_stale, set_aside, set_aside_files
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.run_store import RunStore
 
@@ -69,8 +75,9 @@ def save_sweep(out_dir: Path, specs: list[RunSpec], launcher: str | None = None)
         data = _read(out_dir)
     except NoRecordsError:
         data = {"runs": []}
-    known = {s.run_id: s for s in map(RunSpec.from_json, data["runs"])}
-    known.update({s.run_id: s for s in specs})
+    # one spec per slot: a run whose config or recipe changed replaces its stale spec
+    known = {s.slot: s for s in map(RunSpec.from_json, data["runs"])}
+    known.update({s.slot: s for s in specs})
     out: dict = {"runs": [s.to_json() for s in known.values()]}
     launchers = data.get("launchers")
     if launchers is not None or not data["runs"]:  # else: who launched the earlier runs is unknown
@@ -174,21 +181,27 @@ class LaunchPlan:
     todo: list[RunSpec]  # to launch now
     done: int  # kept: an ``ok`` record (or a failed one, unless failed runs are retried)
     active: int  # left alone: a job of an earlier launch is still queued or running
+    # one line per record moved aside (stale, or --rerun) or re-filed, naming where it went
+    notes: tuple[str, ...] = ()
 
 
 def plan_launch(out_dir: Path, specs: list[RunSpec], launcher: str,
-                retry_failed: bool = True) -> LaunchPlan:
-    """Which of ``specs`` to launch (by the ``launcher`` named), from one read of each run's
-    record, under the experiment lock: those without an ``ok`` record (nor a failed one,
-    unless ``retry_failed``) whose job of an earlier launch (``--detach``) is not still out
-    there. The damaged record of a run to launch is moved aside (never deleted), said in a
-    warning; a record of a newer schema stops the launch (:class:`RecordSchemaError`)."""
+                retry_failed: bool = True, rerun: bool = False) -> LaunchPlan:
+    """Which of ``specs`` to launch (by the ``launcher`` named), from one read of each record
+    file, under the experiment lock: those without an ``ok`` record (nor a failed one,
+    unless ``retry_failed``; every one with ``rerun``) whose job of an earlier launch
+    (``--detach``) is not still out there. A stale record is moved aside and a record of an
+    earlier version re-filed (see the module docstring), as is the record of a run that
+    ``rerun`` recomputes. The damaged record of a run to launch is moved aside (never
+    deleted), said in a warning; a record of a newer schema stops the launch
+    (:class:`RecordSchemaError`)."""
     store = RunStore(out_dir)
-    found = read_runs(out_dir, specs)
+    found = dict(read_runs(out_dir, specs))
+    notes = replace_stale(store, specs, found)
     pending = []
     for spec in specs:
         rec = found[spec.run_id]
-        if isinstance(rec, RunRecord) and (rec.ok or not retry_failed):
+        if not rerun and isinstance(rec, RunRecord) and (rec.ok or not retry_failed):
             log.info("skip %s seed %d: %s record %s exists", spec.label, spec.seed,
                      rec.status, spec.run_id)
         else:
@@ -198,9 +211,17 @@ def plan_launch(out_dir: Path, specs: list[RunSpec], launcher: str,
               if r["state"] in ACTIVE}
     todo = [s for s in pending if s.run_id not in active]
     for spec in todo:
-        if isinstance(found[spec.run_id], CorruptRecordError):
-            store.set_aside(found[spec.run_id], "the run will be recomputed")
-    return LaunchPlan(todo, done=len(specs) - len(pending), active=len(active))
+        rec = found[spec.run_id]
+        if isinstance(rec, CorruptRecordError):
+            store.set_aside(rec, "the run will be recomputed")
+        elif rerun and isinstance(rec, RunRecord) and rec.path is not None:
+            moved = set_aside(rec.path, spec.run_id)
+            notes.append(f"{spec.label} seed {spec.seed}: --rerun: moved its record to "
+                         f"{moved.relative_to(out_dir)}; running it again")
+        elif rerun:  # no record: a per-epoch state left by an interrupted run is not resumed
+            set_aside_files(out_dir, spec.run_id)
+    return LaunchPlan(todo, done=len(specs) - len(pending), active=len(active),
+                      notes=tuple(notes))
 
 
 def _launchers_of(out_dir: Path, adding: str | None = None) -> list[Launcher]:

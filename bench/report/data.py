@@ -39,7 +39,8 @@ from scaleqbench.bench.store.collection import Collection, load_folders
 from scaleqbench.bench.spec import PROTOCOL_FIELDS, Protocol
 
 __all__ = ["PROTOCOL_ORDER", "PUBLISHED_CSV", "Experiment", "ReportData", "eq_frame",
-           "history_frame", "in_section", "load", "load_experiments", "load_published",
+           "history_frame", "in_section", "input_labels", "load", "load_experiments",
+           "load_published",
            "parse_scale_key", "per_size_frame", "runs_frame", "section_slug", "section_title",
            "sections"]
 
@@ -126,6 +127,24 @@ def section_slug(protocol: Protocol) -> str:
     parts += [f"{f.replace('_', '')}{v}" for f, v in _untitled(protocol)]
     text = "-".join(parts).replace("+", "plus")
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def input_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (rows of one section) with the method label of a method that appears under
+    several input policies extended by its policy, ``cnn[input=pad]``: one line each, in the
+    method's colour (a variant's line style), never one mean over both."""
+    if df.empty or "input" not in df:
+        return df
+    counts = df.groupby("method")["input"].nunique()
+    several = set(counts[counts > 1].index)
+    if not several:
+        return df
+    def label(method: str, policy: str) -> str:
+        if method not in several:
+            return method
+        return f"{method[:-1]},input={policy}]" if method.endswith("]") else \
+            f"{method}[input={policy}]"
+    return df.assign(method=[label(m, p) for m, p in zip(df.method, df.input)])
 
 
 def parse_scale_key(key: str) -> float:

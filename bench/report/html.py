@@ -23,34 +23,56 @@ from urllib.parse import quote
 import pandas as pd
 
 from scaleqbench.bench.formatting import MISSING, num
-from scaleqbench.bench.report.leaderboard import comparison
+from scaleqbench.bench.report.leaderboard import comparison, runs_text
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.report.data import (
     Experiment,
     ReportData,
-    in_section,
     section_slug,
     section_title,
 )
-from scaleqbench.bench.report.tables import METRICS, best_mask, display_table, published_input
+from scaleqbench.bench.report.html_board import (
+    glossary_html,
+    leaderboard_html,
+    rank_summary_html,
+    table_html,
+)
+from scaleqbench.bench.report.plots import Palette
+from scaleqbench.bench.report.tables import display_table, published_input, section_frames
 from scaleqbench.bench.spec import PUBLISHED_INPUT, Protocol, RunSpec
 
-__all__ = ["FigureEntry", "experiment_commands", "render_html"]
+__all__ = ["RANKS_FIGURE", "FigureEntry", "experiment_commands", "render_html"]
+
+#: the name of the critical-difference figure: shown beside the average-rank summary
+RANKS_FIGURE = "average_ranks"
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
-max-width:1200px;padding:0 1em;color:#222;line-height:1.45}
+max-width:1240px;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{font-size:1.3em;border-bottom:1px solid #ddd;padding-bottom:.2em;
-margin-top:2em}h3{font-size:1.1em}
-table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em}
-th,td{padding:.25em .6em;border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{border-bottom:2px solid #999}
-tbody tr:nth-child(even){background:#f7f7f7}td.best{font-weight:700}
-td.failed{color:#b00}td.text{text-align:left;white-space:normal}
+margin-top:2em}h3{font-size:1.1em;margin:1.2em 0 .3em}
+table{border-collapse:collapse;margin:.3em 0 .6em;font-size:.86em}
+th,td{padding:.25em .5em;border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap;
+vertical-align:top}th{border-bottom:2px solid #999;background:#fff;white-space:normal;
+vertical-align:bottom}th[title]{cursor:help;text-decoration:underline dotted #999}
+th:first-child,td:first-child{text-align:left}
+tbody tr:nth-child(even){background:#f7f7f7}td.tied{font-weight:700}
+.ci{display:block;font-size:.8em;color:#666;font-weight:400}td.tied .ci{color:#333}
+td.failed{color:#b00}td.text{text-align:left;white-space:normal;min-width:16em}
+td.count{white-space:normal}td.method{white-space:normal;min-width:8em}
+.key{display:inline-block;width:14px;height:14px;margin-right:.35em;vertical-align:-2px}
+.board{display:grid;grid-template-columns:minmax(0,1fr) 15em;gap:1.2em;align-items:start}
+.glossary{font-size:.8em;color:#333;background:#f8f8f8;border:1px solid #e3e3e3;
+padding:.2em .9em .6em;position:sticky;top:.5em}.glossary h3{margin:.5em 0}
+.glossary dt{font-weight:700;margin-top:.35em}.glossary dd{margin:0 0 0 .6em}
+@media (max-width:900px){.board{grid-template-columns:minmax(0,1fr)}.glossary{position:static}}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.88em;color:#444}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;
 font-size:.85em;white-space:pre-wrap;word-break:break-all}
-.note{font-size:.85em;color:#555}.scroll{overflow-x:auto}nav ul{columns:2}code{font-size:.9em}
+.note{font-size:.85em;color:#555}.scroll{overflow-x:auto;max-width:100%}
+.runs{max-height:32em;overflow:auto;border:1px solid #e3e3e3}.runs table{margin:0}
+.runs thead th{position:sticky;top:0}
+nav ul{columns:2}code{font-size:.9em}
 """
 
 
@@ -73,27 +95,6 @@ def _e(x) -> str:
 def _href(target: str | Path, out_dir: Path) -> str:
     rel = os.path.relpath(Path(target).resolve(), out_dir.resolve())
     return quote(Path(rel).as_posix())
-
-
-def _table(columns: list[str], rows: list[list[tuple[str, str]]]) -> str:
-    """rows of (html, css class) cells."""
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f'<td class="{cls}">{cell}</td>' if cls else f"<td>{cell}</td>"
-                                    for cell, cls in row) + "</tr>" for row in rows)
-    # wide tables scroll inside their box instead of widening the page
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-            "</table></div>")
-
-
-def _leaderboard_html(board: pd.DataFrame) -> str:
-    shown = display_table(board)
-    mask = best_mask(board).reset_index(drop=True)
-    best_cols = {name: col for col, name, _ in METRICS}
-    rows = []
-    for i, row in shown.iterrows():
-        rows.append([(_e(v), "best" if c in best_cols and mask.at[i, best_cols[c]] else "")
-                     for c, v in row.items()])
-    return _table(list(shown.columns), rows)
 
 
 def _input_arg(spec: RunSpec) -> str:
@@ -168,7 +169,8 @@ def _versions_table(records: list[RunRecord]) -> str:
     keys = sorted({k for key in counts for k, _ in key})
     rows = [[(_e(dict(key).get(k, MISSING)), "") for k in keys] + [(str(n), "")]
             for key, n in counts.items()]
-    return _table(keys + ["runs"], rows) if keys else '<p class="note">no versions recorded</p>'
+    return table_html(keys + ["runs"], rows) if keys else \
+        '<p class="note">no versions recorded</p>'
 
 
 def _runs_table(exp: Experiment, out_dir: Path) -> str:
@@ -182,8 +184,10 @@ def _runs_table(exp: Experiment, out_dir: Path) -> str:
                      (num(r.test_acc, ".2f", 100), ""), (num(r.eq_err, ".2e"), ""),
                      (num(r.train_time_s, ".1f"), ""), (_e(r.device), ""),
                      (_e(r.finished_at), ""), (link, ""), (_e(err[0]), "text failed")])
-    return _table(["method", "dataset", "input", "seed", "status", "test acc (%)", "equiv. err",
-                   "train time (s)", "device", "finished", "record", "error"], rows)
+    # many runs: the table scrolls inside its box, both ways, its header staying in view
+    return table_html(["method", "dataset", "input", "seed", "status", "test acc (%)",
+                       "equiv. err", "train time (s)", "device", "finished", "record", "error"],
+                      rows, box="scroll runs")
 
 
 def _figure_html(fig: FigureEntry, out_dir: Path) -> str:
@@ -194,32 +198,55 @@ def _figure_html(fig: FigureEntry, out_dir: Path) -> str:
             f'<a href="{_href(fig.pdf, out_dir)}">PDF</a>)</figcaption></figure>')
 
 
+def _leaderboard_part(board: pd.DataFrame, palette: Palette, notes: list[str],
+                      ranks_figure: str = "") -> list[str]:
+    """The tables of every section, the average-rank summary and the notes, with the
+    glossary beside them."""
+    tables_html = []
+    for key, sub in section_frames(board):
+        tables_html.append(f'<h3 id="table-{section_slug(key)}">{_e(section_title(key))} '
+                           f'<a class="note" href="#{section_slug(key)}">(figures)</a></h3>')
+        tables_html.append(leaderboard_html(sub, palette))
+    tables_html.append(rank_summary_html(board, section_frames(board), palette))
+    tables_html.append(ranks_figure)
+    if notes:
+        tables_html.append('<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in notes)
+                           + "</ul>")
+    columns = [c for _, sub in section_frames(board) for c in display_table(sub).columns]
+    return ['<h2 id="leaderboard">Leaderboard</h2>',
+            f'<div class="board"><div>{"".join(tables_html)}</div>{glossary_html(columns)}</div>']
+
+
 def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry],
-                out_dir: Path, notes: list[str], table_files: list[Path]) -> str:
-    """The page, as a string (written by the caller)."""
+                out_dir: Path, notes: list[str], table_files: list[Path],
+                palette: Palette | None = None) -> str:
+    """The page, as a string (written by the caller); ``palette``: the figures' styles (the
+    keys beside the methods' names)."""
     out_dir = Path(out_dir)
+    palette = palette or Palette(list(board.method) if len(board) else [])
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     gits = sorted({str(r.versions.get("git", "unknown")) for r in data.records})
     keys = list(dict.fromkeys(comparison(p) for p in board.protocol)) if len(board) else []
-    toc = "".join(f'<li><a href="#{section_slug(k)}">{_e(section_title(k))}</a></li>'
+    toc = "".join(f'<li><a href="#{section_slug(k)}">Figures: {_e(section_title(k))}</a></li>'
                   for k in keys)
     parts = [f"<h1>scaleqbench report</h1><p class=\"note\">Generated {now} from "
              f"{len(data.experiments)} experiment folder(s), {len(data.records)} run record(s); "
              f"git revision(s) of the runs: {_e(', '.join(gits))}. Tables: "
              + ", ".join(f'<a href="{_href(p, out_dir)}">{_e(p.name)}</a>' for p in table_files)
              + ".</p>",
-             f'<nav><ul>{toc}<li><a href="#experiments">Experiments and runs</a></li></ul></nav>']
+             f'<nav><ul><li><a href="#leaderboard">Leaderboard</a></li>{toc}'
+             '<li><a href="#experiments">Experiments and runs</a></li></ul></nav>']
     if data.problems or data.notes:
         # the reader must know what the tables leave out or count once
         items = [f"{_e(p)}; left out" for p in data.problems] + [_e(n) for n in data.notes]
         parts.append('<ul class="note">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+    if keys:
+        ranks = "".join(_figure_html(f, out_dir) for f in figures if f.name == RANKS_FIGURE)
+        parts.extend(_leaderboard_part(board, palette, notes, ranks))
     for key in keys:
-        parts.append(f'<h2 id="{section_slug(key)}">{_e(section_title(key))}</h2>')
-        parts.append(_leaderboard_html(in_section(board, key)))
+        parts.append(f'<h2 id="{section_slug(key)}">Figures: {_e(section_title(key))}</h2>')
         parts.extend(_figure_html(f, out_dir) for f in figures if f.section == key)
-    if notes:
-        parts.append("<ul class=\"note\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
-    extra = [f for f in figures if f.section is None]
+    extra = [f for f in figures if f.section is None and f.name != RANKS_FIGURE]
     if extra:
         parts.append('<h2 id="cost">Training cost</h2>')
         parts.extend(_figure_html(f, out_dir) for f in extra)
@@ -228,7 +255,7 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
         n_ok = sum(r.ok for r in exp.records)
         n_failed = len(exp.records) - n_ok
         parts.append(f'<h3>{_e(exp.name)}</h3><p class="note">folder <code>{_e(exp.folder)}'
-                     f"</code>: {len(exp.records)} run(s), {n_ok} ok, {n_failed} failed</p>")
+                     f"</code>: {runs_text(len(exp.records), n_failed)} ({n_ok} ok)</p>")
         for cmd, recorded in experiment_commands(exp):
             label = "command" if recorded else "command (rebuilt from the records' specs)"
             parts.append(f'<p class="note">{label}:</p><pre>{_e(cmd)}</pre>')

@@ -1,11 +1,12 @@
 """Leaderboard tables of a report: Markdown, CSV and LaTeX (booktabs), one section per protocol.
 
 The numbers come from :func:`bench.leaderboard.summarize` (one row per
-leaderboard key, so runs of different protocols never share a mean) and the
-strings from :func:`bench.leaderboard.display_frame`; this module adds what a
-paper table needs on top: the split into sections (one per protocol), the
-published reference with the delta to ours, inference throughput, and the
-best value per column marked.
+leaderboard key, so runs of different protocols never share a mean; every metric
+with its 95 % interval, and the comparisons of :mod:`bench.report.significance`)
+and the strings from :func:`bench.leaderboard.display_frame`; this module adds
+what a paper table needs on top: the split into sections (one per protocol), the
+published reference with the delta to ours, inference throughput, the rows tied
+with the best of a column in bold, and the average-rank summary over sections.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 
 from scaleqbench.bench.formatting import MISSING, finite, num, signed
-from scaleqbench.bench.report.leaderboard import comparison, display_frame, shown_row_fields, summarize
+from scaleqbench.bench.report.board_text import (
+    mark_tied,
+    rank_summary_text,
+    significance_notes,
+    tied_mask,
+)
+from scaleqbench.bench.report.leaderboard import (
+    comparison,
+    display_frame,
+    shown_row_fields,
+    summarize,
+)
 from scaleqbench.bench.published.reference import (
     compares_to_published,
     published_input,
@@ -112,7 +124,7 @@ def display_table(board: pd.DataFrame, published: list[str] | None = None,
     shown = display_frame(board, protocol=row_fields)
     # the method first (the tables' left column), its input policy beside it
     shown = shown[["method", *(c for c in shown.columns if c != "method")]]
-    runs_col = shown.pop("runs (failed)")
+    runs_col = shown.pop("runs")
     shown["infer (img/s)"] = [num(v, ",.0f") for v in board.infer_img_per_s]
     for col, (_, name, delta_name, scale) in PUBLISHED_COLUMNS.items():
         if col not in published:
@@ -121,24 +133,20 @@ def display_table(board: pd.DataFrame, published: list[str] | None = None,
         shown[name] = [num(v, fmt, scale) for v in board[col]]
         delta = board[col.replace("published", "delta")]
         shown[delta_name] = [signed(v, fmt, scale) for v in delta]
-    shown["runs (failed)"] = runs_col
+    shown["runs"] = runs_col
     return shown.reset_index(drop=True)
 
 
 def _marked(board: pd.DataFrame, shown: pd.DataFrame, wrap: Callable[[str], str]) -> pd.DataFrame:
-    mask = best_mask(board).reset_index(drop=True)
-    out = shown.copy()
-    for col, name, _ in METRICS:
-        out[name] = [wrap(s) if m else s for s, m in zip(out[name], mask[col])]
-    return out
+    return mark_tied(board, shown, wrap)
 
 
 def table_notes(data: ReportData | None, board: pd.DataFrame) -> list[str]:
-    notes = ["Best value per column in bold (per section, among rows with a value). "
-             "Test accuracy: mean ± std over seeds of the runs that finished (status ok); "
-             "failed runs are counted in the last column, never averaged in. "
-             "Equivariance error: relative squared error of the last spatial layer, mean over "
-             "the size grid; logit inv. err: the same on the logits."]
+    notes = [*significance_notes(board),
+             "Means over the runs that finished (status ok); failed runs are counted in the "
+             "last column, never averaged in. Equivariance error: relative squared error of "
+             "the last spatial layer, mean over the size grid; logit inv. err: the same on the "
+             "logits."]
     if data is not None and published_columns(board):
         pub = data.published
         used = pub[pub.set_index(["dataset", "method"]).index.isin(
@@ -174,23 +182,29 @@ def to_markdown(board: pd.DataFrame, data: ReportData | None = None) -> str:
         shown = _marked(sub, display_table(sub), lambda s: f"**{s}**")
         out += [f"## {section_title(key)}", "",
                 shown.to_markdown(index=False, disable_numparse=True), ""]
+    summary = rank_summary_text(board, section_frames(board))
+    if summary:
+        out += ["## Average ranks over the comparisons", "", summary, ""]
     out += [f"- {n}" for n in table_notes(data, board)]
     return "\n".join(out) + "\n"
 
 
 def to_csv(board: pd.DataFrame) -> str:
-    """``leaderboard.csv``: the raw numbers and a ``best`` column naming the metrics a row leads."""
+    """``leaderboard.csv``: the raw numbers (means, interval bounds, stds, p-values, rank
+    ranges), a ``best`` column naming the metrics a row has the best value of, and ``tied``
+    those it is not significantly worse than the best in (bold)."""
     if board.empty:
         return ""
-    mask = best_mask(board)
+    mask, tied = best_mask(board), tied_mask(board)
     out = board.drop(columns=["method_name", "protocol"]).copy()
     out["best"] = [";".join(c for c, _, _ in METRICS if mask.at[i, c]) for i in board.index]
+    out["tied"] = [";".join(c for c in tied.columns if tied.at[i, c]) for i in board.index]
     return out.to_csv(index=False)
 
 
 _TEX_ESCAPE = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-               "^": r"\textasciicircum{}"}
+               "^": r"\textasciicircum{}", "–": "--"}
 
 
 def _tex_text(s: str) -> str:
@@ -198,10 +212,15 @@ def _tex_text(s: str) -> str:
 
 
 def _tex_cell(s: str) -> str:
-    """A display string in LaTeX: ± and scientific notation in math mode, dashes as --."""
+    """A display string in LaTeX: ± and scientific notation in math mode, dashes as --, an
+    interval ``m [lo, hi]`` as its three numbers so."""
     s = str(s)
     if s == MISSING:
         return "--"
+    m = re.fullmatch(r"(\S+) \[(.+)\]", s)
+    if m:
+        bounds = ", ".join(_tex_cell(b.strip()) for b in m.group(2).split(","))
+        return f"{_tex_cell(m.group(1))} [{bounds}]"
     m = re.fullmatch(r"([+-]?\d[\d.,]*)e([+-]\d+)", s)
     if m:
         return f"${m.group(1)}\\times 10^{{{int(m.group(2))}}}$"

@@ -18,7 +18,9 @@ below ``N`` of the benchmark's multi-resolution protocol of that full size
 (``mnist-res``: 8..27 at ``N = 28``; ``stl10-res``: 49..96 at ``N = 97``), so that the
 summary is the ``eq_err`` a run of that protocol records; for any other ``N``, every
 size from ``ceil(N / 2)`` to ``N - 1``. ``scale-shift`` adds the sizes on the grid of
-the scale axes the model declares (where its lifted maps are compared).
+the scale axes the model declares (where its lifted maps are compared). ``rahman-yeh``
+takes the authors' own sizes at ``N = 28`` (8..27) and ``N = 97`` (49, 57, ..., 89), and
+its summary is theirs (:mod:`bench.run.rahman_yeh`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from scaleqbench.bench.run.metrics import (
     scale_shift_left_out,
     summary_layer,
 )
+from scaleqbench.bench.run.rahman_yeh import authors_number, plain_mean, rahman_yeh_layer
 from scaleqbench.datasets.protocols import MNIST_RES_SIZES, STL10_RES_SIZES
+from scaleqbench.datasets.rahman_yeh import authors_equivariance
 from scaleqbench.datasets.scaling import INPUT_POLICIES, to_canvas
 from scaleqbench.methods.scale_axis import ScaleAxis, scale_axes_of
 
@@ -66,8 +70,10 @@ class EquivarianceResult:
     logits (``lie``: the mean absolute Lie derivative of the softmax). ``summary``:
     the mean over sizes of :attr:`summary_layer` -- the last spatial layer, or under
     ``scale-shift`` the deepest map with a scale axis: the ``eq_err`` (and
-    ``eq_err_scale_shift``) of a run record. ``left_out`` (``scale-shift`` only):
-    per map with a scale axis and size, the slices that had no partner on the axis.
+    ``eq_err_scale_shift``) of a run record; under ``rahman-yeh`` the authors' number
+    (their layer's errors summed over sizes, divided by the number of sizes plus one),
+    with the plain mean over sizes in ``plain_summary``. ``left_out`` (``scale-shift``
+    only): per map with a scale axis and size, the slices that had no partner on the axis.
     """
 
     operator: str
@@ -79,6 +85,7 @@ class EquivarianceResult:
     summary: float
     summary_layer: str | None
     left_out: dict[str, dict[int, int]] = field(default_factory=dict)
+    plain_summary: float | None = None
 
     @property
     def logit_error(self) -> float:
@@ -106,9 +113,12 @@ class EquivarianceResult:
     def __str__(self) -> str:
         sizes = (f"size {self.sizes[0]}" if len(self.sizes) == 1
                  else f"sizes {min(self.sizes)}..{max(self.sizes)}")
+        how = (f"sum over sizes of {self.summary_layer} / {len(self.sizes) + 1}, the "
+               f"authors' normalisation; plain mean {self.plain_summary:.3e}"
+               if self.plain_summary is not None else f"mean over sizes of {self.summary_layer}")
         lines = [f"{self.operator} equivariance error on {self.images} image(s) of "
                  f"{self.full_size}x{self.full_size}, {sizes}",
-                 f"summary {self.summary:.3e} (mean over sizes of {self.summary_layer})"]
+                 f"summary {self.summary:.3e} ({how})"]
         width = max(len("layer"), *(len(k) for k in self.nested()))
         lines.append(f"{'layer':<{width}}  {'mean':>9}  {'worst':>9}  at size")
         for name, per_size in self.nested().items():
@@ -128,6 +138,9 @@ def default_sizes(n: int, operator: str = "ideal",
     """The sizes an operator is measured at by default for images of ``n`` pixels (see the
     module docstring): the protocol's grid at ``n``, else ``ceil(n / 2) .. n - 1``; under
     ``scale-shift`` also every size below ``n`` on the grid of one of ``axes``."""
+    known = authors_equivariance(n)
+    if operator == "rahman-yeh" and known is not None:
+        return list(known.sizes)
     grid = set(PROTOCOL_GRIDS.get(n, range(math.ceil(n / 2), n)))
     if operator == "scale-shift":
         grid |= {s for axis in (axes or {}).values() for s in range(1, n) if axis.pairs(n, s)}
@@ -218,6 +231,13 @@ def _result(operator: str, nested: dict[str, dict[int, float]], sizes: list[int]
     keep = set(sizes)
     per_layer = {k: {s: v for s, v in d.items() if s in keep} for k, d in nested.items()}
     logits = per_layer.pop("logits", {})
+    if operator == "rahman-yeh":
+        layer = rahman_yeh_layer(per_layer, n)
+        errs = per_layer[layer] if layer is not None else {}
+        return EquivarianceResult(
+            operator=operator, full_size=n, sizes=tuple(sizes), images=images,
+            per_layer=per_layer, logits=logits, summary=authors_number(errs),
+            summary_layer=layer, plain_summary=plain_mean(errs))
     shifted = operator == "scale-shift"
     layer = summary_layer(per_layer, axes if shifted else None)
     summary = scale_shift_headline(per_layer, axes) if shifted else headline_eq_err(per_layer)
@@ -266,7 +286,7 @@ def check_equivariance(model: nn.Module, x: torch.Tensor, operator: str = "ideal
     (every model of :func:`scaleqbench.methods.create`); ``x``: a batch of square
     images ``(B, C, N, N)`` at full size, floating point, of the model's dtype;
     ``operator``: one of :data:`bench.run.metrics.OPERATORS` (``ideal``,
-    ``scale-shift``, ``bicubic``, ``lie``); ``sizes``: the target sizes, integers in
+    ``scale-shift``, ``bicubic``, ``lie``, ``rahman-yeh``); ``sizes``: the target sizes, integers in
     ``1..N-1`` (default: :func:`default_sizes`); ``input``: the input policy through
     which the logits see a shrunk image (``native``, ``pad``, ``upsample``);
     ``device``: where to move each chunk of ``chunk`` images (default: where ``x`` is;

@@ -2,7 +2,9 @@
 
 ``evaluate`` returns test accuracy, accuracy per test size (or per scale bin),
 scale consistency, the equivariance error per layer and size on a fixed seeded
-subset of test images, and inference throughput.
+subset of test images, and inference throughput; and per test image whether it
+was classified right and consistently across views (``per_image``, packed: the
+leaderboard's one-seed intervals and tests read it).
 
 Every image reaches the model through the run's input policy
 (:func:`datasets.scaling.to_canvas`): test images, scale-consistency views and
@@ -27,28 +29,35 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from scaleqbench.bench.run.devices import synchronize
 from scaleqbench.bench.run.equivariance import check_operators
 from scaleqbench.bench.run.metrics import accuracy, grouped_accuracy, scale_consistency
 from scaleqbench.bench.run.precise_bn import batchnorm_layers, recalibrated
+from scaleqbench.bench.run.train_steps import to_device
+from scaleqbench.bench.store.per_image import pack_bits
 from scaleqbench.datasets.sampler import iterate_batches
 from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize, to_canvas
+from scaleqbench.datasets.rahman_yeh import authors_test_images
 from scaleqbench.datasets.splits import ScaledDataset, Split
 
-__all__ = ["eq_subset", "equivariance_fields", "evaluate", "predict", "predict_tensor",
-           "recalibrated_predictions", "recalibration_applies", "scale_groups"]
+__all__ = ["eq_subset", "equivariance_fields", "evaluate", "per_image_outcomes", "predict",
+           "predict_tensor",
+           "recalibrated_predictions", "recalibration_applies", "scale_groups",
+           "view_predictions"]
 
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, batch_size: int, device: torch.device,
             input: str = "native", canvas: int | None = None) -> torch.Tensor:
     """Predicted label per image of ``split``, in split order, each image reaching the model
-    through input policy ``input`` onto a ``canvas``-sized canvas."""
+    through input policy ``input`` onto a ``canvas``-sized canvas. The predictions stay on
+    the device until the split is done (one wait for the device, not one per batch)."""
     model.eval()
-    preds = torch.empty(len(split), dtype=torch.long)
+    preds = torch.empty(len(split), dtype=torch.long, device=device)
     for x, _, pos in iterate_batches(split, batch_size):
-        x = to_canvas(x, input, canvas or x.shape[-1])
-        preds[pos] = model(x.to(device)).argmax(1).cpu()
-    return preds
+        x = to_canvas(to_device(x, device), input, canvas or x.shape[-1])
+        preds[pos.to(device)] = model(x).argmax(1)
+    return preds.cpu()
 
 
 @torch.no_grad()
@@ -77,10 +86,25 @@ def _view(ds: ScaledDataset, full: torch.Tensor, value) -> torch.Tensor:
     return canvas_rescale(full, float(value)).clamp_(0.0, 1.0)
 
 
-def _views(ds: ScaledDataset, full: torch.Tensor):
-    """The scale-consistency views of ``full``, one per value of the protocol's grid."""
-    for value in ds.consistency[1]:
-        yield _view(ds, full, value)
+@torch.no_grad()
+def view_predictions(model: nn.Module, ds: ScaledDataset, device: torch.device,
+                     values: list, batch_size: int = 256, input: str = "native",
+                     canvas: int | None = None) -> torch.Tensor:
+    """``(V, N)``: the prediction for each test image in each view (one per ``values``).
+
+    The views are made a batch at a time on the device (float64 where the protocol
+    resizes in it), never a whole split at a time on the host: an STL-10 view of the test
+    set alone is 1.8 GB in float64.
+    """
+    model.eval()
+    full = ds.test.full
+    out = torch.empty(len(values), full.shape[0], dtype=torch.long, device=device)
+    for i in range(0, full.shape[0], batch_size):
+        batch = to_device(full[i:i + batch_size], device)
+        for v, value in enumerate(values):
+            x = to_canvas(_view(ds, batch, value), input, canvas or batch.shape[-1])
+            out[v, i:i + batch.shape[0]] = model(x).argmax(1)
+    return out.cpu()
 
 
 def eq_subset(ds: ScaledDataset, n: int, seed: int) -> torch.Tensor:
@@ -124,10 +148,9 @@ def recalibrated_predictions(model: nn.Module, ds: ScaledDataset, device: torch.
             if s in ds.test.images:
                 preds[ds.test.index[s]] = predict_tensor(model, ds.test.images[s], batch_size,
                                                          device)
-            for v, value in enumerate(grid):
-                if value == s:
-                    view_preds[v] = predict_tensor(model, _view(ds, ds.test.full, value),
-                                                   batch_size, device)
+            views = [v for v, value in enumerate(grid) if value == s]
+            if views:
+                view_preds[views] = view_predictions(model, ds, device, [s], batch_size)
         done.append(s)
     return preds, view_preds, {"images": int(source.shape[0]), "sizes": done}
 
@@ -142,7 +165,10 @@ def equivariance_fields(model: nn.Module, ds: ScaledDataset, device: torch.devic
     """The equivariance record fields: ``ideal`` (``equivariance_error``, ``eq_err``,
     ``logit_inv_err``) and ``scale-shift`` (``equivariance_error_ops``,
     ``eq_err_scale_shift``, ``scale_shift_left_out``) on :func:`eq_subset`'s images at
-    the protocol's sizes (:func:`bench.run.equivariance.check_operators`).
+    the protocol's sizes (:func:`bench.run.equivariance.check_operators`); on the Fourier
+    paper's protocols also ``rahman-yeh`` in ``equivariance_error_ops``, the authors' own
+    measurement (their sizes, on the test images assigned the full size:
+    :func:`datasets.rahman_yeh.authors_test_images`).
 
     A model without spatial features gets NaN and an ``eq_note`` saying why.
     """
@@ -154,13 +180,29 @@ def equivariance_fields(model: nn.Module, ds: ScaledDataset, device: torch.devic
         return {"equivariance_error": {}, "eq_err": float("nan"),
                 "logit_inv_err": float("nan"), "eq_note": str(exc)}
     ideal, shifted = results["ideal"], results["scale-shift"]
+    ops = {"scale-shift": _keyed(shifted.nested())}
+    authors = authors_test_images(ds, seed)
+    if authors is not None:  # their sizes (check_operators' default for the operator)
+        ops["rahman-yeh"] = _keyed(check_operators(model, authors, "rahman-yeh", logits=False,
+                                                   device=device)["rahman-yeh"].nested())
     return {
         "equivariance_error": _keyed(ideal.nested()), "eq_err": ideal.summary,
         "logit_inv_err": ideal.logit_error,
-        "equivariance_error_ops": {"scale-shift": _keyed(shifted.nested())},
+        "equivariance_error_ops": ops,
         "eq_err_scale_shift": shifted.summary,
         "scale_shift_left_out": _keyed(shifted.left_out),
     }
+
+
+def per_image_outcomes(preds: torch.Tensor, labels: torch.Tensor, view_preds: torch.Tensor,
+                       suffix: str = "") -> dict[str, str]:
+    """Per test image, packed (:mod:`bench.store.per_image`): whether it was classified right
+    (``test_correct``) and whether its prediction is the same in every view (``consistent``,
+    what :func:`~bench.run.metrics.scale_consistency` averages); ``suffix`` ``_recal``: with
+    recalibrated BatchNorm statistics. The leaderboard's one-seed intervals and tests read
+    them."""
+    return {f"test_correct{suffix}": pack_bits((preds == labels).tolist()),
+            f"consistent{suffix}": pack_bits((view_preds == view_preds[:1]).all(dim=0).tolist())}
 
 
 def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_size: int = 256,
@@ -170,11 +212,10 @@ def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_si
     canvas = ds.full_size
     recal = recalibration_applies(model, ds, input)
     bar = tqdm(total=3 + recal, desc="evaluate", leave=False, disable=not progress)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
+    synchronize(device)
     t0 = time.perf_counter()
     preds = predict(model, ds.test, batch_size, device, input, canvas)
-    sync()
+    synchronize(device)
     infer_s = time.perf_counter() - t0
     labels = ds.test.full_labels
     out = {
@@ -183,9 +224,10 @@ def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_si
         "infer_img_per_s": len(ds.test) / max(infer_s, 1e-9),
     }
     bar.update()
-    view_preds = torch.stack([predict_tensor(model, v, batch_size, device, input, canvas)
-                              for v in _views(ds, ds.test.full)])
+    view_preds = view_predictions(model, ds, device, list(ds.consistency[1]), batch_size,
+                                  input, canvas)
     out["scale_consistency"] = scale_consistency(view_preds)
+    out["per_image"] = per_image_outcomes(preds, labels, view_preds)
     bar.update()
     if recal:
         preds_r, views_r, info = recalibrated_predictions(
@@ -194,6 +236,7 @@ def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_si
                    per_size_acc_recal=grouped_accuracy(preds_r, labels,
                                                        scale_groups(ds, ds.test)),
                    scale_consistency_recal=scale_consistency(views_r), bn_recal=info)
+        out["per_image"].update(per_image_outcomes(preds_r, labels, views_r, "_recal"))
         bar.update()
     out.update(equivariance_fields(model, ds, device, eq_images, seed, input))
     bar.update()

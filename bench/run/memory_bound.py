@@ -13,14 +13,18 @@ largest unfolded convolution input (the transient workspace). The step's estimat
 
 (weights, gradients and two Adam moments). Counting every tensor the forward makes
 instead (the first version) read 18 GB for the paper-size ``fourier`` step at 28 px,
-batch 128, whose measured peak is 1.6 GB (its forward makes many short-lived spectra),
-and refused it; saved tensors are what stays alive until the backward pass. Against
-the peaks `bench perf` measured at 28 px, batch 128 (paper configs), this reads 0.9x
-(dss), 1.8x (cnn), 2.4x (fourier) and 4.6x (sesn): an estimate, which the check
-compares with 80 % of the free memory.
+batch 128, whose measured peak is 1.2 GB (its forward makes many short-lived spectra),
+and refused it; saved tensors are what stays alive until the backward pass (the
+``fourier`` ring nonlinearity's grids included: it saves them with
+``save_for_backward``, where the hook sees them). Against the peaks `bench perf`
+measured on the CPU at 28 px, batch 128 (paper configs), this reads 0.9x (dss), 1.8x
+(cnn), 3.4x (fourier) and 4.6x (sesn): an estimate, which the check compares with 80 %
+of the free memory.
 A step whose estimate exceeds the memory free on its device (CPU: ``MemAvailable``
 and the cgroup's limit; CUDA: what the driver reports free) is refused with one
-line, before anything is measured or written.
+line, before anything is measured or written. The input batch is made on the host
+(float64 noise and its resize), so on a GPU its bytes are held against the host's
+free memory, the step's against the GPU's.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from torch.overrides import TorchFunctionMode
 
 from scaleqbench.bench.errors import MemoryLimitError
 
-__all__ = ["available_bytes", "check_perf_memory", "estimate_step_bytes", "refused_allocation"]
+__all__ = ["available_bytes", "check_perf_memory", "estimate_run_bytes", "estimate_step_bytes",
+           "refused_allocation"]
 
 PROBE_SIZE = 32  # small enough to cost nothing, large enough for every model's stem
 _CONVS = {torch.conv2d, torch.nn.functional.conv2d, torch.conv_transpose2d,
@@ -109,6 +114,30 @@ def estimate_step_bytes(model: torch.nn.Module, in_channels: int, size_seen: int
     return int(scale * (saved.saved + conv.workspace)) + 4 * params  # both seen on 2 images
 
 
+def estimate_run_bytes(spec: Any) -> int | None:
+    """:func:`estimate_step_bytes` of a run's training step (a :class:`~bench.spec.RunSpec`):
+    its model and its recipe's batch, at the largest size its dataset holds (the canvas);
+    None when it cannot be told. A Slurm task of several runs plans with it."""
+    from scaleqbench import methods
+    from scaleqbench.bench.run import recipes
+    from scaleqbench.bench.spec import preset
+    from scaleqbench.datasets import dataset_info
+    from scaleqbench.datasets.splits import method_config_of
+
+    try:
+        info = dataset_info(spec.dataset)
+        family = method_config_of(info.protocol)
+        channels = 3 if family == "stl10" else 1
+        config = preset(spec.preset).config or family
+        batch = recipes.recipe_for(spec.method, config).batch_size
+        with torch.random.fork_rng(devices=[]):
+            model = methods.create(spec.method, in_channels=channels, config=config,
+                                   **dict(spec.method_kwargs))
+    except Exception:  # noqa: BLE001 - the run itself reports what is wrong with it
+        return None
+    return estimate_step_bytes(model, channels, max(info.sizes), batch)
+
+
 def _cgroup_free() -> int | None:
     """Bytes left under this process's cgroup (v2) memory limit, None without one."""
     try:
@@ -158,10 +187,16 @@ def check_perf_memory(chosen: Sequence[tuple[str, dict[str, Any]]], sizes: Itera
     from scaleqbench import methods
 
     dev = torch.device(device)
-    free = available_bytes(dev)
+    free, host_free = available_bytes(dev), available_bytes(torch.device("cpu"))
+    sizes = [int(s) for s in sizes]
+    host_need = _input_bytes(max(sizes), batch)
+    if dev.type != "cpu" and host_free is not None and host_need > headroom * host_free:
+        raise MemoryLimitError(
+            f"the input batch at size {max(sizes)}, batch {batch} needs about "
+            f"{_gb(host_need)} on the host, more than {headroom:.0%} of the {_gb(host_free)} "
+            "free there; use smaller --sizes or --batch")
     if free is None:
         return
-    sizes = [int(s) for s in sizes]
     for name, kwargs in chosen:
         entry = methods.get_method(name)
         policy = entry.input if input == "published" else input
@@ -169,8 +204,8 @@ def check_perf_memory(chosen: Sequence[tuple[str, dict[str, Any]]], sizes: Itera
         with torch.random.fork_rng(devices=[]):
             model = methods.create(name, in_channels=in_channels, config=config, **kwargs)
         need = estimate_step_bytes(model.to(dev), in_channels, seen, batch)
-        if need is not None:
-            need = max(need, _input_bytes(max(sizes), batch))
+        if need is not None and dev.type == "cpu":  # one memory for the step and its input
+            need = max(need, host_need)
         if need is not None and need > headroom * free:
             label = methods_label(name, kwargs)
             raise MemoryLimitError(

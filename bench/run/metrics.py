@@ -43,6 +43,12 @@ measures scale equivariance, with the same per-image error:
 * ``lie`` -- the Lie derivative of the scale action at the identity (Gruver et
   al., ICLR 2023), per layer, at each size of the grid: see :mod:`bench.run.lie` for
   the generator and the normalisation.
+* ``rahman-yeh`` -- the error the Fourier paper's tables print, computed as the
+  authors' code computes it (:mod:`bench.run.rahman_yeh`): their input down-sampling,
+  the maps cut below the Nyquist, a per-channel ratio with eps 1e-6 averaged over
+  channels, and as summary their sum over sizes divided by the number of sizes plus
+  one at their layer (the first block's map on MNIST, the last block's on STL-10).
+  Not the per-image ratio above.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from scaleqbench.bench.run.lie import lie_derivatives
+from scaleqbench.bench.run.rahman_yeh import rahman_yeh_errors
 from scaleqbench.datasets.scaling import fourier_resize
 from scaleqbench.methods.scale_axis import ScaleAxis
 
@@ -62,7 +69,7 @@ __all__ = ["EPS", "OPERATORS", "accuracy", "bicubic_resize", "equivariance_error
            "summary_layer"]
 
 #: the equivariance operators, in the order tables show them (see the module docstring)
-OPERATORS = ("ideal", "scale-shift", "bicubic", "lie")
+OPERATORS = ("ideal", "scale-shift", "bicubic", "lie", "rahman-yeh")
 
 EPS = 1e-12
 
@@ -148,7 +155,7 @@ def _lie_errors(features: FeatureFn, logits, x: torch.Tensor, sizes: Iterable[in
             else:
                 dims = tuple(range(1, fx.dim()))
                 err = (deriv.double() ** 2).sum(dims) / ((fx.double() ** 2).sum(dims) + EPS)
-            out.setdefault(name, {})[s] = err.mean().item()
+            out.setdefault(name, {})[s] = err.mean()
     if "logits" in out:  # keep the layers' order, logits last, as the other operators do
         out["logits"] = out.pop("logits")
     return out
@@ -178,11 +185,25 @@ def operator_errors(features: FeatureFn, logits: Callable[[torch.Tensor], torch.
     out: dict[str, dict[str, dict[int, float]]] = {}
     if "lie" in operators:
         out["lie"] = _lie_errors(features, logits, x, sizes)
-    interp = [op for op in operators if op != "lie"]
+    if "rahman-yeh" in operators:
+        out["rahman-yeh"] = rahman_yeh_errors(features, logits, x, sizes)
+    interp = [op for op in operators if op not in ("lie", "rahman-yeh")]
     if interp:
         out.update(_interpolation_errors(features, logits, x, sizes, interp, dict(axes or {}),
                                          tol))
-    return {op: out[op] for op in operators}
+    return _as_floats({op: out[op] for op in operators})
+
+
+def _as_floats(nested: dict) -> dict:
+    """``{op: {layer: {size: 0-d tensor}}}`` with every value a float, read from the device
+    at once (one wait for a GPU instead of one per layer and size)."""
+    leaves = [(d, k) for layers in nested.values() for d in layers.values() for k in d]
+    if leaves:
+        values = torch.stack([torch.as_tensor(d[k]).detach().double().reshape(())
+                              for d, k in leaves])
+        for (d, k), v in zip(leaves, values.tolist()):
+            d[k] = v
+    return nested
 
 
 #: the rescales of the input and the operators each serves (one forward pass for all of them)
@@ -214,20 +235,22 @@ def _interpolation_errors(features: FeatureFn, logits, x: torch.Tensor, sizes: l
                                                  axes.get(name), tol).items():
                         out[op][name][s] = err
                 if ref_logits is not None:
-                    inv = relative_sq_error(ref_logits, logits(xs)).mean().item()
+                    inv = relative_sq_error(ref_logits, logits(xs)).mean()
                     for op in served:
                         out[op]["logits"][s] = inv
     return out
 
 
 def _layer_errors(kind: str, fx: torch.Tensor, fs: torch.Tensor, n: int, s: int,
-                  interp: list[str], axis: ScaleAxis | None, tol: float) -> dict[str, float]:
-    """The errors of one layer at one size under the operators that ``kind`` serves:
-    ``f(x)`` is ``fx``, ``f(D_s x)`` is ``fs``; ``axis``: the layer's scale axis, if any.
-    ``scale-shift`` is left out where ``s`` is off that axis's grid."""
+                  interp: list[str], axis: ScaleAxis | None, tol: float
+                  ) -> dict[str, torch.Tensor]:
+    """The errors of one layer at one size under the operators that ``kind`` serves, as 0-d
+    tensors on the maps' device: ``f(x)`` is ``fx``, ``f(D_s x)`` is ``fs``; ``axis``: the
+    layer's scale axis, if any. ``scale-shift`` is left out where ``s`` is off that axis's
+    grid."""
     resize = bicubic_resize if kind == "bicubic" else fourier_resize
     m = fs.shape[-1]
-    plain = relative_sq_error(resize(fx, m), resize(fs, m)).mean().item()
+    plain = relative_sq_error(resize(fx, m), resize(fs, m)).mean()
     if kind == "bicubic":
         return {"bicubic": plain}
     out = {"ideal": plain} if "ideal" in interp else {}
@@ -235,7 +258,7 @@ def _layer_errors(kind: str, fx: torch.Tensor, fs: torch.Tensor, n: int, s: int,
         if axis is None:
             out["scale-shift"] = plain
         elif pairs := axis.pairs(n, s, tol):
-            out["scale-shift"] = _shifted_error(fx, fs, axis, pairs).mean().item()
+            out["scale-shift"] = _shifted_error(fx, fs, axis, pairs).mean()
     return out
 
 

@@ -10,24 +10,29 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     (``recipes.loss_for(name, config)``) and optimiser (its recipe for ``config``)
     infer_img_per_s batch / median time of one forward pass in eval mode, no grad
     peak_mem_mb     measured in one further training step of its own, after the timed ones
-                    (the measurement must not perturb the timing).
-                    CUDA: ``torch.cuda.max_memory_allocated`` over that step.
-                    CPU: the peak growth of the process's resident set (``/proc/self/statm``,
-                    sampled every millisecond by a thread) over its level just before the
-                    step, taken after glibc's ``malloc_trim`` has returned the allocator's
-                    free heap to the OS (otherwise the warm-up leaves the step's working set
-                    resident and the growth reads ~0) and a model that keeps buffers for its
-                    next step has released them (its ``empty_cache()``, if it has one: the
-                    ``fourier`` workspace). It tracks the step's activations,
-                    gradients and temporaries beyond model, optimiser state and batch; it is
-                    ``nan`` where ``/proc`` is unavailable.
+                    (the measurement must not perturb the timing); one definition per
+                    device kind, named by ``peak_mem_def`` and in the table's header.
+                    CUDA (``CUDA allocated``): ``torch.cuda.max_memory_allocated`` over that
+                    step, model, optimiser state and batch included.
+                    CPU (``RSS growth``): the peak growth of the process's resident set
+                    (``/proc/self/statm``, sampled every millisecond by a thread) over its
+                    level just before the step, taken after glibc's ``malloc_trim`` has
+                    returned the allocator's free heap to the OS (otherwise the warm-up
+                    leaves the step's working set resident and the growth reads ~0) and a
+                    model that keeps buffers for its next step has released them (its
+                    ``empty_cache()``, if it has one: the ``fourier`` workspace). It tracks
+                    the step's activations, gradients and temporaries beyond model,
+                    optimiser state and batch; it is ``nan`` where ``/proc`` is unavailable.
+    peak_mem_def    what ``peak_mem_mb`` measures on this device (``CUDA allocated`` or
+                    ``RSS growth``)
     device          where it ran
     input           the input policy: under ``pad`` / ``upsample`` a size-s image reaches
                     the model on the ``canvas`` (``published``: each method's own policy)
 
 Inputs are band-limited random images (``fourier_resize`` of noise) with random
 labels: timing does not depend on the data. Timings are wall-clock medians;
-compare methods only within one run (the machine may be shared).
+compare methods only within one run (the machine may be shared). Steps run in fp32
+(TF32 off, as ``bench run``'s default precision) with cuDNN's autotuning on.
 
 One fresh interpreter per measurement, to compare allocators: :mod:`bench.run.perf_isolated`.
 """
@@ -52,6 +57,7 @@ from scaleqbench import methods
 from scaleqbench.bench.run import recipes
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.run.cpu_memory import release_free_heap
+from scaleqbench.bench.run.devices import numerics, synchronize
 from scaleqbench.bench.spec_parsing import format_method
 from scaleqbench.bench.run.train import build_optimizer
 from scaleqbench.datasets.scaling import fourier_resize, to_canvas
@@ -61,6 +67,8 @@ __all__ = ["ALLOCATORS", "format_perf_table", "method_label", "run_perf", "write
 
 #: what ``--allocator`` may name (:mod:`bench.run.perf_isolated`)
 ALLOCATORS = ("system", "tuned")
+#: what ``peak_mem_mb`` measures, by device kind (the module docstring)
+PEAK_MEMORY = {"cuda": "CUDA allocated", "cpu": "RSS growth"}
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +152,7 @@ def _measure(model: torch.nn.Module, loss_fn, opt, x: torch.Tensor, y: torch.Ten
              repeats: int, warmup: int, dev: torch.device) -> tuple[float, float, float]:
     """``(train step s, peak memory MB, inference s)`` of one model on one batch (the
     columns of the module docstring)."""
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    sync = lambda: synchronize(dev)  # noqa: E731
 
     def step() -> None:
         loss, _ = loss_fn(model, x, y)
@@ -190,27 +198,29 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     canvas = canvas or max(sizes)
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(methods_) * len(sizes), desc="perf", disable=not progress, leave=False)
-    for name, kwargs in methods_:
-        label = method_label(name, kwargs)
-        g = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
-                               config=config, **kwargs).to(dev)
-        params = sum(p.numel() for p in model.parameters())
-        loss_fn = recipes.loss_for(name, config)
-        opt, _ = build_optimizer(model, recipes.recipe_for(name, config))
-        policy = methods.get_method(name).input if input == "published" else input
-        for size in sizes:
-            bar.set_postfix_str(f"{label} @ {size}")
-            x, y = _batch(g, batch, in_channels, num_classes, size, policy, canvas, dev)
-            train_s, peak, infer_s = _measure(model, loss_fn, opt, x, y, repeats, warmup, dev)
-            rows.append({"method": label, "size": size, "batch": batch, "params": params,
-                         "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
-                         "peak_mem_mb": peak, "device": dev_name, "input": policy})
-            log.info("perf %s size %d: step %.3f s, %.0f img/s", label, size, train_s,
-                     batch / infer_s)
-            bar.update()
-        del model, opt
+    with numerics("fp32", deterministic=False):  # as bench run's default precision
+        for name, kwargs in methods_:
+            label = method_label(name, kwargs)
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)
+            model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
+                                   config=config, **kwargs).to(dev)
+            params = sum(p.numel() for p in model.parameters())
+            loss_fn = recipes.loss_for(name, config)
+            opt, _ = build_optimizer(model, recipes.recipe_for(name, config))
+            policy = methods.get_method(name).input if input == "published" else input
+            for size in sizes:
+                bar.set_postfix_str(f"{label} @ {size}")
+                x, y = _batch(g, batch, in_channels, num_classes, size, policy, canvas, dev)
+                train_s, peak, infer_s = _measure(model, loss_fn, opt, x, y, repeats, warmup, dev)
+                rows.append({"method": label, "size": size, "batch": batch, "params": params,
+                             "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
+                             "peak_mem_mb": peak, "peak_mem_def": PEAK_MEMORY.get(dev.type, ""),
+                             "device": dev_name, "input": policy})
+                log.info("perf %s size %d: step %.3f s, %.0f img/s", label, size, train_s,
+                         batch / infer_s)
+                bar.update()
+            del model, opt
     bar.close()
     return rows
 
@@ -219,7 +229,7 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table, one line per row, plus each method's step time relative to the first."""
     allocs = any("allocator" in r for r in rows)
     header = ["method", "size", "batch", "params", "train_step_s", "infer_img/s",
-              "peak_mem_mb", "vs_first"] + (["allocator", "vs_alloc"] if allocs else [])
+              _memory_header(rows), "vs_first"] + (["allocator", "vs_alloc"] if allocs else [])
     first: dict[int, float] = {}
     lines = []
     for r in rows:
@@ -243,6 +253,12 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
                        "vs_alloc: median over rounds of step time / that of the first "
                        "allocator in the same round")
     return "\n".join(out)
+
+
+def _memory_header(rows: list[dict[str, Any]]) -> str:
+    """``peak_mem_mb`` named by what it measures (the rows' devices': one kind per table)."""
+    kinds = sorted({r.get("peak_mem_def") for r in rows if r.get("peak_mem_def")})
+    return f"peak_mem_mb ({' / '.join(kinds)})" if kinds else "peak_mem_mb"
 
 
 def write_perf_json(rows: list[dict[str, Any]], path: str | Path) -> Path:

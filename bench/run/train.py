@@ -16,7 +16,6 @@ import datetime as _dt
 import logging
 import platform
 import random
-import resource
 import subprocess
 import time
 import traceback
@@ -39,10 +38,24 @@ from scaleqbench.bench.store.checkpoint import (
     save_state,
 )
 from scaleqbench.bench.errors import DiskFullError, NonFiniteLossError
-from scaleqbench.bench.run.evaluate import evaluate, predict
+from scaleqbench.bench.run.devices import (
+    StuckDeviceError,
+    device_facts,
+    is_sticky_cuda_error,
+    numerics,
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+    synchronize,
+    training_autocast,
+)
+from scaleqbench.bench.run.evaluate import evaluate, predict, scale_groups
+from scaleqbench.bench.run.loggers import EpochLogs, per_size_row, run_logs
 from scaleqbench.bench.run.metrics import accuracy
 from scaleqbench.bench.run import recipes
 from scaleqbench.bench.run.pause import pause_point
+from scaleqbench.bench.run.resolve import recipe_of, resolve
+from scaleqbench.bench.run.train_steps import EpochTotals, on_device, to_device
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.spec import RunSpec, preset
@@ -58,9 +71,8 @@ log = logging.getLogger(__name__)
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device ``--device name`` means here (:func:`~bench.run.devices.resolve_device`)."""
+    return resolve_device(name)
 
 
 def _git_revision() -> str:
@@ -74,8 +86,15 @@ def _git_revision() -> str:
 
 def versions() -> dict[str, str]:
     import timm
-    return {"torch": torch.__version__, "python": platform.python_version(),
-            "numpy": np.__version__, "timm": timm.__version__, "git": _git_revision()}
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:  # as scaleqbench.bench.__version__ (the package root is no wing to import)
+        ours = version("scaleqbench")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {"scaleqbench": ours, "torch": torch.__version__,
+            "python": platform.python_version(), "numpy": np.__version__,
+            "timm": timm.__version__, "git": _git_revision()}
 
 
 def _now() -> str:
@@ -132,53 +151,48 @@ def _seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _peak_mem_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # process peak RSS (Linux reports KiB): an upper bound when runs share a process
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _train(spec: RunSpec, ds: ScaledDataset, model: nn.Module, loss_fn: recipes.LossFn,
            recipe: recipes.TrainRecipe, device: torch.device, g: torch.Generator,
-           progress: bool, last_ckpt: Path | None) -> TrainState:
+           progress: bool, last_ckpt: Path | None, logs: EpochLogs) -> TrainState:
     opt, sched = build_optimizer(model, recipe)
     st = (load_state(last_ckpt, model, opt, sched, g) if last_ckpt else None) or TrainState()
     if st.resumed_from:
         log.info("%s seed %d: resuming after epoch %d", spec.label, spec.seed, st.epoch)
+    logs.start(st.history)
+    val_groups = scale_groups(ds, ds.val)  # per-size validation accuracy, where sizes differ
     bar = tqdm(range(st.epoch, recipe.epochs), desc=f"{spec.label} s{spec.seed}", leave=False,
                disable=not progress, initial=st.epoch, total=recipe.epochs)
+    train, val = on_device(ds.train, device), on_device(ds.val, device)  # small ones stay there
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
-        loss_sum, correct, count = 0.0, 0, 0
-        for step, (x, y, _) in enumerate(iterate_batches(ds.train, recipe.batch_size,
+        totals = EpochTotals(device, epoch + 1)
+        for step, (x, y, _) in enumerate(iterate_batches(train, recipe.batch_size,
                                                          shuffle=True, generator=g)):
             if x.shape[0] < 2:  # BatchNorm cannot train on a single image
                 continue
             # the input policy first: augmentation acts on what the model sees
-            x = augment(ds.augment, to_canvas(x, spec.input, ds.full_size), g).to(device)
-            y = y.to(device)
-            loss, logits = loss_fn(model, x, y)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(epoch + 1, step, float(loss))
+            x = augment(ds.augment, to_canvas(to_device(x, device), spec.input, ds.full_size), g)
+            y = to_device(y, device)
+            with training_autocast(device, spec.precision):
+                loss, logits = loss_fn(model, x, y)
+            totals.add(step, loss, logits, y)  # raises NonFiniteLossError
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.item() * x.shape[0]
-            correct += int((logits.argmax(1) == y).sum())
-            count += x.shape[0]
+        train_loss, train_acc = totals.values()  # waits for the device
         sched.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         st.train_s += time.perf_counter() - t0
-        st.seen += count
-        val_acc = accuracy(predict(model, ds.val, 256, device, spec.input, ds.full_size),
-                           ds.val.full_labels)
-        st.history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1),
-                           "train_acc": correct / max(count, 1), "val_acc": val_acc,
-                           "lr": opt.param_groups[0]["lr"], "time_s": st.train_s})
-        bar.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", val=f"{val_acc:.3f}")
+        st.seen += totals.count
+        val_preds = predict(model, val, 256, device, spec.input, ds.full_size)
+        val_acc = accuracy(val_preds, ds.val.full_labels)
+        st.history.append({"epoch": epoch + 1, "train_loss": train_loss,
+                           "train_acc": train_acc, "val_acc": val_acc,
+                           "lr": opt.param_groups[0]["lr"], "time_s": st.train_s,
+                           **per_size_row(val_preds, ds.val.full_labels, val_groups)})
+        logs.log_epoch(st.history[-1])  # the CSV beside the record, --log's loggers
+        bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{val_acc:.3f}")
         if val_acc > st.best_acc:
             st.best_acc, st.best_epoch = val_acc, epoch + 1
             st.best_state = copy.deepcopy({k: v.detach().cpu()
@@ -232,6 +246,10 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
             note = _drop_diverged_state(last_ckpt)
         log.warning("run %s (%s seed %d) failed: %s%s", spec.run_id, spec.label, spec.seed, exc,
                     note)
+        if is_sticky_cuda_error(exc):  # no later run of this process could use the GPU
+            if store is not None:
+                store.write_job(record(**outcome))
+            raise StuckDeviceError(spec.run_id, exc) from None
     done = record(**outcome)
     if store is not None:
         store.write_job(done)
@@ -244,33 +262,43 @@ def _stages(spec: RunSpec, out_dir: str | Path | None, progress: bool,
     fails keeps those of the stages before (where it ran, what model it built...)."""
     g = _seed_everything(spec.seed)
     device = pick_device(spec.device)
-    yield {"device": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                      else f"cpu ({platform.processor() or platform.machine()})"),
-           "threads": torch.get_num_threads()}  # CPU results depend on it (summation order)
+    # CPU results depend on the thread count (summation order)
+    yield {**device_facts(device), "threads": torch.get_num_threads()}
+    reset_peak_memory(device)
+    # the CPU's kernels are deterministic already: the settings are for GPU runs
+    with numerics(spec.precision, spec.deterministic and device.type == "cuda") as unsure:
+        yield from _compute(spec, out_dir, progress, last_ckpt, device, g)
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+        yield {"nondeterministic_ops": unsure}
+
+
+def _compute(spec: RunSpec, out_dir: str | Path | None, progress: bool, last_ckpt: Path | None,
+             device: torch.device, g: torch.Generator) -> Iterator[dict[str, Any]]:
+    """The stages of :func:`_stages` that compute, under the run's numerics."""
     ds, cache = prepare_data(spec)
     config = preset(spec.preset).config or ds.method_config
-    recipe = recipes.recipe_for(spec.method, config)
-    if spec.epochs is not None:
-        recipe = recipe.with_epochs(spec.epochs)
-    model = methods.create(spec.method, in_channels=ds.in_channels,
-                           num_classes=ds.num_classes, config=config,
-                           **dict(spec.method_kwargs)).to(device)
-    yield {"config": config, "epochs": recipe.epochs, "recipe": dataclasses.asdict(recipe),
+    # what the spec says it computes with (a sweep's spec was resolved when it was expanded)
+    resolved = spec.resolved or resolve(spec).resolved
+    recipe, entry = recipe_of(resolved), methods.get_method(spec.method)
+    model = entry.builder(in_channels=ds.in_channels, num_classes=ds.num_classes,
+                          **dict(resolved.config)).to(device)
+    yield {"config": config, "config_values": resolved.to_json()["config"],
+           "method_source": entry.source, "epochs": recipe.epochs,
+           "recipe": dataclasses.asdict(recipe),
            "params": sum(p.numel() for p in model.parameters()), "dataset_cache": cache,
            # the sizes it was trained on: the report shades them (scale generalisation)
            "dataset_meta": {**ds.meta, "train_sizes": ds.train.sizes},
            "split_sizes": {"train": len(ds.train), "val": len(ds.val), "test": len(ds.test)}}
-    st = _train(spec, ds, model, recipes.loss_for(spec.method, config), recipe, device, g,
-                progress, last_ckpt)
+    with run_logs(spec, out_dir) as logs:
+        st = _train(spec, ds, model, recipes.loss_for(spec.method, config), recipe, device, g,
+                    progress, last_ckpt, logs)
     yield {"val_acc": st.best_acc if st.best_epoch else None,  # None: no epoch validated
            "best_epoch": st.best_epoch, "history": st.history,
            "train_time_s": st.train_s, "train_img_per_s": st.seen / max(st.train_s, 1e-9),
            "resumed_from_epoch": st.resumed_from}
     yield evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
                    progress=progress, input=spec.input)
-    yield {"peak_mem_mb": _peak_mem_mb(device)}
+    yield {"peak_mem_mb": peak_memory_mb(device)}
     if out_dir is not None and st.best_state is not None:
         path = best_checkpoint_path(Path(out_dir), spec.run_id)
         yield {"checkpoint": str(save_best(path, spec, config, st.best_state))}

@@ -5,11 +5,15 @@
   method configuration, the model's weights). Kept after the run; ``bench equivariance
   --checkpoint`` reads it.
 * Per-epoch training state, ``checkpoints/<run-id>.last.pt``: model, optimiser,
-  scheduler, every RNG state (python, numpy, torch CPU/CUDA and the batch
-  generator), the epoch, the history and the best-validation weights. Written
-  after every epoch so that a preempted or timed-out job resumes where it
-  stopped; restoring all of it makes a resumed run on the CPU produce the same
-  result as an uninterrupted one. Deleted when the run completes.
+  scheduler, every RNG state (python, numpy, torch CPU, the batch generator, and
+  the CUDA generator of the GPU the run trains on), the epoch, the history and the
+  best-validation weights. Written after every epoch so that a preempted or
+  timed-out job resumes where it stopped; restoring all of it makes a resumed run on
+  the CPU produce the same result as an uninterrupted one. Deleted when the run
+  completes. A state is read onto whatever device the run now has: the CUDA
+  generator is restored only onto a GPU, from the state of the one GPU the run used
+  (files of earlier versions hold one state per GPU that was visible; the run's own is
+  taken, never one per GPU visible now).
 
 Both are written atomically (:mod:`.atomic_io`).
 """
@@ -31,8 +35,8 @@ from scaleqbench.bench.errors import CheckpointError
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.store.atomic_io import atomic_torch_save
 
-__all__ = ["BestCheckpoint", "TrainState", "best_checkpoint_path", "last_checkpoint_path",
-           "load_best", "load_state", "save_best", "save_state"]
+__all__ = ["BestCheckpoint", "TrainState", "best_checkpoint_path", "cuda_state_for",
+           "last_checkpoint_path", "load_best", "load_state", "save_best", "save_state"]
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +115,36 @@ def load_best(path: str | Path) -> BestCheckpoint:
     return BestCheckpoint(spec, payload["config"], payload["state_dict"])
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def cuda_state_for(saved: Any, device: torch.device) -> torch.Tensor | None:
+    """The CUDA generator state to restore on ``device`` from what a file holds: None off
+    a GPU; the one state a file holds; from a list (one state per GPU visible when an
+    earlier version saved it) the state of the GPU with the run's index, else the first."""
+    if device.type != "cuda" or saved is None:
+        return None
+    if isinstance(saved, (list, tuple)):
+        if not saved:
+            return None
+        index = device.index or 0
+        return saved[index] if index < len(saved) else saved[0]
+    return saved
+
+
 def _capture(model: nn.Module, opt, sched, generator: torch.Generator) -> dict[str, Any]:
-    """Model, optimiser, scheduler and every RNG state (the per-epoch payload less ``train``)."""
+    """Model, optimiser, scheduler and every RNG state (the per-epoch payload less ``train``);
+    of CUDA, only the generator of the model's GPU (asking for every GPU's would start a
+    context on each)."""
+    device = _device_of(model)
     return {
         "model": model.state_dict(), "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(), "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
         "python_rng": random.getstate(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
 
 
@@ -131,8 +157,10 @@ def _apply(payload: dict[str, Any], model: nn.Module, opt, sched,
     torch.set_rng_state(payload["torch_rng"])
     np.random.set_state(payload["numpy_rng"])
     random.setstate(payload["python_rng"])
-    if payload.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    device = _device_of(model)
+    cuda = cuda_state_for(payload.get("cuda_rng"), device)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def save_state(path: Path, state: TrainState, model: nn.Module, opt, sched,

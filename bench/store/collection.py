@@ -5,7 +5,11 @@ twice, a copy of a folder, a run recomputed after run ids changed.
 :func:`load_folders` reads each folder once through its
 :class:`~bench.store.run_store.RunStore` and keeps one record per run (its
 protocol, method and seed, :func:`~bench.store.record.run_identity`), saying
-in a note where it met a run again.
+in a note where it met a run again. It marks the stale records
+(:func:`~bench.store.identity.mark_stale`: made with another config or recipe than
+a newer record of their row, or than today's registry when the reader passes
+``today``), which a leaderboard then shows in rows of their own, and says so in a
+note.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaleqbench.bench.errors import CorruptRecordError, NoRecordsError
-from scaleqbench.bench.store.record import RunRecord, run_identity
+from scaleqbench.bench.store.identity import Today, mark_stale
+from scaleqbench.bench.store.record import STALE_MARK, RunRecord, run_identity
 from scaleqbench.bench.store.run_store import RunStore
 
 __all__ = ["Collection", "FolderRecords", "load_folders"]
@@ -49,13 +54,15 @@ def _stands_for_the_run(new: RunRecord, old: RunRecord) -> bool:
     return (new.finished_at or "") > (old.finished_at or "")
 
 
-def load_folders(folders: list[str | Path]) -> Collection:
+def load_folders(folders: list[str | Path], today: Today | None = None) -> Collection:
     """Read experiment folders; a run found more than once counts once.
 
     Copies of a folder, a folder given twice, and a record made before and again
-    after run ids changed all count once; a note says where. Raises
-    :class:`NoRecordsError` for a folder without any record file.
+    after run ids changed all count once; a note says where. Stale records are
+    marked (see the module docstring; ``today``: what a spec computes with today).
+    Raises :class:`NoRecordsError` for a folder without any record file.
     """
+    read: list[RunRecord] = []
     out = Collection(folders=[])
     kept: dict[tuple, tuple[int, RunRecord]] = {}  # run -> (folder index, record)
     copies: dict[tuple[str, str], int] = {}
@@ -71,6 +78,7 @@ def load_folders(folders: list[str | Path]) -> Collection:
             raise NoRecordsError(f"no run records under {folder} (expected {folder}/runs/*.json); "
                                  "run `bench run --out` there first")
         out.problems += problems
+        read += records
         here = FolderRecords(folder)
         out.folders.append(here)
         for rec in records:
@@ -88,6 +96,12 @@ def load_folders(folders: list[str | Path]) -> Collection:
                 kept[run] = (len(out.folders) - 1, rec)
                 here.records.append(rec)
     out.notes += _copy_notes(copies)
+    kept = {id(r) for r in out.records}
+    stale = [r for r in mark_stale(read, today) if id(r) in kept]
+    if stale:
+        out.notes.append(f"{len(stale)} record(s) are stale, e.g. {stale[0].method} seed "
+                         f"{stale[0].seed}: {stale[0].stale}; shown in rows of their own, "
+                         f"marked{STALE_MARK}; `bench run` moves them aside and runs them again")
     return out
 
 

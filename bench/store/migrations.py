@@ -115,8 +115,49 @@ def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _todays_config(spec: dict[str, Any], config: Any) -> dict[str, Any] | None:
+    """The model keyword arguments of ``spec``'s method in config ``config`` as this
+    installation's registry has them, with the spec's options; None when it cannot say."""
+    if not isinstance(config, str):
+        return None
+    try:
+        from scaleqbench import methods
+
+        values = methods.get_method(spec["method"]).config(config)
+    except Exception:  # noqa: BLE001 - a plugin not installed here, a config it lacks
+        return None
+    return {**values, **(spec.get("method_kwargs") or {})}
+
+
+def _v4_to_v5(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 4 -> 5: a record stores what its run computed with, and its provenance.
+
+    Schema 5 adds ``config_values`` (the model's keyword arguments), ``method_source``
+    (builtin, timm or the plugin's distribution and version), ``versions["scaleqbench"]``
+    and an optional resolution in the spec, which the run id hashes. Of these an earlier
+    record holds only its ``recipe`` (recorded by the run itself, so known). Its config
+    values are inferred from this installation's registry and its options; the rest cannot
+    be known. ``provenance`` says which is which; nothing is recomputed, and the record
+    keeps its run id (its spec is not resolved: it hashes what it says).
+    """
+    data = dict(data)
+    spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+    inferred, unknown = [], ["the scaleqbench version that made it", "method_source"]
+    if data.get("config_values") is None:
+        values = _todays_config(spec, data.get("config"))
+        if values is None:
+            unknown.append("config_values")
+        else:
+            data["config_values"] = values
+            inferred.append("config_values (this installation's registry and the options)")
+    if data.get("recipe") is None:
+        unknown.append("recipe")
+    data["provenance"] = {"inferred": inferred, "unknown": unknown}
+    return data
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+    0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 #: the schema :meth:`RunRecord.to_json` writes; 0 is the unversioned format of scaleqbench <= 0.1
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -129,4 +170,6 @@ def upgrade(data: dict[str, Any], version: int, fields: Collection[str]) -> dict
         data = {k: v for k, v in data.items() if k in fields or k in FORMER_FIELDS}
     for v in range(version, SCHEMA_VERSION):
         data = MIGRATIONS[v](data)
+    if version < SCHEMA_VERSION and isinstance(data.get("provenance"), dict):
+        data["provenance"] = {"migrated_from_schema": version, **data["provenance"]}
     return data

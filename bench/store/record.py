@@ -10,9 +10,15 @@ with an error naming the file: wrong types, and values out of their range (an
 accuracy of 5.0, a negative error or count) alike.
 
 :func:`protocol_key` is the leaderboard key: a run's protocol (every
-:class:`~bench.spec.Protocol` field) and its method with options, the seed
-left out. Runs that share a key are seeds of one result; runs that differ in
-anything else never share a row.
+:class:`~bench.spec.Protocol` field) and its method with options and recipe
+overrides, the seed left out. Runs that share a key are seeds of one result;
+runs that differ in anything else never share a row, and a record a reader
+found stale (:mod:`.identity`) makes a row of its own.
+
+Besides its results a record holds what its run computed with (``config_values``,
+``recipe``), the method's source and the software's versions; a record migrated
+from an earlier schema says in ``provenance`` what was inferred and what could
+not be known (:mod:`.migrations`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from typing import Any, NamedTuple
 from scaleqbench.bench.errors import CorruptRecordError, RecordSchemaError
 from scaleqbench.bench.spec import Protocol, RunSpec
 from scaleqbench.bench.store.migrations import SCHEMA_VERSION, upgrade
+from scaleqbench.bench.store.per_image import check_per_image
 from scaleqbench.bench.store.record_schema import Schema, clean, json_default
 
-__all__ = ["NUMERIC_COLUMNS", "RUN_COLUMNS", "SCHEMA_VERSION", "ProtocolKey", "RunRecord",
-           "protocol_key", "run_identity"]
+__all__ = ["NUMERIC_COLUMNS", "RUN_COLUMNS", "SCHEMA_VERSION", "STALE_MARK", "ProtocolKey",
+           "RunRecord", "protocol_key", "run_identity"]
 
 #: a fraction (an accuracy, a share of consistent predictions)
 FRACTION = (0.0, 1.0)
@@ -65,6 +72,9 @@ class RunRecord:
     # where: software, machine, launcher
     versions: dict[str, str] = _field(factory=dict)
     device: str | None = _field(column=True)
+    # cpu | cuda: the leaderboard never averages times over both (None: an older record,
+    # whose device name tells)
+    device_kind: str | None = _field(column=True)
     threads: int | None = _field(bounds=AT_LEAST_0)  # CPU results depend on it (sum order)
     command: str | list[str] | None = _field()
     job_id: str | None = _field()  # the launcher's job that ran it (None: run in-process)
@@ -76,10 +86,15 @@ class RunRecord:
     settled_by: str | None = _field()  # that launcher's name
     end_state: str | None = _field()  # how the job ended, one of launch_api.ENDED
     backend_state: str | None = _field()  # the backend's own words, e.g. "CANCELLED by 0"
-    # training
-    config: str | None = _field()
+    # training: what the run computed with (the spec's resolution, or, for a spec made by
+    # hand, today's); a record migrated from an earlier schema says in ``provenance`` which
+    # of these were inferred and what could not be known
+    config: str | None = _field()  # the config's name
+    config_values: dict[str, Any] | None = _field()  # the model's keyword arguments
+    method_source: str | None = _field()  # builtin, timm, or "<plugin distribution> <version>"
     epochs: int | None = _field(bounds=AT_LEAST_0)  # trained (the recipe's, or the spec's)
     recipe: dict[str, Any] | None = _field()
+    provenance: dict[str, Any] | None = _field()
     params: int | None = _field(column=True, bounds=AT_LEAST_0)
     dataset_cache: str | None = _field()
     dataset_meta: dict[str, Any] = _field(factory=dict)
@@ -113,9 +128,17 @@ class RunRecord:
         factory=dict, bounds=AT_LEAST_0)
     eq_err_scale_shift: float | None = _field(column=True, bounds=AT_LEAST_0)
     scale_shift_left_out: dict[str, dict[str, int]] = _field(factory=dict, bounds=AT_LEAST_0)
+    # per test image, packed (bench.store.per_image): right/wrong and scale-consistent, for
+    # the leaderboard's one-seed intervals and tests; {} in records made before it
+    per_image: dict[str, str] = _field(factory=dict)
+    # CUDA: torch.cuda.max_memory_allocated over the run; CPU: the process's peak resident set
     peak_mem_mb: float | None = _field(column=True, bounds=AT_LEAST_0)
+    # what torch reported it ran without a deterministic kernel (deterministic GPU runs)
+    nondeterministic_ops: list[str] | None = _field()
     # the file it was read from or written to (not stored in it)
     path: Path | None = _field(stored=False)
+    # why it is stale, when a reader found it so (bench.store.identity); never stored
+    stale: str | None = _field(column=True, stored=False)
 
     @classmethod
     def for_spec(cls, spec: RunSpec, **facts: Any) -> RunRecord:
@@ -203,7 +226,8 @@ class RunRecord:
 
 
 _SCHEMA = Schema(RunRecord, required=("run_id", "spec"),
-                 parsers={"spec": RunSpec.from_json}, statuses=("ok", "failed"))
+                 parsers={"spec": RunSpec.from_json, "per_image": check_per_image},
+                 statuses=("ok", "failed"))
 
 #: the spec's fields among the columns of one run (properties of the record)
 _SPEC_COLUMNS = ("experiment", "method", "dataset", "source", "seed", "preset", "input")
@@ -223,19 +247,27 @@ class ProtocolKey(NamedTuple):
     method: str
 
 
+#: how a row of stale records is labelled (``cnn (stale)``): never averaged with fresh ones
+STALE_MARK = " (stale)"
+
+
 def protocol_key(record: RunRecord) -> ProtocolKey:
     """The key of ``record``'s row: everything that defines its protocol, minus the seed.
 
     Read from the record's spec, so a protocol field that an older record lacks
-    takes its default.
+    takes its default. The method is the spec's label, recipe overrides included
+    (``cnn {lr=0.01}``), marked :data:`STALE_MARK` when a reader found the record
+    stale: stale records make a row of their own.
     """
-    return ProtocolKey(record.spec.protocol, record.spec.label)
+    return ProtocolKey(record.spec.protocol,
+                       record.spec.label + (STALE_MARK if record.stale else ""))
 
 
-def run_identity(record: RunRecord) -> tuple[ProtocolKey, int]:
-    """Which run a record is of: its leaderboard key and seed (what its run id hashes).
+def run_identity(record: RunRecord) -> tuple:
+    """Which run of a sweep a record is of: its protocol, label and seed (its spec's slot).
 
     Unlike the stored run id it is the same for a record written before the
-    experiment folder left the identity (schema 0) and for one written after.
+    experiment folder left the identity (schema 0) and for one written after, and
+    for a record of a method whose config or recipe changed since (a stale one).
     """
-    return protocol_key(record), record.seed
+    return record.spec.slot

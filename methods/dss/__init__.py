@@ -33,7 +33,7 @@ from scaleqbench.methods.dss.scale_space import ScaleSpaceLift, discrete_gaussia
 from scaleqbench.methods.dss.wrn import DSSWideResNet
 from scaleqbench.methods.method_card import MethodCard
 from scaleqbench.methods.registry import register_method
-from scaleqbench.methods.style import OKABE_ITO, MethodStyle
+from scaleqbench.methods.style import BUILTIN_STYLES
 
 __all__ = [
     "DSSMnist", "DSSWideResNet", "DilatedSpatialMaxPool", "ScaleBatchNorm", "ScaleConv",
@@ -73,21 +73,21 @@ def _vector_configs() -> dict[str, dict[str, Any]]:
             "quick": dict(_QUICK, variant="vector")}
 
 
-@register_method("dss", replace(CARD, style=MethodStyle(OKABE_ITO["green"], "D")),
+@register_method("dss", replace(CARD, style=BUILTIN_STYLES["dss"]),
                  configs=_vector_configs())
 def build_dss_default(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces (vector variant): discrete Gaussian lift, dilated scale convolutions."""
     return build_dss(in_channels, num_classes, **kwargs)
 
 
-@register_method("dss_vector", replace(CARD, style=MethodStyle(OKABE_ITO["green"], "P")),
+@register_method("dss_vector", replace(CARD, style=BUILTIN_STYLES["dss_vector"]),
                  configs=_vector_configs(), alias_of="dss")
 def build_dss_vector(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     """Deep scale-spaces, vector variant: scale axis kept to the end, max over scales."""
     return build_dss(in_channels, num_classes, **kwargs)
 
 
-@register_method("dss_scalar", replace(CARD, style=MethodStyle(OKABE_ITO["green"], "X")),
+@register_method("dss_scalar", replace(CARD, style=BUILTIN_STYLES["dss_scalar"]),
                  configs={"mnist": dict(_MNIST, variant="scalar"),
                           "quick": dict(_QUICK, variant="scalar")})
 def build_dss_scalar(in_channels: int = 1, num_classes: int = 10, **kwargs: Any) -> nn.Module:

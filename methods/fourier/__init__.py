@@ -15,7 +15,12 @@ costs what it costs under ``bench`` (no allocator tuning needed).
 
 Configurations: ``mnist`` (the paper's: 4 blocks 32/64/100/100, G = 28, N = 5,
 ReLU, MLP 256), ``stl10`` (3 residual blocks 128/256/512 after a 32-channel lift,
-G 64/32/16, N 7/5/5, pooling after blocks 1 and 2, sizes 49..97) and ``quick``.
+G 64/32/16, N 7/5/5, pooling after blocks 1 and 2, sizes 49..97) and ``quick``. In
+every configuration the spectral kernels are the paper's localized ones: real ``N x N``
+taps on the global grid (``kernel_form="hilbert"``, complex taps whose imaginary half
+acts as a non-localized Hilbert filter, is an option only). The parameter counts are
+the real numbers the network holds: the paper's 1.08 M and 27.5 M count each complex
+kernel weight twice, and half of those weights are inert in the authors' code.
 """
 
 from __future__ import annotations

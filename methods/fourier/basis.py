@@ -92,6 +92,16 @@ def real_analysis(m: int, k: int, dtype: torch.dtype = torch.float64,
     return _analysis_cached(m, k, dtype, str(torch.device(device)))
 
 
+@functools.lru_cache(maxsize=1024)
+def _band_mean_square_cached(bands: tuple[int, ...], width: int, dtype: torch.dtype,
+                             device: str) -> torch.Tensor:
+    w = torch.zeros(len(bands), width, dtype=torch.float64)
+    for r, band in enumerate(bands):
+        w[r, 0] = 1.0
+        w[r, 1:2 * band + 1] = 0.5
+    return w.to(dtype=dtype, device=device)
+
+
 def band_mean_square(bands: list[int], width: int, dtype: torch.dtype = torch.float64,
                      device: torch.device | str = "cpu") -> torch.Tensor:
     """``(len(bands), width)``: the mean square over a grid of each real basis function,
@@ -101,12 +111,10 @@ def band_mean_square(bands: list[int], width: int, dtype: torch.dtype = torch.fl
     constant has mean square 1 and each cosine and sine 1/2, whatever the grid size. So by
     Parseval the mean square of the map synthesised from coefficients ``X`` within band
     ``b`` is ``sum_{a, c} X[a, c]^2 w[a] w[c]`` with ``w`` this row (0 beyond ``2b``).
+    Made once per bands, width, dtype and device (the network's head asks for it at every
+    forward), so it is shared: never write into it.
     """
-    w = torch.zeros(len(bands), width, dtype=torch.float64)
-    for r, band in enumerate(bands):
-        w[r, 0] = 1.0
-        w[r, 1:2 * band + 1] = 0.5
-    return w.to(dtype=dtype, device=device)
+    return _band_mean_square_cached(tuple(bands), width, dtype, str(torch.device(device)))
 
 
 # --- spectra as the network's working representation -------------------------------------

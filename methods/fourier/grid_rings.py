@@ -170,14 +170,21 @@ class GridRings(torch.autograd.Function):
             r0 += r
         ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.budget = plan, pool, act, relu, budget
         ctx.eps, ctx.ws, ctx.norm = eps, ws, gamma is not None
-        ctx.grids = saved
-        ctx.save_for_backward(spec4, gamma, beta, sq, scale, shift)
+        # the grids go through save_for_backward too, not onto ctx: what autograd keeps for
+        # backward is then visible to saved-tensor hooks (bench perf's memory estimate)
+        ctx.chunks = [len(kept) for kept in saved]
+        ctx.save_for_backward(spec4, gamma, beta, sq, scale, shift,
+                              *(g for kept in saved for g in kept))
         return z4
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gz4):
-        spec4, gamma, beta, sq, scale, shift = ctx.saved_tensors
+        spec4, gamma, beta, sq, scale, shift, *flat = ctx.saved_tensors
+        grids_of, start = [], 0
+        for n in ctx.chunks:
+            grids_of.append(flat[start:start + n])
+            start += n
         plan, pool, act, relu = ctx.plan, ctx.pool, ctx.act, ctx.relu
         k_full, _, bsz, ch = spec4.shape
         nb, kin = bsz * ch, plan.kin
@@ -188,7 +195,7 @@ class GridRings(torch.autograd.Function):
         g_scale = torch.zeros_like(scale) if ctx.norm else None
         g_shift = torch.zeros_like(shift) if ctx.norm else None
         r0 = 0
-        for grp, kept in zip(plan.groups, ctx.grids):
+        for grp, kept in zip(plan.groups, grids_of):
             r, size, k = grp.dims
             sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
             for sl, grids in zip(chunk_slices(nb, r * size * size, ctx.budget), kept):

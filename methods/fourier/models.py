@@ -38,17 +38,38 @@ ours after the ReLU, as the other methods' MNIST heads (``methods.common.mnist_h
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from scaleqbench.datasets.scaling import resize_matrix
 from scaleqbench.methods.fourier.basis import band_mean_square, map_spectrum, ring_count, spectrum_map
+from scaleqbench.methods.fourier.chunking import chunk_budget
 from scaleqbench.methods.fourier.moments import SpectrumMoments
 from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
 from scaleqbench.methods.fourier.spectral import SpectralConv2d
 from scaleqbench.methods.fourier.workspace import Workspace
 
 __all__ = ["FourierNet", "FourierBlock", "ResidualFourierBlock"]
+
+
+def _full_precision(method):
+    """Run a network entry point with autocast off (in float32 at least): its layers are
+    autograd functions that write into buffers of their input's dtype, and its exact
+    equivariance is a statement about full-precision arithmetic. A training step under
+    ``--precision bf16`` thus computes this network in float32."""
+
+    @functools.wraps(method)
+    def wrapper(self, x: torch.Tensor, *args, **kwargs):
+        kind = x.device.type
+        if kind not in ("cpu", "cuda") or not torch.is_autocast_enabled(kind):
+            return method(self, x, *args, **kwargs)
+        with torch.autocast(kind, enabled=False):
+            low = x.is_floating_point() and x.dtype in (torch.float16, torch.bfloat16)
+            return method(self, x.float() if low else x, *args, **kwargs)
+
+    return wrapper
 
 
 class _SpectralBlock(nn.Module):
@@ -76,9 +97,11 @@ class FourierBlock(_SpectralBlock):
     """
 
     def __init__(self, c_in: int, c_out: int, grid: int, kernel: int, min_size: int,
-                 max_size: int, pool: int, act: str, norm: bool, impl: str):
+                 max_size: int, pool: int, act: str, norm: bool, impl: str,
+                 kernel_form: str = "real"):
         super().__init__()
-        self.conv = SpectralConv2d(c_in, c_out, grid, kernel, pointwise=True, bias=not norm)
+        self.conv = SpectralConv2d(c_in, c_out, grid, kernel, pointwise=True, bias=not norm,
+                                   kernel_form=kernel_form)
         self.nl = RingNonlinearity(c_out, min_size, max_size, pool=pool, act=act, norm=norm,
                                    impl=impl)
 
@@ -98,11 +121,14 @@ class ResidualFourierBlock(_SpectralBlock):
     """
 
     def __init__(self, c_in: int, c_out: int, grid: int, kernel: int, min_size: int,
-                 max_size: int, pool: int, act: str, norm: bool, impl: str):
+                 max_size: int, pool: int, act: str, norm: bool, impl: str,
+                 kernel_form: str = "real"):
         super().__init__()
-        self.conv1 = SpectralConv2d(c_in, c_out, grid, kernel, pointwise=False, bias=not norm)
+        self.conv1 = SpectralConv2d(c_in, c_out, grid, kernel, pointwise=False, bias=not norm,
+                                    kernel_form=kernel_form)
         self.nl1 = RingNonlinearity(c_out, min_size, max_size, act=act, norm=norm, impl=impl)
-        self.conv2 = SpectralConv2d(c_out, c_out, grid, kernel, pointwise=False, bias=False)
+        self.conv2 = SpectralConv2d(c_out, c_out, grid, kernel, pointwise=False, bias=False,
+                                    kernel_form=kernel_form)
         # the skip path: 1x1 mixing restricted to the input's band (keeps even sizes exact)
         self.skip = SpectralConv2d(c_in, c_out, grid, 1, spectral=False, bias=not norm)
         self.nl2 = RingNonlinearity(c_out, min_size, max_size, pool=pool, act=act, norm=norm,
@@ -124,7 +150,9 @@ class FourierNet(nn.Module):
     returns the logits of the input's own size; ``per_size_logits(x)`` returns
     all of them, ``(B, S, K)``, entry ``t`` belonging to final feature size
     ``final_min + t`` (see :meth:`size_index`); ``features(x)`` returns the map
-    after every block.
+    after every block. ``kernel_form``: the spectral kernels' parameterisation
+    (:data:`~methods.fourier.spectral.KERNEL_FORMS`; default ``"real"``, the paper's
+    localized kernel).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10,
@@ -133,7 +161,7 @@ class FourierNet(nn.Module):
                  pools: int | tuple[int, ...] = 1, residual: bool = False, lift: int | None = None,
                  min_size: int = 8, max_size: int = 28, act: str = "relu", norm: bool = True,
                  hidden: int = 256, dropout: float = 0.0, head_pool: str = "rms",
-                 impl: str = "fast", consistency_weight: float = 1.0):
+                 impl: str = "fast", consistency_weight: float = 1.0, kernel_form: str = "real"):
         super().__init__()
         nb = len(channels)
         grids, kernels, pools = (tuple(v) if isinstance(v, (tuple, list)) else (v,) * nb
@@ -159,7 +187,7 @@ class FourierNet(nn.Module):
         block = ResidualFourierBlock if residual else FourierBlock
         blocks = []
         for c, g, k, p in zip(channels, grids, kernels, pools):
-            blocks.append(block(c_prev, c, g, k, lo, hi, p, act, norm, impl))
+            blocks.append(block(c_prev, c, g, k, lo, hi, p, act, norm, impl, kernel_form))
             lo, hi, c_prev = lo // p, hi // p, c
         self.blocks = nn.ModuleList(blocks)
         self.final_min = lo
@@ -214,6 +242,7 @@ class FourierNet(nn.Module):
             n //= self.pools[i]
             yield f"block{i + 1}", spec, n
 
+    @_full_precision
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: spectrum_map(spec, n) for name, spec, n in self._spectra(x)}
 
@@ -238,7 +267,8 @@ class FourierNet(nn.Module):
         if self.head_pool == "rms":
             # mean square of D_i f over its grid (Parseval): sum_ab coef[a, b]^2 q_i[a] q_i[b]
             q = band_mean_square([ring_count(i) for i in sizes], k, coef.dtype, coef.device)
-            mean, ms = SpectrumMoments.apply(coef.reshape(k, k, bsz * ch), q, self.workspace)
+            mean, ms = SpectrumMoments.apply(coef.reshape(k, k, bsz * ch), q, self.workspace,
+                                             chunk_budget(coef.device))
             mean, ms = mean.view(bsz, ch), ms.view(len(sizes), bsz, ch)
             ac = ms - mean.square()  # AC part only: the mean is a feature of its own
             pooled = torch.sqrt(ac.clamp_min(0.0) + 1e-6).permute(1, 2, 0)  # (B, C, S)
@@ -250,10 +280,12 @@ class FourierNet(nn.Module):
         feats = torch.cat([mean[..., None].expand_as(pooled), pooled], dim=1)  # (B, 2C, S)
         return feats.transpose(1, 2)
 
+    @_full_precision
     def per_size_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for every final feature size ``final_min .. final_size(n)``: ``(B, S, K)``."""
         return self.mlp(self._pooled(*self._trunk(x)))
 
+    @_full_precision
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spec, m = self._trunk(x)
         return self.mlp(self._pooled(spec, m, range(m, m + 1))[:, 0])

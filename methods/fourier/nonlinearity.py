@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaleqbench.methods.fourier.basis import map_spectrum, ring_schedule, spectrum_map
-from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS
+from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_budget
 from scaleqbench.methods.fourier.grid_rings import GridRings
 from scaleqbench.methods.fourier.reference import ring_nonlinearity_reference
 from scaleqbench.methods.fourier.ring_plan import RingPlan, build_plan
@@ -126,8 +126,9 @@ class RingNonlinearity(nn.Module):
             self.register_parameter("gamma", None)
             self.register_parameter("beta", None)
         self._plans: dict[tuple, RingPlan] = {}
-        #: grid elements per chunk of maps in the fast path (see methods.fourier.chunking)
-        self.chunk_elements = CHUNK_ELEMENTS
+        #: grid elements per chunk of maps in the fast path; None: the device's own budget
+        #: (:func:`~methods.fourier.chunking.chunk_budget`)
+        self.chunk_elements: int | None = None
         #: where the output and the input gradient come from (FourierNet shares one pool)
         self.workspace: Workspace | None = Workspace()
 
@@ -163,9 +164,10 @@ class RingNonlinearity(nn.Module):
         self._check(n)
         if self.impl == "reference":
             return map_spectrum(self._reference(spectrum_map(spec, n)))
+        budget = self.chunk_elements or chunk_budget(spec.device)
         return ring_nonlinearity_fast(spec, self.plan(n, spec.dtype, spec.device), self.pool,
-                                      self.gamma, self.beta, self.act, self.eps,
-                                      self.chunk_elements, self.workspace)
+                                      self.gamma, self.beta, self.act, self.eps, budget,
+                                      self.workspace)
 
     def _reference(self, x: torch.Tensor) -> torch.Tensor:
         return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,

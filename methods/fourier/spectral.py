@@ -1,31 +1,43 @@
-"""Localized spectral convolution: a kernel defined on a fixed global grid, applied per frequency.
+"""Localized spectral convolution: an ``N x N`` kernel on a global grid, applied per frequency.
 
-Complex weights ``L`` of shape ``(C_in, C_out, N, N)`` are an ``N x N`` kernel on
-a global ``G x G`` grid; its DFT ``W[k] = sum_t L[t] exp(-2 pi i k.t / G)`` is
-taken for ``|k|_inf < G/2`` and the layer multiplies ``x^[k] W[k]`` summed over
-input channels, for every frequency the input holds (those ``>= G/2`` get no
-spectral term). A parallel real ``1 x 1`` channel mixing (and a bias on the
-constant) is added. Because ``W[k]`` does not depend on the input size, the
-layer commutes with the anti-aliased scaling ``D_s`` exactly.
+The kernel is real: weights ``L`` of shape ``(N, N, C_in, C_out)`` are taps at the
+centred offsets ``-(N-1)//2 .. N//2`` of a global ``G x G`` grid. Its DFT
+``W[k] = sum_t L[t] exp(-2 pi i k.t / G)`` is taken for ``|k|_inf < G/2`` and the
+layer multiplies ``x^[k] W[k]`` summed over input channels, for every frequency
+the input holds (those ``>= G/2`` get no spectral term). A parallel real ``1 x 1``
+channel mixing (and a bias on the constant) is added. Because ``W[k]`` does not
+depend on the input size, the layer commutes with the anti-aliased scaling ``D_s``
+exactly; because ``L`` is real, ``W`` is Hermitian and the filter the layer applies
+at every input size is the ``N x N`` kernel itself, band-limited to the input's band:
+nothing of it lies outside the taps (the paper's localized kernel; tested in
+tests/test_fourier_layers.py at every size).
 
 Real-valued output: the input is real, so only the half spectrum ``k_x >= 0`` is
 computed (as ``rfft2``/``irfft2`` would; the layer works on real spectra, see
-:meth:`SpectralConv2d.spectral_forward`). The implied conjugate-symmetric completion makes
-the effective real filter ``Re L + H_x Im L`` (``H_x`` the Hilbert transform
-along x, zero on the ``k_x = 0`` column), FNO's convention; both halves of every weight are
-used.
+:meth:`SpectralConv2d.spectral_forward`); with a Hermitian ``W`` the implied
+conjugate-symmetric completion is the full-spectrum product.
+
+``kernel_form="hilbert"`` (an option, never a default) keeps complex taps ``L`` of
+shape ``(N, N, C_in, C_out, 2)``: the completion then makes the effective real filter
+``Re L + H_x Im L`` (``H_x`` the Hilbert transform along x, zero on the ``k_x = 0``
+column), FNO's convention. Both halves are live, but ``H_x Im L`` is not localized:
+its impulse response spreads beyond the taps (about half of the filter's energy lies
+in it, and an eighth of the filter's energy outside the taps).
 
 Against the authors' code (``SpectralConv2dLocalized`` + ``ComplexConv2d``; tested in
-tests/test_fourier_reference.py): with their kernel ``K`` (``ifft2`` of their weight) the
-layers agree to float32 precision at odd sizes, once these departures are accounted for:
+tests/test_fourier_reference.py): their weight stands for a complex kernel ``K`` on taps
+``0 .. N-1`` and they multiply the full spectrum, the next layer reading the real part.
+With ``L = Re K`` the layers agree to float32 precision at odd sizes, once these
+departures are accounted for:
 
-* their taps are ``0 .. N-1``, ours centred (``-(N-1)/2 ..``): their output is ours
-  translated by ``(N-1)/2`` pixels of the global grid, ``(N-1) n / (2G)`` pixels at size
-  ``n`` (a sub-pixel, size-dependent shift); ours keeps a centred feature centred;
-* they multiply the full spectrum and the next layer reads the real part, so their filter is
-  ``Re K`` and ``Im K`` is inert; ours uses the imaginary part as ``H_x Im L``, a live but not
-  localized filter (its impulse response spreads beyond the N x N taps). Both have the same
-  parameter count, the paper's (complex counted twice);
+* their taps are ``0 .. N-1``, ours centred: their output is ours translated by
+  ``(N-1)/2`` pixels of the global grid, ``(N-1) n / (2G)`` pixels at size ``n`` (a
+  sub-pixel, size-dependent shift); ours keeps a centred feature centred;
+* their filter is ``Re K``: ``Im K`` is inert at odd sizes and at ``n = G``, but at an
+  even size ``n != G`` it acts through their Nyquist ring (``k = -n/2``), which ours does
+  not have. The paper counts the complex weights twice (its 1.08 M parameters for the
+  MNIST model); ours counts the ``N^2 C_in C_out`` real taps once per layer, the
+  function with the inert half left out;
 * their 1x1 term is complex, but on a Hermitian spectrum (a real input) its imaginary
   weights only add an imaginary map, which their next layer discards: ours is the real
   1x1, the same function with half the parameters (18,480 fewer in the MNIST model);
@@ -42,10 +54,15 @@ import torch
 from torch import nn
 
 from scaleqbench.methods.fourier.basis import map_spectrum, ring_count, spectrum_map
+from scaleqbench.methods.fourier.chunking import chunk_budget
 from scaleqbench.methods.fourier.spectral_mix import SpectralMix
 from scaleqbench.methods.fourier.workspace import Workspace
 
-__all__ = ["SpectralConv2d"]
+__all__ = ["KERNEL_FORMS", "SpectralConv2d"]
+
+#: the kernel parameterisations: ``real`` (the paper's localized kernel, the default) and
+#: ``hilbert`` (complex taps, ``Re L + H_x Im L``: not localized; see the module docstring)
+KERNEL_FORMS = ("real", "hilbert")
 
 
 @functools.lru_cache(maxsize=256)
@@ -70,25 +87,34 @@ class SpectralConv2d(nn.Module):
     (``f(D_s x) = D_s f(x)``, the output keeps the input's size and band) and to
     cyclic integer translations. Input ``(B, C_in, n, n)``, output
     ``(B, C_out, n, n)``, band-limited (an even size gets no Nyquist ring, whatever
-    the input held).
+    the input held). ``kernel_form``: ``"real"`` (default; the localized ``N x N`` kernel)
+    or ``"hilbert"`` (complex taps; see the module docstring).
     """
 
     def __init__(self, in_channels: int, out_channels: int, global_grid: int, kernel_size: int,
-                 pointwise: bool = True, bias: bool = True, spectral: bool = True):
+                 pointwise: bool = True, bias: bool = True, spectral: bool = True,
+                 kernel_form: str = "real"):
         super().__init__()
         if kernel_size > global_grid:
             raise ValueError(f"kernel {kernel_size} does not fit the global grid {global_grid}")
         if not (spectral or pointwise):
             raise ValueError("a SpectralConv2d needs a spectral or a pointwise term")
+        if kernel_form not in KERNEL_FORMS:
+            raise ValueError(f"kernel_form must be one of {', '.join(KERNEL_FORMS)}, "
+                             f"got {kernel_form!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.global_grid, self.kernel_size = global_grid, kernel_size
+        self.kernel_form = kernel_form
         self.band = ring_count(global_grid)  # |k| < G/2
         if spectral:
-            # taps first, so that its DFT comes out frequency-major (see multiplier); stored as
-            # real pairs so that .double() and the optimisers treat it as real
-            std = 1.0 / math.sqrt(2 * in_channels * kernel_size ** 2)
+            # taps first, so that its DFT comes out frequency-major (see multiplier); the
+            # Hilbert form's complex taps are stored as real pairs, so that .double() and the
+            # optimisers treat them as real. Either form's effective real filter has variance
+            # 1 / (C_in N^2) per tap (the Hilbert form's in its two halves together).
+            parts = (2,) if kernel_form == "hilbert" else ()
+            std = 1.0 / math.sqrt(len(parts) + 1) / math.sqrt(in_channels * kernel_size ** 2)
             self.spectral_weight = nn.Parameter(
-                torch.randn(kernel_size, kernel_size, in_channels, out_channels, 2) * std)
+                torch.randn(kernel_size, kernel_size, in_channels, out_channels, *parts) * std)
         else:
             self.register_parameter("spectral_weight", None)
         if pointwise:
@@ -103,13 +129,15 @@ class SpectralConv2d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, G={self.global_grid}, "
                 f"N={self.kernel_size}, spectral={self.spectral_weight is not None}, "
+                f"kernel_form={self.kernel_form}, "
                 f"pointwise={self.pointwise is not None}")
 
     def multiplier(self, kmax: int, cdtype: torch.dtype) -> torch.Tensor:
         """``W[k]``, ``(ky, kx, C_in, C_out)``: ``k_y = 0, +1, -1, ..., +kmax, -kmax`` (the real
         spectrum's row order, see :mod:`methods.fourier.spectral_mix`), ``k_x in [0, kmax]``."""
         real = torch.float64 if cdtype == torch.complex128 else torch.float32
-        lw = torch.view_as_complex(self.spectral_weight.to(real))  # (t, s, i, o)
+        w = self.spectral_weight.to(real)  # (t, s, i, o), the Hilbert form's with a last (re, im)
+        lw = torch.view_as_complex(w) if self.kernel_form == "hilbert" else w.to(cdtype)
         dev = str(lw.device)
         e = _dft_rows(self.global_grid, self.kernel_size, kmax, False, cdtype, dev)
         ex = _dft_rows(self.global_grid, self.kernel_size, kmax, True, cdtype, dev)
@@ -137,4 +165,4 @@ class SpectralConv2d(nn.Module):
         w = self.multiplier(kmax, cdtype) if self.spectral_weight is not None else None
         pw = self.pointwise.to(spec.dtype) if self.pointwise is not None else None
         bias = self.bias.to(spec.dtype) if self.bias is not None else None
-        return SpectralMix.apply(spec, w, pw, bias, self.workspace)
+        return SpectralMix.apply(spec, w, pw, bias, self.workspace, chunk_budget(spec.device))

@@ -38,6 +38,7 @@ from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["SpectralMix"]
 
+
 def _row_chunks(kmax: int, per_row: int, budget: int) -> list[tuple[int, int]]:
     """Row pairs ``f = 1 .. kmax`` in runs ``[f0, f1)`` of about ``budget`` elements."""
     return [(sl.start + 1, sl.stop + 1) for sl in chunk_slices(kmax, per_row, budget)]
@@ -224,7 +225,10 @@ def _outer(spec, pw, out, width: int, transpose: bool = False) -> None:
     m = pw.T if transpose else pw
     ci, co = m.shape
     torch.mm(spec[width:].reshape(-1, ci), m, out=out[width:].view(-1, co))
-    for r in range(width):
+    if spec.device.type != "cpu":  # one product, not one small kernel per row
+        out[:width, width:] = torch.matmul(spec[:width, width:], m)
+        return
+    for r in range(width):  # row by row on the CPU: no copy of the strided block
         torch.mm(spec[r, width:].reshape(-1, ci), m, out=out[r, width:].view(-1, co))
 
 
@@ -233,6 +237,9 @@ def _outer_weight_grad(spec, g_out, g_pw, width: int) -> None:
     if width >= k:
         return
     g_pw.addmm_(spec[width:].reshape(-1, ci).T, g_out[width:].reshape(-1, co))
+    if spec.device.type != "cpu":  # as in _outer
+        g_pw.addmm_(spec[:width, width:].reshape(-1, ci).T, g_out[:width, width:].reshape(-1, co))
+        return
     for r in range(width):
         g_pw.addmm_(spec[r, width:].reshape(-1, ci).T, g_out[r, width:].reshape(-1, co))
 

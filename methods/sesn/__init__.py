@@ -30,7 +30,7 @@ from torch import nn
 from scaleqbench.methods.method_card import MethodCard
 from scaleqbench.methods.registry import register_method
 from scaleqbench.methods.sesn.models import SESNMnist, SESNWideResNet, mnist_hparams
-from scaleqbench.methods.style import OKABE_ITO, MethodStyle
+from scaleqbench.methods.style import BUILTIN_STYLES
 
 __all__ = ["SESNMnist", "SESNWideResNet", "build_sesn", "build_sesn_vector"]
 
@@ -63,7 +63,7 @@ def _build(default_variant: str, in_channels: int, num_classes: int, arch: str,
 
 
 @register_method(
-    "sesn", replace(CARD, style=MethodStyle(OKABE_ITO["blue"], "^")),
+    "sesn", replace(CARD, style=BUILTIN_STYLES["sesn"]),
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="B"),
@@ -76,7 +76,7 @@ def build_sesn(in_channels: int = 1, num_classes: int = 10, arch: str = "mnist",
 
 
 @register_method(
-    "sesn_vector", replace(CARD, style=MethodStyle(OKABE_ITO["blue"], "v")),
+    "sesn_vector", replace(CARD, style=BUILTIN_STYLES["sesn_vector"]),
     configs={
         "mnist": dict(arch="mnist"),
         "stl10": dict(arch="wrn", wrn_variant="A"),

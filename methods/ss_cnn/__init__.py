@@ -8,9 +8,10 @@ Registered method: ``ss_cnn``.
 Configurations: ``mnist`` (SESN benchmark's ``mnist_ss_28``: widths 30/60/90,
 base size 11, sizes 5...13, frequencies 0.5/1/2, 9 orientations; global
 max-pool head), ``stl10`` (``wrn_16_8_ss``: WRN-16-8 at widths 11/88/176/352,
-base 3, sizes 3/5/7) and ``quick`` (widths 12/24/36, base 5, sizes 3/5/7, the
-``cnn`` quick head: the harness's CPU budget). Basis: :mod:`.basis`; layer:
-:mod:`.layers`; models: :mod:`.models`.
+base 3, the first conv at sizes 3/5/7, the residual blocks' convs at size 3) and
+``quick`` (widths 12/24/36, base 5, sizes 3/5/7, the ``cnn`` quick head: the
+harness's CPU budget). Basis: :mod:`.basis`; layer: :mod:`.layers`; models:
+:mod:`.models`.
 """
 
 from __future__ import annotations

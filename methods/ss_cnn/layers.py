@@ -13,11 +13,18 @@ keeps the maximum over the sizes at every pixel (then a ReLU, if asked):
 
     y = max_i  conv(x, Re sum_{k, f} c_{kf} exp(-i k_eff log s_i) psi_{kf}|_{K_i}).
 
-Scale structure: the filters at the different sizes are dilations of one
-another (up to sampling), so a pattern dilated by ``K_j / K_i`` meets at size
-``K_j`` the response it met at ``K_i``: the max makes the output locally
-invariant to dilations within the size range (up to discretisation and the ends
-of the range), as well as translation-equivariant (by multiples of ``stride``).
+Scale structure: steering is what dilating the continuous filter by ``s_i`` does to
+its coefficients, so with kernels that resolve the basis the filter at size ``K_j``
+meets a pattern dilated by ``K_j / K_i`` as the filter at ``K_i`` meets the pattern,
+and the max tends to local invariance to dilations within the size range. At the
+published sizes (3/5/7, 5...13) the sampled filters are *not* dilations of one
+another: the centre pixel and the edge of the support do not rescale, and the steered
+filter differs from the dilated one by 23-55 % (relative L2; the measurement is in
+tests/test_ss_cnn.py's module docstring). The max over sizes is then a max over
+differently sized filters that share their coefficients, not an invariance the layer
+guarantees. It is translation-equivariant (by multiples of ``stride``). One size alone
+(as in the residual blocks of the published STL-10 WRN) is a plain convolution with a
+steerable-basis filter.
 """
 
 from __future__ import annotations
@@ -47,8 +54,9 @@ class ScaleSteerableConv(nn.Module):
     their angular width, ``phase`` the harmonics' phase. Parameters: real and
     imaginary coefficients ``(K, C', C, F)``; no bias. The basis is a buffer.
 
-    Locally invariant to dilations by ratios of ``sizes`` (module docstring);
-    translation-equivariant for multiples of ``stride``.
+    Translation-equivariant for multiples of ``stride``; invariant to dilations by ratios
+    of ``sizes`` only as far as the sampled filters are dilations of one another, which at
+    the published sizes they are not (module docstring).
     """
 
     def __init__(self, in_channels: int, out_channels: int, base_size: int, sizes: Sequence[int],

@@ -4,8 +4,10 @@ Layers live in :mod:`methods.ss_cnn.layers`. The published models are the SESN
 benchmark's ``mnist_ss_28`` (three layers 30/60/90, base size 11, kernel sizes
 5...13, frequencies 0.5/1/2) and ``wrn_16_8_ss`` (every 3x3 conv of a
 pre-activation WRN-16-8 replaced by a scale-steerable conv with base size 3,
-sizes 3/5/7, frequency 1, no ReLU; widths narrowed to 11/88/176/352 to pay for
-its 18 coefficients per pair of channels).
+frequency 1, no ReLU: the first conv at sizes 3/5/7 with a max over them, the 12
+convolutions of the residual blocks at size 3 alone, as the published code builds
+them; widths narrowed to 11/88/176/352 to pay for its 18 coefficients per pair of
+channels).
 """
 
 from __future__ import annotations
@@ -74,12 +76,16 @@ def _steerable_conv(conv_kw: dict) -> Callable[[int, int, int], nn.Module]:
 
 
 class SSCNNWideResNet(PreActWRN):
-    """WRN-``depth``-``widen`` with scale-steerable convs (base 3, sizes 3/5/7, k 1, no ReLU).
+    """WRN-``depth``-``widen`` with scale-steerable convs (base 3, k 1, no ReLU).
 
-    Every block is the pre-activation WRN block (:class:`~methods.common.WideBlock`)
-    with scale-steerable convs, plain BN and 1x1 shortcuts: locally invariant to
-    dilations within the size range in each conv (up to sampling), pointwise or 1x1
-    elsewhere; translation-equivariant for multiples of the strides.
+    The first conv (``stem``) takes the max over kernel sizes ``sizes`` (3/5/7); every
+    block is the pre-activation WRN block (:class:`~methods.common.WideBlock`) with
+    scale-steerable convs at ``block_sizes`` (3 alone: one 3x3 steerable filter, no max),
+    plain BN and 1x1 shortcuts. That is the published ``wrn_16_8_ss``: its
+    ``NetworkBlock`` never passes the size range on to the blocks, so their convolutions
+    keep the default ``[3]`` (tested against the authors' logits in tests/test_ss_cnn.py).
+    Translation-equivariant for multiples of the strides; the stem's max over sizes is the
+    only multi-size operation.
 
     Widths ``11, 11 w, 22 w, 44 w`` as published. Head: BN-ReLU, global
     average over space, linear; the published fixed 24x24 average equals it at
@@ -92,16 +98,16 @@ class SSCNNWideResNet(PreActWRN):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, depth: int = 16,
                  widen: int = 8, dropout: float = 0.3, base_size: int = 3,
-                 sizes: Sequence[int] = (3, 5, 7), ks: Sequence[float] = (1.0,),
-                 phis: Sequence[float] = DEFAULT_PHIS, sigma_phi: float = math.pi / 16,
-                 phase: float = -math.pi / 4):
+                 sizes: Sequence[int] = (3, 5, 7), block_sizes: Sequence[int] = (3,),
+                 ks: Sequence[float] = (1.0,), phis: Sequence[float] = DEFAULT_PHIS,
+                 sigma_phi: float = math.pi / 16, phase: float = -math.pi / 4):
         super().__init__()
         n = wrn_blocks_per_group(depth)
-        conv_kw = dict(base_size=base_size, sizes=sizes, ks=ks, phis=phis, sigma_phi=sigma_phi,
+        conv_kw = dict(base_size=base_size, ks=ks, phis=phis, sigma_phi=sigma_phi,
                        phase=phase, relu=False)
         widths = [11, 11 * widen, 22 * widen, 44 * widen]
-        self.stem = ScaleSteerableConv(in_channels, widths[0], **conv_kw)
-        conv = _steerable_conv(conv_kw)
+        self.stem = ScaleSteerableConv(in_channels, widths[0], sizes=sizes, **conv_kw)
+        conv = _steerable_conv({**conv_kw, "sizes": block_sizes})
         self.groups = wrn_groups(widths, n, lambda g, i, c_in, c_out, stride: WideBlock(
             c_in, c_out, stride, dropout, conv=conv, shortcut_first=True))
         self.bn = nn.BatchNorm2d(widths[3])

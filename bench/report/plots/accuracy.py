@@ -10,28 +10,61 @@ from matplotlib.ticker import MaxNLocator
 from scaleqbench.bench.report.plots import kit
 from scaleqbench.bench.report.plots.kit import Palette
 
-__all__ = ["acc_vs_size", "learning_curves"]
+__all__ = ["acc_vs_size", "acc_vs_size_by_family", "learning_curves"]
+
+
+def _shade_training(ax, train_range: tuple[float, float] | None, label: bool = True) -> None:
+    if train_range is not None:
+        lo, hi = train_range
+        ax.axvspan(lo - 0.5, hi + 0.5, color="#999999", alpha=0.18, linewidth=0,
+                   label="training sizes" if label else "_nolegend_", zorder=0)
+
+
+def _xlabel(per_size: pd.DataFrame) -> str:
+    binned = bool(per_size["binned"].any())
+    return "object scale (bin centre)" if binned else "test image size (px)"
 
 
 def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str,
                 train_range: tuple[float, float] | None = None) -> Figure | None:
-    """Test accuracy vs test size (or object scale bin) per method, mean ± std over seeds;
-    ``train_range`` (first and last training size) is shaded: the sizes outside it were
-    never seen in training (scale generalisation)."""
+    """Test accuracy vs test size (or object scale bin) per method: the mean over seeds and its
+    95 % interval as a band; ``train_range`` (first and last training size) is shaded: the
+    sizes outside it were never seen in training (scale generalisation)."""
     if per_size.empty:
         return None
     fig, (ax,) = kit.figure()
-    if train_range is not None:
-        lo, hi = train_range
-        ax.axvspan(lo - 0.5, hi + 0.5, color="#999999", alpha=0.18, linewidth=0,
-                   label="training sizes", zorder=0)
+    _shade_training(ax, train_range)
     for method in kit.methods_of(per_size):
         sub = per_size[per_size.method == method]
-        kit.line(ax, kit.aggregate(sub, "x", "acc", "std"), method, palette.style(method),
-                 scale=100)
-    binned = bool(per_size["binned"].any())
-    xlabel = "object scale (bin centre)" if binned else "test image size (px)"
-    return kit.single_panel(fig, ax, xlabel, "test accuracy (%)", title)
+        kit.line(ax, kit.aggregate(sub, "x", "acc"), method, palette.style(method), scale=100)
+    return kit.single_panel(fig, ax, _xlabel(per_size), "test accuracy (%)", title)
+
+
+def acc_vs_size_by_family(per_size: pd.DataFrame, palette: Palette, title: str,
+                          train_range: tuple[float, float] | None = None) -> Figure | None:
+    """:func:`acc_vs_size` as small multiples: one panel per method family (its methods in
+    their colours, the others thin and grey behind them, a shared y axis); None with fewer
+    than two families (the single figure already shows them apart)."""
+    if per_size.empty:
+        return None
+    groups = kit.by_family(kit.methods_of(per_size), palette)
+    if len(groups) < 2:
+        return None
+    aggs = {m: kit.aggregate(per_size[per_size.method == m], "x", "acc")
+            for m in kit.methods_of(per_size)}
+    fig, axes = kit.grid(len(groups))
+    for ax, (family, members) in zip(axes, groups):
+        _shade_training(ax, train_range, label=False)
+        for method, agg in aggs.items():
+            if method not in members:
+                kit.context_line(ax, agg, scale=100)
+        for method in members:
+            kit.line(ax, aggs[method], method, palette.style(method), scale=100)
+        first_col = ax.get_subplotspec().is_first_col()
+        kit.label_panel(ax, _xlabel(per_size), "test accuracy (%)" if first_col else "", family)
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def learning_curves(hist: pd.DataFrame, palette: Palette, title: str) -> Figure | None:

@@ -18,7 +18,8 @@ from matplotlib.ticker import MaxNLocator
 from scaleqbench.bench.report.plots import kit
 from scaleqbench.bench.report.plots.kit import Palette
 
-__all__ = ["acc_vs_eq", "eq_per_layer", "eq_per_operator", "eq_vs_size", "pareto_front"]
+__all__ = ["acc_vs_eq", "eq_per_layer", "eq_per_operator", "eq_vs_size", "eq_vs_size_by_family",
+           "pareto_front"]
 
 _DEPTH = "layer (depth among the model's spatial layers)"
 _MEAN_ERR = "equivariance error (mean over sizes)"
@@ -29,27 +30,65 @@ def _floored(values: pd.Series, floor: float) -> pd.Series:
     return values.where(values > 0, floor)
 
 
-def eq_vs_size(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
-    """Equivariance error vs target size: last spatial layer and logits, log axis, seed range."""
+def _size_panels(eq: pd.DataFrame) -> tuple[list[tuple[str, pd.DataFrame]], pd.Series]:
+    """The panels of the error-vs-size figures (last spatial layer, logits) that have data,
+    and the per-run errors they show (for a shared log axis)."""
     panels = [("last spatial layer", eq[eq.is_headline]), ("logits (invariance)", eq[eq.is_logits])]
     panels = [(name, df) for name, df in panels if not df.empty]
+    shown = pd.concat([df for _, df in panels]) if panels else eq
+    return panels, shown.groupby(["method", "seed", "layer", "size"])["err"].mean()
+
+
+def _size_line(ax, df: pd.DataFrame, method: str, palette: Palette, floor: float) -> None:
+    sub = df[df.method == method]
+    if not sub.empty:
+        sub = sub.assign(err=_floored(sub.err, floor))
+        kit.line(ax, kit.aggregate(sub, "size", "err"), method, palette.style(method),
+                 floor=floor)
+
+
+def eq_vs_size(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
+    """Equivariance error vs target size: last spatial layer and logits, log axis; the mean
+    over seeds and its 95 % interval as a band (stopped at the axis' floor)."""
+    panels, per_run = _size_panels(eq)
     if not panels:
         return None
-    shown = pd.concat([df for _, df in panels])
-    per_run = shown.groupby(["method", "seed", "layer", "size"])["err"].mean()
     floor, has_zero = kit.log_floor(per_run)
     fig, axes = kit.figure(len(panels), width=5.4)
     for ax, (name, df) in zip(axes, panels):
         for method in kit.methods_of(eq):
-            sub = df[df.method == method]
-            if sub.empty:
-                continue
-            sub = sub.assign(err=_floored(sub.err, floor))
-            kit.line(ax, kit.aggregate(sub, "size", "err", "range"), method,
-                     palette.style(method))
+            _size_line(ax, df, method, palette, floor)
         kit.log_axis(ax, per_run, floor, has_zero)
         kit.label_panel(ax, "target size s (px)", "equivariance error", name)
     return kit.finish(fig, axes, title)
+
+
+def eq_vs_size_by_family(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
+    """:func:`eq_vs_size` as small multiples: a row per measure (last spatial layer, logits),
+    a column per method family (its methods in colour, the others thin and grey behind);
+    None with fewer than two families."""
+    panels, per_run = _size_panels(eq)
+    groups = kit.by_family(kit.methods_of(eq), palette) if panels else []
+    if len(groups) < 2:
+        return None
+    floor, has_zero = kit.log_floor(per_run)
+    fig, axes = kit.grid(len(panels) * len(groups), width=3.0, height=2.8, nrows=len(panels))
+    cells = [(p, g) for p in panels for g in groups]
+    for ax, ((name, df), (family, members)) in zip(axes, cells):
+        for method in kit.methods_of(eq):
+            if method in members:
+                _size_line(ax, df, method, palette, floor)
+            elif not (sub := df[df.method == method]).empty:
+                sub = sub.assign(err=_floored(sub.err, floor))
+                kit.context_line(ax, kit.aggregate(sub, "size", "err"))
+        kit.log_axis(ax, per_run, floor, has_zero)
+        first_col = ax.get_subplotspec().is_first_col()
+        kit.label_panel(ax, "target size s (px)", f"{name}\nequivariance error" if first_col
+                        else "", family if name == panels[0][0] else None)
+        if name == panels[0][0]:
+            ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
@@ -65,8 +104,8 @@ def eq_per_layer(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     per_run["err"] = _floored(per_run.err, floor)
     fig, (ax,) = kit.figure()
     for method in kit.methods_of(eq):
-        kit.line(ax, kit.aggregate(per_run[per_run.method == method], "x", "err", "range"),
-                 method, palette.style(method))
+        kit.line(ax, kit.aggregate(per_run[per_run.method == method], "x", "err"),
+                 method, palette.style(method), floor=floor)
     kit.log_axis(ax, per_run.err, floor, has_zero)
     ticks = list(range(1, max_depth + 1)) + ([max_depth + 1] if per_run.is_logits.any() else [])
     ax.set_xticks(ticks, [str(t) if t <= max_depth else "logits" for t in ticks])
@@ -92,8 +131,8 @@ def eq_per_operator(eq: pd.DataFrame, palette: Palette, title: str) -> Figure | 
         for method in kit.methods_of(eq):
             rows = sub[sub.method == method]
             if not rows.empty:
-                kit.line(ax, kit.aggregate(rows, "depth", "err", "range"), method,
-                         palette.style(method))
+                kit.line(ax, kit.aggregate(rows, "depth", "err"), method,
+                         palette.style(method), floor=floor)
         kit.log_axis(ax, per_run.err, floor, has_zero)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         kit.label_panel(ax, _DEPTH, _MEAN_ERR, op)
@@ -111,8 +150,17 @@ def pareto_front(err: list[float], acc: list[float]) -> list[int]:
     return front
 
 
+def _bar(mean: float, lo, hi, scale: float = 1.0, floor: float | None = None):
+    """An asymmetric error bar ``[[below], [above]]`` from an interval, None without one."""
+    if not (pd.notna(lo) and pd.notna(hi)):
+        return None
+    lo = max(lo, floor) if floor is not None else lo
+    return [[scale * max(mean - lo, 0.0)], [scale * max(hi - mean, 0.0)]]
+
+
 def acc_vs_eq(board: pd.DataFrame, palette: Palette, title: str) -> Figure | None:
-    """Test accuracy vs equivariance error per method (seed std as error bar), Pareto front."""
+    """Test accuracy vs equivariance error per method, each with the 95 % intervals of the
+    leaderboard as error bars (where it has them), and the Pareto front."""
     df = board[board.test_acc_mean.notna() & board.eq_err.notna()].reset_index(drop=True)
     if df.empty:
         return None
@@ -120,11 +168,14 @@ def acc_vs_eq(board: pd.DataFrame, palette: Palette, title: str) -> Figure | Non
     x = _floored(df.eq_err, floor).tolist()
     y = (100 * df.test_acc_mean).tolist()
     fig, (ax,) = kit.figure()
-    for i, method in enumerate(df.method):
-        st = palette.style(method)
-        yerr = 100 * df.test_acc_std[i] if pd.notna(df.test_acc_std[i]) else None
+    for i, row in df.iterrows():
+        st = palette.style(row.method)
         kw = {**st.kw(), "linestyle": "none"}
-        ax.errorbar([x[i]], [y[i]], yerr=yerr, label=method, markersize=7, capsize=3, **kw)
+        ax.errorbar([x[i]], [y[i]], label=row.method, markersize=7, capsize=3,
+                    yerr=_bar(row.test_acc_mean, row.get("test_acc_lo"), row.get("test_acc_hi"),
+                              100),
+                    xerr=_bar(x[i], row.get("eq_err_lo"), row.get("eq_err_hi"), floor=floor),
+                    **kw)
     front = pareto_front(x, y)
     ax.plot([x[i] for i in front], [y[i] for i in front], drawstyle="steps-post",
             color="#555555", linestyle="--", linewidth=1, label="Pareto front", zorder=0)

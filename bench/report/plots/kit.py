@@ -1,6 +1,7 @@
 """What every figure of a report shares: a fixed style per method (:class:`Palette`), the
-figure and its panels, lines with a seed band, log axes that show an exact zero, legends,
-and saving (PNG and PDF, byte-stable).
+figure and its panels (one per method family for small multiples), lines with their 95 %
+interval over seeds as a band, log axes that show an exact zero, legends, and saving (PNG
+and PDF, byte-stable).
 
 Figures are made without pyplot: no global figure registry, no GUI backend, and the
 caller's backend (a notebook's, say) is left alone; ``savefig`` renders PNG with Agg and
@@ -9,21 +10,35 @@ PDF with the pdf backend on its own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from scaleqbench.bench.spec_parsing import base_method
 
-__all__ = ["LINESTYLES", "Palette", "Style", "aggregate", "figure", "finish", "label_panel",
-           "legend", "line", "log_axis", "log_floor", "methods_of", "plain_log_labels",
-           "save_figure", "single_panel"]
+__all__ = ["FAMILY_ORDER", "LINESTYLES", "Palette", "Style", "aggregate", "by_family", "figure",
+           "context_line", "finish", "grid", "label_panel", "legend", "line", "log_axis",
+           "log_floor", "methods_of",
+           "plain_log_labels", "save_figure", "single_panel", "tint"]
 
 LINESTYLES = ["-", "--", ":", "-."]
+#: how much lighter each variant of a method is drawn (a mix with white), in turn
+TINTS = [0.45, 0.65, 0.25]
+#: the order of the small multiples' panels; other families follow alphabetically
+FAMILY_ORDER = ["baseline", "fourier", "scale-equivariant", "scale-invariant"]
+#: the band of :func:`aggregate`: the 95 % Student t interval of the mean over seeds
+CONFIDENCE = 0.95
+
+
+def tint(color: str, amount: float) -> str:
+    """``color`` mixed with white (``amount`` 0: itself, 1: white)."""
+    return to_hex([c + (1 - c) * amount for c in to_rgb(color)])
 
 
 @dataclass(frozen=True)
@@ -41,11 +56,15 @@ class Style:
 
 
 class Palette:
-    """One fixed style per method label, the same in every figure of a report."""
+    """One fixed style per method label, the same in every figure (and on the page) of a
+    report: a method's own (colour, marker), distinct from every other method's; a variant
+    of it (``fourier[impl=x]``) its marker, hollow, a lighter tint of its colour and another
+    line style."""
 
     def __init__(self, labels: list[str] | None = None):
         self._base: dict[str, tuple[str, str]] = {}
         self._variants: dict[str, list[str]] = {}
+        self._families: dict[str, str] = {}
         for label in sorted(set(labels or [])):
             self.style(label)
 
@@ -73,8 +92,27 @@ class Palette:
         variants = self._variants.setdefault(base, [])
         if label not in variants:
             variants.append(label)
-        return Style(color, marker, LINESTYLES[1 + variants.index(label) % (len(LINESTYLES) - 1)],
-                     hollow=True)
+        k = variants.index(label)
+        return Style(tint(color, TINTS[k % len(TINTS)]), marker,
+                     LINESTYLES[1 + k % (len(LINESTYLES) - 1)], hollow=True)
+
+    def family(self, label: str) -> str:
+        """The family of a label's method (``methods.family_of``; ``other`` when unknown)."""
+        base = base_method(label)
+        if base not in self._families:
+            from scaleqbench.methods import family_of
+
+            self._families[base] = family_of(base) or "other"
+        return self._families[base]
+
+
+def by_family(labels: list[str], palette: Palette) -> list[tuple[str, list[str]]]:
+    """``labels`` grouped by family, families in :data:`FAMILY_ORDER` then alphabetically."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(palette.family(label), []).append(label)
+    rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    return sorted(groups.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
 
 
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
@@ -86,10 +124,13 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     return [png, pdf]
 
 
-def figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width * ncols if ncols > 1 else width, 4.2), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
+def figure(ncols: int = 1, width: float = 6.4, nrows: int = 1, height: float = 4.2,
+           sharey: bool = False) -> tuple[Figure, list[Axes]]:
+    """A figure of ``nrows`` x ``ncols`` panels (``width`` and ``height`` each), row by row."""
+    fig = Figure(figsize=(width * ncols if ncols > 1 else width, height * nrows),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
+    return fig, [ax for row in axes for ax in row]
 
 
 def methods_of(df: pd.DataFrame) -> list[str]:
@@ -97,25 +138,58 @@ def methods_of(df: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(df["method"]))
 
 
-def aggregate(df: pd.DataFrame, x: str, y: str, spread: str) -> pd.DataFrame:
-    """Per x: mean over seeds and the band (mean ± std, or min…max for log axes)."""
+def aggregate(df: pd.DataFrame, x: str, y: str, spread: str = "ci") -> pd.DataFrame:
+    """Per x: mean over seeds and the band: ``ci`` the 95 % Student t interval of the mean
+    (the leaderboard's, :func:`bench.report.stats.t_interval`), ``std`` mean ± one standard
+    deviation, ``range`` min…max. No band where there is one seed."""
+    from scipy.stats import t as student_t
+
     g = df.groupby(x)[y]
     out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "min": g.min(), "max": g.max(),
                         "n": g.count()}).sort_index()
-    if spread == "std":
+    if spread == "ci":
+        half = [student_t.ppf((1 + CONFIDENCE) / 2, n - 1) * s / math.sqrt(n) if n > 1
+                else math.nan for n, s in zip(out["n"], out["std"])]
+        out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    elif spread == "std":
         out["lo"], out["hi"] = out["mean"] - out["std"], out["mean"] + out["std"]
     else:
         out["lo"], out["hi"] = out["min"], out["max"]
     return out
 
 
-def line(ax: Axes, agg: pd.DataFrame, label: str, style: Style, scale: float = 1.0) -> None:
-    """The mean of an :func:`aggregate` as a line, its band shaded where there are seeds."""
+def line(ax: Axes, agg: pd.DataFrame, label: str, style: Style, scale: float = 1.0,
+         floor: float | None = None) -> None:
+    """The mean of an :func:`aggregate` as a line, its band shaded where there are seeds
+    (``floor``: a log axis' floor, where a band reaching below it stops)."""
     ax.plot(agg.index, scale * agg["mean"], label=label, markersize=4, linewidth=1.4, **style.kw())
     band = agg[agg["n"] > 1]
     if not band.empty:
-        ax.fill_between(band.index, scale * band["lo"], scale * band["hi"], color=style.color,
+        lo = band["lo"] if floor is None else band["lo"].clip(lower=floor)
+        ax.fill_between(band.index, scale * lo, scale * band["hi"], color=style.color,
                         alpha=0.18, linewidth=0)
+
+
+def context_line(ax: Axes, agg: pd.DataFrame, scale: float = 1.0) -> None:
+    """Another family's method in a small-multiples panel: a thin light grey line behind the
+    panel's own methods, for context, without a legend entry."""
+    ax.plot(agg.index, scale * agg["mean"], color="#CCCCCC", linewidth=0.8, zorder=0,
+            label="_nolegend_")
+
+
+def grid(n: int, width: float = 3.6, height: float = 3.1, nrows: int | None = None,
+         sharey: bool = True) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n`` panels for small multiples: ``nrows`` rows of ``n / nrows``, or (no
+    ``nrows``) up to three panels a row (two when there are four); unused panels hidden."""
+    if nrows is None:
+        ncols = 2 if n == 4 else min(n, 3)
+        nrows = math.ceil(n / ncols)
+    else:
+        ncols = math.ceil(n / nrows)
+    fig, axes = figure(ncols, width, nrows, height, sharey=sharey)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
 
 def plain_log_labels(ax: Axes) -> None:
