@@ -50,3 +50,32 @@ def installed(monkeypatch: pytest.MonkeyPatch, root: Path, modules: list[str]) -
         for module in modules:
             sys.modules.pop(module, None)
         methods.reload_plugins()
+
+
+TINY_MODEL = '''
+    import torch.nn.functional as F
+    from torch import nn
+    from scaleqbench.methods import MethodCard, register_method
+
+    class Tiny(nn.Module):
+        def __init__(self, in_channels=1, num_classes=10, width=4):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
+            self.fc = nn.Linear(width, num_classes)
+        def features(self, x):
+            return {"conv": self.conv(x)}
+        def forward(self, x):
+            return self.fc(self.conv(x).mean((-2, -1)))
+
+    @register_method("NAME", MethodCard(family="test"),
+                     configs={"mnist": {}, "quick": {"width": QUICK_WIDTH}})
+    def build(in_channels=1, num_classes=10, **kw):
+        return Tiny(in_channels, num_classes, **kw)
+'''
+
+
+def tiny_plugin(name: str, quick_width: int = 2) -> str:
+    """A plugin module registering a tiny model (one conv, a linear head, ``features``) as
+    ``name``, whose ``quick`` config has ``quick_width`` channels."""
+    return (textwrap.dedent(TINY_MODEL).replace("NAME", name)
+            .replace("QUICK_WIDTH", str(quick_width)))

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from plugin_support import installed, write_plugin
+from plugin_support import installed, tiny_plugin, write_plugin
 
 from scaleqbench import methods
 from scaleqbench.bench.cli import main as cli
@@ -250,30 +249,9 @@ def test_a_job_computes_what_its_spec_says_whatever_the_registry_says_later(
 
 # ---- end to end: a plugin whose config changes between two `bench run`s ---------------------
 
-PLUGIN = '''
-    from torch import nn
-    from scaleqbench.methods import MethodCard, register_method
-
-    class Tiny(nn.Module):
-        def __init__(self, in_channels=1, num_classes=10, width=4):
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
-            self.fc = nn.Linear(width, num_classes)
-        def features(self, x):
-            return {"conv": self.conv(x)}
-        def forward(self, x):
-            return self.fc(self.conv(x).mean((-2, -1)))
-
-    @register_method("stale_tiny", MethodCard(family="test"),
-                     configs={"mnist": {}, "quick": {"width": WIDTH}})
-    def build(in_channels=1, num_classes=10, **kw):
-        return Tiny(in_channels, num_classes, **kw)
-'''
-
-
 def _plugin(root: Path, version: str, width: int) -> Path:
     return write_plugin(root, "sb-stale-tiny", version,
-                        {"sb_stale_tiny": textwrap.dedent(PLUGIN).replace("WIDTH", str(width))},
+                        {"sb_stale_tiny": tiny_plugin("stale_tiny", width)},
                         {methods.ENTRY_POINT_GROUP: {"stale_tiny": "sb_stale_tiny"}})
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from scaleqbench import methods
 from scaleqbench.bench.errors import BenchError
-from scaleqbench.bench.run.train import build_optimizer
+from scaleqbench.bench.run.optimizer import build_optimizer
 from scaleqbench.bench.run.recipes import TrainRecipe, recipe_for
 
 

@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from plugin_support import installed, write_plugin
+from plugin_support import installed, tiny_plugin, write_plugin
 
 from scaleqbench import methods
 from scaleqbench.bench.cli import main as cli
@@ -21,31 +21,9 @@ from scaleqbench.bench.run.recipes import loss_for, recipe_for
 NEW, OLD = methods.ENTRY_POINT_GROUP, methods.LEGACY_ENTRY_POINT_GROUP
 LOGGER = "scaleqbench.methods.plugins"
 
-TINY_MODEL = '''
-    import torch.nn.functional as F
-    from torch import nn
-    from scaleqbench.methods import MethodCard, register_method
-
-    class Tiny(nn.Module):
-        def __init__(self, in_channels=1, num_classes=10, width=4):
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
-            self.fc = nn.Linear(width, num_classes)
-        def features(self, x):
-            return {"conv": self.conv(x)}
-        def forward(self, x):
-            return self.fc(self.conv(x).mean((-2, -1)))
-
-    @register_method("NAME", MethodCard(family="test"),
-                     configs={"mnist": {}, "quick": {"width": 2}})
-    def build(in_channels=1, num_classes=10, **kw):
-        return Tiny(in_channels, num_classes, **kw)
-'''
-
-
 def tiny(name: str) -> str:
     """A plugin module registering a tiny model as ``name``."""
-    return textwrap.dedent(TINY_MODEL).replace("NAME", name)
+    return tiny_plugin(name)
 
 
 def warnings_of(caplog) -> list[str]:

@@ -156,7 +156,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
-#: the values of the recipe's text fields (those :func:`bench.run.train.build_optimizer` builds)
+#: the values of the recipe's text fields (those :func:`bench.run.optimizer.build_optimizer` builds)
 RECIPE_CHOICES = {"optimizer": ("adam", "adamw", "sgd"),
                   "schedule": ("multistep", "step", "constant")}
 #: the least value of the recipe's number fields (inclusive), and those that must exceed it

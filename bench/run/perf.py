@@ -59,7 +59,7 @@ from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.run.cpu_memory import release_free_heap
 from scaleqbench.bench.run.devices import numerics, synchronize
 from scaleqbench.bench.spec_parsing import format_method
-from scaleqbench.bench.run.train import build_optimizer
+from scaleqbench.bench.run.optimizer import build_optimizer
 from scaleqbench.datasets.scaling import fourier_resize, to_canvas
 from scaleqbench.methods.protocol import HoldsWorkspace
 
