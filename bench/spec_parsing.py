@@ -198,9 +198,15 @@ def base_method(label: str) -> str:
     return found.group(0) if found else str(label)
 
 
-def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None = None
-                   ) -> list[int]:
-    """``'0,1,2'``, ``'0-5'`` or a mix, as sorted unique ints within [lo, hi]."""
+#: the most values a list such as ``--seeds 0-999`` may expand to: a sweep of more runs than
+#: this is a typo far more often than a plan (and would build a dataset cache per seed)
+MAX_LIST_VALUES = 10_000
+
+
+def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None = None,
+                   most: int = MAX_LIST_VALUES) -> list[int]:
+    """``'0,1,2'``, ``'0-5'`` or a mix, as sorted unique ints within [lo, hi]; at most ``most``
+    of them, counted before any range is expanded."""
     values: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
@@ -213,6 +219,13 @@ def parse_int_list(text: str, what: str, lo: int | None = None, hi: int | None =
         b = int(m.group(2)) if m.group(2) is not None else a
         if b < a:
             raise BadArgumentError(f"bad {what} range {part!r}: the end is before the start")
+        for v in (a, b):
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                bounds = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+                raise BadArgumentError(f"{what} {v} is out of range {bounds}")
+        if len(values) + (b - a + 1) > most:
+            raise BadArgumentError(f"{text!r} gives {len(values) + b - a + 1:,} {what}s; at most "
+                                   f"{most:,} are taken at once: split the sweep")
         values.extend(range(a, b + 1))
     if not values:
         raise BadArgumentError(f"no {what} given in {text!r}")

@@ -212,6 +212,7 @@ def cmd_equivariance(args: argparse.Namespace) -> int:
     from scaleqbench.bench.cli.validate import check_equivariance_args
     from scaleqbench.bench.run.train import pick_device
 
+    args.config_given = args.config is not None  # before the study fills it in
     study = resolve_study(args)
     device = pick_device(check_equivariance_args(args))
     ds, _, _ = load_dataset(args.dataset, args, args.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 from scaleqbench.bench.cli.common import finish, prepare_datasets, quiet
 from scaleqbench.bench.cli.options import launcher_options
 from scaleqbench.bench.cli.sweep_file import run_settings
-from scaleqbench.bench.cli.validate import check_recipe_arg, check_run_args
+from scaleqbench.bench.cli.validate import check_out_path, check_recipe_arg, check_run_args
 from scaleqbench.bench.spec import RunSpec, expand
 
 
@@ -26,7 +26,7 @@ def sweep_specs(args: argparse.Namespace) -> tuple[list[RunSpec], Path]:
     folder: every method x dataset x seed (``args`` as :func:`run_settings` makes them)."""
     methods, seeds = check_run_args(args)
     entries = args.method_entries or [(name, kwargs, {}) for name, kwargs in methods]
-    out = Path(args.out or _default_out(args))
+    out = check_out_path(args.out) if args.out is not None else Path(_default_out(args))
     specs = []
     for dataset in args.datasets:
         for name, kwargs, own in entries:

@@ -86,25 +86,25 @@ def _check_types(label: str, kwargs: dict[str, Any], examples: dict[str, Any]) -
 
 def check_method_options(chosen: Sequence[tuple[str, dict[str, Any]]], config: str,
                          in_channels: int = 1, num_classes: int = 10, size: int = 28) -> None:
-    """Every method given with options (``NAME[k=v,...]``) takes them: each key is one of its
-    options, each value of the kind its configuration uses, and the model builds with them
-    and classifies two blank ``size`` x ``size`` images (once, on the CPU, in ``config``; the
-    global RNG is left as it was)."""
+    """Every method given with options (``NAME[k=v,...]``), and every plugin method, builds:
+    each key is one of its options, each value of the kind its configuration uses, and the
+    model classifies two blank ``size`` x ``size`` images into ``num_classes`` logits (once, on
+    the CPU, in ``config``; the global RNG is left as it was)."""
     import torch
 
     from scaleqbench import methods
     from scaleqbench.bench.spec_parsing import format_method
 
     for name, kwargs in chosen:
-        if not kwargs:
-            continue
         entry = methods.get_method(name)
+        if not kwargs and entry.source in ("builtin", "timm"):
+            continue  # built-in models are tested to build; a plugin's is tried like options
         label = format_method(name, kwargs)
         _check_types(label, kwargs, _option_defaults(entry, config))
         build = dict(in_channels=in_channels, num_classes=num_classes, config=config)
         try:
             with _trial(), torch.no_grad():
-                methods.create(name, **build, **kwargs).eval()(
+                logits = methods.create(name, **build, **kwargs).eval()(
                     torch.zeros(2, in_channels, size, size))
         except methods.UnknownConfigError:
             raise
@@ -115,6 +115,43 @@ def check_method_options(chosen: Sequence[tuple[str, dict[str, Any]]], config: s
             raise _no_such_option(name, key, entry, build) from None
         except Exception as exc:  # noqa: BLE001 - any failure to build is the options'
             raise BadArgumentError(f"{label} cannot be built: {_first_line(exc)}") from None
+        _check_logits(label, logits, num_classes)
+
+
+def _check_logits(label: str, logits: Any, num_classes: int) -> None:
+    """A model's output on two images is a (2, num_classes) tensor of logits."""
+    shape = tuple(getattr(logits, "shape", ()))
+    if shape != (2, num_classes):
+        raise BadArgumentError(f"{label} returns {shape or type(logits).__name__} for 2 images "
+                               f"of a {num_classes}-class dataset; a model returns logits of "
+                               f"shape (batch, {num_classes})")
+
+
+def check_sizes_accepted(chosen: Sequence[tuple[str, dict[str, Any]]], config: str,
+                         sizes: Sequence[int], in_channels: int = 1, num_classes: int = 10,
+                         prepare: Any = None) -> None:
+    """Every method classifies a blank image at every size it will be measured at (``prepare``
+    maps an image to what the model sees, e.g. padding onto a canvas), before any measuring
+    starts; a size a model refuses is one line naming the method and the size."""
+    import torch
+
+    from scaleqbench import methods
+    from scaleqbench.bench.spec_parsing import format_method
+
+    for name, kwargs in chosen:
+        label = format_method(name, kwargs)
+        with _trial(), torch.no_grad():
+            model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
+                                   config=config, **kwargs).eval()
+            for size in sizes:
+                x = torch.zeros(2, in_channels, size, size)
+                try:
+                    logits = model(prepare(x) if prepare is not None else x)
+                except Exception as exc:  # noqa: BLE001 - the model's own refusal, said once
+                    raise BadArgumentError(f"{label} does not take {size} px inputs "
+                                           f"({_first_line(exc)}); choose sizes it accepts"
+                                           ) from None
+                _check_logits(label, logits, num_classes)
 
 
 @contextlib.contextmanager

@@ -12,11 +12,16 @@ cannot be written). A method's options are checked by
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from scaleqbench.bench.cli.method_options import check_method_options, check_recipe
+from scaleqbench.bench.cli.method_options import (
+    check_method_options,
+    check_recipe,
+    check_sizes_accepted,
+)
 from scaleqbench.bench.errors import (
     BadArgumentError,
     BenchError,
@@ -157,7 +162,30 @@ def check_equivariance_args(args: Any) -> str:
     if not args.checkpoint:  # fresh models: unknown methods and options
         check_options_on(parse_methods(args.methods), args.dataset, args.config)
         parse_int_list(args.init_seeds, "init seed", lo=0)
+    else:  # a checkpoint carries its method and config: options naming others would be ignored
+        config_given = getattr(args, "config_given", args.config is not None)
+        ignored = [flag for flag, given in (("--methods", args.methods != "all"),
+                                            ("--config", config_given)) if given]
+        if ignored:
+            raise BadArgumentError(f"{' and '.join(ignored)} cannot be used with --checkpoint "
+                                   "(each checkpoint carries its method and config); drop them")
+    if args.sizes:
+        sizes = check_target_sizes(args.sizes, args.dataset)
+        if not args.checkpoint:  # a fresh model may take fewer sizes than the dataset has
+            check_sizes_accepted(parse_methods(args.methods), args.config, sizes,
+                                 dataset_family(args.dataset)[1])
     return device
+
+
+def check_target_sizes(text: str, dataset: str) -> list[int]:
+    """Target sizes of an equivariance measurement: within the dataset's sizes, below its full
+    size (the size of the image the error compares against)."""
+    from scaleqbench.bench.spec_parsing import parse_int_list
+    from scaleqbench.datasets import dataset_info
+
+    sizes = dataset_info(dataset).sizes
+    lo, hi = min(sizes), max(sizes) - 1
+    return parse_int_list(text, "target size", lo=lo, hi=hi)
 
 
 def parse_operators(text: str) -> list[str]:
@@ -196,8 +224,21 @@ def check_perf_args(args: Any, allocators: Sequence[str]
     check_device(args.device)
     chosen = parse_methods(args.methods)
     check_method_options(chosen, args.config, args.channels, size=min(sizes))
+    check_sizes_accepted(chosen, args.config, sizes, args.channels,
+                         prepare=_perf_input(args.input, args.canvas, max(sizes)))
     writable_file(args.out, "--out")
     return sizes, chosen, allocs
+
+
+def _perf_input(policy: str, canvas: int | None, largest: int):
+    """What ``bench perf`` feeds a model of an image (its input policy onto its canvas), for
+    the size check; ``published`` is checked as native (each method's own policy is one of
+    native and pad, and pad sees the canvas, a size every method takes)."""
+    if policy in (None, "native", "published"):
+        return None
+    from scaleqbench.datasets.scaling import to_canvas
+
+    return lambda x: to_canvas(x, policy, canvas or largest)
 
 
 def dataset_family(dataset: str) -> tuple[str, int]:
@@ -245,3 +286,21 @@ def writing_into(folder: Path, flag: str = "--out") -> Iterator[None]:
         if isinstance(exc, BenchError):
             raise
         raise OutputNotWritableError.refused(flag, folder, exc) from None
+
+
+def check_out_path(text: str, flag: str = "--out") -> Path:
+    """``--out`` as a path the file system can hold: not empty, and no part of it longer than
+    the file system's name limit (checked before anything is written or computed)."""
+    if not str(text).strip():
+        raise BadArgumentError(f"{flag} is empty; give a folder, e.g. {flag} results/my-sweep")
+    path = Path(text)
+    try:
+        limit = os.pathconf(".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > limit:
+            raise BadArgumentError(f"{flag}: the name {part[:40]}... is {len(os.fsencode(part))} "
+                                   f"bytes, longer than the file system allows ({limit}); "
+                                   "give a shorter folder name")
+    return path
