@@ -1,6 +1,6 @@
 """Totals of issue 13's robustness sweep: ``python tests/robustness_totals.py``.
 
-Runs tests/test_bad_inputs.py and tests/test_faults.py (the default suite runs them
+Runs tests/test_bad_inputs.py and the tests/test_faults*.py modules (the default suite runs them
 too) and counts, from pytest's JUnit report:
 
 * bad inputs: how many got a clean one-line error (their case passed), out of all;
@@ -20,7 +20,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("tests/test_bad_inputs.py", "tests/test_faults.py")
+MODULES = ("tests/test_bad_inputs.py", "tests/test_faults.py", "tests/test_faults_files.py",
+           "tests/test_faults_slurm.py")
 
 
 def _cases(report: Path) -> list[tuple[str, str, str]]:
@@ -43,7 +44,7 @@ def main() -> int:
         cases = _cases(report)
     inputs = [c for c in cases if c[0].endswith("test_bad_inputs") and
               c[1].startswith("test_bad_input[")]
-    faults = [c for c in cases if c[0].endswith("test_faults")]
+    faults = [c for c in cases if c[0].rpartition(".")[2].startswith("test_faults")]
     clean = sum(not text for *_, text in inputs)
     lost = [name for _, name, text in faults if "RECORD LOST" in text]
     hangs = [name for _, name, text in faults if "Timeout" in text]

@@ -4,9 +4,6 @@ and refuse what is not theirs with errors that say what is wrong.
 
 * the package root loads the API lazily: importing it imports neither torch nor pandas;
 * ``check_equivariance`` refuses each wrong argument with a ValueError that names it;
-* ``evaluate`` measures any model of the protocol as a run does: a trained run's model gives
-  its record's numbers, a model of known behaviour gives the values that behaviour implies,
-  ``sizes`` narrows every measurement, and wrong arguments are named;
 * every ``python`` block of docs/api.md, executed in order in one namespace with
   ``results_folder`` set, runs and computes what its prose says;
 * ``load_results``: one row per record, per-size columns that agree with the record and
@@ -14,12 +11,13 @@ and refuse what is not theirs with errors that say what is wrong.
   out, a run found twice counted once;
 * ``load_run``: the same weights from a checkpoint, a record or a run id, the global
   random state untouched, and a :class:`CheckpointError` for every foreign input.
+
+(``evaluate``: tests/test_api_evaluate.py.)
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import json
 import re
 import shutil
@@ -32,26 +30,13 @@ import torch
 
 import scaleqbench.bench as sb
 from scaleqbench.bench.api import ResultsWarning, checkpoint_of, history_frame
-from scaleqbench.bench.cli.main import main
 from scaleqbench.bench.errors import CheckpointError, CorruptRecordError, NoRecordsError
 
-ROOT = Path(__file__).resolve().parents[1]
+# experiment: a fixture, found by pytest under this name
+from api_support import _record_file, experiment, ROOT
+
+
 API_DOC = ROOT / "docs" / "api.md"
-TINY_RUN = ["run", "--methods", "cnn", "--limit-train", "40", "--limit-eval", "20",
-            "--epochs", "1", "--quiet", "--no-report"]
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory, cache_dir) -> Path:
-    """An experiment folder with one finished ``cnn`` run (record and checkpoint)."""
-    out = tmp_path_factory.mktemp("api") / "exp"
-    assert main([*TINY_RUN, "--out", str(out)]) == 0
-    return out
-
-
-def _record_file(folder: Path) -> Path:
-    [path] = sorted((folder / "runs").glob("*.json"))
-    return path
 
 
 def python_blocks(text: str) -> list[str]:
@@ -291,100 +276,3 @@ def test_load_run_refuses_what_is_not_a_run(experiment, tmp_path, case, error, m
     with pytest.raises(error) as info:
         sb.load_run(*args, **kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
-
-
-# --- evaluate -----------------------------------------------------------------------------------
-
-def test_evaluate_gives_the_numbers_the_run_recorded(experiment):
-    from scaleqbench.bench.run.train import prepare_data
-
-    model, record = sb.load_run(_record_file(experiment).stem, experiment)
-    data, _ = prepare_data(record.spec)  # the run's own dataset and test subset
-    scores = sb.evaluate(model, data, input=record.input, eq_images=record.spec.eq_images,
-                         seed=record.seed)
-    assert scores["test_images"] == len(data.test) and scores["input"] == record.input
-    assert scores["test_acc"] == record.test_acc
-    assert scores["per_size_acc"] == {int(k): v for k, v in record.per_size_acc.items()}
-    assert scores["scale_consistency"] == record.scale_consistency
-    for key in ("eq_err", "logit_inv_err", "eq_err_scale_shift"):
-        assert scores[key] == pytest.approx(getattr(record, key), rel=1e-9), key
-    ideal = scores["equivariance"]["ideal"].nested()
-    for layer, per_size in record.equivariance_error.items():
-        assert {str(s): v for s, v in ideal[layer].items()} == pytest.approx(per_size, rel=1e-9)
-
-
-class _Constant(torch.nn.Module):
-    """Predicts class ``k`` whatever it sees; its one feature map is the image itself."""
-
-    def __init__(self, k: int = 3):
-        super().__init__()
-        self.k = k
-        self.register_buffer("anchor", torch.zeros(()))  # where the model is
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"image": x}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(torch.full((x.shape[0],), self.k), 10).float()
-
-
-def test_evaluate_gives_what_a_known_model_implies(mnist_res):
-    """A constant classifier is right exactly on its class, consistent on every image and
-    invariant; the identity map is exactly equivariant under the ideal operator."""
-    model = _Constant(3).train()
-    scores = sb.evaluate(model, mnist_res, eq_images=16)
-    labels, size = mnist_res.test.full_labels, mnist_res.test.scale
-    assert scores["test_images"] == len(mnist_res.test) and scores["sizes"] == list(range(8, 29))
-    assert scores["test_acc"] == pytest.approx((labels == 3).double().mean().item(), abs=1e-15)
-    for s, acc in scores["per_size_acc"].items():
-        assert acc == pytest.approx((labels[size == s] == 3).double().mean().item(), abs=1e-15)
-    assert scores["scale_consistency"] == 1.0 and scores["logit_inv_err"] == 0.0
-    assert scores["eq_err"] < 1e-12 and scores["eq_err_scale_shift"] == scores["eq_err"]
-    assert "test_acc_recal" not in scores  # no BatchNorm: nothing to re-estimate
-    assert model.training  # measured in eval mode, left as it was
-
-
-def test_evaluate_narrows_every_measurement_to_the_sizes(mnist_res):
-    torch.manual_seed(0)
-    cnn = sb.create("cnn", config="quick")
-    full = sb.evaluate(cnn, mnist_res, eq_images=8, recal_images=0, operators=[])
-    some = sb.evaluate(cnn, mnist_res, sizes=[28, 8, 16], eq_images=8, recal_images=0,
-                       operators="bicubic")
-    counts = mnist_res.test.size_histogram()
-    assert some["sizes"] == [8, 16, 28] and some["test_images"] == sum(counts[s]
-                                                                       for s in (8, 16, 28))
-    assert some["per_size_acc"] == {s: full["per_size_acc"][s] for s in (8, 16, 28)}
-    weighted = sum(some["per_size_acc"][s] * counts[s] for s in (8, 16, 28))
-    assert weighted / some["test_images"] == pytest.approx(some["test_acc"], abs=1e-12)
-    assert list(some["equivariance"]) == ["bicubic"]
-    assert some["equivariance"]["bicubic"].sizes == (8, 16)  # those below the full size
-    assert math.isnan(some["eq_err"]) and full["equivariance"] == {}
-    sub = sb.evaluate(cnn, mnist_res, sizes=[8, 16], test_images=50, operators=[])
-    assert sub["test_images"] == 50 and sub["sizes"] == [8, 16]
-
-
-def test_evaluate_on_a_one_size_protocol_sets_the_equivariance_sizes(mnist_scale):
-    scores = sb.evaluate(_Constant(1), mnist_scale, sizes=[14, 20], test_images=60,
-                         eq_images=4, operators="ideal")
-    assert scores["equivariance"]["ideal"].sizes == (14, 20) and scores["test_images"] == 60
-    assert all("-" in k for k in scores["per_size_acc"])  # scale bins, as a run keys them
-    with pytest.raises(ValueError, match="from 1 to 27"):
-        sb.evaluate(_Constant(1), mnist_scale, sizes=[28])
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    ({"sizes": [8, 29]}, "no test images of size 29; its sizes are 8, 9"),
-    ({"sizes": ["8"]}, "sizes must be integers"),
-    ({"operators": ["ideal", "idael"]}, "'idael'"),
-    ({"input": "padded"}, "unknown input policy 'padded'"),
-    ({"test_images": 0}, "test_images must be a positive integer"),
-])
-def test_evaluate_names_a_wrong_argument(mnist_res, kwargs, message):
-    with pytest.raises(ValueError) as info:
-        sb.evaluate(_Constant(), mnist_res, **kwargs)
-    assert message in str(info.value)
-
-
-def test_evaluate_needs_the_model_protocol(mnist_res):
-    with pytest.raises(TypeError, match="features"):
-        sb.evaluate(torch.nn.Linear(4, 10), mnist_res)

@@ -181,7 +181,7 @@ def test_readme_links_every_docs_page():
 
 
 def test_architecture_names_every_enforced_wing():
-    from test_architecture import WINGS
+    from architecture_support import WINGS
 
     text = (DOCS / "architecture.md").read_text(encoding="utf-8")
     missing = [wing for wing in WINGS if f"`{wing}/`" not in text]

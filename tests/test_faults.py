@@ -1,6 +1,5 @@
-"""Issue 13's robustness sweep, injected faults: a full disk, NaN, SIGTERM, Ctrl-C, kills,
-damaged files, a concurrent run, a Slurm controller that is down. No finished record is lost
-and nothing hangs.
+"""Injected faults during runs: a full disk, NaN, a torn checkpoint, SIGTERM and Ctrl-C. No
+finished record is lost and nothing hangs.
 
 Each test injects one fault into ``bench`` run in this process and checks what the
 user sees (one line where the command stops) and what stays on disk: every record
@@ -8,8 +7,8 @@ that was finished before the fault is byte for byte as it was (a failure says
 ``RECORD LOST``), no temporary file is left, and the test ends within its timeout
 (pytest-timeout: a hang fails it). Runs that must train are tiny (40 images, one
 epoch, 4 equivariance images); the others replace the run by a fake one that writes
-its record through the real store. ``tests/robustness_totals.py`` counts the
-outcomes of this module and of tests/test_bad_inputs.py.
+its record through the real store (``faults_support``). ``tests/robustness_totals.py``
+counts the outcomes of the ``test_faults*`` modules and of tests/test_bad_inputs.py.
 """
 
 from __future__ import annotations
@@ -17,91 +16,22 @@ from __future__ import annotations
 import errno
 import io
 import json
-import logging
 import os
 import signal
-from functools import partial
-from pathlib import Path
 
 import pytest
-from test_launchers import FakeSlurm
 
 from scaleqbench.bench.store import atomic_io
-from scaleqbench.bench.cli import main as cli
-from scaleqbench.bench.launch import job as job_module
 from scaleqbench.bench.run import train as train_module
-from scaleqbench.bench.errors import LauncherError
-from scaleqbench.bench.launch.api import SchedulerUnavailable
-from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import RunStore
-from scaleqbench.bench.launch.slurm import SlurmLauncher
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.launch.sweep import sweep_file
 
+# fake_runs, fast: fixtures, found by pytest under these names
+from faults_support import (
+    assert_kept, bench, fake_runs, fast, no_temporaries, one_line, records, TINY)
+
+
 pytestmark = pytest.mark.timeout(60)
-
-TINY = ["--methods", "cnn", "--limit-train", "40", "--limit-eval", "20", "--epochs", "1",
-        "--no-report", "--quiet"]
-
-
-def bench(*argv: str) -> int:
-    try:
-        return cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
-
-
-def records(out: Path) -> dict[str, bytes]:
-    """Every record file of ``out`` by name, with its bytes."""
-    return {p.name: p.read_bytes() for p in sorted((out / "runs").glob("*.json"))}
-
-
-def assert_kept(before: dict[str, bytes], out: Path) -> None:
-    """Every record of ``before`` that was finished is still there, unchanged."""
-    now = records(out)
-    for name, data in before.items():
-        if json.loads(data).get("status") == "ok":
-            assert now.get(name) == data, f"RECORD LOST: {name} changed or vanished"
-
-
-def no_temporaries(out: Path) -> None:
-    left = [str(p) for p in out.rglob("*.tmp")] if out.exists() else []
-    assert not left, f"temporary files left behind: {left}"
-
-
-def one_line(err: str, *phrases: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bench: error:"), err
-    assert "Traceback" not in err
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
-    return lines[0]
-
-
-@pytest.fixture()
-def fast(monkeypatch, cache_dir):
-    """Real runs, measured on 4 images for equivariance (the rest of the run unchanged)."""
-    real = train_module.evaluate
-    monkeypatch.setattr(train_module, "evaluate",
-                        lambda *a, **k: real(*a, **{**k, "eq_images": 4}))
-
-
-@pytest.fixture()
-def fake_runs(monkeypatch, cache_dir):
-    """Runs that write an ``ok`` record through the real store at once; ``calls`` lists the
-    specs run, ``before(spec, n)`` (settable) runs first, for faults."""
-    state = {"calls": [], "before": None}
-
-    def run_one(spec, out_dir, progress=False, context=None):
-        state["calls"].append(spec)
-        if state["before"] is not None:
-            state["before"](spec, len(state["calls"]))
-        rec = RunRecord.for_spec(spec, status="ok", test_acc=0.5, params=1, **(context or {}))
-        RunStore(out_dir).write_job(rec)  # as the real job writes: its launcher's verdict holds
-        return rec
-
-    monkeypatch.setattr(job_module, "run_one", run_one)
-    return state
 
 
 def full_disk_for(monkeypatch, *fragments: str, at: str = "write",
@@ -293,199 +223,3 @@ def test_sigterm_while_a_record_is_written_leaves_no_part_of_it(tmp_path, fake_r
     assert_kept(before, out)
     assert records(out).keys() == before.keys()
     no_temporaries(out)
-
-
-# ---- what a kill -9 leaves, damaged files (cases 1, 6) ----------------------------------------
-
-def test_a_stale_lock_and_a_half_written_temporary_are_no_obstacle(tmp_path, fake_runs, capsys):
-    out = tmp_path / "exp"
-    assert bench("run", *TINY, "--out", out) == 0
-    before = records(out)
-    (out / ".bench.lock").write_text("999999")  # its holder was killed: the kernel let go
-    stray = out / "runs" / f".{next(iter(before))}.dead.tmp"
-    stray.write_text('{"half": ')
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 0
-    assert_kept(before, out)
-    assert len(records(out)) == 2
-    capsys.readouterr()
-    assert bench("leaderboard", out) == 0
-    assert "warning" not in capsys.readouterr().err  # the temporary is not a record
-
-
-def test_a_truncated_record_is_set_aside_and_recomputed(tmp_path, fake_runs, capsys):
-    out = tmp_path / "exp"
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 0
-    [first, second] = sorted((out / "runs").glob("*.json"))
-    damaged = first.read_bytes()[:40]
-    first.write_bytes(damaged)
-    kept = {second.name: second.read_bytes()}
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 0
-    assert_kept(kept, out)
-    [aside] = list((out / "runs").glob(f"{first.name}.corrupt-*"))
-    assert aside.read_bytes() == damaged  # never deleted
-    assert json.loads(first.read_text())["status"] == "ok"
-
-
-def test_a_corrupt_record_is_named_by_the_leaderboard_and_strict_fails(tmp_path, fake_runs,
-                                                                        capsys):
-    out = tmp_path / "exp"
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 0
-    first = sorted((out / "runs").glob("*.json"))[0]
-    first.write_text("{}")
-    capsys.readouterr()
-    assert bench("leaderboard", out) == 0
-    assert str(first) in capsys.readouterr().err
-    assert bench("leaderboard", out, "--strict") != 0
-    assert "--strict stops here" in capsys.readouterr().err
-
-
-def test_a_record_of_a_newer_schema_is_not_replaced(tmp_path, fake_runs, capsys):
-    out = tmp_path / "exp"
-    assert bench("run", *TINY, "--out", out) == 0
-    path = next((out / "runs").glob("*.json"))
-    data = json.loads(path.read_text())
-    data["schema_version"] = 999
-    path.write_text(json.dumps(data))
-    newer = path.read_bytes()
-    capsys.readouterr()
-    assert bench("run", *TINY, "--out", out) != 0
-    one_line(capsys.readouterr().err, "999")
-    assert path.read_bytes() == newer
-
-
-def test_a_damaged_dataset_cache_is_rebuilt(tmp_path, fake_runs, capsys, caplog):
-    out, cache = tmp_path / "exp", tmp_path / "cache"
-    assert bench("data", "build", "mnist-res", "--cache-dir", cache, "--quiet") == 0
-    [cached] = cache.glob("*.pt")
-    cached.write_bytes(cached.read_bytes()[:1000])  # a copy cut short, a disk error...
-    assert bench("run", *TINY, "--out", out, "--cache-dir", cache) == 0
-    said = [r.getMessage() for r in caplog.records if "rebuilding" in r.getMessage()]
-    assert len(said) == 1 and str(cached) in said[0]
-    assert len(records(out)) == 1 and cached.stat().st_size > 1000
-
-
-def test_a_corrupt_sweep_file_does_not_touch_the_records(tmp_path, fake_runs, capsys):
-    out = tmp_path / "exp"
-    assert bench("run", *TINY, "--out", out) == 0
-    before = records(out)
-    sweep_file(out).write_text("{torn")
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 0
-    assert_kept(before, out)
-    assert len(json.loads(sweep_file(out).read_text())["runs"]) == 2
-
-
-# ---- concurrent runs -------------------------------------------------------------------------
-
-def test_a_second_run_on_the_same_folder_is_refused_in_one_line(tmp_path, fake_runs, capsys):
-    out = tmp_path / "exp"
-    assert bench("run", *TINY, "--out", out) == 0
-    before = records(out)
-    capsys.readouterr()
-    with RunStore(out).lock():
-        assert bench("run", *TINY, "--seeds", "0,1", "--out", out) == 3
-    one_line(capsys.readouterr().err, "in use by another bench run")
-    assert records(out) == before
-
-
-def test_two_sweeps_in_two_folders_share_the_cache(tmp_path, fake_runs, capsys):
-    import threading
-
-    results = {}
-
-    def sweep(name: str) -> None:  # the lock is per folder: both go ahead
-        results[name] = cli.main(["run", *TINY, "--seeds", "0,1", "--out",
-                                  str(tmp_path / name)])
-
-    worker = threading.Thread(target=sweep, args=("b",))
-    worker.start()
-    sweep("a")
-    worker.join(30)
-    assert not worker.is_alive() and results == {"a": 0, "b": 0}
-    assert len(records(tmp_path / "a")) == len(records(tmp_path / "b")) == 2
-
-
-# ---- Slurm (cases 3, 4, 9, 13), with a fake cluster -------------------------------------------
-
-class FakeCluster(FakeSlurm):
-    """Submits by running nothing; ``tasks`` are run by the test (or the poll hook)."""
-
-    def __init__(self, down_at_submit: bool = False):
-        super().__init__()
-        self.down_at_submit, self.tasks = down_at_submit, []
-
-    def submit(self, jobs, folder, config, name):
-        if self.down_at_submit:
-            raise LauncherError("Slurm did not take the job array (sbatch: error: Unable to "
-                                "contact slurm controller); check the cluster with `sinfo`, "
-                                "or run with --launcher local")
-        ids = [f"7_{i}" for i in range(len(jobs))]
-        self.jobs.update(dict.fromkeys(ids, "PENDING"))
-        self.tasks += list(zip(ids, jobs))
-        return ids
-
-
-@pytest.fixture()
-def cluster(monkeypatch):
-    fake = FakeCluster()
-
-    def from_options(cls, options, progress):
-        return cls(progress=False, poll_s=0, scheduler=fake)
-
-    monkeypatch.setattr(SlurmLauncher, "from_options", classmethod(from_options))
-    return fake
-
-
-@pytest.mark.parametrize("fresh", [True, False], ids=["new-folder", "existing-folder"])
-def test_slurm_down_at_submit_leaves_nothing_behind(fresh, tmp_path, cluster, fake_runs, capsys):
-    out = tmp_path / "exp"
-    before, sweep = {}, None
-    if not fresh:
-        assert bench("run", *TINY, "--out", out) == 0
-        before, sweep = records(out), sweep_file(out).read_bytes()
-        capsys.readouterr()
-    cluster.down_at_submit = True
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out, "--launcher", "slurm") == 2
-    one_line(capsys.readouterr().err, "Unable to contact slurm controller")
-    if fresh:
-        assert not out.exists(), "a refused sweep left its folder"
-    else:
-        assert sweep_file(out).read_bytes() == sweep  # no phantom "not submitted" runs
-        assert records(out) == before
-
-
-def test_a_silent_controller_is_followed_from_the_records(tmp_path, cluster, fake_runs,
-                                                          monkeypatch, capsys, caplog):
-    out = tmp_path / "exp"
-
-    def world(poll: int) -> None:
-        cluster.down = True  # slurmctld killed: the tasks still run and write their records
-        if poll == 2:
-            monkeypatch.setattr(job_module, "_job_context", lambda: {"job_id": "7_0"})
-            cluster.tasks[0][1]()
-        if poll == 3:
-            monkeypatch.setattr(job_module, "_job_context", lambda: {"job_id": "7_1"})
-            cluster.tasks[1][1]()
-
-    cluster.before_poll = world
-    assert bench("run", *TINY, "--seeds", "0,1", "--out", out, "--launcher", "slurm") == 0
-    assert len(records(out)) == 2
-    down = [r for r in caplog.records if "does not answer" in r.getMessage()]
-    assert len(down) == 1
-
-
-def test_a_cancelled_task_that_finishes_later_changes_no_record(tmp_path, cluster, fake_runs,
-                                                                monkeypatch, capsys):
-    out = tmp_path / "exp"
-
-    def world(poll: int) -> None:
-        cluster.jobs["7_0"] = "CANCELLED by 0"
-
-    cluster.before_poll = world
-    assert bench("run", *TINY, "--out", out, "--launcher", "slurm") == 1  # it failed
-    settled = records(out)
-    # the cancelled task's process goes on to its end and tries to write
-    monkeypatch.setattr(job_module, "_job_context", lambda: {"job_id": "7_0"})
-    cluster.tasks[0][1]()
-    assert records(out) == settled
-    [rec] = [json.loads(v) for v in settled.values()]
-    assert rec["status"] == "failed" and rec["end_state"] == "cancelled"

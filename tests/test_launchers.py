@@ -1,6 +1,7 @@
-"""The launcher interface and the Slurm launcher's state logic, against a fake cluster.
+"""The Slurm launcher's state logic against a fake cluster: submitting, following, settling
+runs from records and Slurm states, ``bench status`` rows and damaged records.
 
-No Slurm is needed: :class:`FakeSlurm` stands in for the cluster (the
+No Slurm is needed: ``FakeSlurm`` (``launcher_support``) stands in for the cluster (the
 ``SlurmScheduler`` seam) and moves the world between polls, so the follower,
 ``bench status`` and ``bench collect`` logic run in the default suite. The
 real cluster is exercised by tests/test_slurm.py (``-m slurm``).
@@ -8,90 +9,24 @@ real cluster is exercised by tests/test_slurm.py (``-m slurm``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import subprocess
-import sys
 import threading
-import time
 from functools import partial
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import torch
 
-from scaleqbench.bench.cli import main as cli
-from scaleqbench.bench.cli.cmd_run import cmd_run
-from scaleqbench.bench.cli.cmd_status import cmd_status
 from scaleqbench.bench.launch import job as job_module
-from scaleqbench.bench.launch import processes
-from scaleqbench.bench.launch import task as task_module
-from scaleqbench.bench.launch.slurm_config import SlurmConfig
-from scaleqbench.bench.launch.task import SweepTask
-from scaleqbench.bench.run.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
-from scaleqbench.bench.store.checkpoint import last_checkpoint_path
-from scaleqbench.bench.errors import BadArgumentError, UnknownNameError
 from scaleqbench.bench.launch.job import SweepJob
-from scaleqbench.bench.launch.api import RunState, SchedulerUnavailable, Submission
-from scaleqbench.bench.launch.registry import LAUNCHERS, make_launcher
-from scaleqbench.bench.launch.local import LocalLauncher
+from scaleqbench.bench.launch.registry import LAUNCHERS
 from scaleqbench.bench.launch.sweep import settle_sweep, sweep_status
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.run_store import RunStore, unfinished_record
 from scaleqbench.bench.launch.slurm import SlurmLauncher, classify, job_logs, load_jobs
 from scaleqbench.bench.spec import RunSpec
-from scaleqbench.bench.launch.sweep import load_sweep, run_states, save_sweep, sweep_launchers
+from scaleqbench.bench.launch.sweep import run_states, save_sweep
 
-
-@dataclass
-class FakeSlurm:
-    """A cluster in memory: job states the test sets, a controller that can go down, and a hook
-    that moves the world before each poll answers."""
-
-    jobs: dict[str, str] = field(default_factory=dict)
-    down: bool = False
-    before_poll: Callable[[int], None] | None = None
-    polls: int = 0
-    arrays: int = 100
-    submitted: list = field(default_factory=list)
-
-    def submit(self, jobs, folder, config, name):
-        ids = [f"{self.arrays}_{i}" for i in range(len(jobs))]
-        self.arrays += 1
-        self.jobs.update(dict.fromkeys(ids, "PENDING"))
-        self.submitted.append((ids, list(jobs), config, name))
-        return ids
-
-    def states(self, job_ids):
-        self.polls += 1
-        if self.before_poll is not None:
-            self.before_poll(self.polls)
-        if self.down:
-            raise SchedulerUnavailable("the Slurm controller does not answer (fake)")
-        return {j: self.jobs.get(j, "UNKNOWN") for j in job_ids}
-
-
-def spec(seed: int = 0, method: str = "cnn") -> RunSpec:
-    return RunSpec(method, seed=seed, epochs=1, limit_train=40, limit_eval=20, eq_images=4,
-                   experiment="exp")
-
-
-def job_writes(out: Path, s: RunSpec, job_id: str, status: str = "ok", **extra) -> bool:
-    """What a task's SweepJob does at its end: write its record through the guard."""
-    rec = RunRecord.for_spec(s, status=status, job_id=job_id, **{"test_acc": 0.5, **extra})
-    return RunStore(out).write_job(rec)
-
-
-def launcher(fake: FakeSlurm) -> SlurmLauncher:
-    return SlurmLauncher(progress=False, poll_s=0, scheduler=fake)
-
-
-def submit(fake: FakeSlurm, out: Path, specs: list[RunSpec]) -> Submission:
-    save_sweep(out, specs, launcher="slurm")
-    return launcher(fake).submit(specs, out)
+from launcher_support import FakeSlurm, job_writes, launcher, spec, submit
 
 
 @pytest.mark.parametrize("state, kind", [
@@ -363,230 +298,3 @@ def test_a_job_writes_over_a_damaged_record_moving_it_aside(tmp_path, caplog):
     assert RunStore(tmp_path).current(a.run_id).ok
     assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
     assert "moved to" in caplog.text
-
-
-def test_the_parser_offers_every_launcher_without_loading_torch():
-    """``--launcher`` choices come from LAUNCHERS, and building the parser (``bench --help``)
-    still loads no torch: the launchers import their job only to submit it."""
-    code = ("import sys; from scaleqbench.bench.cli import main as cli; "
-            "run = cli.build_parser()._subparsers._group_actions[0].choices['run']; "
-            "[a] = [a for a in run._actions if a.dest == 'launcher']; "
-            "print(','.join(a.choices), 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.split() == [",".join(LAUNCHERS), "False"]
-
-
-def test_sweep_json_names_its_launchers(tmp_path):
-    a, b = spec(0), spec(1)
-    save_sweep(tmp_path, [a], launcher="local")
-    save_sweep(tmp_path, [b], launcher="slurm")
-    save_sweep(tmp_path, [a], launcher="local")
-    assert sweep_launchers(tmp_path) == ["local", "slurm"]
-    assert [s.run_id for s in load_sweep(tmp_path)] == [a.run_id, b.run_id]
-
-
-def test_a_sweep_from_before_the_launcher_list_asks_every_launcher(tmp_path, monkeypatch):
-    fake, a = FakeSlurm(), spec(0)
-    monkeypatch.setitem(LAUNCHERS, "slurm", partial(SlurmLauncher, scheduler=fake))
-    launcher(fake).submit([a], tmp_path)  # launched by a bench that did not name launchers
-    (tmp_path / "sweep.json").write_text(json.dumps({"runs": [a.to_json()]}))
-    fake.jobs["100_0"] = "RUNNING"
-    save_sweep(tmp_path, [spec(1)], launcher="local")
-    assert sweep_launchers(tmp_path) is None  # who launched run a is unknown: ask them all
-    assert [r["state"] for r in sweep_status(tmp_path)] == ["running", "not submitted"]
-
-
-@pytest.mark.parametrize("name, options, message", [
-    ("local", {"partition": "gpu", "detach": True},
-     "--partition, --detach only apply to --launcher slurm"),
-    ("local", {"cpus_per_job": 0}, "--cpus-per-job only apply to --launcher slurm"),
-])
-def test_options_of_another_launcher_are_refused(name, options, message):
-    with pytest.raises(BadArgumentError, match=message):
-        make_launcher(name, options)
-
-
-def test_unknown_launcher_name():
-    with pytest.raises(UnknownNameError, match="known: local, slurm"):
-        make_launcher("pbs", {})
-
-
-def test_local_launcher_takes_no_option():
-    assert make_launcher("local", {"partition": None, "detach": False, "sbatch_extra": []},
-                         progress=False) == LocalLauncher(progress=False)
-
-
-@dataclass(frozen=True)
-class ThirdLauncher:
-    """A backend the registry does not ship: one class is all ``bench run`` needs."""
-
-    name = "third"
-    accepts = frozenset({"detach"})
-    interrupt_hint = "the third backend keeps its jobs"
-
-    @classmethod
-    def from_options(cls, options, progress):
-        return cls()
-
-    def submit(self, specs, out_dir, command=None):
-        THIRD_CALLS.append(("submit", [s.run_id for s in specs], command))
-        return Submission(tuple(specs), {s.run_id: f"t{i}" for i, s in enumerate(specs)},
-                          f"handed {len(specs)} run(s) to the third backend")
-
-    def follow(self, submission, out_dir):
-        raise AssertionError("--detach does not follow")
-
-    def states(self, out_dir, specs):  # it knows the runs it was handed
-        handed = {rid for call in THIRD_CALLS for rid in call[1]}
-        return {s.run_id: RunState(job="t", state="queued", detail="waiting")
-                for s in specs if s.run_id in handed}
-
-    def settle(self, out_dir, specs):
-        return 0
-
-
-THIRD_CALLS: list = []
-
-
-def test_a_third_backend_is_one_class(tmp_path, cache_dir, monkeypatch, capsys):
-    monkeypatch.setitem(LAUNCHERS, "third", ThirdLauncher)
-    THIRD_CALLS.clear()
-    out = tmp_path / "exp"
-    argv = ["run", "--methods", "cnn", "--seeds", "0,1", "--out", str(out), "--epochs", "1",
-            "--limit-train", "40", "--limit-eval", "20", "--quiet", "--detach",
-            "--launcher", "third"]  # --launcher offers every registered launcher
-    args = cli.build_parser().parse_args(argv)
-    args.argv = argv
-    assert cmd_run(args) == 0
-    assert "handed 2 run(s) to the third backend" in capsys.readouterr().out
-    assert THIRD_CALLS[0][0] == "submit" and len(THIRD_CALLS[0][1]) == 2
-    assert sweep_launchers(out) == ["third"]
-    assert cmd_run(args) == 0  # its runs are still queued there: none resubmitted
-    assert "2 still queued or running, 0 to run" in capsys.readouterr().out
-    assert cmd_status(argparse.Namespace(experiment=str(out))) == 0
-    assert "2 queued" in capsys.readouterr().out
-
-
-# --- GPUs and several runs per task ----------------------------------------------------------
-
-def slurm_launcher(fake: FakeSlurm, **config) -> SlurmLauncher:
-    return SlurmLauncher(SlurmConfig(**config), progress=False, poll_s=0, scheduler=fake)
-
-
-@pytest.mark.parametrize("config, device", [({}, "cpu"), ({"gpus_per_job": 1}, "cuda"),
-                                            ({"gres": "gpu:a100:1"}, "cuda")])
-def test_device_auto_is_decided_by_the_gpus_a_task_gets(tmp_path, config, device):
-    """A task without GPUs computes on the CPU even on a node whose GPUs it can see (one
-    that does not hide the GPUs of other jobs); with GPUs, auto is CUDA."""
-    fake = FakeSlurm()
-    sub = slurm_launcher(fake, **config).submit([spec(0), RunSpec("cnn", device="cpu")],
-                                                tmp_path)
-    jobs = fake.submitted[0][1]
-    assert [RunSpec.from_json(j.spec).device for j in jobs] == [device, "cpu"]
-    assert set(sub.jobs) == {spec(0).run_id, RunSpec("cnn").run_id}  # the same runs
-
-
-def test_runs_per_job_puts_k_runs_in_each_task(tmp_path):
-    fake, specs = FakeSlurm(), [spec(i) for i in range(5)]
-    sub = slurm_launcher(fake, runs_per_job=2).submit(specs, tmp_path)
-    tasks = fake.submitted[0][1]
-    assert [type(t) for t in tasks] == [SweepTask] * 3
-    assert [[RunSpec.from_json(d).seed for d in t.specs] for t in tasks] == [[0, 1], [2, 3], [4]]
-    assert sub.summary == "submitted 3 task(s) (5 runs) as Slurm job 100"
-    assert [sub.jobs[s.run_id] for s in specs] == ["100_0", "100_0", "100_1", "100_1", "100_2"]
-    assert {rid: e["job_id"] for rid, e in load_jobs(tmp_path).items()} == dict(sub.jobs)
-
-
-def test_a_task_of_runs_that_ends_without_records_settles_each(tmp_path):
-    fake, specs = FakeSlurm(), [spec(i) for i in range(3)]
-    save_sweep(tmp_path, specs, launcher="slurm")
-    slurm = slurm_launcher(fake, runs_per_job=3)
-    sub = slurm.submit(specs, tmp_path)
-    fake.before_poll = lambda poll: poll == 1 and (
-        job_writes(tmp_path, specs[0], "100_0"), fake.jobs.update({"100_0": "TIMEOUT"}))
-    assert slurm.follow(sub, tmp_path) == {specs[0].run_id: "done",
-                                           specs[1].run_id: "timed out",
-                                           specs[2].run_id: "timed out"}
-    assert RunStore(tmp_path).current(specs[1].run_id).job_id == "100_0"
-
-
-def _task_context(tmp_path: Path, job_id: str = "100_0", restarts: int = 0) -> dict:
-    log = tmp_path / "slurm" / job_id / f"{job_id}_0_log.out"
-    return {"job_id": job_id, "log": str(log), "log_err": str(log), "hostname": "node1",
-            "slurm_restarts": restarts}
-
-
-def test_a_task_runs_its_runs_in_processes_each_with_its_own_record(tmp_path, cache_dir,
-                                                                    monkeypatch):
-    """``--runs-per-job 2``: one task, two processes, two records written with the task's
-    job id (so the follower settles both from them), two logs. A run whose process dies
-    without its record (killed by the kernel, a crash in native code) gets a failed record
-    saying how; the other run goes on."""
-    fake = FakeSlurm()
-    specs = [RunSpec("cnn", seed=i, epochs=1, limit_train=40, limit_eval=20, eq_images=4,
-                     experiment="exp", cache_dir=str(cache_dir)) for i in (0, 1)]
-    save_sweep(tmp_path, specs, launcher="slurm")
-    slurm = slurm_launcher(fake, runs_per_job=2)
-    sub = slurm.submit(specs, tmp_path)
-    crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-    starts = iter([crash, processes.worker_argv()])
-    monkeypatch.setattr(processes, "worker_argv", lambda: next(starts))
-    monkeypatch.setattr(task_module, "job_context", lambda: _task_context(tmp_path))
-    assert [s["status"] for s in fake.submitted[0][1][0]()] == ["failed", "ok"]
-    fake.jobs["100_0"] = "COMPLETED"
-    assert slurm.follow(sub, tmp_path) == {specs[0].run_id: "failed", specs[1].run_id: "done"}
-    dead, done = (RunStore(tmp_path).current(s.run_id) for s in specs)
-    assert dead.job_id == done.job_id == "100_0" and not dead.settled_by
-    assert "the run's process was killed by SIGKILL before writing its record" in dead.error
-    assert done.device_kind == "cpu" and done.spec.device == "cpu"  # auto, decided at submission
-    assert dead.log != done.log and Path(done.log).exists()
-
-
-def test_a_requeued_task_resumes_all_its_runs(tmp_path, cache_dir, monkeypatch):
-    """Slurm's requeue signal makes submitit call the task's checkpoint(): the runs still going
-    stop without records (their per-epoch checkpoints stay) and the whole task is requeued;
-    its next attempt resumes every run. The runs are paused after epoch 1 (bench/run/pause.py)
-    when the signal comes, so the test does not race them."""
-    pause = tmp_path / "pause"
-    monkeypatch.setenv(PAUSE_DIR, str(pause))
-    monkeypatch.setenv(PAUSE_AFTER_EPOCH, "1")
-    specs = [RunSpec("cnn", seed=i, epochs=2, limit_train=40, limit_eval=20, eq_images=4,
-                     experiment="exp", cache_dir=str(cache_dir), device="cpu") for i in (0, 1)]
-    monkeypatch.setattr(task_module, "job_context", lambda: _task_context(tmp_path))
-    task = SweepTask(specs, tmp_path, runs_per_job=2)
-    first = threading.Thread(target=task)
-    first.start()
-    deadline = time.monotonic() + 180
-    while len(list(pause.glob("*.paused"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(list(pause.glob("*.paused"))) == 2, "the runs did not reach their pause"
-    requeued = task.checkpoint()  # what submitit does on the signal
-    first.join(60)
-    assert not first.is_alive()
-    assert all(RunStore(tmp_path).current(s.run_id) is None for s in specs)  # not over
-    assert all(last_checkpoint_path(tmp_path, s.run_id).exists() for s in specs)
-    monkeypatch.setattr(task_module, "job_context", lambda: _task_context(tmp_path, restarts=1))
-    assert [s["status"] for s in requeued.function(*requeued.args)] == ["ok", "ok"]
-    for s in specs:
-        rec = RunStore(tmp_path).current(s.run_id)
-        assert rec.resumed_from_epoch == 1 and rec.slurm_restarts == 1
-        assert [h["epoch"] for h in rec.history] == [1, 2]
-
-
-def test_local_gpu_runs_run_in_a_fresh_process_each(tmp_path, cache_dir, monkeypatch):
-    """A run that kills its process (as a CUDA error that poisons a context would make every
-    later run of the process fail) fails alone; the sweep goes on to the next run."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert LocalLauncher()._isolated(RunSpec("cnn"))  # auto: CUDA here, so isolated
-    assert not LocalLauncher()._isolated(RunSpec("cnn", device="cpu"))
-    specs = [RunSpec("cnn", seed=i, epochs=1, limit_train=40, limit_eval=20, eq_images=4,
-                     experiment="exp", cache_dir=str(cache_dir), device="cpu") for i in (0, 1)]
-    crash = [sys.executable, "-c", "import os; os.abort()"]
-    starts = iter([crash, processes.worker_argv()])
-    monkeypatch.setattr(processes, "worker_argv", lambda: next(starts))
-    local = LocalLauncher(progress=False, isolate=True)
-    final = local.follow(local.submit(specs, tmp_path, "bench run ..."), tmp_path)
-    assert final == {specs[0].run_id: "failed", specs[1].run_id: "done"}
-    dead = RunStore(tmp_path).current(specs[0].run_id)
-    assert "was killed by SIGABRT" in dead.error and dead.command == "bench run ..."
