@@ -26,7 +26,9 @@ def _cluster_up() -> str | None:
                              timeout=10)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"sinfo failed: {exc}"
-    if out.returncode != 0 or not {"idle", "mix", "alloc"} & set(out.stdout.split()):
+    # "comp": the node is finishing an earlier test's job (a cancelled task within KillWait);
+    # it is up and takes new jobs as soon as that one has ended
+    if out.returncode != 0 or not {"idle", "mix", "alloc", "comp"} & set(out.stdout.split()):
         return f"no Slurm node is up (sinfo: {out.stdout.strip() or out.stderr.strip()})"
     return None
 
