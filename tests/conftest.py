@@ -67,3 +67,13 @@ def mnist_scale(cache_dir):
     from scaleqbench.datasets import load_or_build
 
     return load_or_build("mnist-scale", cache_dir=cache_dir)[0]
+
+
+@pytest.fixture
+def float64():
+    """Float64 as the default dtype for one test (equivariance and zoom checks need its
+    precision); the previous default comes back after it."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -7,11 +7,9 @@ image, so a measured error belongs to the layer, not to the test's resampling.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -23,15 +21,6 @@ MNIST_SCALES = (0.3, 0.45, 0.67, 1.0, 1.49, 2.23, 3.33)
 def close(ours: torch.Tensor, theirs: torch.Tensor, rel: float = 1e-5) -> bool:
     """Equal to float32 precision, relative to the reference's magnitude."""
     return torch.allclose(ours, theirs, rtol=0, atol=rel * theirs.abs().max().item())
-
-
-@pytest.fixture
-def float64_default() -> Iterator[None]:
-    """Float64 as the default dtype for one test (the zoom-invariance checks need its precision)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
 
 
 def load_reference(method: str) -> dict[str, torch.Tensor | float | int]:

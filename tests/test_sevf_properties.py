@@ -29,14 +29,6 @@ from scaleqbench.methods.sevf.vector_field import (
 # ---------------------------------------------------------------- defining properties
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def test_magnitude_is_the_max_over_scales_and_angle_its_argmax(float64):
     torch.manual_seed(0)
     lift = SEVFLift(2, 3, 5)

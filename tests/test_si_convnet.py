@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from multicolumn_support import (
     MNIST_SCALES,
     close,
-    float64_default,  # noqa: F401  (a fixture: imported for pytest to find)
     global_max,
     load_reference,
     rel_err,
@@ -132,7 +131,7 @@ def test_layer_is_the_max_of_its_scale_columns():
         assert torch.equal(layer(x), torch.stack(cols).amax(0))
 
 
-@pytest.mark.usefixtures("float64_default")
+@pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("r", [1.49, 1 / 1.49, 2.23])
 def test_scale_max_is_invariant_to_zooms_within_the_scale_set(r):
     """The layer's global max per channel hardly moves when the input is zoomed by a ratio of its
@@ -154,7 +153,7 @@ def test_scale_max_is_invariant_to_zooms_within_the_scale_set(r):
     assert sum(si_err) < 0.7 * sum(plain_err)
 
 
-@pytest.mark.usefixtures("float64_default")
+@pytest.mark.usefixtures("float64")
 def test_model_output_is_closer_to_invariant_than_the_plain_network():
     """The whole network's head input moves less under a 2.23x zoom than the same network with
     the single scale 1 (a plain CNN with the same weights; measured 0.29 against 0.47)."""

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from multicolumn_support import (
     MNIST_SCALES,
     close,
-    float64_default,  # noqa: F401  (a fixture: imported for pytest to find)
     global_max,
     load_reference,
     rel_err,
@@ -140,7 +139,7 @@ def test_cropped_columns_equal_the_full_canvas_convolution(k, stride, size, colu
 
 # ---------------------------------------------------------------- behaviour under zooms
 
-@pytest.mark.usefixtures("float64_default")
+@pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("j", range(2, len(MNIST_SCALES) - 1))
 def test_zoom_of_the_input_shifts_the_columns(j):
     """Column ``j + 1`` of the input zoomed by ``r = s[j+1] / s[j]`` is column ``j`` of the original,
@@ -166,7 +165,7 @@ def test_zoom_of_the_input_shifts_the_columns(j):
     assert sum(shifted) < 0.4 * sum(same)
 
 
-@pytest.mark.usefixtures("float64_default")
+@pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("r", [1.49, 1 / 1.49, 2.23])
 def test_column_max_is_invariant_to_zooms_within_the_scale_set(r):
     """The global max of the column max hardly moves when the input is zoomed by a ratio of the
@@ -187,7 +186,7 @@ def test_column_max_is_invariant_to_zooms_within_the_scale_set(r):
     assert sum(si_err) < 0.6 * sum(plain_err)
 
 
-@pytest.mark.usefixtures("float64_default")
+@pytest.mark.usefixtures("float64")
 def test_model_head_input_is_closer_to_invariant_than_one_column():
     """The whole network: the globally pooled column max (what the head reads) moves less under a
     2.23x zoom than the same network with one column (measured: 0.29 against 0.47)."""

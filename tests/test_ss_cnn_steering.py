@@ -28,14 +28,6 @@ from scaleqbench.methods.ss_cnn.layers import DEFAULT_PHIS, ScaleSteerableConv
 from ss_cnn_support import MNIST_SIZES
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 # ---------------------------------------------------------------- steerability
 
 
