@@ -131,15 +131,11 @@ def test_the_study_fills_only_what_was_not_given(argv, expected):
     assert said.startswith("full study" if "--paper" in argv else "quick look")
 
 
-def test_equivariance_at_its_defaults_answers_in_seconds(capsys, cache_dir):
-    """The default study of one method: two initialisations on 64 images at the quick config,
-    well under the two minutes a user waits (a few seconds on two idle cores)."""
-    import time
-
-    start = time.perf_counter()
+def test_equivariance_at_its_defaults_runs_the_quick_study(capsys, cache_dir):
+    """The default study of one method: two initialisations on 64 images at the quick config
+    (its time is measured with `time bench equivariance --methods cnn`, not asserted here: a
+    test never races the machine)."""
     assert run_cli("equivariance", "--methods", "cnn") == 0
-    elapsed = time.perf_counter() - start
     text = capsys.readouterr().out
     assert "quick look: config quick, init seeds 0-1, 64 test images" in text
     assert "on 64 mnist-res test images" in text and "mean ± std over 2 initialisations" in text
-    assert elapsed < 120, elapsed
