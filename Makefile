@@ -2,8 +2,8 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
-# the main job: every registered method, quick preset, embedded multi-resolution MNIST
-DEMO_ARGS ?= --methods all --dataset mnist-res --preset quick
+# the main job: every registered method, three seeds, quick preset, embedded multi-resolution MNIST
+DEMO_ARGS ?= --methods all --dataset mnist-res --preset quick --seeds 0-2
 
 .PHONY: setup dev demo test test-tools test-slurm test-slow test-gpu lint clean
 

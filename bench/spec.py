@@ -67,16 +67,24 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 @dataclass(frozen=True)
 class Preset:
-    """How hard to train: which method configuration and how many epochs."""
+    """How hard to train and how much to measure: which method configuration (whose recipe
+    sets the epochs), and the protocol fields the preset gives every run unless a sweep sets
+    them (``protocol``: e.g. how many images the equivariance error is averaged over)."""
 
     name: str
     description: str
     config: str | None  # None: the dataset's published family (mnist / stl10)
+    protocol: tuple[tuple[str, Any], ...] = ()
 
 
 PRESETS: dict[str, Preset] = {
-    "quick": Preset("quick", "reduced-width 'quick' configs, 8 epochs (fourier 6): 20-60 s "
-                    "per method on embedded mnist-res, 2 idle CPU cores", "quick"),
+    # the same for every method: 3 epochs, scale consistency on 500 seeded test images (every
+    # test image still counts for accuracy), the equivariance error on 64: three seeds of every
+    # method in about 8 minutes on 2 idle CPU cores (README, "The default leaderboard")
+    "quick": Preset("quick", "reduced-width 'quick' configs, 3 epochs, scale consistency on 500 "
+                    "test images, equivariance on 64: 5-20 s per run on embedded mnist-res, "
+                    "2 idle CPU cores", "quick",
+                    (("eq_images", 64), ("consistency_images", 500))),
     "paper": Preset("paper", "published widths and training protocol (e.g. MNIST: Adam 1e-2, "
                     "x0.1 at 20/40, 60 epochs, batch 128)", None),
 }
@@ -117,6 +125,8 @@ class Protocol:
     limit_train: int | None = None  # tiny slices, for smoke tests
     limit_eval: int | None = None
     eq_images: int = 256
+    # scale consistency on a fixed seeded subset of this many test images; None: every one
+    consistency_images: int | None = None
     precision: str = "fp32"  # PRECISIONS; fp32 is what every run before the field did
 
     def __post_init__(self) -> None:
@@ -341,7 +351,7 @@ def expand(methods: list[tuple[str, dict[str, Any]]], dataset: str, seeds: list[
     resolved per method (:func:`resolve_input`), ``recipe`` overrides every method's recipe.
     The specs are not resolved yet: :func:`bench.run.resolve.resolve` does that (it
     imports the registry and the recipes)."""
-    preset(preset_name)
+    common = {**dict(preset(preset_name).protocol), **common}
     return [RunSpec(name, dataset=dataset, seed=seed, preset=preset_name, method_kwargs=kwargs,
                     recipe_overrides=recipe or {}, input=resolve_input(input, name, dataset),
                     **common)

@@ -29,7 +29,8 @@ from scaleqbench.bench.store.identity import mark_stale, record_identity
 from scaleqbench.bench.store.record import RunRecord, protocol_key
 from scaleqbench.bench.store.run_store import RunStore
 
-REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
+# the reference run of version 0.1.0 (record schema 3)
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "schema3"
 TINY = ["--epochs", "1", "--limit-train", "40", "--limit-eval", "20", "--quiet", "--no-report"]
 #: a fixed resolution: the scheme's pinned ids below do not depend on today's registry
 FIXED = Resolved.of({"channels": (16, 32, 48), "dropout": 0.3, "hidden": 128},
@@ -125,14 +126,17 @@ def test_the_reference_records_migrate_without_recomputing_and_keep_their_ids():
         assert "the scaleqbench version that made it" in rec.provenance["unknown"]
         assert rec.config_values == methods.get_method(rec.method_name).config("quick")
         assert rec.provenance["inferred"] and record_identity(rec) is not None
-        # its recorded recipe is today's: not stale
-        assert todays_resolution(rec.spec) == record_identity(rec)
+        # the quick preset's recipe changed since (8 epochs, fourier 6 -> 3): every one is stale
+        assert todays_resolution(rec.spec) != record_identity(rec)
+        assert dict(todays_resolution(rec.spec).recipe)["epochs"] == 3 != rec.recipe["epochs"]
 
 
 def test_the_reference_leaderboard_still_renders(capsys):
     assert cli.main(["leaderboard", str(REFERENCE), "--strict"]) == 0
     out = capsys.readouterr()
-    assert "sevf_scalar" in out.out and "(stale)" not in out.out
+    rows = [line for line in out.out.splitlines() if line.startswith("| mnist-res")]
+    assert len(rows) == 12 and all("(stale)" in row for row in rows)  # today's recipe differs
+    assert "12 record(s) are stale" in out.err and "recipe epochs 8 -> 3" in out.err
 
 
 # ---- stale records --------------------------------------------------------------------------

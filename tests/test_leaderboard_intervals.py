@@ -167,7 +167,11 @@ def test_a_record_with_malformed_per_image_outcomes_is_named(tmp_path):
                      ({"test_correct": "9:oA=="}, "hold no 9 bits"),
                      ({"test_correct": "3:!!"}, "not base64"),
                      ({"guess": "3:oA=="}, "unknown key"),
-                     ({"test_correct": "3:oA==", "consistent": "2:wA=="}, "image counts differ")):
+                     ({"test_correct": "3:oA==", "consistent": "2:wA=="}, None),  # a subset
+                     ({"test_correct": "2:wA==", "consistent": "3:oA=="},
+                      "3 consistency outcomes for 2 test images"),
+                     ({"test_correct": "3:oA==", "test_correct_recal": "2:wA=="},
+                      "test_correct image counts differ")):
         data = json.loads(text)
         data["per_image"] = bad
         if why is None:

@@ -40,7 +40,7 @@ from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize, to_canv
 from scaleqbench.datasets.rahman_yeh import authors_test_images
 from scaleqbench.datasets.splits import ScaledDataset, Split
 
-__all__ = ["eq_subset", "equivariance_fields", "evaluate", "per_image_outcomes", "predict",
+__all__ = ["consistency_subset", "eq_subset", "equivariance_fields", "evaluate", "per_image_outcomes", "predict",
            "predict_tensor",
            "recalibrated_predictions", "recalibration_applies", "scale_groups",
            "view_predictions"]
@@ -89,15 +89,17 @@ def _view(ds: ScaledDataset, full: torch.Tensor, value) -> torch.Tensor:
 @torch.no_grad()
 def view_predictions(model: nn.Module, ds: ScaledDataset, device: torch.device,
                      values: list, batch_size: int = 256, input: str = "native",
-                     canvas: int | None = None) -> torch.Tensor:
-    """``(V, N)``: the prediction for each test image in each view (one per ``values``).
+                     canvas: int | None = None, index: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """``(V, N)``: the prediction for each test image in each view (one per ``values``);
+    ``index``: only these test images (:func:`consistency_subset`), N of them.
 
     The views are made a batch at a time on the device (float64 where the protocol
     resizes in it), never a whole split at a time on the host: an STL-10 view of the test
     set alone is 1.8 GB in float64.
     """
     model.eval()
-    full = ds.test.full
+    full = ds.test.full if index is None else ds.test.full[index]
     out = torch.empty(len(values), full.shape[0], dtype=torch.long, device=device)
     for i in range(0, full.shape[0], batch_size):
         batch = to_device(full[i:i + batch_size], device)
@@ -114,6 +116,16 @@ def eq_subset(ds: ScaledDataset, n: int, seed: int) -> torch.Tensor:
     return ds.test.full[idx]
 
 
+def consistency_subset(ds: ScaledDataset, n: int | None, seed: int) -> torch.Tensor | None:
+    """The test images scale consistency is measured on: a fixed seeded subset of ``n`` of
+    them, the same for every method of a seed (so that per-image outcomes pair across
+    methods); None (every test image) when ``n`` is None or covers the split."""
+    if n is None or n >= len(ds.test):
+        return None
+    g = torch.Generator().manual_seed(30_000 + seed)
+    return torch.randperm(len(ds.test), generator=g)[:n].sort().values
+
+
 def recalibration_applies(model: nn.Module, ds: ScaledDataset, input: str) -> bool:
     """Whether per-size BatchNorm statistics are estimated: native input on a protocol of
     several sizes, and a model that keeps batch statistics."""
@@ -123,7 +135,8 @@ def recalibration_applies(model: nn.Module, ds: ScaledDataset, input: str) -> bo
 
 def recalibrated_predictions(model: nn.Module, ds: ScaledDataset, device: torch.device,
                              preds: torch.Tensor, view_preds: torch.Tensor,
-                             batch_size: int = 256, images: int = 512, seed: int = 0
+                             batch_size: int = 256, images: int = 512, seed: int = 0,
+                             index: torch.Tensor | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Test and view predictions with BatchNorm statistics re-estimated per size.
 
@@ -132,7 +145,8 @@ def recalibrated_predictions(model: nn.Module, ds: ScaledDataset, device: torch.
     of making an image of that size. A size the training split never held (the
     scale-generalisation protocols) has no training images: it keeps the statistics the
     model was trained with, so its numbers equal the plain ones. ``preds`` / ``view_preds``
-    are the plain predictions; copies are returned, with what was done.
+    are the plain predictions (``index``: the consistency subset of ``view_preds``); copies
+    are returned, with what was done.
     """
     g = torch.Generator().manual_seed(20_000 + seed)
     idx = torch.randperm(len(ds.train), generator=g)[:images]
@@ -150,7 +164,8 @@ def recalibrated_predictions(model: nn.Module, ds: ScaledDataset, device: torch.
                                                          device)
             views = [v for v, value in enumerate(grid) if value == s]
             if views:
-                view_preds[views] = view_predictions(model, ds, device, [s], batch_size)
+                view_preds[views] = view_predictions(model, ds, device, [s], batch_size,
+                                                     index=index)
         done.append(s)
     return preds, view_preds, {"images": int(source.shape[0]), "sizes": done}
 
@@ -198,7 +213,8 @@ def per_image_outcomes(preds: torch.Tensor, labels: torch.Tensor, view_preds: to
                        suffix: str = "") -> dict[str, str]:
     """Per test image, packed (:mod:`bench.store.per_image`): whether it was classified right
     (``test_correct``) and whether its prediction is the same in every view (``consistent``,
-    what :func:`~bench.run.metrics.scale_consistency` averages); ``suffix`` ``_recal``: with
+    what :func:`~bench.run.metrics.scale_consistency` averages; one per image of the
+    consistency subset, in test order); ``suffix`` ``_recal``: with
     recalibrated BatchNorm statistics. The leaderboard's one-seed intervals and tests read
     them."""
     return {f"test_correct{suffix}": pack_bits((preds == labels).tolist()),
@@ -207,8 +223,10 @@ def per_image_outcomes(preds: torch.Tensor, labels: torch.Tensor, view_preds: to
 
 def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_size: int = 256,
              eq_images: int = 256, seed: int = 0, progress: bool = False,
-             input: str = "native", recal_images: int = 512) -> dict:
-    """All test metrics of a model, as record fields; ``input`` is the run's input policy."""
+             input: str = "native", recal_images: int = 512,
+             consistency_images: int | None = None) -> dict:
+    """All test metrics of a model, as record fields; ``input`` is the run's input policy;
+    scale consistency on :func:`consistency_subset`'s ``consistency_images`` test images."""
     canvas = ds.full_size
     recal = recalibration_applies(model, ds, input)
     bar = tqdm(total=3 + recal, desc="evaluate", leave=False, disable=not progress)
@@ -224,14 +242,15 @@ def evaluate(model: nn.Module, ds: ScaledDataset, device: torch.device, batch_si
         "infer_img_per_s": len(ds.test) / max(infer_s, 1e-9),
     }
     bar.update()
+    index = consistency_subset(ds, consistency_images, seed)
     view_preds = view_predictions(model, ds, device, list(ds.consistency[1]), batch_size,
-                                  input, canvas)
+                                  input, canvas, index)
     out["scale_consistency"] = scale_consistency(view_preds)
     out["per_image"] = per_image_outcomes(preds, labels, view_preds)
     bar.update()
     if recal:
         preds_r, views_r, info = recalibrated_predictions(
-            model, ds, device, preds, view_preds, batch_size, recal_images, seed)
+            model, ds, device, preds, view_preds, batch_size, recal_images, seed, index)
         out.update(test_acc_recal=accuracy(preds_r, labels),
                    per_size_acc_recal=grouped_accuracy(preds_r, labels,
                                                        scale_groups(ds, ds.test)),

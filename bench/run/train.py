@@ -268,7 +268,8 @@ def _compute(spec: RunSpec, out_dir: str | Path | None, progress: bool, last_ckp
            "train_time_s": st.train_s, "train_img_per_s": st.seen / max(st.train_s, 1e-9),
            "resumed_from_epoch": st.resumed_from}
     yield evaluate(model, ds, device, eq_images=spec.eq_images, seed=spec.seed,
-                   progress=progress, input=spec.input)
+                   progress=progress, input=spec.input,
+                   consistency_images=spec.consistency_images)
     yield {"peak_mem_mb": peak_memory_mb(device)}
     if out_dir is not None and st.best_state is not None:
         path = best_checkpoint_path(Path(out_dir), spec.run_id)

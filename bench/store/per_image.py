@@ -2,8 +2,9 @@
 
 A run records, for each test image in the test split's order, whether it was
 classified right (``test_correct``) and whether its prediction was the same in every
-scale-consistency view (``consistent``), and the same with recalibrated BatchNorm
-statistics where the run has them (``*_recal``). The leaderboard's one-seed intervals
+scale-consistency view (``consistent``; for the images of the consistency subset only,
+in test order, where the protocol measures consistency on fewer images), and the same
+with recalibrated BatchNorm statistics where the run has them (``*_recal``). The leaderboard's one-seed intervals
 and tests (a bootstrap and McNemar's test over test images) read them.
 
 Each is a bit string packed as ``"<n>:<base64>"``: ``n`` bits, image ``i`` in bit
@@ -54,18 +55,24 @@ def unpack_bits(text: str) -> list[bool]:
 
 
 def check_per_image(value: Any) -> None:
-    """ValueError unless ``value`` is a record's ``per_image``: known keys, packed bits, and
-    one image count for all."""
+    """ValueError unless ``value`` is a record's ``per_image``: known keys, packed bits, one
+    image count for the test outcomes and one for the consistency outcomes, no more of
+    these than of those."""
     if not isinstance(value, dict):
         raise ValueError(f"is {type(value).__name__}, expected an object")
     unknown = sorted(set(value) - set(PER_IMAGE_KEYS))
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(unknown)}")
-    counts = set()
+    counts: dict[str, set[int]] = {"test_correct": set(), "consistent": set()}
     for key, packed in value.items():
         try:
-            counts.add(len(unpack_bits(packed)))
+            counts[key.removesuffix("_recal")].add(len(unpack_bits(packed)))
         except ValueError as exc:
             raise ValueError(f"{key}: {exc}") from None
-    if len(counts) > 1:
-        raise ValueError(f"image counts differ ({', '.join(map(str, sorted(counts)))})")
+    for kind, found in counts.items():
+        if len(found) > 1:
+            raise ValueError(f"{kind} image counts differ "
+                             f"({', '.join(map(str, sorted(found)))})")
+    tested, consistent = counts["test_correct"], counts["consistent"]
+    if tested and consistent and max(consistent) > max(tested):
+        raise ValueError(f"{max(consistent)} consistency outcomes for {max(tested)} test images")
