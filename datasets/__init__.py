@@ -10,6 +10,7 @@ from scaleqbench.datasets.protocols import (
     DATASETS,
     UnknownDatasetError,
     build,
+    check_buildable,
     dataset_info,
     list_datasets,
 )
@@ -19,6 +20,7 @@ from scaleqbench.datasets.splits import ScaledDataset, Split
 
 __all__ = [
     "DATASETS", "SOURCES", "ScaledDataset", "SourceError", "Split", "UnknownDatasetError",
-    "build", "cache_path", "canvas_rescale", "default_cache_dir", "dataset_info",
+    "build", "cache_path", "canvas_rescale", "check_buildable", "default_cache_dir",
+    "dataset_info",
     "ensure_cached", "fourier_resize", "list_datasets", "load_or_build",
 ]

@@ -87,7 +87,10 @@ def _read_intact(path: Path) -> bytes | None:
     if not path.is_file():
         return None
     data = path.read_bytes()
-    stamp = digest_file.read_text().split() if digest_file.is_file() else []
+    try:  # a stamp of garbage bytes is a mismatch, not a crash
+        stamp = digest_file.read_text(errors="replace").split() if digest_file.is_file() else []
+    except OSError:
+        stamp = []
     digest, key = (stamp + [None, None])[:2]
     if digest != _digest(data):
         log.warning("dataset cache %s is truncated or corrupt (checksum mismatch); rebuilding",

@@ -42,7 +42,8 @@ from scaleqbench.datasets.rahman_yeh import STL10_POOLED_COUNTS, build_stl10_poo
 from scaleqbench.datasets.scaling import canvas_rescale, fourier_resize
 from scaleqbench.datasets.splits import ScaledDataset, Split, bucket_split, stratified_split
 
-__all__ = ["DatasetInfo", "DATASETS", "build", "dataset_info", "list_datasets"]
+__all__ = ["DatasetInfo", "DATASETS", "build", "check_buildable", "dataset_info",
+           "list_datasets"]
 
 MNIST_RES_SIZES = tuple(range(8, 29))
 STL10_RES_SIZES = tuple(range(49, 98))
@@ -255,11 +256,25 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def build(name: str, source: str = "embedded", seed: int = 0,
-          data_root: str | os.PathLike | None = None) -> ScaledDataset:
-    """Build dataset ``name`` from ``source`` (no cache; see ``datasets.cache.load_or_build``)."""
+def _info_for_source(name: str, source: str) -> DatasetInfo:
     info = dataset_info(name)
     if source not in info.sources:
         raise sources.SourceError(f"dataset {name!r} cannot be built from source {source!r}; "
                                   f"use one of: {', '.join(info.sources)}")
-    return info.builder(source, seed, data_root=data_root)
+    return info
+
+
+def build(name: str, source: str = "embedded", seed: int = 0,
+          data_root: str | os.PathLike | None = None) -> ScaledDataset:
+    """Build dataset ``name`` from ``source`` (no cache; see ``datasets.cache.load_or_build``)."""
+    return _info_for_source(name, source).builder(source, seed, data_root=data_root)
+
+
+def check_buildable(name: str, source: str = "embedded",
+                    data_root: str | os.PathLike | None = None) -> None:
+    """That ``name`` can be built from ``source`` here: the dataset and source exist and the
+    source's files are there (:func:`sources.check_source`), checked without building it,
+    reading its pixels or writing anything; the same one-line errors a build raises."""
+    info = _info_for_source(name, source)
+    kind = "stl10" if info.protocol.startswith("stl10") else f"mnist-{source}"
+    sources.check_source(kind, data_root)

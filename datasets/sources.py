@@ -17,12 +17,14 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["SourceError", "embedded_mnist_path", "load_embedded_mnist", "load_mnist",
+__all__ = ["SourceError", "check_source", "embedded_mnist_path", "load_embedded_mnist", "load_mnist",
            "load_stl10", "SOURCES"]
 
 SOURCES = ("embedded", "torchvision")
@@ -95,15 +97,7 @@ def load_mnist(data_root: str | os.PathLike | None, download: bool = True
                           "or where it may be downloaded)")
     raw = Path(data_root) / "MNIST" / "raw"
     if download and any(_find(raw, f) is None for f in MNIST_FILES):
-        try:
-            from torchvision.datasets import MNIST
-            MNIST(str(data_root), train=True, download=True)
-        except Exception as exc:  # no network, no permission, ...
-            missing = [f for f in MNIST_FILES if _find(raw, f) is None]
-            raise SourceError(
-                f"MNIST is not under {raw} (missing {', '.join(missing)}) and could not be "
-                f"downloaded ({type(exc).__name__}); copy the four idx files there, "
-                "or use --source embedded") from exc
+        _download_mnist(raw)
     paths = [_find(raw, f) for f in MNIST_FILES]
     if any(p is None for p in paths):
         missing = [f for f, p in zip(MNIST_FILES, paths) if p is None]
@@ -120,9 +114,57 @@ def load_mnist(data_root: str | os.PathLike | None, download: bool = True
     return images.contiguous(), labels
 
 
-def load_stl10(data_root: str | os.PathLike | None, split: str
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """STL-10 ``train`` (5,000) or ``test`` (8,000) labelled images, ``(N, 3, 96, 96)``."""
+def _download_mnist(raw: Path) -> None:
+    """Download MNIST's four idx files into ``raw``, staged in a temporary folder outside it:
+    a download that fails (no network, no permission) leaves nothing under ``data_root``, not
+    even an empty ``MNIST/raw/``; one that succeeds moves the files in."""
+    staging = Path(tempfile.mkdtemp(prefix="scaleqbench-mnist-"))
+    try:
+        try:
+            from torchvision.datasets import MNIST
+            MNIST(str(staging), train=True, download=True)
+        except Exception as exc:  # no network, no permission, ...
+            missing = [f for f in MNIST_FILES if _find(raw, f) is None]
+            raise SourceError(
+                f"MNIST is not under {raw} (missing {', '.join(missing)}) and could not be "
+                f"downloaded ({type(exc).__name__}); copy the four idx files there, "
+                "or use --source embedded") from exc
+        fetched = staging / "MNIST" / "raw"
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+            for name in MNIST_FILES:
+                found = _find(fetched, name)
+                if found is not None and _find(raw, name) is None:
+                    shutil.move(str(found), raw / found.name)
+        except OSError as exc:
+            raise SourceError(f"MNIST was downloaded but cannot be written under {raw} "
+                              f"({exc.strerror or exc}); pass a --data-root you can write"
+                              ) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_source(dataset_source: str, data_root: str | os.PathLike | None) -> None:
+    """That a source's files are there, without reading their pixels or writing anything
+    (a missing download is fetched, as a build would): ``mnist-embedded``,
+    ``mnist-torchvision`` or ``stl10``. :class:`SourceError` names what is missing."""
+    if dataset_source == "mnist-embedded":
+        embedded_mnist_path()
+    elif dataset_source == "mnist-torchvision":
+        if data_root is None:
+            load_mnist(None)  # its one line
+        raw = Path(data_root) / "MNIST" / "raw"
+        if any(_find(raw, f) is None for f in MNIST_FILES):
+            _download_mnist(raw)
+    elif dataset_source == "stl10":
+        for split in ("train", "test"):
+            _stl10_files(data_root, split)
+    else:
+        raise ValueError(f"unknown source kind {dataset_source!r}")
+
+
+def _stl10_files(data_root: str | os.PathLike | None, split: str) -> tuple[Path, Path]:
+    """The image and label files of an STL-10 split, checked to exist and agree in size."""
     if data_root is None:
         raise SourceError("STL-10 needs --data-root DIR containing stl10_binary/ "
                           f"({', '.join(STL10_FILES)})")
@@ -132,6 +174,16 @@ def load_stl10(data_root: str | os.PathLike | None, split: str
     if missing:
         raise SourceError(f"STL-10 is not under {folder}: missing {', '.join(missing)}; "
                           "unpack the official stl10_binary.tar.gz there")
+    if xp.stat().st_size != yp.stat().st_size * 3 * 96 * 96 or yp.stat().st_size == 0:
+        raise SourceError(f"{xp} and {yp} disagree ({xp.stat().st_size} bytes of pixels for "
+                          f"{yp.stat().st_size} labels); the files are truncated or corrupt")
+    return xp, yp
+
+
+def load_stl10(data_root: str | os.PathLike | None, split: str
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """STL-10 ``train`` (5,000) or ``test`` (8,000) labelled images, ``(N, 3, 96, 96)``."""
+    xp, yp = _stl10_files(data_root, split)
     x = np.fromfile(xp, dtype=np.uint8)
     y = np.fromfile(yp, dtype=np.uint8)
     if x.size != y.size * 3 * 96 * 96 or y.size == 0:

@@ -27,6 +27,7 @@ class FakeSlurm:
     polls: int = 0
     arrays: int = 100
     submitted: list = field(default_factory=list)
+    cancelled: list = field(default_factory=list)
 
     def submit(self, jobs, folder, config, name):
         ids = [f"{self.arrays}_{i}" for i in range(len(jobs))]
@@ -34,6 +35,10 @@ class FakeSlurm:
         self.jobs.update(dict.fromkeys(ids, "PENDING"))
         self.submitted.append((ids, list(jobs), config, name))
         return ids
+
+    def cancel(self, job_ids):
+        self.cancelled += list(job_ids)
+        self.jobs.update(dict.fromkeys(job_ids, "CANCELLED by 0"))
 
     def states(self, job_ids):
         self.polls += 1

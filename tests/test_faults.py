@@ -162,11 +162,13 @@ def test_a_nan_run_drops_its_checkpoint_and_its_retry_starts_afresh(tmp_path, fa
 
 def test_a_torn_epoch_checkpoint_restarts_with_one_warning(tmp_path, fast, capsys, caplog):
     from scaleqbench.bench.run.resolve import resolve
+    from scaleqbench.bench.spec import expand
     from scaleqbench.bench.store.checkpoint import last_checkpoint_path
 
     out = tmp_path / "exp"
     # the sweep's spec: resolved (its run id hashes what it computes with); published: pad
-    s = resolve(RunSpec("cnn", epochs=1, limit_train=40, limit_eval=20, input="pad"))
+    s = resolve(expand([("cnn", {})], "mnist-res", [0], "quick", input="pad", epochs=1,
+                       limit_train=40, limit_eval=20)[0])
     torn = last_checkpoint_path(out, s.run_id)
     torn.parent.mkdir(parents=True)
     torn.write_bytes(b"PK\x03\x04 torn by kill -9")

@@ -15,7 +15,7 @@ from scaleqbench.bench.store.run_store import RunStore
 from scaleqbench.bench.launch.sweep import sweep_file
 
 # fake_runs: a fixture, found by pytest under this name
-from faults_support import assert_kept, bench, fake_runs, one_line, records, TINY
+from faults_support import assert_kept, bench, fake_runs, fast, one_line, records, TINY
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -78,7 +78,8 @@ def test_a_record_of_a_newer_schema_is_not_replaced(tmp_path, fake_runs, capsys)
     assert path.read_bytes() == newer
 
 
-def test_a_damaged_dataset_cache_is_rebuilt(tmp_path, fake_runs, capsys, caplog):
+def test_a_damaged_dataset_cache_is_rebuilt(tmp_path, fast, capsys, caplog):
+    # a real run: each run loads its dataset when it is computed (nothing is built up front)
     out, cache = tmp_path / "exp", tmp_path / "cache"
     assert bench("data", "build", "mnist-res", "--cache-dir", cache, "--quiet") == 0
     [cached] = cache.glob("*.pt")

@@ -164,7 +164,9 @@ def test_a_cancelled_task_that_finishes_later_keeps_its_settled_record(tmp_path,
     assert RunStore(tmp_path).path(s.run_id).read_text() == settled  # ... and changed nothing
     assert run_states(tmp_path, launcher(fake).states(tmp_path, [s]))[0]["state"] == "cancelled"
 
-    # a new attempt (another job id) and a run in this process may write
+    # a new attempt (another job, submitted for the run: its owner now) and a run in this
+    # process may write
+    assert launcher(fake).submit([s], tmp_path).jobs == {s.run_id: "101_0"}
     assert job_writes(tmp_path, s, "101_0") and RunStore(tmp_path).current(s.run_id).ok
     assert RunStore(tmp_path).write_job(RunRecord.for_spec(s, status="failed"))  # in-process
     assert not RunStore(tmp_path).current(s.run_id).ok

@@ -45,6 +45,13 @@ echo "Submitted batch job 4242"
 if [ -e "$FAKE_SLURM/down" ]; then echo "Slurmctld(primary) at fakehost is DOWN"; exit 1; fi
 echo "Slurmctld(primary) at fakehost is UP"
 """,
+    # the controller's queue: one "id|state|reason" line per job the test lists
+    "squeue": r"""
+if [ -e "$FAKE_SLURM/down" ]; then echo "squeue: error: Unable to contact slurm controller" >&2; exit 1; fi
+[ -e "$FAKE_SLURM/squeue" ] && cat "$FAKE_SLURM/squeue"
+exit 0
+""",
+    "scancel": 'echo "$*" >> "$FAKE_SLURM/scancel.calls"\n',
     # what the accounting database says (it answers while the controller is down)
     "sacct": r"""
 echo "JobID|State"

@@ -8,11 +8,15 @@ import argparse
 import torch
 
 from scaleqbench.bench.cli.common import load_dataset
+from scaleqbench.bench.cli.options import note_unused_options
 from scaleqbench.bench.cli.validate import check_seed
+from scaleqbench.datasets import check_buildable
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     check_seed(args.seed)
+    check_buildable(args.dataset, args.source, args.data_root)  # refused: nothing written
+    note_unused_options(args)
     ds, path, secs = load_dataset(args.dataset, args, args.seed)
     print(f"dataset {ds.name} (protocol {ds.protocol}, source {ds.source}, seed {ds.seed}) "
           f"ready in {secs:.1f} s")

@@ -209,12 +209,14 @@ def resolve_study(args: argparse.Namespace) -> str:
 
 def cmd_equivariance(args: argparse.Namespace) -> int:
     from scaleqbench.bench.cli.common import load_dataset
+    from scaleqbench.bench.cli.options import note_unused_options
     from scaleqbench.bench.cli.validate import check_equivariance_args
     from scaleqbench.bench.run.train import pick_device
 
     args.config_given = args.config is not None  # before the study fills it in
     study = resolve_study(args)
     device = pick_device(check_equivariance_args(args))
+    note_unused_options(args)
     ds, _, _ = load_dataset(args.dataset, args, args.seed)
     print(f"bench equivariance: {study}")
     return equivariance_tables(args, ds, device)

@@ -8,8 +8,8 @@ import argparse
 import shlex
 from pathlib import Path
 
-from scaleqbench.bench.cli.common import finish, prepare_datasets, quiet
-from scaleqbench.bench.cli.options import launcher_options
+from scaleqbench.bench.cli.common import check_sources, finish, prepare_datasets, quiet
+from scaleqbench.bench.cli.options import launcher_options, note_unused_options
 from scaleqbench.bench.cli.sweep_file import run_settings
 from scaleqbench.bench.cli.validate import check_out_path, check_recipe_arg, check_run_args
 from scaleqbench.bench.spec import RunSpec, expand
@@ -70,14 +70,16 @@ def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
     launcher = make_launcher(args.launcher, launcher_options(args), progress=not quiet(args))
     # a missing data source is refused before the sweep is written (the cache is not --out):
     # before a new folder is made, where every run is to run; in a folder that has a sweep,
-    # for the runs still to run (which only the lock may decide), before sweep.json changes
+    # for the runs still to run (which only the lock may decide), before sweep.json changes.
+    # Only the source is checked here: each run builds its dataset when it is computed
     created = not out.exists()
     if created:
-        prepare_datasets(specs)
+        check_sources(specs)
     store = RunStore(out)
     store.ensure_writable()
     command = "bench " + " ".join(shlex.quote(a) for a in args.argv)
     with store.lock(), sigterm_interrupts():
+        note_unused_options(args)  # the command goes on: it will run
         with undone_if_refused(out, created):
             # one read of each record decides; a run whose job is still out there (an
             # earlier --detach) is not launched twice
@@ -85,6 +87,8 @@ def run_sweep(specs: list, out: Path, args: argparse.Namespace) -> int:
                                rerun=getattr(args, "rerun", False))
             todo = plan.todo
             if not created:
+                check_sources(todo)
+            if launcher.name != "local":  # tasks elsewhere: fill the cache once, not racing
                 prepare_datasets(todo)
             save_sweep(out, specs, launcher=launcher.name)
             for note in plan.notes:  # stale records moved aside, --rerun, re-filed records

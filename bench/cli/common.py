@@ -31,13 +31,24 @@ def load_dataset(name: str, args: argparse.Namespace, seed: int):
     return ds, path, time.perf_counter() - t0
 
 
-def prepare_datasets(specs) -> None:
-    """Make sure every dataset the runs need is cached, once, before any job starts.
+def check_sources(specs) -> None:
+    """Make sure the data source of every run is there, once per dataset, source and data
+    root (not per seed), without building a dataset or writing anything.
 
-    A missing data source then fails the command with one line instead of failing every
-    run, and Slurm tasks find the cache filled instead of racing to build it. A dataset
-    already cached is only checked, not loaded: each run loads its own.
+    A missing data source then fails the command with one line instead of failing every run.
+    The datasets themselves are built later, one per run that is computed
+    (:func:`prepare_datasets` for launchers whose tasks would race to build them).
     """
+    from scaleqbench.datasets import check_buildable
+
+    for key in dict.fromkeys((s.dataset, s.source, s.data_root) for s in specs):
+        check_buildable(*key)
+
+
+def prepare_datasets(specs) -> None:
+    """Make sure every dataset the runs need is cached, once, before their jobs start: jobs on
+    other machines (Slurm tasks) then find the cache filled instead of racing to build it. A
+    dataset already cached is only checked, not loaded: each run loads its own."""
     from scaleqbench.datasets import ensure_cached
 
     for key in dict.fromkeys((s.dataset, s.source, s.seed, s.data_root, s.cache_dir)

@@ -4,18 +4,22 @@ Slurm flags it defines (``--launcher`` offers every launcher of
 :data:`bench.launch.registry.LAUNCHERS`; one flag per :data:`FLAG_FIELDS` field of
 ``SlurmConfig``).
 
-Both sides import from here, so no command imports the parser. The module stays light
+It also says, one note each, which options given do nothing in the context they were
+given in (:func:`unused_options`). Both sides import from here, so no command imports the
+parser. The module stays light
 (no torch, no submitit at import time): ``bench --help`` imports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from scaleqbench.bench.launch.registry import LAUNCHERS
 from scaleqbench.bench.launch.slurm_config import FLAG_FIELDS
 
-__all__ = ["PERF_JSON", "RUN_DEFAULTS", "SLURM_FLAGS", "add_launcher_args", "launcher_options"]
+__all__ = ["PERF_JSON", "RUN_DEFAULTS", "SLURM_FLAGS", "add_launcher_args", "launcher_options",
+           "note_unused_options", "unused_options"]
 
 PERF_JSON = "results/perf/perf.json"  # where `bench perf` writes and the reports look
 
@@ -56,3 +60,62 @@ def launcher_options(args: argparse.Namespace) -> dict[str, object]:
     if getattr(args, "setup", None):
         options["setup"] = args.setup
     return options
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether ``flag`` was typed on the command line (as ``--flag V`` or ``--flag=V``)."""
+    return any(a == flag or a.startswith(flag + "=") for a in getattr(args, "argv", ()))
+
+
+def unused_options(args: argparse.Namespace) -> list[str]:
+    """One note per option of ``args`` (a parsed, checked command line) that does nothing
+    where it was given: the command goes on without it, and the note says so and why."""
+    command, notes = getattr(args, "command", ""), []
+    root = getattr(args, "data_root", None)
+    if root and getattr(args, "source", None) == "embedded":
+        notes.append(f"--data-root {root} is not read with --source embedded (its digits ship "
+                     "with the package); give --source torchvision to read it")
+    if command == "perf":
+        if args.canvas is not None and args.input == "native":
+            notes.append(f"--canvas {args.canvas} is not used under --input native (each image "
+                         "reaches the model at its own size); give --input pad or upsample")
+        if args.allocator is None and (args.rounds != 1 or _given(args, "--rounds")):
+            notes.append(f"--rounds {args.rounds} is only read with --allocator (fresh "
+                         "processes per measurement); measuring once, in this process")
+    if command == "equivariance" and args.checkpoint and (
+            _given(args, "--init-seeds") or _given(args, "--paper")):
+        flag = "--init-seeds" if _given(args, "--init-seeds") else "--paper's --init-seeds"
+        notes.append(f"{flag} is for fresh models; the --checkpoint models keep their "
+                     "trained weights")
+    if command in ("run", "reproduce"):
+        notes += _unused_sweep_options(args)
+    if command == "report" and _given(args, "--perf") and not _is_file(args.perf):
+        notes.append(f"--perf {args.perf} does not exist; the report has no training-cost "
+                     f"figure (`bench perf --out {args.perf}` measures it)")
+    return notes
+
+
+def _unused_sweep_options(args: argparse.Namespace) -> list[str]:
+    notes = []
+    if getattr(args, "rerun", False) and not getattr(args, "retry_failed", True):
+        notes.append("--no-retry-failed does nothing with --rerun, which recomputes every "
+                     "selected run, failed ones included")
+    if getattr(args, "deterministic", True) is False and args.launcher == "local":
+        from scaleqbench.bench.run.devices import resolve_device  # torch: only here
+
+        if resolve_device(args.device).type == "cpu":
+            notes.append("--no-deterministic only changes GPU kernels; these runs compute on "
+                         "the CPU, whose kernels are deterministic anyway")
+    return notes
+
+
+def _is_file(path: str | None) -> bool:
+    from pathlib import Path
+
+    return bool(path) and Path(path).is_file()
+
+
+def note_unused_options(args: argparse.Namespace) -> None:
+    """Print :func:`unused_options`' notes on stderr, one line each."""
+    for text in unused_options(args):
+        print(f"bench: note: {text}", file=sys.stderr)

@@ -22,6 +22,7 @@ from scaleqbench.bench.cli.method_options import (
     check_recipe,
     check_sizes_accepted,
 )
+from scaleqbench.bench.cli.options import note_unused_options
 from scaleqbench.bench.errors import (
     BadArgumentError,
     BenchError,
@@ -152,6 +153,7 @@ def check_launch_device(args: Any) -> None:
 def check_equivariance_args(args: Any) -> str:
     """``bench equivariance``'s values, before the dataset is built; returns the device."""
     from scaleqbench.bench.spec_parsing import parse_int_list, parse_methods
+    from scaleqbench.datasets import check_buildable
 
     check_seed(args.seed)
     check_at_least(args.images, "--images")
@@ -169,11 +171,17 @@ def check_equivariance_args(args: Any) -> str:
         if ignored:
             raise BadArgumentError(f"{' and '.join(ignored)} cannot be used with --checkpoint "
                                    "(each checkpoint carries its method and config); drop them")
+        from scaleqbench.bench.store.checkpoint import load_best
+
+        for group in args.checkpoint:  # each file read before the dataset is built or cached
+            for path in (group if isinstance(group, list) else [group]):
+                load_best(path)
     if args.sizes:
         sizes = check_target_sizes(args.sizes, args.dataset)
         if not args.checkpoint:  # a fresh model may take fewer sizes than the dataset has
             check_sizes_accepted(parse_methods(args.methods), args.config, sizes,
                                  dataset_family(args.dataset)[1])
+    check_buildable(args.dataset, args.source, args.data_root)  # its files: nothing built yet
     return device
 
 
@@ -227,6 +235,7 @@ def check_perf_args(args: Any, allocators: Sequence[str]
     check_sizes_accepted(chosen, args.config, sizes, args.channels,
                          prepare=_perf_input(args.input, args.canvas, max(sizes)))
     writable_file(args.out, "--out")
+    note_unused_options(args)  # checked: what was given and does nothing, one note each
     return sizes, chosen, allocs
 
 
@@ -264,6 +273,8 @@ def check_options_on(methods: list[tuple[str, dict[str, Any]]], dataset: str,
 
 def writable_file(path: str | Path, flag: str = "--out") -> Path:
     """``path`` as a file that can be written later: not a folder, in a folder that is one."""
+    if not str(path).strip():
+        raise BadArgumentError(f"{flag} is empty; give a file name")
     path = Path(path)
     if path.is_dir():
         raise OutputNotWritableError(f"{flag} {path} is a folder; pass a file name")

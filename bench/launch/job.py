@@ -7,12 +7,22 @@ reaches its time limit is requeued with the same spec; ``run_one`` then resumes 
 the last per-epoch checkpoint. A job writes its record through
 :meth:`~scaleqbench.bench.store.run_store.RunStore.write_job`: once its launcher has
 recorded it as ended (cancelled, timed out...), a job that still finishes does not
-replace that record.
+replace that record, and a job that no longer owns its run (a newer launch submitted
+another job for it) neither trains nor writes: :func:`owns` checks at its start, under
+the run's lock, and ``write_job`` again right before the write.
+
+A run computed here without a job (the local launcher) takes the run over from any
+job submitted for it earlier, and holds the run's *computing* lock while it runs
+(:func:`~scaleqbench.bench.store.locks.computing`), so that ``bench status`` shows it
+running, with this process's id.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import submitit
@@ -21,8 +31,12 @@ import torch
 from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.run.train import run_one
+from scaleqbench.bench.store.locks import computing
+from scaleqbench.bench.store.run_store import RunStore
 
-__all__ = ["SweepJob", "job_context"]
+__all__ = ["SweepJob", "job_context", "owns", "running_here"]
+
+log = logging.getLogger(__name__)
 
 
 def _use_allocated_cpus() -> None:
@@ -53,6 +67,27 @@ def job_context() -> dict:
     return _job_context()
 
 
+def owns(out_dir: str | Path, run_id: str, job_id: str) -> bool:
+    """Whether the job ``job_id`` owns the run (:meth:`RunStore.not_owner`), so that it may
+    compute it; when not, one line says so, naming the run's owner."""
+    store = RunStore(out_dir)
+    with store.run_lock(run_id):
+        why = store.not_owner(run_id, job_id)
+    if why:
+        log.warning("run %s: %s; this task leaves it alone (nothing trained, nothing written)",
+                    run_id, why)
+    return not why
+
+
+@contextlib.contextmanager
+def running_here(out_dir: str | Path, run_id: str) -> Iterator[None]:
+    """Around a run computed without a job: it takes the run over from earlier jobs and
+    holds its computing lock (see the module docstring)."""
+    RunStore(out_dir).take_over(run_id)
+    with computing(Path(out_dir), run_id):
+        yield
+
+
 class SweepJob(submitit.helpers.Checkpointable):
     """``SweepJob(spec, out_dir)()`` trains and evaluates one run and returns a summary."""
 
@@ -65,7 +100,11 @@ class SweepJob(submitit.helpers.Checkpointable):
         context = _job_context()
         if context:  # a submitit job: compute with the CPUs the launch allocated
             _use_allocated_cpus()
+        if context.get("job_id") and not owns(self.out_dir, spec.run_id, context["job_id"]):
+            return {"run_id": spec.run_id, "status": None}
         if self.command:
             context["command"] = self.command
-        record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
+        with (running_here(self.out_dir, spec.run_id) if not context.get("job_id")
+              else contextlib.nullcontext()):
+            record = run_one(spec, Path(self.out_dir), progress=progress, context=context)
         return {"run_id": record.run_id, "status": record.status}

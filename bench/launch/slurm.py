@@ -17,7 +17,15 @@ Following: a record that a run's job wrote settles the run, whatever Slurm says
 without a record (cancelled, timed out past its requeues, node failure) is
 settled with a ``failed`` record saying so, which that task can no longer
 replace (:meth:`~scaleqbench.bench.store.run_store.RunStore.settle`). When the controller stops answering, the
-follower says so once and goes on from the records.
+follower says so once and goes on from the records. A task pending for a reason that
+Slurm documents as one the job can never get past (:mod:`.slurm_pending`: it asks for
+more CPUs than a node has...) is cancelled by the follower, which says so in one line
+with what to change, and recorded as ``cancelled``: nothing would ever end it otherwise.
+``bench status`` shows each pending task's reason, and that line.
+
+``jobs.json`` also says which job *owns* each run
+(:meth:`~scaleqbench.bench.store.run_store.RunStore.not_owner`): a task of an earlier
+submission that Slurm requeued by itself exits without training or writing.
 
 Everything that talks to the cluster sits behind :class:`SlurmScheduler`
 (:class:`~bench.slurm_scheduler.SubmititScheduler` on a real cluster, a fake
@@ -30,7 +38,6 @@ import json
 import logging
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +50,9 @@ from scaleqbench.bench.errors import BadArgumentError
 from scaleqbench.bench.launch.api import ENDED, RunState, SchedulerUnavailable, Submission
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import RunStore, unfinished_record
+from scaleqbench.bench.store.run_store import JOBS_FILE, RunStore, unfinished_record
 from scaleqbench.bench.launch.slurm_config import FIELDS, SlurmConfig, config_of_options
+from scaleqbench.bench.launch.slurm_pending import Blocked, never_starts, progress, status_detail
 from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
 from scaleqbench.bench.store.end_states import classify
 from scaleqbench.bench.spec import RunSpec
@@ -63,7 +71,11 @@ class SlurmScheduler(Protocol):
         """Submit the jobs as one array; their job ids (raises LauncherError)."""
 
     def states(self, job_ids: Iterable[str]) -> dict[str, str]:
-        """``{job_id: Slurm state}``; raises SchedulerUnavailable when Slurm cannot say."""
+        """``{job_id: Slurm state}``, a pending job's with its reason (``PENDING
+        (Resources)``); raises SchedulerUnavailable when Slurm cannot say."""
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        """Cancel the jobs; raises SchedulerUnavailable when Slurm cannot."""
 
 
 def slurm_folder(out_dir: Path) -> Path:
@@ -71,7 +83,7 @@ def slurm_folder(out_dir: Path) -> Path:
 
 
 def jobs_file(out_dir: Path) -> Path:
-    return slurm_folder(out_dir) / "jobs.json"
+    return Path(out_dir) / JOBS_FILE
 
 
 def load_jobs(out_dir: Path) -> dict[str, dict]:
@@ -165,7 +177,8 @@ class SlurmLauncher:
 
     def follow(self, submission: Submission, out_dir: Path, timeout_s: float | None = None
                ) -> dict[str, str]:
-        """Poll until every task has ended; returns ``{run_id: final state}``."""
+        """Poll until every task has ended (or can never start, :meth:`_give_up`); returns
+        ``{run_id: final state}``."""
         jobs: Mapping[str, str] = submission.jobs
         specs = {s.run_id: s for s in submission.specs if s.run_id in jobs}
         final: dict[str, str] = {}
@@ -181,7 +194,7 @@ class SlurmLauncher:
                         final[rid] = record.outcome
                         bar.update()
                 left = {rid: jobs[rid] for rid in specs if rid not in final}
-                live: dict[str, str] = {}
+                live: dict[str, str] = {}  # run id -> Slurm's state of a job still out there
                 try:
                     raw = self.scheduler.states(left.values()) if left else {}
                 except SchedulerUnavailable as exc:
@@ -202,9 +215,13 @@ class SlurmLauncher:
                                                       out_dir).outcome
                             bar.update()
                         else:
-                            live[rid] = kind
-                counts = Counter(live.values()) + Counter(final.values())
-                bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=True)
+                            live[rid] = state
+                    given_up = self._give_up({r: (left[r], live[r]) for r in live}, specs,
+                                             out_dir)
+                    final.update(given_up)
+                    bar.update(len(given_up))
+                    live = {r: st for r, st in live.items() if r not in given_up}
+                bar.set_postfix(progress(live, final), refresh=True)
                 if len(final) == len(specs):
                     break
                 if timeout_s is not None and time.monotonic() - start > timeout_s:
@@ -212,6 +229,43 @@ class SlurmLauncher:
                 time.sleep(self.poll_s)
         finally:
             bar.close()
+        return final
+
+    def _give_up(self, waiting: Mapping[str, tuple[str, str]], specs: Mapping[str, RunSpec],
+                 out_dir: Path) -> dict[str, str]:
+        """Cancel the tasks among ``waiting`` (``{run_id: (job_id, state)}``) that can never
+        start as submitted (:func:`never_starts`), saying so in one line per reason, and
+        record their runs ``cancelled``; returns ``{run_id: outcome}`` of those."""
+        blocked = {rid: (job, state, b) for rid, (job, state) in waiting.items()
+                   if (b := never_starts(state)) is not None}
+        if not blocked:
+            return {}
+        jobs = sorted({job for job, _, _ in blocked.values()})
+        try:
+            self.scheduler.cancel(jobs)
+            failed = ""
+        except SchedulerUnavailable as exc:
+            failed = str(exc)
+
+        def done(its_jobs: set[str]) -> str:
+            it = "it" if len(its_jobs) == 1 else "them"
+            if not failed:
+                return f"bench cancelled {it}; run again with that changed"
+            return (f"bench could not cancel {it} ({failed}): cancel {it} with `scancel "
+                    f"{' '.join(sorted(its_jobs))}`")
+
+        by_reason: dict[Blocked, set[str]] = {}
+        for job, _, b in blocked.values():
+            by_reason.setdefault(b, set()).add(job)
+        for b, its_jobs in by_reason.items():
+            log.warning("%s; %s", b.line(its_jobs), done(its_jobs))
+        final = {}
+        for rid, (job, state, b) in blocked.items():
+            record = unfinished_record(
+                specs[rid], launcher=self.name, job_id=job, end_state="cancelled",
+                backend_state=state, log_file=job_logs(out_dir, job)[1],
+                error=f"{b.line([job])}; {done({job})}")
+            final[rid] = RunStore(out_dir).settle(specs[rid], job, record).outcome
         return final
 
     def _settle(self, spec: RunSpec, job_id: str, state: str, kind: str, out_dir: Path
@@ -241,7 +295,8 @@ class SlurmLauncher:
             raw, problem = {}, str(exc)
         return {rid: RunState(job=job_id,
                               state=classify(raw[job_id]) if job_id in raw else "unknown",
-                              detail=raw.get(job_id) or problem, logs=job_logs(out_dir, job_id))
+                              detail=status_detail(job_id, raw.get(job_id) or problem),
+                              logs=job_logs(out_dir, job_id))
                 for rid, job_id in latest.items()}
 
     def settle(self, out_dir: Path, specs: Iterable[RunSpec]) -> int:
@@ -268,3 +323,4 @@ class SlurmLauncher:
                 record = self._settle(by_id[rid], job_id, state, kind, out_dir)
                 settled += record.settled_by == self.name and record.job_id == job_id
         return settled
+

@@ -2,7 +2,9 @@
 
 Submission goes through submitit (``sbatch`` with submitit's pickles, so a job
 can checkpoint and requeue itself); states come from ``sacct``, after
-``scontrol ping`` has said that the controller answers. ``sacct`` reads the
+``scontrol ping`` has said that the controller answers, and for a job that ``sacct``
+says is pending (or does not list yet), from ``squeue``, which adds Slurm's reason for
+the wait (``PENDING (Resources)``; see :mod:`.slurm_pending`). ``sacct`` reads the
 accounting database, which keeps answering while the controller is down, but
 then with states frozen at the moment the controller stopped: a job would look
 ``RUNNING`` for ever. So a silent controller is :class:`SchedulerUnavailable`,
@@ -97,4 +99,33 @@ class SubmititScheduler:
         text = self._run(["sacct", "-o", "JobID,State", "--parsable2", "-j", ",".join(arrays)])
         # submitit's parser: it expands array ranges ("12_[3-5%2]") into one entry per task
         info = SlurmInfoWatcher().read_info(text)
-        return {j: info.get(j, {}).get("State") or "UNKNOWN" for j in ids}
+        states = {j: info.get(j, {}).get("State") or "UNKNOWN" for j in ids}
+        waiting = [j for j, state in states.items() if state in ("PENDING", "UNKNOWN")]
+        states.update(self._queued(waiting))
+        return states
+
+    def _queued(self, job_ids: list[str]) -> dict[str, str]:
+        """What the controller's queue says of ``job_ids``: ``PENDING (reason)``, or another
+        state (sacct may lag behind); {} when ``squeue`` cannot say (sacct's word stands)."""
+        if not job_ids:
+            return {}
+        arrays = sorted({j.split("_")[0] for j in job_ids})
+        try:  # -r: one line per array task, even for the tasks still pending as one record
+            text = self._run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(arrays)])
+        except SchedulerUnavailable:
+            return {}
+        found = {}
+        for line in text.splitlines():
+            job, _, rest = line.strip().partition("|")
+            state, _, reason = rest.partition("|")
+            if job in job_ids and state:
+                reason = reason.strip()
+                found[job] = (f"{state} ({reason})" if state == "PENDING" and reason
+                              and reason != "None" else state)
+        return found
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        """Cancel the jobs (``scancel``); raises SchedulerUnavailable when Slurm refuses."""
+        ids = sorted(set(job_ids))
+        if ids:
+            self._run(["scancel", *ids])

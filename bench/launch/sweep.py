@@ -4,7 +4,9 @@
 id), so ``bench status`` knows which runs are missing, and the names of the
 launchers that launched them, so ``bench status`` and ``bench collect`` know
 whom to ask about jobs still out there. :func:`run_states` merges the records
-with what those launchers report; it knows no backend. :func:`plan_launch` decides,
+with what those launchers report, and shows a run that a process computes here without a
+job (a local ``bench run``: it holds the run's computing lock) as running, with that
+process's id; it knows no backend. :func:`plan_launch` decides,
 under the experiment lock, which runs ``bench run`` launches, from one read of each
 run's record. A run without a record under its own id may have one under another: a
 record of the same protocol, label and seed made with another config or recipe is
@@ -20,6 +22,7 @@ import contextlib
 import json
 import logging
 import shutil
+import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ from scaleqbench.bench.launch.api import ACTIVE, ENDED, Launcher, RunState
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.store.atomic_io import atomic_write_bytes, atomic_write_text
 from scaleqbench.bench.store.identity import replace_stale, set_aside, set_aside_files
+from scaleqbench.bench.store.locks import computing_holder
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.run_store import RunStore
 
@@ -243,11 +247,22 @@ def _launchers_of(out_dir: Path, adding: str | None = None) -> list[Launcher]:
 
 def _live_states(out_dir: Path, specs: list[RunSpec], adding: str | None = None
                  ) -> dict[str, RunState]:
-    """What the launchers of the sweep (and ``adding``) say of the runs' latest jobs."""
+    """What the launchers of the sweep (and ``adding``) say of the runs' latest jobs; a run
+    that a process computes without a job (a local run) is running, whatever they say."""
     live: dict[str, RunState] = {}
     for launcher in _launchers_of(out_dir, adding):
         live.update(launcher.states(out_dir, specs))
+    for spec in specs:
+        if live.get(spec.run_id, RunState()).state not in ACTIVE:
+            held = computing_holder(out_dir, spec.run_id)
+            if held is not None:
+                live[spec.run_id] = _running_locally(*held)
     return live
+
+
+def _running_locally(pid: str, host: str) -> RunState:
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    return RunState(state="running", detail=f"local, pid {pid}{where}")
 
 
 def sweep_status(out_dir: Path, specs: Iterable[RunSpec] | None = None) -> list[dict]:

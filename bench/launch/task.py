@@ -7,7 +7,8 @@ once as the memory estimate says fit (:func:`runs_at_once`). Each run writes its
 record and per-epoch checkpoint, exactly as a run of its own task would, with the
 task's job id, so following, ``bench status`` and ``bench collect`` treat them as
 they treat any run (a record its job wrote settles it; a task that ended without
-one's record settles it as the task ended).
+one's record settles it as the task ended). A run that the task no longer owns (a
+newer launch submitted another job for it) is left alone.
 
 Requeue: on the time-limit or preemption signal submitit calls :meth:`checkpoint`,
 which stops the runs still going (they keep their per-epoch checkpoints and write no
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import submitit
 
-from scaleqbench.bench.launch.job import job_context
+from scaleqbench.bench.launch.job import job_context, owns
 from scaleqbench.bench.launch.processes import RunProcess, run_pool, stop_all
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.store.run_store import RunStore
@@ -92,12 +93,15 @@ class SweepTask(submitit.helpers.Checkpointable):
         self._stopping = False
 
     def _todo(self, job_id: str | None) -> list[RunSpec]:
-        """The runs this job has not recorded yet (an earlier attempt may have)."""
+        """The runs this job has not recorded yet (an earlier attempt may have) and still
+        owns (:func:`~scaleqbench.bench.launch.job.owns`: a newer launch may have submitted
+        another job for one)."""
         store = RunStore(self.out_dir)
         specs = [RunSpec.from_json(d) for d in self.specs]
         done = {s.run_id for s in specs if job_id and (rec := store.current(s.run_id))
                 is not None and rec.job_id == job_id}
-        return [s for s in specs if s.run_id not in done]
+        return [s for s in specs if s.run_id not in done
+                and (not job_id or owns(self.out_dir, s.run_id, job_id))]
 
     def _process(self, spec: RunSpec, context: dict, threads: int) -> RunProcess:
         folder = Path(context["log"]).parent if context.get("log") else Path(self.out_dir)

@@ -7,11 +7,14 @@ when a user error stopped it (one line on stderr), 130 when it was interrupted.
 
 Under a Slurm task (``"slurm": true``) the process leaves the requeue signal
 (``USR2``) and the first ``SIGTERM`` of a cancellation to the task that started it,
-as the task itself does (submitit): the task decides when its runs stop.
+as the task itself does (submitit): the task decides when its runs stop. A run without
+a job (a local GPU sweep's) takes its run over and holds its computing lock, as a local
+run in the launcher's own process does (:func:`.job.running_here`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -29,6 +32,7 @@ def main() -> int:
     import torch
 
     from scaleqbench.bench.errors import BenchError
+    from scaleqbench.bench.launch.job import running_here
     from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
     from scaleqbench.bench.run.train import run_one
     from scaleqbench.bench.spec import RunSpec
@@ -37,9 +41,11 @@ def main() -> int:
     if payload.get("threads"):
         torch.set_num_threads(int(payload["threads"]))
     spec = RunSpec.from_json(payload["spec"])
+    context, out_dir = payload.get("context") or {}, Path(payload["out_dir"])
     try:
-        run_one(spec, Path(payload["out_dir"]), progress=bool(payload.get("progress")),
-                context=payload.get("context") or {})
+        with (running_here(out_dir, spec.run_id) if not context.get("job_id")
+              else contextlib.nullcontext()):
+            run_one(spec, out_dir, progress=bool(payload.get("progress")), context=context)
     except KeyboardInterrupt:
         return 130
     except BenchError as exc:

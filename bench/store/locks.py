@@ -1,8 +1,12 @@
 """The two file locks of an experiment folder: the folder's own, and one per run's record.
 
 Both are ``flock`` locks, which the kernel drops when their holder exits, so a
-crashed process never leaves a folder or a run locked. The run store
-(:class:`~bench.store.run_store.RunStore`) hands them out.
+crashed process never leaves a folder or a run locked. The folder's lock file is removed
+when its holder lets go (a crash leaves it, holding no lock: the next run takes it). The
+run store (:class:`~bench.store.run_store.RunStore`) hands them out. A third, the
+*computing* lock (:func:`computing`), is held by a process for as long as it computes a
+run without a job, so that ``bench status`` can tell a run in progress
+(:func:`computing_holder`).
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import errno
 import fcntl
 import logging
 import os
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from scaleqbench.bench.errors import ExperimentLockedError
+from scaleqbench.bench.errors import ExperimentLockedError, OutputNotWritableError
 
-__all__ = ["ExperimentLock", "run_lock"]
+__all__ = ["ExperimentLock", "computing", "computing_holder", "run_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +36,50 @@ class ExperimentLock:
         self._fh = None
 
     def __enter__(self) -> ExperimentLock:
-        self._fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            self._fh.seek(0)
-            holder = self._fh.read().strip() or "unknown"
-            self._fh.close()
-            self._fh = None
-            raise ExperimentLockedError(
-                f"experiment folder {self.path.parent} is in use by another bench run "
-                f"(pid {holder}); wait for it to finish or pass another --out") from None
+        while True:  # until the file we lock is the one the folder names (see __exit__)
+            self._fh = self._open()
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                self._refuse()
+            if self._still_named():
+                break
+            self._fh.close()  # its holder removed it as we locked: lock the new one
         self._fh.seek(0)
         self._fh.truncate()
         self._fh.write(str(os.getpid()))
         self._fh.flush()
         return self
 
+    def _open(self):
+        try:
+            return open(self.path, "a+")
+        except OSError as exc:
+            raise OutputNotWritableError.refused("--out", self.path.parent, exc) from None
+
+    def _still_named(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self._fh.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
+    def _refuse(self) -> None:
+        self._fh.seek(0)
+        holder = self._fh.read().strip() or "unknown"
+        self._fh.close()
+        self._fh = None
+        raise ExperimentLockedError(
+            f"experiment folder {self.path.parent} is in use by another bench run "
+            f"(pid {holder}); wait for it to finish or pass another --out") from None
+
     def __exit__(self, *exc) -> None:
         if self._fh is not None:
+            # removed while still held, so that no lock file stays behind; whoever opened the
+            # old file meanwhile sees it is no longer named and locks the new one
+            with suppress(OSError):
+                self.path.unlink()
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
@@ -69,3 +97,54 @@ def run_lock(out_dir: Path, run_id: str) -> Iterator[None]:
         except OSError as exc:  # a file system without locks: the window is milliseconds wide
             log.debug("no lock on %s (%s); checking and writing unlocked", path, exc)
         yield
+
+
+def _computing_file(out_dir: Path, run_id: str) -> Path:
+    return Path(out_dir) / ".locks" / f"{run_id}.computing"
+
+
+@contextmanager
+def computing(out_dir: Path, run_id: str) -> Iterator[None]:
+    """Held while this process computes the run: an exclusive lock on
+    ``.locks/<run-id>.computing``, which names this process (``pid host``). It never blocks
+    and never stops a run: where it cannot be taken, the run runs without it."""
+    path = _computing_file(out_dir, run_id)
+    fh = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - held until the run ends
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()} {socket.gethostname()}")
+        fh.flush()
+    except OSError as exc:  # a read-only folder, or held already: status cannot tell, no more
+        log.debug("no computing lock on %s (%s)", path, exc)
+        if fh is not None:
+            fh.close()
+        fh = None
+    try:
+        yield
+    finally:
+        if fh is not None:
+            with suppress(OSError):  # removed while held: no file stays behind
+                path.unlink()
+            fh.close()
+
+
+def computing_holder(out_dir: Path, run_id: str) -> tuple[str, str] | None:
+    """``(pid, host)`` of the live process computing the run now (:func:`computing`), None
+    when none is (the kernel drops the lock of a process that died)."""
+    try:
+        fh = open(_computing_file(out_dir, run_id))  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                return None
+            pid, _, host = fh.read().strip().partition(" ")
+            return pid or "?", host
+        return None  # nobody holds it (closing the file lets go of ours)
