@@ -1,12 +1,13 @@
 """Helpers for the injected-fault tests: ``bench`` run in this process, the records on disk
 and the check that every finished one is kept byte for byte, no temporary file left, the
-one line a command stops with, and a fake run that writes its record through the real
+one line a command stops with (and, refused, that it wrote nothing), and a fake run that writes its record through the real
 store.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,32 @@ def one_line(err: str, *phrases: str) -> str:
     for phrase in phrases:
         assert phrase in lines[0], lines[0]
     return lines[0]
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``root`` (links not followed): (size, mtime in ns) of a file,
+    ``(-1, 0)`` of anything else; equal before and after a command that wrote nothing."""
+    out = {}
+    for path in root.rglob("*"):
+        st = path.lstat()
+        out[str(path.relative_to(root))] = ((st.st_size, st.st_mtime_ns) if path.is_file()
+                                            else (-1, 0))
+    return out
+
+
+def assert_refused(code: int | None, err: str, phrase: str, caplog, recwarn,
+                   beside: str | None = None) -> None:
+    """A command refused as a user error: a non-zero exit and one ``bench: error:`` line
+    naming ``phrase`` (lines starting with ``beside`` may stand next to it), no traceback,
+    no usage text, and no warning logged or shown (each would be more lines on stderr)."""
+    lines = [ln for ln in err.splitlines() if not (beside and ln.startswith(beside))]
+    assert code not in (0, None), f"exit {code}: {err}"
+    assert len(lines) == 1 and lines[0].startswith("bench: error:"), err
+    assert phrase in lines[0], lines[0]
+    assert "Traceback" not in err and "usage:" not in err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    shown = [w for w in recwarn if issubclass(w.category, UserWarning)]
+    assert not shown, [str(w.message) for w in shown]
 
 
 @pytest.fixture()

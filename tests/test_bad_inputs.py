@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleqbench.bench.cli import main as cli
+from faults_support import assert_refused, bench, tree
 
 R = ["run", "--out", "{tmp}/exp-new", "--limit-train", "40", "--limit-eval", "20",
      "--epochs", "1", "--no-report"]
@@ -191,16 +191,6 @@ CASES: list[tuple[str, list[str], str]] = [
 
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``root``: (size, mtime in ns), and every folder."""
-    out = {}
-    for path in root.rglob("*"):
-        st = path.lstat()
-        out[str(path.relative_to(root))] = (st.st_size if path.is_file() else -1,
-                                            st.st_mtime_ns if path.is_file() else 0)
-    return out
-
-
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory, cache_dir) -> Path:
     """The folders and files the cases point at (made once; each case checks they stay)."""
@@ -236,24 +226,13 @@ def layout(tmp_path_factory, cache_dir) -> Path:
 def test_bad_input(argv, phrase, layout, cache_dir, capsys, caplog, monkeypatch, recwarn):
     monkeypatch.chdir(layout)  # a default output (results/...) would land here and be seen
     argv = [a.replace("{tmp}", str(layout)) for a in argv]
-    before = _tree(layout)
+    before = tree(layout)
     caplog.set_level(logging.WARNING)
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:  # argparse's own exit, after its one line
-        code = exc.code
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    if argv[:1] and argv[0] in ("leaderboard", "report") and "--strict" in argv:
-        lines = [ln for ln in lines if not ln.startswith("bench: warning:")]
-    assert code not in (0, None), f"exit {code}: {err}"
-    assert len(lines) == 1 and lines[0].startswith("bench: error:"), err
-    assert phrase in lines[0], lines[0]
-    assert "Traceback" not in err and "usage:" not in err
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
-    shown = [w for w in recwarn if issubclass(w.category, UserWarning)]
-    assert not shown, [str(w.message) for w in shown]  # each would be lines on stderr
-    assert _tree(layout) == before, "a rejected command wrote into its folders"
+    code = bench(*argv)  # argparse's own exit (after its one line) is its exit code
+    strict = argv[:1] and argv[0] in ("leaderboard", "report") and "--strict" in argv
+    assert_refused(code, capsys.readouterr().err, phrase, caplog, recwarn,
+                   beside="bench: warning:" if strict else None)
+    assert tree(layout) == before, "a rejected command wrote into its folders"
     assert not Path("/sys/scaleqbench-exp").exists()
 
 

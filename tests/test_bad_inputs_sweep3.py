@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from scaleqbench.bench.cli import main as cli
-
-from faults_support import TINY, bench, fake_runs  # noqa: F401 - fake_runs: a fixture
+from faults_support import (  # noqa: F401 - fake_runs: a fixture
+    TINY, assert_refused, bench, fake_runs, tree)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,16 +96,6 @@ CASES: list[tuple[str, list[str], str]] = [
 ]
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every entry under ``root`` (links not followed): (size, mtime in ns) of a file."""
-    out = {}
-    for path in root.rglob("*"):
-        st = path.lstat()
-        out[str(path.relative_to(root))] = ((st.st_size, st.st_mtime_ns) if path.is_file()
-                                            else (-1, 0))
-    return out
-
-
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory, cache_dir) -> Path:
     from scaleqbench.bench.launch.sweep import save_sweep
@@ -133,19 +122,12 @@ def layout(tmp_path_factory, cache_dir) -> Path:
 def test_refused(argv, phrase, layout, cache_dir, capsys, caplog, monkeypatch, recwarn):
     monkeypatch.chdir(layout)
     argv = [a.replace("{tmp}", str(layout)) for a in argv]
-    before, cached = _tree(layout), _tree(cache_dir)
+    before, cached = tree(layout), tree(cache_dir)
     caplog.set_level(logging.WARNING)
     code = bench(*argv, "--quiet")
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    assert code not in (0, None), f"exit {code}: {err}"
-    assert len(lines) == 1 and lines[0].startswith("bench: error:"), err
-    assert phrase in lines[0], lines[0]
-    assert "Traceback" not in err and "usage:" not in err
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
-    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
-    assert _tree(layout) == before, "a refused command wrote into its folders"
-    assert _tree(cache_dir) == cached, "a refused command wrote into the dataset cache"
+    assert_refused(code, capsys.readouterr().err, phrase, caplog, recwarn)
+    assert tree(layout) == before, "a refused command wrote into its folders"
+    assert tree(cache_dir) == cached, "a refused command wrote into the dataset cache"
 
 
 def test_the_third_sweep_holds_at_least_50_distinct_inputs():

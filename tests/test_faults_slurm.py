@@ -12,7 +12,7 @@ import pytest
 from scaleqbench.bench.launch import job as job_module
 from scaleqbench.bench.errors import LauncherError
 from scaleqbench.bench.launch.slurm import SlurmLauncher
-from scaleqbench.bench.launch.slurm import load_jobs
+from scaleqbench.bench.store.ownership import load_jobs
 from scaleqbench.bench.launch.sweep import load_sweep, run_states, sweep_file
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.store.record import RunRecord

@@ -14,7 +14,7 @@ import pytest
 from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench.launch.job import running_here
 from scaleqbench.bench.launch.local import LocalLauncher
-from scaleqbench.bench.launch.slurm import load_jobs
+from scaleqbench.bench.store.ownership import load_jobs, owner
 from scaleqbench.bench.launch.sweep import save_sweep, sweep_status
 from scaleqbench.bench.run.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
 from scaleqbench.bench.spec import RunSpec
@@ -75,13 +75,26 @@ def test_a_local_run_takes_its_run_over_from_earlier_slurm_jobs(tmp_path):
     with running_here(tmp_path, a.run_id):
         pass
     assert list(load_jobs(tmp_path)) == [b.run_id]  # bench status no longer asks Slurm of a
-    assert RunStore(tmp_path).owner(a.run_id) == ""
+    assert owner(tmp_path, a.run_id) == ""
     local = RunRecord.for_spec(a, status="ok", test_acc=0.5)
     assert RunStore(tmp_path).write_job(local)
     late = RunRecord.for_spec(a, status="ok", job_id="100_0", test_acc=0.9)
     assert not RunStore(tmp_path).write_job(late)  # the earlier job no longer owns the run
     assert RunStore(tmp_path).current(a.run_id).test_acc == 0.5
     assert RunStore(tmp_path).write_job(RunRecord.for_spec(b, status="ok", job_id="100_1"))
+
+
+def test_a_later_submission_keeps_a_run_taken_over_locally(tmp_path):
+    """Submitting other runs later rewrites the jobs file: a run taken over locally stays
+    taken over, so its earlier job, requeued by Slurm, still may not write."""
+    fake, a, b, c = FakeSlurm(), spec(0), spec(1), spec(2)
+    submit(fake, tmp_path, [a, b])
+    with running_here(tmp_path, a.run_id):
+        pass
+    submit(fake, tmp_path, [c])  # a new job for another run of the folder
+    assert owner(tmp_path, a.run_id) == "" and owner(tmp_path, c.run_id)
+    late = RunRecord.for_spec(a, status="ok", job_id="100_0", test_acc=0.9)
+    assert not RunStore(tmp_path).write_job(late)
 
 
 def test_collect_while_a_run_computes_here_says_so(tmp_path, capsys):

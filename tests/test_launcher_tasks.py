@@ -21,7 +21,8 @@ from scaleqbench.bench.run.pause import PAUSE_AFTER_EPOCH, PAUSE_DIR
 from scaleqbench.bench.store.checkpoint import last_checkpoint_path
 from scaleqbench.bench.launch.local import LocalLauncher
 from scaleqbench.bench.store.run_store import RunStore
-from scaleqbench.bench.launch.slurm import SlurmLauncher, load_jobs
+from scaleqbench.bench.launch.slurm import SlurmLauncher
+from scaleqbench.bench.store.ownership import load_jobs
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.launch.sweep import save_sweep
 

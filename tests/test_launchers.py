@@ -22,7 +22,8 @@ from scaleqbench.bench.launch.registry import LAUNCHERS
 from scaleqbench.bench.launch.sweep import settle_sweep, sweep_status
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.run_store import RunStore, unfinished_record
-from scaleqbench.bench.launch.slurm import SlurmLauncher, classify, job_logs, load_jobs
+from scaleqbench.bench.launch.slurm import SlurmLauncher, classify, job_logs
+from scaleqbench.bench.store.ownership import load_jobs
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.launch.sweep import run_states, save_sweep
 

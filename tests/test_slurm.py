@@ -16,7 +16,7 @@ import pytest
 
 from scaleqbench.bench.launch.sweep import sweep_status
 from scaleqbench.bench.store.run_store import RunStore
-from scaleqbench.bench.launch.slurm import load_jobs
+from scaleqbench.bench.store.ownership import load_jobs
 
 # pause, slurm_cluster (module-scoped, autouse): fixtures, found by pytest under these names
 from slurm_support import (

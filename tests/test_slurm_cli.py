@@ -18,7 +18,7 @@ import pytest
 from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench.launch.api import SchedulerUnavailable
 from scaleqbench.bench.store.run_store import RunStore
-from scaleqbench.bench.launch.slurm import load_jobs
+from scaleqbench.bench.store.ownership import load_jobs
 from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
 
 TINY = ["--methods", "cnn", "--limit-train", "40", "--limit-eval", "20", "--epochs", "1",

@@ -40,6 +40,26 @@ def test_precedence_defaults_pyproject_file_flags(tmp_path):
     assert params["signal_delay_s"] == cfg.signal_delay_s
 
 
+BOM = "\ufeff"  # the byte-order mark some editors put at the start of a UTF-8 file
+
+
+def test_config_files_saved_with_a_byte_order_mark_read_as_without_one(tmp_path):
+    project = tmp_path / "pyproject.toml"
+    project.write_text(BOM + '[tool.scaleqbench.slurm]\npartition = "cpu"\nmem = "8G"\n',
+                       encoding="utf-8")
+    assert project.read_bytes().startswith(b"\xef\xbb\xbf")
+    from_project = load_slurm_config(None, project_file=project)
+    assert (from_project.partition, from_project.mem) == ("cpu", "8G")  # not left out
+    cfg_file = tmp_path / "slurm.toml"
+    cfg_file.write_text(BOM + '[slurm]\npartition = "gpu"\ncpus_per_job = 3\n',
+                        encoding="utf-8")
+    cfg = load_slurm_config(cfg_file, project_file=project)
+    assert (cfg.partition, cfg.mem, cfg.cpus_per_job) == ("gpu", "8G", 3)
+    cfg_file.write_bytes(b"\xff\xfe[\x00s\x00")  # UTF-16: one line, not a traceback
+    with pytest.raises(BadArgumentError, match="cannot read launcher config"):
+        load_slurm_config(cfg_file, project_file=project)
+
+
 def test_a_config_is_frozen_data():
     cfg = SlurmConfig()
     with pytest.raises(AttributeError):

@@ -5,6 +5,7 @@ naming the file and the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -13,10 +14,15 @@ import pytest
 from scaleqbench.bench.cli import main as cli
 from scaleqbench.bench.cli.cmd_run import sweep_specs
 from scaleqbench.bench.cli.sweep_file import FileProblems, read_sweep_file, run_settings
+from scaleqbench.bench.errors import BadArgumentError
+from scaleqbench.bench.published.table_files import load_table
 from scaleqbench.bench.store.run_store import RunStore
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
 TINY = ["--epochs", "1", "--limit-train", "40", "--limit-eval", "20", "--quiet", "--no-report"]
+
+
+BOM = "\ufeff"  # the byte-order mark some editors put at the start of a UTF-8 file
 
 
 def doc_files() -> dict[str, str]:
@@ -139,6 +145,33 @@ def test_the_docs_table_file_runs(tmp_path, cache_dir, capsys):
     assert all(r.ok and r.recipe["batch_size"] == 32 for r in records)
     md = (out / "reproduce.md").read_text()
     assert "## all training images" in md and "## 1,000 training images" in md
+
+
+def test_a_sweep_file_saved_with_a_byte_order_mark_reads_as_without_one(tmp_path):
+    text = doc_files()["# sweep.toml"]
+    plain = read_sweep_file(write(tmp_path, "plain.toml", text))
+    marked_path = tmp_path / "marked.toml"
+    marked_path.write_text(BOM + text, encoding="utf-8")  # as some editors save it
+    assert marked_path.read_bytes().startswith(b"\xef\xbb\xbf")
+    marked = read_sweep_file(marked_path)
+    assert marked.flags and marked.methods  # the file was read, not taken as empty
+    assert ((marked.flags, marked.methods, marked.datasets, marked.recipe, marked.launcher)
+            == (plain.flags, plain.methods, plain.datasets, plain.recipe, plain.launcher))
+    # what is not TOML is still said to be so, byte-order mark or not
+    broken = tmp_path / "broken.toml"
+    broken.write_text(BOM + "seeds = [0\n", encoding="utf-8")
+    with pytest.raises(BadArgumentError, match="broken.toml: not TOML"):
+        read_sweep_file(broken)
+
+
+def test_a_table_file_saved_with_a_byte_order_mark_reads_as_without_one(tmp_path):
+    text = doc_files()["# my-table.toml"]
+    plain = load_table(str(write(tmp_path, "plain-table.toml", text)))
+    marked = tmp_path / "marked-table.toml"
+    marked.write_text(BOM + text, encoding="utf-8")
+    read = load_table(str(marked))
+    assert read.file == str(marked) and plain.columns
+    assert dataclasses.replace(read, file=plain.file) == plain
 
 
 BAD_TABLE = """

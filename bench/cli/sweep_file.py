@@ -96,7 +96,8 @@ class _Problems:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark that some editors write is dropped (tomllib refuses it)
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise BadArgumentError(f"--config {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

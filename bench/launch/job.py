@@ -31,8 +31,8 @@ import torch
 from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.run.train import run_one
-from scaleqbench.bench.store.locks import computing
-from scaleqbench.bench.store.run_store import RunStore
+from scaleqbench.bench.store.locks import computing, run_lock
+from scaleqbench.bench.store.ownership import not_owner, take_over
 
 __all__ = ["SweepJob", "job_context", "owns", "running_here"]
 
@@ -68,11 +68,11 @@ def job_context() -> dict:
 
 
 def owns(out_dir: str | Path, run_id: str, job_id: str) -> bool:
-    """Whether the job ``job_id`` owns the run (:meth:`RunStore.not_owner`), so that it may
-    compute it; when not, one line says so, naming the run's owner."""
-    store = RunStore(out_dir)
-    with store.run_lock(run_id):
-        why = store.not_owner(run_id, job_id)
+    """Whether the job ``job_id`` owns the run
+    (:func:`~scaleqbench.bench.store.ownership.not_owner`), so that it may compute it; when
+    not, one line says so, naming the run's owner."""
+    with run_lock(Path(out_dir), run_id):
+        why = not_owner(out_dir, run_id, job_id)
     if why:
         log.warning("run %s: %s; this task leaves it alone (nothing trained, nothing written)",
                     run_id, why)
@@ -83,7 +83,7 @@ def owns(out_dir: str | Path, run_id: str, job_id: str) -> bool:
 def running_here(out_dir: str | Path, run_id: str) -> Iterator[None]:
     """Around a run computed without a job: it takes the run over from earlier jobs and
     holds its computing lock (see the module docstring)."""
-    RunStore(out_dir).take_over(run_id)
+    take_over(out_dir, run_id)
     with computing(Path(out_dir), run_id):
         yield
 

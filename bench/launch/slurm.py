@@ -24,79 +24,47 @@ with what to change, and recorded as ``cancelled``: nothing would ever end it ot
 ``bench status`` shows each pending task's reason, and that line.
 
 ``jobs.json`` also says which job *owns* each run
-(:meth:`~scaleqbench.bench.store.run_store.RunStore.not_owner`): a task of an earlier
+(:mod:`~scaleqbench.bench.store.ownership`): a task of an earlier
 submission that Slurm requeued by itself exits without training or writing.
 
-Everything that talks to the cluster sits behind :class:`SlurmScheduler`
-(:class:`~bench.slurm_scheduler.SubmititScheduler` on a real cluster, a fake
-in the tests).
+Everything that talks to the cluster sits behind
+:class:`~scaleqbench.bench.launch.slurm_scheduler.SlurmScheduler`
+(:class:`~scaleqbench.bench.launch.slurm_scheduler.SubmititScheduler` on a real
+cluster, a fake in the tests).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import submitit
 from tqdm.auto import tqdm
 
 from scaleqbench.bench.errors import BadArgumentError
 from scaleqbench.bench.launch.api import ENDED, RunState, SchedulerUnavailable, Submission
-from scaleqbench.bench.store.atomic_io import atomic_write_text
+from scaleqbench.bench.store.ownership import load_jobs, note_submitted
 from scaleqbench.bench.store.record import RunRecord
-from scaleqbench.bench.store.run_store import JOBS_FILE, RunStore, unfinished_record
+from scaleqbench.bench.store.run_store import RunStore, unfinished_record
 from scaleqbench.bench.launch.slurm_config import FIELDS, SlurmConfig, config_of_options
 from scaleqbench.bench.launch.slurm_pending import Blocked, never_starts, progress, status_detail
-from scaleqbench.bench.launch.slurm_scheduler import SubmititScheduler
+from scaleqbench.bench.launch.slurm_scheduler import SlurmScheduler, SubmititScheduler
 from scaleqbench.bench.store.end_states import classify
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.launch.sweep import log_tail
 
-__all__ = ["SlurmLauncher", "SlurmScheduler", "classify", "job_logs", "load_jobs"]
+__all__ = ["SlurmLauncher", "classify", "job_logs"]
 
 log = logging.getLogger(__name__)
 
 
-class SlurmScheduler(Protocol):
-    """What the launcher asks of a Slurm cluster."""
-
-    def submit(self, jobs: Sequence[Callable[[], object]], folder: Path, config: SlurmConfig,
-               name: str) -> list[str]:
-        """Submit the jobs as one array; their job ids (raises LauncherError)."""
-
-    def states(self, job_ids: Iterable[str]) -> dict[str, str]:
-        """``{job_id: Slurm state}``, a pending job's with its reason (``PENDING
-        (Resources)``); raises SchedulerUnavailable when Slurm cannot say."""
-
-    def cancel(self, job_ids: Iterable[str]) -> None:
-        """Cancel the jobs; raises SchedulerUnavailable when Slurm cannot."""
-
-
 def slurm_folder(out_dir: Path) -> Path:
     return Path(out_dir) / "slurm"
-
-
-def jobs_file(out_dir: Path) -> Path:
-    return Path(out_dir) / JOBS_FILE
-
-
-def load_jobs(out_dir: Path) -> dict[str, dict]:
-    """``{run_id: {"job_id": ..., "attempts": [...]}}`` of an experiment (empty when none)."""
-    try:
-        jobs = json.loads(jobs_file(out_dir).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {rid: e for rid, e in jobs.items() if isinstance(e, dict) and e.get("job_id")}
-
-
-def _save_jobs(out_dir: Path, jobs: dict[str, dict]) -> None:
-    atomic_write_text(jobs_file(out_dir), json.dumps(jobs, indent=2) + "\n")
 
 
 def job_logs(out_dir: Path, job_id: str) -> tuple[str, str]:
@@ -139,12 +107,7 @@ class SlurmLauncher:
         job_ids = self.scheduler.submit(self._jobs(groups, out_dir, command), folder,
                                         self.config, f"bench-{Path(out_dir).name}")
         by_run = {s.run_id: j for group, j in zip(groups, job_ids) for s in group}
-        registry = load_jobs(out_dir)
-        for spec in specs:
-            entry = registry.setdefault(spec.run_id, {"attempts": []})
-            entry["job_id"] = by_run[spec.run_id]
-            entry.setdefault("attempts", []).append(by_run[spec.run_id])
-        _save_jobs(out_dir, registry)
+        note_submitted(out_dir, {spec.run_id: by_run[spec.run_id] for spec in specs})
         arrays = sorted({j.split("_")[0] for j in job_ids})
         runs = f" ({len(specs)} runs)" if len(groups) != len(specs) else ""
         summary = f"submitted {len(groups)} task(s){runs} as Slurm job {', '.join(arrays)}"

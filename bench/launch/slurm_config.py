@@ -175,10 +175,11 @@ def _coerce(values: dict[str, Any], origin: str) -> dict[str, Any]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text())
+        # utf-8-sig: a byte-order mark that some editors write is dropped (tomllib refuses it)
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise BadArgumentError(f"launcher config {path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BadArgumentError(f"cannot read launcher config {path}: {exc}") from None
     if "tool" in data:
         return data.get("tool", {}).get("scaleqbench", {}).get("slurm", {})
@@ -282,7 +283,7 @@ def check_slurm_device(device: str, config: SlurmConfig) -> str:
 
 def _has_table(pyproject: Path) -> bool:
     try:
-        data = tomllib.loads(pyproject.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8-sig"))  # as _read_toml
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
     return "slurm" in data.get("tool", {}).get("scaleqbench", {})

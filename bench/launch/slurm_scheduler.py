@@ -11,7 +11,7 @@ then with states frozen at the moment the controller stopped: a job would look
 and the launcher follows the runs from their records until it answers again.
 
 This is the only module that runs Slurm commands; tests replace it with a fake
-(:class:`scaleqbench.bench.launch.slurm.SlurmScheduler` is the interface).
+(:class:`SlurmScheduler` is the interface).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
@@ -33,7 +34,22 @@ from scaleqbench.bench.errors import LauncherError
 from scaleqbench.bench.launch.api import SchedulerUnavailable
 from scaleqbench.bench.launch.slurm_config import SlurmConfig
 
-__all__ = ["SubmititScheduler"]
+__all__ = ["SlurmScheduler", "SubmititScheduler"]
+
+
+class SlurmScheduler(Protocol):
+    """What the launcher asks of a Slurm cluster."""
+
+    def submit(self, jobs: Sequence[Callable[[], object]], folder: Path, config: SlurmConfig,
+               name: str) -> list[str]:
+        """Submit the jobs as one array; their job ids (raises LauncherError)."""
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """``{job_id: Slurm state}``, a pending job's with its reason (``PENDING
+        (Resources)``); raises SchedulerUnavailable when Slurm cannot say."""
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        """Cancel the jobs; raises SchedulerUnavailable when Slurm cannot."""
 
 
 def _last_line(text: str) -> str:

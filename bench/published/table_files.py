@@ -254,7 +254,8 @@ def load_table(name: str) -> Table:
     if is_table_file(name):
         path = Path(name)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            # utf-8-sig: a byte-order mark that some editors write is dropped (tomllib refuses it)
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise BadArgumentError(f"table file {path} does not exist") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

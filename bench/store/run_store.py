@@ -24,19 +24,14 @@ job.** The job writes through :meth:`RunStore.write_job`, which refuses in that
 case; the launcher through :meth:`RunStore.settle`, which keeps a record the job
 managed to write first. Both check and write under the run's lock.
 
-Ownership. A run's job can outlive the launch that made it: a task Slurm requeued by
-itself after it was settled as ``node failed`` starts again later, while a newer
-launch has submitted another job for the run. Only the run's *owner* writes its
-record: the job that the launcher named last for it in ``slurm/jobs.json``
-(:data:`JOBS_FILE`, which the launcher writes when it submits). A job that no longer
-owns its run neither trains (its launcher checks :meth:`RunStore.not_owner` at its
-start) nor writes (:meth:`RunStore.write_job` checks again, under the run's lock).
+Ownership. A job writes a run's record only while it owns the run: the job its launcher
+submitted last for it (:mod:`.ownership`). :meth:`RunStore.write_job` checks that too,
+under the same lock.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import secrets
@@ -52,15 +47,11 @@ from scaleqbench.bench.errors import (
 from scaleqbench.bench.spec import RunSpec
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.store.locks import ExperimentLock, run_lock
+from scaleqbench.bench.store.ownership import refusal
 from scaleqbench.bench.store.record import RunRecord
 from scaleqbench.bench.store.rescue import unwritten_record_error
 
-__all__ = ["JOBS_FILE", "RunStore", "set_aside", "unfinished_record",
-           "writable_folder"]
-
-#: where a launcher that submits jobs names the job that owns each run now (``{run_id:
-#: {"job_id": ..., "attempts": [...]}}``, relative to the experiment folder)
-JOBS_FILE = Path("slurm") / "jobs.json"
+__all__ = ["RunStore", "set_aside", "unfinished_record", "writable_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -224,69 +215,20 @@ class RunStore:
 
     def write_job(self, record: RunRecord) -> bool:
         """Write the record of the job ``record.job_id``, unless that job may no longer write
-        it (:meth:`refusal`); False when refused. A run in this process (no job id) always
+        it (:func:`~.ownership.refusal`); False when refused. A run in this process (no job id) always
         writes."""
         if not record.job_id:  # nothing settles an in-process run behind its back
             self.write(record)
             return True
         with self.run_lock(record.run_id):
-            why = self.refusal(record.run_id, record.job_id)
+            why = refusal(self.folder, record.run_id, record.job_id,
+                          lambda: self.current(record.run_id))
             if why:
                 log.warning("run %s: %s; its record stands, this result is dropped",
                             record.run_id, why)
                 return False
             self.write(record)
             return True
-
-    def owner(self, run_id: str) -> str | None:
-        """The job that owns the run now: the latest one a launcher submitted for it
-        (:data:`JOBS_FILE`); ``""`` when a run without a job (a local one) took it over
-        (:meth:`take_over`); None when no launcher ever submitted one (anyone may write)."""
-        entry = self._jobs().get(run_id)
-        if not isinstance(entry, dict):
-            return None
-        return str(entry.get("job_id") or "")
-
-    def take_over(self, run_id: str) -> None:
-        """A run computed without a job (locally) owns the run from now on: no job submitted
-        for it earlier may write its record. Its entry keeps its attempts."""
-        with self.run_lock(run_id):
-            jobs = self._jobs()
-            entry = jobs.get(run_id)
-            if isinstance(entry, dict) and entry.get("job_id"):
-                jobs[run_id] = {k: v for k, v in entry.items() if k != "job_id"}
-                atomic_write_text(self.folder / JOBS_FILE, json.dumps(jobs, indent=2) + "\n")
-
-    def _jobs(self) -> dict:
-        try:
-            jobs = json.loads((self.folder / JOBS_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
-        return jobs if isinstance(jobs, dict) else {}
-
-    def not_owner(self, run_id: str, job_id: str) -> str | None:
-        """Why the job ``job_id`` does not own the run (another job does, or a run without a
-        job took it over); None when it does, or when no launcher names an owner."""
-        owner = self.owner(run_id)
-        if owner is None or owner == job_id:
-            return None
-        return (f"job {job_id} no longer owns the run: "
-                + (f"job {owner} does (the latest submitted for it)" if owner
-                   else "a run without a job (a local one) took it over"))
-
-    def refusal(self, run_id: str, job_id: str) -> str | None:
-        """Why the job ``job_id`` may not write the run's record (None: it may): it does not
-        own the run (:meth:`not_owner`), or a launcher settled this job's run already (see
-        the module docstring). Its caller holds the run's lock."""
-        why = self.not_owner(run_id, job_id)
-        if why:
-            return why
-        current = self.current(run_id)
-        if current is not None and current.settled_by and current.job_id == job_id:
-            return (f"job {job_id} ended for the {current.settled_by} launcher (recorded "
-                    f"{current.outcome}) before this process finished (re-run the sweep to "
-                    "retry the run)")
-        return None
 
     def settle(self, spec: RunSpec, job_id: str, record: RunRecord) -> RunRecord:
         """Write ``record`` (:func:`unfinished_record`) for a job that ended, unless a record

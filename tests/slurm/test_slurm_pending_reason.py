@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from scaleqbench.bench.launch.slurm import load_jobs
+from scaleqbench.bench.store.ownership import load_jobs
 from scaleqbench.bench.store.run_store import RunStore
 
 # slurm_cluster (module-scoped, autouse): a fixture, found by pytest under this name
