@@ -14,7 +14,8 @@ from scaleqbench.bench.run.perf import format_perf_table, method_label, run_perf
 from scaleqbench.bench.run.perf_isolated import run_perf_isolated
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
-           "peak_mem_def", "device", "input"}
+           "peak_mem_def", "device", "input", "gflop", "fft_gflop", "gflop_per_s"}
+BUSY_COLUMNS = {"train_step_busy_s", "contention_ratio", "neighbour_threads"}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,10 @@ def test_one_row_per_method_and_size_with_every_column(rows):
         assert r["train_step_s"] > 0 and r["infer_img_per_s"] > 0
         assert math.isnan(r["peak_mem_mb"]) or r["peak_mem_mb"] >= 0
         assert r["device"].startswith("cpu") and r["peak_mem_def"] == "RSS growth"
+        assert r["gflop"] > 0 and 0 <= r["fft_gflop"] < r["gflop"]
+        assert r["gflop_per_s"] == pytest.approx(r["gflop"] / r["train_step_s"])
+    # the fast Fourier layers are GEMMs on real spectra; the per-ring reference resizes by FFT
+    assert all(r["fft_gflop"] == 0 for r in rows[:4]) and rows[4]["fft_gflop"] > 0
     # the reference implementation is the same model: same parameter count
     assert rows[2]["params"] == rows[4]["params"]
 
@@ -44,6 +49,7 @@ def test_table_lists_every_row(rows):
     assert lines[0].split()[:3] == ["method", "size", "batch"]
     assert sum("fourier[impl=reference]" in ln for ln in lines) == 2
     assert "1.00x" in table
+    assert "GFLOP/s" in lines[0] and "busy_step_s" not in lines[0]
 
 
 def test_json_is_written_atomically(rows, tmp_path):

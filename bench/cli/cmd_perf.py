@@ -1,4 +1,5 @@
-"""``bench perf``: median training-step time and peak memory per method and size.
+"""``bench perf``: median training-step time, counted work and its rate, and peak memory per
+method and size (``--contention``: also beside a busy neighbour process).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
     sizes, chosen, allocs = check_perf_args(args, perf.ALLOCATORS)
     opts = dict(batch=args.batch, repeats=args.repeats, warmup=args.warmup, config=args.config,
                 in_channels=args.channels, device=str(pick_device(args.device)),
-                progress=not quiet(args), input=args.input, canvas=args.canvas)
+                progress=not quiet(args), input=args.input, canvas=args.canvas,
+                contention=args.contention)
     check_perf_memory(chosen, sizes, **{k: opts[k] for k in (
         "batch", "config", "in_channels", "device", "input", "canvas")})
     with refused_allocation():

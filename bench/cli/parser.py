@@ -249,6 +249,9 @@ def _perf(p: argparse.ArgumentParser) -> None:
                         "script runs) and/or the CLI's allocator tuning (tuned), interleaved")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --allocator: fresh processes per measurement (medians over them)")
+    p.add_argument("--contention", action="store_true",
+                   help="also time every step beside a busy neighbour process computing on as "
+                        "many threads, and report the slowdown (busy / quiet step time)")
 
 
 #: sub-command -> (its one-line help, the function that adds its options); the order of

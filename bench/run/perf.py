@@ -5,9 +5,16 @@ For every ``(method, create() overrides)`` and every input size, one row::
     method          label: the name, plus "[k=v,...]" when overrides are given
     size, batch     the input is (batch, in_channels, size, size)
     params          parameter count
-    train_step_s    median over ``repeats`` timed steps (after ``warmup`` untimed ones) of
+    train_step_s    median over ``repeats`` timed rounds (after ``warmup`` untimed steps) of
                     forward + backward + optimizer step, with the method's own loss
-                    (``recipes.loss_for(name, config)``) and optimiser (its recipe for ``config``)
+                    (``recipes.loss_for(name, config)``) and optimiser (its recipe for
+                    ``config``); each round times one step of every method in turn
+    gflop           the step's counted work in 10^9 floating-point operations, forward and
+                    backward (:mod:`bench.run.flops`: PyTorch's FLOP counter, matrix products
+                    and convolutions, plus the FFTs at 5 N log2 N per complex transform of
+                    length N); counted in a step of its own, untimed
+    fft_gflop       the FFTs' part of ``gflop``
+    gflop_per_s     gflop / train_step_s: the achieved rate
     infer_img_per_s batch / median time of one forward pass in eval mode, no grad
     peak_mem_mb     measured in one further training step of its own, after the timed ones
                     (the measurement must not perturb the timing); one definition per
@@ -29,6 +36,14 @@ For every ``(method, create() overrides)`` and every input size, one row::
     input           the input policy: under ``pad`` / ``upsample`` a size-s image reaches
                     the model on the ``canvas`` (``published``: each method's own policy)
 
+With ``contention=True`` (``bench perf --contention``) every round also times one step of
+every method while a busy neighbour process computes on as many threads
+(:mod:`bench.run.contention`), and rows carry::
+
+    train_step_busy_s  median over rounds of that step's time
+    contention_ratio   median over rounds of busy step time / quiet step time (the slowdown)
+    neighbour_threads  the neighbour's thread count
+
 Inputs are band-limited random images (``fourier_resize`` of noise) with random
 labels: timing does not depend on the data. Timings are wall-clock medians;
 compare methods only within one run (the machine may be shared). Steps run in fp32
@@ -43,10 +58,10 @@ import gc
 import json
 import logging
 import os
-import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +71,12 @@ from tqdm.auto import tqdm
 from scaleqbench import methods
 from scaleqbench.bench.run import recipes
 from scaleqbench.bench.store.atomic_io import atomic_write_text
+from scaleqbench.bench.run.contention import BusyNeighbour
 from scaleqbench.bench.run.cpu_memory import release_free_heap
 from scaleqbench.bench.run.devices import numerics, synchronize
 from scaleqbench.bench.spec_parsing import format_method
 from scaleqbench.bench.run.optimizer import build_optimizer
+from scaleqbench.bench.run.perf_rounds import Subject, measure_size
 from scaleqbench.datasets.scaling import fourier_resize, to_canvas
 from scaleqbench.methods.protocol import HoldsWorkspace
 
@@ -124,20 +141,6 @@ class _RssPeak:
         return (self.peak - self.base) / 2**20 if self.available else float("nan")
 
 
-def _median_time(fn: Callable[[], None], repeats: int, warmup: int,
-                 sync: Callable[[], None]) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _batch(g: torch.Generator, batch: int, in_channels: int, num_classes: int, size: int,
            policy: str, canvas: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Band-limited random images of ``size`` pixels on the ``canvas`` under ``policy``, and
@@ -148,12 +151,9 @@ def _batch(g: torch.Generator, batch: int, in_channels: int, num_classes: int, s
     return x, y
 
 
-def _measure(model: torch.nn.Module, loss_fn, opt, x: torch.Tensor, y: torch.Tensor,
-             repeats: int, warmup: int, dev: torch.device) -> tuple[float, float, float]:
-    """``(train step s, peak memory MB, inference s)`` of one model on one batch (the
-    columns of the module docstring)."""
-    sync = lambda: synchronize(dev)  # noqa: E731
-
+def _subject(label: str, model: torch.nn.Module, loss_fn, opt, x: torch.Tensor,
+             y: torch.Tensor, dev: torch.device) -> Subject:
+    """The step, inference and memory measurement of one model on one batch."""
     def step() -> None:
         loss, _ = loss_fn(model, x, y)
         opt.zero_grad(set_to_none=True)
@@ -164,31 +164,29 @@ def _measure(model: torch.nn.Module, loss_fn, opt, x: torch.Tensor, y: torch.Ten
         with torch.no_grad():
             model(x)
 
-    model.train()
-    for _ in range(warmup):
-        step()
-    sync()
-    train_s = _median_time(step, repeats, 0, sync)
-    # memory in one further step of its own: the sampler thread and the heap trim it
-    # needs (see _RssPeak) would otherwise be timed too
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    if isinstance(model, HoldsWorkspace):
-        model.empty_cache()  # buffers kept for the next step count as the step's too
-    with _RssPeak() as rss:
-        step()
-        sync()
-    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else rss.growth_mb
-    model.eval()
-    return train_s, peak, _median_time(infer, repeats, warmup, sync)
+    def memory() -> float:
+        # in a step of its own: the sampler thread and the heap trim it needs (see _RssPeak)
+        # would otherwise be timed too
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        if isinstance(model, HoldsWorkspace):
+            model.empty_cache()  # buffers kept for the next step count as the step's too
+        with _RssPeak() as rss:
+            step()
+            synchronize(dev)
+        return torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else rss.growth_mb
+
+    return Subject(label, model, step, infer, memory)
 
 
 def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
              batch: int = 128, repeats: int = 5, warmup: int = 2, config: str = "mnist",
              in_channels: int = 1, num_classes: int = 10, device: str = "cpu",
              progress: bool = True, seed: int = 0, input: str = "native",
-             canvas: int | None = None) -> list[dict[str, Any]]:
-    """Measure every (method, size); see the module docstring for the columns."""
+             canvas: int | None = None, contention: bool = False) -> list[dict[str, Any]]:
+    """Measure every (method, size); see the module docstring for the columns. The methods
+    of one size are measured in alternating rounds (:mod:`bench.run.perf_rounds`);
+    ``contention``: each round also times every step beside a busy neighbour process."""
     if repeats < 1 or warmup < 0 or batch < 1:
         raise ValueError("need repeats >= 1, warmup >= 0 and batch >= 1")
     dev = torch.device(device)
@@ -197,49 +195,66 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     methods_, sizes = list(methods_), [int(s) for s in sizes]
     canvas = canvas or max(sizes)
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(methods_) * len(sizes), desc="perf", disable=not progress, leave=False)
-    with numerics("fp32", deterministic=False):  # as bench run's default precision
+    bar = tqdm(total=len(sizes), desc="perf", disable=not progress, leave=False)
+    with numerics("fp32", deterministic=False), \
+            (BusyNeighbour(torch.get_num_threads()) if contention else nullcontext()) as nb:
+        built = []
         for name, kwargs in methods_:
-            label = method_label(name, kwargs)
-            g = torch.Generator().manual_seed(seed)
             torch.manual_seed(seed)
             model = methods.create(name, in_channels=in_channels, num_classes=num_classes,
                                    config=config, **kwargs).to(dev)
-            params = sum(p.numel() for p in model.parameters())
-            loss_fn = recipes.loss_for(name, config)
             opt, _ = build_optimizer(model, recipes.recipe_for(name, config))
             policy = methods.get_method(name).input if input == "published" else input
-            for size in sizes:
-                bar.set_postfix_str(f"{label} @ {size}")
-                x, y = _batch(g, batch, in_channels, num_classes, size, policy, canvas, dev)
-                train_s, peak, infer_s = _measure(model, loss_fn, opt, x, y, repeats, warmup, dev)
-                rows.append({"method": label, "size": size, "batch": batch, "params": params,
-                             "train_step_s": train_s, "infer_img_per_s": batch / infer_s,
-                             "peak_mem_mb": peak, "peak_mem_def": PEAK_MEMORY.get(dev.type, ""),
+            g = torch.Generator().manual_seed(seed)
+            batches = {s: _batch(g, batch, in_channels, num_classes, s, policy, canvas, dev)
+                       for s in sizes}
+            built.append((method_label(name, kwargs), model, recipes.loss_for(name, config),
+                          opt, policy, batches))
+        for size in sizes:
+            bar.set_postfix_str(f"size {size}")
+            subjects = [_subject(label, model, loss_fn, opt, *batches[size], dev)
+                        for label, model, loss_fn, opt, _, batches in built]
+            got = measure_size(subjects, repeats, warmup, dev, nb)
+            for mi, ((label, model, _, _, policy, _), m) in enumerate(zip(built, got)):
+                infer_s = m.pop("infer_s")
+                rows.append({"_order": (mi, sizes.index(size)), "method": label, "size": size, "batch": batch,
+                             "params": sum(p.numel() for p in model.parameters()),
+                             **m, "infer_img_per_s": batch / infer_s,
+                             "peak_mem_def": PEAK_MEMORY.get(dev.type, ""),
                              "device": dev_name, "input": policy})
-                log.info("perf %s size %d: step %.3f s, %.0f img/s", label, size, train_s,
-                         batch / infer_s)
-                bar.update()
-            del model, opt
+                log.info("perf %s size %d: step %.3f s, %.1f GFLOP/s", label, size,
+                         m["train_step_s"], m["gflop_per_s"])
+            bar.update()
+        del built
     bar.close()
-    return rows
+    rows.sort(key=lambda r: r["_order"])  # one method's sizes together, in the given orders
+    return [{k: v for k, v in r.items() if k != "_order"} for r in rows]
 
 
 def format_perf_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table, one line per row, plus each method's step time relative to the first."""
+    """A plain-text table, one line per row, plus each method's step time relative to the first
+    (and, where measured, the work, its rate and the slowdown beside a busy neighbour)."""
     allocs = any("allocator" in r for r in rows)
-    header = ["method", "size", "batch", "params", "train_step_s", "infer_img/s",
-              _memory_header(rows), "vs_first"] + (["allocator", "vs_alloc"] if allocs else [])
+    busy = any("contention_ratio" in r for r in rows)
+    nan = float("nan")
+    header = (["method", "size", "batch", "params", "train_step_s", "GFLOP", "GFLOP/s",
+               "infer_img/s", _memory_header(rows), "vs_first"]
+              + (["busy_step_s", "vs_quiet"] if busy else [])
+              + (["allocator", "vs_alloc"] if allocs else []))
     first: dict[int, float] = {}
     lines = []
     for r in rows:
         first.setdefault(r["size"], r["train_step_s"])
-        rel = r["train_step_s"] / first[r["size"]] if first[r["size"]] else float("nan")
+        rel = r["train_step_s"] / first[r["size"]] if first[r["size"]] else nan
         lines.append([r["method"], str(r["size"]), str(r["batch"]), f"{r['params']:,}",
-                      f"{r['train_step_s']:.3f}", f"{r['infer_img_per_s']:.0f}",
+                      f"{r['train_step_s']:.3f}", f"{r.get('gflop', nan):.4g}",
+                      f"{r.get('gflop_per_s', nan):.1f}", f"{r['infer_img_per_s']:.0f}",
                       f"{r['peak_mem_mb']:.0f}", f"{rel:.2f}x"])
+        if busy:
+            lines[-1] += [f"{r.get('train_step_busy_s', nan):.3f}",
+                          f"{r.get('contention_ratio', nan):.2f}x"]
         if allocs:
-            lines[-1] += [str(r.get("allocator", "")), f"{r.get('alloc_ratio', float('nan')):.3f}x"]
+            lines[-1] += [str(r.get("allocator", "")), f"{r.get('alloc_ratio', nan):.3f}x"]
     widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h)
               for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
@@ -247,7 +262,12 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
     out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(ln) for ln in lines]
     if rows:
         out.append(f"device: {rows[0]['device']}; vs_first: train step time / that of the "
-                   "first method at the same size")
+                   "first method at the same size; GFLOP: counted per step (forward and "
+                   "backward, FFTs included)")
+        if busy:
+            out.append(f"busy_step_s: the step beside a busy {rows[0].get('neighbour_threads')}"
+                       "-thread neighbour process; vs_quiet: median over rounds of busy / "
+                       "quiet step time")
         if allocs:
             out.append(f"each row: median of {rows[0].get('rounds', 1)} fresh process(es); "
                        "vs_alloc: median over rounds of step time / that of the first "

@@ -2,22 +2,28 @@
 
 Given the input's real spectrum and the instance norm's affine (``gamma``, ``beta``)
 per grid and map, :class:`GridRings` takes every grid's mean and variance from the
-spectrum (:mod:`methods.fourier.moments`), synthesises every evaluation grid,
-applies ``act(scale * grid + shift)`` and the max-pool, and analyses the rings each
-grid contributes (see :mod:`methods.fourier.nonlinearity` for the definition)
-straight into the output spectrum.
+spectrum (:mod:`methods.fourier.moments`), synthesises every evaluation grid of
+``scale * x + shift`` (the affine is applied to the ``k x k`` spectrum: the constant basis
+function is 1 on every grid, so it commutes with the synthesis), applies ``act`` and the
+max-pool, and analyses the rings each grid contributes (see
+:mod:`methods.fourier.nonlinearity` for the definition) straight into the output spectrum.
 
 Why a function of its own: written with ordinary tensor ops, every stage
 materialises a full stack of grids (hundreds of MB per layer), and autograd keeps
 several of them (the grids, the affine output, the activation output) and
 streams each through memory again in backward. Here the maps are processed in
-chunks whose grids stay in cache, only the raw grids are kept for backward, and
-backward recomputes the affine, the activation and the pooling from them chunk
-by chunk. The moments live inside too, so that neither they nor their gradients
+chunks whose grids stay in cache, and only one grid-sized tensor per chunk is kept for
+backward (the activations for ReLU, whose sign is the mask; the pre-activations
+otherwise). Backward takes the gradient at the pre-activations back to the ``k x k``
+spectra at once (``G = S^T g S``) and reads the norm's gradients there:
+``sum g * grid = <G, x>`` and ``sum g = G[0, 0]``, so no grid-sized product or reduction
+is formed. The moments live inside too, so that neither they nor their gradients
 ever need a full-size tensor: the only large ones are the output spectrum and the
 input gradient, from the model's :class:`~methods.fourier.workspace.Workspace`.
-The result is the same function with the same gradient (tested against the
-per-ring reference to float64 precision); it is only once differentiable.
+On the CPU whole slices of maps are the tasks of a few single-threaded workers
+(:mod:`methods.fourier.parallel`: one join per layer, not one per operation). The result
+is the same function with the same gradient (tested against the per-ring reference to
+float64 precision); it is only once differentiable.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from torch.autograd.function import once_differentiable
 
 from scaleqbench.methods.fourier.chunking import chunk_slices
 from scaleqbench.methods.fourier.moments import band_energy, band_energy_backward
+from scaleqbench.methods.fourier.parallel import even_slices, run_tasks, task_count, workers
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["GridRings"]
@@ -60,23 +67,36 @@ def _unpool(grad: torch.Tensor, y: torch.Tensor, pooled: torch.Tensor, pool: int
     return (hit * (grad[:, :, None, :, :, None] / count)).view(r, size, c, size)
 
 
-def _synthesise(grp, xs: torch.Tensor, c: int) -> torch.Tensor:
-    """Grids ``(R, M, c, M)`` ([r, u, i, v]) of ``c`` maps from their spectra ``xs`` ``(k, k * c)``
-    ([a, (b, i)]).
+def _synthesise(grp, xr: torch.Tensor, c: int) -> torch.Tensor:
+    """Grids ``(R, M, c, M)`` ([r, u, i, v]) of ``c`` maps from their spectra ``xr``
+    ``(R, k, k * c)`` ([r, a, (b, i)], one spectrum per grid: the norm's affine folded in).
 
-    ``S_r X S_r^T``: the left factors of the whole stack in one 2-D product (no broadcast
-    copies of the spectrum), the right ones as one batched product over (grid, row).
+    ``S_r X_r S_r^T``: the left factors as one batched product over the stack, the right ones
+    as one batched product over (grid, row).
     """
     r, size, k = grp.dims
-    left = (grp.synth_cat @ xs).view(r * size, k, c)  # [(r, u), b, i]
+    left = torch.bmm(grp.synth_stack, xr).view(r * size, k, c)  # [(r, u), b, i]
     return torch.bmm(left.transpose(1, 2), grp.synth_t_rows).view(r, size, c, size)
 
 
 def _synthesise_t(grp, g_grids: torch.Tensor, c: int) -> torch.Tensor:
-    """Transpose of :func:`_synthesise`: ``sum_r S_r^T G_r S_r`` as ``(k, k * c)`` ([a, (b, i)])."""
+    """Transpose of :func:`_synthesise`: ``S_r^T G_r S_r`` per grid, ``(R, k, k, c)``."""
     r, size, k = grp.dims
     right = torch.bmm(grp.synth_t_rows, g_grids.view(r * size, c, size).transpose(1, 2))
-    return grp.synth_cat_t @ right.view(r * size, k * c)  # the sum over r is in the product
+    return torch.bmm(grp.synth_stack_t, right.view(r, size, k * c)).view(r, k, k, c)
+
+
+def _affine_spectra(xs: torch.Tensor, sc: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
+    """``(R, k, k * c)``: the spectrum of ``scale * grid + shift`` on every grid of a stack.
+
+    The affine commutes with the synthesis (the constant basis function is 1 on every grid),
+    so it is applied to the ``k x k`` spectrum instead of the ``M x M`` grid, inside the copy
+    that makes the chunk contiguous anyway.
+    """
+    k, _, c = xs.shape
+    xr = torch.mul(xs[None], sc[:, None, None, :])
+    xr[:, 0, 0] += sh
+    return xr.view(-1, k, k * c)
 
 
 def _analyse(grp, yp: torch.Tensor, z: torch.Tensor, sl: slice) -> None:
@@ -117,12 +137,45 @@ def _analyse_t(grp, gz: torch.Tensor, sl: slice, mo: int) -> torch.Tensor:
     return torch.baddbmm(g_yp.view(r, mo * c, mo), g_right, grp.ring_rows).view(r, mo, c, mo)
 
 
+def _activation_grad(g_yp: torch.Tensor, held: torch.Tensor, pool: int, act,
+                     relu: bool) -> torch.Tensor:
+    """Gradient at the pre-activation grids of a chunk from that at its pooled activations;
+    ``held`` is what forward kept: the activations (relu) or the pre-activations."""
+    if relu:
+        if pool > 1:
+            g_yp = _unpool(g_yp, held, _pool(held, pool), pool)
+        return torch.ops.aten.threshold_backward(g_yp, held, 0)
+    with torch.enable_grad():
+        p = held.detach().requires_grad_()
+        yp = _pool(act(p), pool)
+    return torch.autograd.grad(yp, p, g_yp)[0]
+
+
 def _affine(mean: torch.Tensor, sq: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
             eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The instance norm as an affine map per grid: ``(scale, shift)``, each ``(grids, N)``."""
     var = (sq - mean.square()).clamp_min(0.0)
     scale = gamma * torch.rsqrt(var + eps)
     return scale, beta - mean * scale
+
+
+def _tasks(plan, nb: int, budget: int, device) -> tuple[list[slice], int]:
+    """The slices of maps that :func:`~methods.fourier.parallel.run_tasks` hands out, each about
+    one chunk of the largest stack, and how many workers take them."""
+    n_workers = workers(device)
+    per_map = max(r * size * size for r, size, _ in (g.dims for g in plan.groups))
+    return list(even_slices(nb, task_count(nb * per_map, budget, n_workers))), n_workers
+
+
+def _chunks(plan, task: slice, budget: int):
+    """``(group, its first grid's row of scale / shift, chunk of maps)`` of one task, in
+    evaluation order: every stack's chunks of the task's maps."""
+    r0 = 0
+    for grp in plan.groups:
+        r, size, _ = grp.dims
+        for sl in chunk_slices(task.stop - task.start, r * size * size, budget):
+            yield grp, r0, slice(task.start + sl.start, task.start + sl.stop)
+        r0 += r
 
 
 class GridRings(torch.autograd.Function):
@@ -153,39 +206,39 @@ class GridRings(torch.autograd.Function):
         z4 = workspace_empty(ws, (k_out, k_out, bsz, ch), spec).zero_()
         z = z4.view(k_out, k_out, nb)
         keep = any(ctx.needs_input_grad[:3])
-        saved = []  # per group, per chunk: the raw grids (R, M, c, M), when backward will run
-        r0 = 0
-        for grp in plan.groups:
-            r, size, k = grp.dims
-            sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
-            kept = []
-            for sl in chunk_slices(nb, r * size * size, budget):
+        tasks, n_workers = _tasks(plan, nb, budget, spec.device)
+        saved: list[list[list[torch.Tensor]]] = [[] for _ in tasks]  # [task][group][chunk]
+
+        def work(t: int) -> None:  # one slice of maps through every grid (disjoint z columns)
+            for grp, r0, sl in _chunks(plan, tasks[t], budget):
+                r, size, k = grp.dims
                 c = sl.stop - sl.start
-                grids = _synthesise(grp, spec[:k, :k, sl].reshape(k, k * c), c)
-                if keep:
-                    kept.append(grids)
-                pre = torch.addcmul(sh[:, None, sl, None], grids, sc[:, None, sl, None])
-                _analyse(grp, _pool(_activate(pre, act, relu), pool), z, sl)
-            saved.append(kept)
-            r0 += r
+                sc, sh = scale[r0:r0 + r, sl], shift[r0:r0 + r, sl]
+                pre = _synthesise(grp, _affine_spectra(spec[:k, :k, sl], sc, sh), c)
+                y = _activate(pre, act, relu)  # in place for relu: y > 0 exactly where pre > 0
+                if keep:  # what backward needs of the grids: see _activation_grad
+                    saved[t].append(y if relu else pre)
+                _analyse(grp, _pool(y, pool), z, sl)
+
+        run_tasks(work, len(tasks), n_workers)
         ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.budget = plan, pool, act, relu, budget
-        ctx.eps, ctx.ws, ctx.norm = eps, ws, gamma is not None
+        ctx.eps, ctx.ws, ctx.norm, ctx.tasks = eps, ws, gamma is not None, tasks
         # the grids go through save_for_backward too, not onto ctx: what autograd keeps for
         # backward is then visible to saved-tensor hooks (bench perf's memory estimate)
-        ctx.chunks = [len(kept) for kept in saved]
+        ctx.chunks = [len(held) for held in saved]
         ctx.save_for_backward(spec4, gamma, beta, sq, scale, shift,
-                              *(g for kept in saved for g in kept))
+                              *(g for held in saved for g in held))
         return z4
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gz4):
         spec4, gamma, beta, sq, scale, shift, *flat = ctx.saved_tensors
-        grids_of, start = [], 0
+        held_of, start = [], 0
         for n in ctx.chunks:
-            grids_of.append(flat[start:start + n])
+            held_of.append(flat[start:start + n])
             start += n
-        plan, pool, act, relu = ctx.plan, ctx.pool, ctx.act, ctx.relu
+        plan, pool, act, relu, tasks = ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.tasks
         k_full, _, bsz, ch = spec4.shape
         nb, kin = bsz * ch, plan.kin
         spec = spec4.reshape(k_full, k_full, nb)[:kin, :kin]
@@ -194,31 +247,23 @@ class GridRings(torch.autograd.Function):
         g_spec = g_spec4.view(k_full, k_full, nb)
         g_scale = torch.zeros_like(scale) if ctx.norm else None
         g_shift = torch.zeros_like(shift) if ctx.norm else None
-        r0 = 0
-        for grp, kept in zip(plan.groups, grids_of):
-            r, size, k = grp.dims
-            sc, sh = scale[r0:r0 + r], shift[r0:r0 + r]
-            for sl, grids in zip(chunk_slices(nb, r * size * size, ctx.budget), kept):
-                c = sl.stop - sl.start
-                g_yp = _analyse_t(grp, gz, sl, size // pool)
-                # recompute the affine, activation and pooling of this chunk from its grids
-                pre = torch.addcmul(sh[:, None, sl, None], grids, sc[:, None, sl, None])
-                if relu:
-                    if pool > 1:
-                        y = torch.relu(pre)
-                        g_yp = _unpool(g_yp, y, _pool(y, pool), pool)
-                    g_pre = torch.ops.aten.threshold_backward(g_yp, pre, 0)
+
+        def work(t: int) -> None:  # the transpose of forward's task t (disjoint map columns)
+            for (grp, r0, sl), held in zip(_chunks(plan, tasks[t], ctx.budget), held_of[t]):
+                r, size, k = grp.dims
+                g_pre = _activation_grad(_analyse_t(grp, gz, sl, size // pool), held, pool,
+                                         act, relu)
+                # everything else through the k x k spectra: G_r = S_r^T g_pre S_r
+                g = _synthesise_t(grp, g_pre, sl.stop - sl.start)
+                if ctx.norm:  # <g_pre, grid> = <G_r, X>, sum g_pre = G_r[0, 0]
+                    g_scale[r0:r0 + r, sl] = (g * spec[:k, :k, sl]).sum(dim=(1, 2))
+                    g_shift[r0:r0 + r, sl] = g[:, 0, 0]
+                if r == 1:  # one grid per stack (the default): no temporary
+                    g_spec[:k, :k, sl].addcmul_(g[0], scale[r0, sl])
                 else:
-                    with torch.enable_grad():
-                        p = pre.detach().requires_grad_()
-                        yp = _pool(act(p), pool)
-                    g_pre, = torch.autograd.grad(yp, p, g_yp)
-                if ctx.norm:  # without a norm, scale and shift are constants
-                    g_scale[r0:r0 + r, sl] = (g_pre * grids).sum(dim=(1, 3))
-                    g_shift[r0:r0 + r, sl] = g_pre.sum(dim=(1, 3))
-                g_grids = g_pre.mul_(sc[:, None, sl, None])
-                g_spec[:k, :k, sl] += _synthesise_t(grp, g_grids, c).view(k, k, c)
-            r0 += r
+                    g_spec[:k, :k, sl] += (g * scale[r0:r0 + r, None, None, sl]).sum(0)
+
+        run_tasks(work, len(tasks), workers(spec.device))
         g_gamma = g_beta = None
         if ctx.norm:
             # the small (grids, N) algebra of the norm by autograd; the moments' own

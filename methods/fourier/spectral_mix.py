@@ -9,6 +9,7 @@ between the real basis and the half spectrum row pair by row pair, so that no
 full-size complex band, stacked copy or intermediate gradient is ever
 materialised: the only large tensors are the output and, in backward, the input
 gradient, and both come from the model's :class:`~methods.fourier.workspace.Workspace`.
+On the CPU the runs of row pairs are the tasks of :mod:`methods.fourier.parallel`.
 
 Derivation. Rows ``2f-1, 2f`` of the real spectrum are the ``cos``/``sin`` rows of
 ``f_y = f``, columns likewise for ``f_x``. With ``cc, cs, sc, ss`` the coefficients of
@@ -34,6 +35,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_slices
+from scaleqbench.methods.fourier.parallel import run_tasks, workers
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["SpectralMix"]
@@ -93,21 +95,29 @@ def _inner_forward(spec, w, pw, out, budget: int) -> None:
     out[0, 0] = re_a[0]
     out[0, 1:width:2] = re_a[1:]
     torch.neg(im_a[1:], out=out[0, 2:width:2])
-    for f0, f1 in _row_chunks(kmax, 4 * nk * bsz * max(spec.shape[3], co), budget):
-        nf = f1 - f0
-        x = _stack_pairs(spec, f0, f1, width).view(nf * 2 * nk, 2 * bsz, -1)
-        wr, wi = _weights(w[2 * f0 - 1:2 * f1 - 1], pw)
-        yr = torch.bmm(x, wr).view(nf, 2, nk, 2, bsz, co)
-        yi = torch.bmm(x, wi).view(nf, 2, nk, 2, bsz, co)
-        re_a, im_a = yr[:, 0, :, 0] + yi[:, 0, :, 1], yi[:, 0, :, 0] - yr[:, 0, :, 1]
-        re_b, im_b = yr[:, 1, :, 0] - yi[:, 1, :, 1], yi[:, 1, :, 0] + yr[:, 1, :, 1]
-        o = out[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, co)
-        oc, os_ = o[:, 0], o[:, 1]
-        s_re, d_im = re_a + re_b, im_b - im_a
-        oc[:, 0], oc[:, 1::2] = s_re[:, 0], s_re[:, 1:]
-        os_[:, 0], os_[:, 1::2] = d_im[:, 0], d_im[:, 1:]
-        torch.add(im_a[:, 1:], im_b[:, 1:], out=oc[:, 2::2]).neg_()
-        torch.sub(re_b[:, 1:], re_a[:, 1:], out=os_[:, 2::2])
+    chunks = _row_chunks(kmax, 4 * nk * bsz * max(spec.shape[3], co), budget)
+    # each run of row pairs writes its own rows of out: one task each (methods.fourier.parallel)
+    run_tasks(lambda t: _pairs_forward(spec, w, pw, out, *chunks[t]), len(chunks),
+              workers(spec.device))
+
+
+def _pairs_forward(spec, w, pw, out, f0: int, f1: int) -> None:
+    """Rows ``2 f0 - 1 .. 2 f1 - 2`` of :func:`_inner_forward`."""
+    width, nf = w.shape[0], f1 - f0
+    nk, bsz, co = (width + 1) // 2, spec.shape[2], w.shape[-1]
+    x = _stack_pairs(spec, f0, f1, width).view(nf * 2 * nk, 2 * bsz, -1)
+    wr, wi = _weights(w[2 * f0 - 1:2 * f1 - 1], pw)
+    yr = torch.bmm(x, wr).view(nf, 2, nk, 2, bsz, co)
+    yi = torch.bmm(x, wi).view(nf, 2, nk, 2, bsz, co)
+    re_a, im_a = yr[:, 0, :, 0] + yi[:, 0, :, 1], yi[:, 0, :, 0] - yr[:, 0, :, 1]
+    re_b, im_b = yr[:, 1, :, 0] - yi[:, 1, :, 1], yi[:, 1, :, 0] + yr[:, 1, :, 1]
+    o = out[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, co)
+    oc, os_ = o[:, 0], o[:, 1]
+    s_re, d_im = re_a + re_b, im_b - im_a
+    oc[:, 0], oc[:, 1::2] = s_re[:, 0], s_re[:, 1:]
+    os_[:, 0], os_[:, 1::2] = d_im[:, 0], d_im[:, 1:]
+    torch.add(im_a[:, 1:], im_b[:, 1:], out=oc[:, 2::2]).neg_()
+    torch.sub(re_b[:, 1:], re_a[:, 1:], out=os_[:, 2::2])
 
 
 def _input_grad(gyr, gyi, rows, pw) -> torch.Tensor:
@@ -188,13 +198,24 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
     bsz, ci, co = spec.shape[2], spec.shape[3], w.shape[-1]
     g_wr = torch.view_as_real(g_w) if g_w is not None else None
     _row0_backward(spec, w, pw, g_out, g_spec, g_wr, g_pw)
-    for f0, f1 in _row_chunks(kmax, 4 * nk * bsz * max(ci, co), budget):
+    chunks = _row_chunks(kmax, 4 * nk * bsz * max(ci, co), budget)
+    # each task writes its own rows of g_spec and g_w; its share of g_pw is summed after
+    parts = [torch.zeros_like(g_pw) if g_pw is not None else None for _ in chunks]
+
+    def task(t: int) -> None:
+        f0, f1 = chunks[t]
         rows = slice(2 * f0 - 1, 2 * f1 - 1)
         gyr, gyi = _pair_output_grads(g_out[rows, :width], nk)
         x = _stack_pairs(spec, f0, f1, width).view(-1, 2 * bsz, ci)
-        _mix_backward(x, w[rows], pw, gyr, gyi, g_wr[rows] if g_wr is not None else None, g_pw)
+        _mix_backward(x, w[rows], pw, gyr, gyi, g_wr[rows] if g_wr is not None else None,
+                      parts[t])
         if g_spec is not None:
             _unstack_pairs(_input_grad(gyr, gyi, w[rows], pw), g_spec[rows, :width])
+
+    run_tasks(task, len(chunks), workers(spec.device))
+    for part in parts:
+        if part is not None:
+            g_pw += part
 
 
 def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw) -> None:

@@ -1,5 +1,5 @@
-"""The training-cost figure of a report: step time, throughput and peak memory vs input size,
-from ``bench perf``'s JSON."""
+"""The training-cost figure of a report: step time, achieved FLOP rate, throughput and peak
+memory vs input size, from ``bench perf``'s JSON."""
 
 from __future__ import annotations
 
@@ -23,11 +23,15 @@ def _panels(df: pd.DataFrame) -> list[tuple[str, str]]:
         panels.append(("infer_img_per_s", "inference throughput (img/s)"))
     if "peak_mem_mb" in df.columns:
         panels.append(("peak_mem_mb", "peak memory (MiB)"))
+    if "gflop_per_s" in df.columns:  # bench perf's counted work per second of a step
+        df["gflop_per_s"] = pd.to_numeric(df.gflop_per_s, errors="coerce")
+        panels.append(("gflop_per_s", "achieved GFLOP/s (training step)"))
     return [(c, lab) for c, lab in panels if (df[c] > 0).any()]
 
 
 def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:
-    """Training-step time per image and inference throughput vs input size (``bench perf``)."""
+    """Training-step time per image, achieved GFLOP/s (where measured), inference throughput and
+    peak memory vs input size (``bench perf``)."""
     if perf is None or perf.empty:
         return None
     df = perf.copy()

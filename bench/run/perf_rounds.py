@@ -1,0 +1,97 @@
+"""``bench perf``'s measurement of several methods at one input size, in alternating rounds.
+
+Every method's model, loss, optimiser and batch are set up first (:class:`Subject`) and
+warmed up; then each timed round takes one training step of every method in turn (and,
+with a :class:`~bench.run.contention.BusyNeighbour`, one more of every method while the
+neighbour computes), so that a shared machine's changing load falls on all methods alike.
+The step time is the median over rounds; the contention ratio the median over rounds of
+the busy step's time over the quiet one's of the same round. After the rounds, each
+method's work is counted in one further step (:func:`~bench.run.flops.count_flops`: the
+counter slows what it watches, so it is never timed), its memory measured in another
+(``bench.run.perf``'s docstring) and its inference timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from scaleqbench.bench.run.contention import BusyNeighbour
+from scaleqbench.bench.run.devices import synchronize
+from scaleqbench.bench.run.flops import count_flops
+
+__all__ = ["Subject", "measure_size"]
+
+
+@dataclass
+class Subject:
+    """One method under measurement at one size: its training step and inference pass."""
+
+    label: str
+    model: torch.nn.Module
+    step: Callable[[], None]  # forward + backward + optimizer step on the batch
+    infer: Callable[[], None]  # one forward pass, eval mode, no grad
+    memory: Callable[[], float]  # peak memory (MB) of one further step
+
+
+def _timed(fn: Callable[[], None], sync: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def _rounds(subjects: list[Subject], repeats: int, sync, neighbour: BusyNeighbour | None
+            ) -> tuple[list[list[float]], list[list[float]]]:
+    """Step times per subject, quiet and (with a neighbour) busy, one of each per round."""
+    quiet: list[list[float]] = [[] for _ in subjects]
+    busy: list[list[float]] = [[] for _ in subjects]
+    for _ in range(repeats):
+        for i, s in enumerate(subjects):
+            quiet[i].append(_timed(s.step, sync))
+        if neighbour is not None:
+            with neighbour.busy():
+                for i, s in enumerate(subjects):
+                    busy[i].append(_timed(s.step, sync))
+    return quiet, busy
+
+
+def measure_size(subjects: list[Subject], repeats: int, warmup: int, dev: torch.device,
+                 neighbour: BusyNeighbour | None = None) -> list[dict[str, Any]]:
+    """One dict per subject: ``train_step_s``, ``infer_s`` (median time of one forward pass),
+    ``gflop``, ``fft_gflop``, ``gflop_per_s``, ``peak_mem_mb`` and, with a neighbour,
+    ``train_step_busy_s``, ``contention_ratio`` and ``neighbour_threads``."""
+    sync = lambda: synchronize(dev)  # noqa: E731
+    for s in subjects:
+        s.model.train()
+        for _ in range(warmup):
+            s.step()
+        if neighbour is not None and warmup:
+            with neighbour.busy():  # a first step under load may differ too
+                s.step()
+    sync()
+    quiet, busy = _rounds(subjects, repeats, sync, neighbour)
+    out = []
+    med = statistics.median
+    for i, s in enumerate(subjects):
+        flops, fft = count_flops(s.step)
+        step_s = med(quiet[i])
+        row = {"train_step_s": step_s, "gflop": flops / 1e9, "fft_gflop": fft / 1e9,
+               "gflop_per_s": flops / 1e9 / step_s if step_s > 0 else float("nan"),
+               "peak_mem_mb": s.memory()}
+        if neighbour is not None:
+            row.update(train_step_busy_s=med(busy[i]), neighbour_threads=neighbour.threads,
+                       contention_ratio=med(b / q for b, q in zip(busy[i], quiet[i])))
+        s.model.eval()
+        for _ in range(warmup):
+            s.infer()
+        sync()
+        row["infer_s"] = med(_timed(s.infer, sync) for _ in range(repeats))
+        s.model.train()
+        out.append(row)
+    return out

@@ -1,0 +1,53 @@
+"""``bench perf --contention``: the busy neighbour starts, computes when told, stops; rows carry
+the slowdown. Behaviour only: no timing is asserted."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scaleqbench.bench.run.contention import BusyNeighbour
+from scaleqbench.bench.run.perf import format_perf_table, run_perf
+from test_perf import BUSY_COLUMNS, COLUMNS
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_neighbour_computes_inside_busy_and_is_gone_after_close():
+    with BusyNeighbour(1, size=64) as nb:
+        assert nb.is_alive() and nb.threads == 1
+        with nb.busy():  # returns once the child said it is computing
+            assert nb.is_alive()
+        with nb.busy():  # it can be made busy again
+            pass
+        pid = nb.pid
+    assert not nb.is_alive()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc here")
+def test_the_neighbour_spends_cpu_time_while_busy():
+    """Inside ``busy`` its CPU time grows (read from /proc: the loop ends once it has)."""
+    with BusyNeighbour(1, size=64) as nb:
+        with nb.busy():
+            start = _cpu_seconds(nb.pid)
+            while _cpu_seconds(nb.pid) == start:
+                pass
+        assert _cpu_seconds(nb.pid) > start
+
+
+def test_contention_rows_carry_the_slowdown_and_the_table_shows_it():
+    rows = run_perf([("cnn", {}), ("fourier", {})], sizes=[8], batch=2, repeats=1, warmup=0,
+                    config="quick", progress=False, contention=True)
+    assert [r["method"] for r in rows] == ["cnn", "fourier"]
+    for r in rows:
+        assert set(r) == COLUMNS | BUSY_COLUMNS
+        assert r["train_step_busy_s"] > 0 and r["contention_ratio"] > 0
+        assert r["neighbour_threads"] >= 1
+    header = format_perf_table(rows).splitlines()[0]
+    assert "busy_step_s" in header and "vs_quiet" in header
