@@ -25,6 +25,7 @@ from leaderboard_support import run_cli, t_bounds, table, TINY
 
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
+SCHEMA3 = Path(__file__).resolve().parent / "fixtures" / "schema3"  # the 0.1.0 reference
 
 
 SCHEMA0 = Path(__file__).resolve().parent / "fixtures" / "schema0" / "mnist-res-quick"
@@ -77,18 +78,34 @@ def test_schema0_records_are_read(capsys):
 
 
 def test_the_committed_reference_records_are_read(capsys):
-    """One row per committed record (one seed each), none failed, none left out. Records
-    written before per-image outcomes have no one-seed interval and no rank: said, not a
-    crash; only the best of each column is bold (no test can tie another with it)."""
+    """The committed reference (three seeds of every method): one row per method, each with
+    its three runs, a Student-t interval on every metric, a rank range from the paired tests
+    over seeds, and ties bold."""
     assert run_cli("leaderboard", REFERENCE, "--strict") == 0
     out = capsys.readouterr().out
     rows = table(out)
-    assert len(rows) == len(list((REFERENCE / "runs").glob("*.json"))) >= 6
+    assert len(rows) * 3 == len(list((REFERENCE / "runs").glob("*.json"))) == 36
+    assert {r["runs"] for r in rows} == {"3 runs, 0 failed"}
+    for column in ("test acc (%)", "scale consist. (%)", "equiv. err", "logit inv. err"):
+        assert all("[" in r[column] and "[—]" not in r[column] for r in rows), column
+    assert all(r["rank"] != "—" for r in rows)
+    assert sum(r["test acc (%)"].startswith("**") for r in rows) > 1  # ties with the best
+    assert any("–" in r["rank"] for r in rows) and "paired t-test over seeds" in out
+
+
+def test_records_of_version_0_1_0_are_read_without_intervals_or_ranks(capsys):
+    """Records written before per-image outcomes (one seed each) have no one-seed interval
+    and no rank: said, not a crash; only the best of each column is bold (no test can tie
+    another with it)."""
+    assert run_cli("leaderboard", SCHEMA3, "--strict") == 0
+    out = capsys.readouterr().out
+    rows = table(out)
+    assert len(rows) == len(list((SCHEMA3 / "runs").glob("*.json"))) == 12
     assert {r["runs"] for r in rows} == {"1 run, 0 failed"}
-    if all("[—]" in r["test acc (%)"] for r in rows):
-        assert {r["rank"] for r in rows} == {"—"}
-        assert sum(r["test acc (%)"].startswith("**") for r in rows) == 1
-        assert "no comparison could be tested here" in out
+    assert all("[—]" in r["test acc (%)"] for r in rows)
+    assert {r["rank"] for r in rows} == {"—"}
+    assert sum(r["test acc (%)"].startswith("**") for r in rows) == 1
+    assert "no comparison could be tested here" in out
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +105,18 @@ def test_a_schema_3_record_reads_as_the_same_record():
     assert dataclasses.replace(back, path=None, provenance=None) == rec
     stored = json.loads(back.to_json())  # written back as the current schema
     assert stored["schema_version"] == SCHEMA_VERSION and "dataset" not in stored
+
+
+def test_the_committed_reference_run_is_todays_schema_and_computes_its_run_ids():
+    folder = Path(__file__).resolve().parents[1] / "results" / "reference" / "mnist-res-quick"
+    paths = sorted((folder / "runs").glob("*.json"))
+    assert len(paths) == 36
+    for path in paths:
+        assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+        rec = RunRecord.from_json(path.read_text(), path)
+        assert rec.ok and rec.spec.run_id == rec.run_id == path.stem
+    sweep = json.loads((folder / "sweep.json").read_text())["runs"]
+    assert sorted(RunSpec.from_json(d).run_id for d in sweep) == [p.stem for p in paths]
 
 
 def test_the_committed_records_are_read_not_rewritten():
