@@ -180,9 +180,19 @@ def test_a_torn_epoch_checkpoint_restarts_with_one_warning(tmp_path, fast, capsy
 
 # ---- signals (case 8) ------------------------------------------------------------------------
 
+@pytest.fixture()
+def default_dispositions():
+    """SIGTERM and SIGHUP as a shell started from a terminal leaves them (default), whatever
+    started pytest (``nohup`` ignores SIGHUP); put back afterwards."""
+    before = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, handler in before.items():
+        signal.signal(s, handler)
+
+
 @pytest.mark.parametrize("how, status", [("sigterm", 143), ("sighup", 129), ("ctrl-c", 130)])
-def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(how, status, tmp_path,
-                                                                       fake_runs, capsys):
+def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(
+        how, status, tmp_path, fake_runs, capsys, default_dispositions):
     out = tmp_path / "exp"
 
     def stop_second(spec, n):
@@ -206,6 +216,20 @@ def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(how, stat
     assert len(records(out)) == 3
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+
+
+def test_a_sweep_started_under_nohup_survives_a_hangup(tmp_path, fake_runs, capsys):
+    """SIGHUP ignored at the start (``nohup``) stays ignored: the hang-up reaches the
+    sweep while it runs and every run still finishes."""
+    out = tmp_path / "exp"
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        fake_runs["before"] = lambda spec, n: n == 2 and os.kill(os.getpid(), signal.SIGHUP)
+        assert bench("run", *TINY, "--seeds", "0-2", "--out", out) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert len(records(out)) == 3 and "interrupted" not in capsys.readouterr().out
 
 
 def test_sigterm_while_a_record_is_written_leaves_no_part_of_it(tmp_path, fake_runs,

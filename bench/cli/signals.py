@@ -3,7 +3,9 @@
 hint), with the shell's exit status for that signal (143, 129).
 
 Only the command line opts in (:func:`sigterm_interrupts`, around the sweep), and only in
-the main thread, where Python delivers signals; importing this module changes nothing.
+the main thread, where Python delivers signals; importing this module changes nothing. A
+signal the process was started ignoring stays ignored: ``nohup bench run ...`` must survive
+its terminal closing.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`; the previous handlers
-    are restored after it. Outside the main thread (no signal is delivered there) it does
-    nothing."""
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`, except one that is
+    ignored (``nohup``), which stays so; the previous handlers are restored after it.
+    Outside the main thread (no signal is delivered there) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _raise_terminated) for s in HANDLED}
+    previous = {s: signal.signal(s, _raise_terminated) for s in HANDLED
+                if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
