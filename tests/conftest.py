@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import torch
@@ -77,3 +78,13 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def default_dispositions():
+    """SIGTERM and SIGHUP as a shell started from a terminal leaves them (default), whatever
+    started pytest (``nohup`` ignores SIGHUP); put back after the test."""
+    before = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, handler in before.items():
+        signal.signal(s, handler)

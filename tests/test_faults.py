@@ -180,16 +180,6 @@ def test_a_torn_epoch_checkpoint_restarts_with_one_warning(tmp_path, fast, capsy
 
 # ---- signals (case 8) ------------------------------------------------------------------------
 
-@pytest.fixture()
-def default_dispositions():
-    """SIGTERM and SIGHUP as a shell started from a terminal leaves them (default), whatever
-    started pytest (``nohup`` ignores SIGHUP); put back afterwards."""
-    before = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
-    yield
-    for s, handler in before.items():
-        signal.signal(s, handler)
-
-
 @pytest.mark.parametrize("how, status", [("sigterm", 143), ("sighup", 129), ("ctrl-c", 130)])
 def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(
         how, status, tmp_path, fake_runs, capsys, default_dispositions):

@@ -223,7 +223,8 @@ def test_output_folders_and_files(tmp_path):
 
 # ---- SIGTERM, --quiet ---------------------------------------------------------------------------
 
-def test_sigterm_raises_an_interrupt_only_inside_and_the_handler_comes_back():
+def test_sigterm_raises_an_interrupt_only_inside_and_the_handler_comes_back(
+        default_dispositions):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated) as info:
         with sigterm_interrupts():
@@ -235,6 +236,17 @@ def test_sigterm_raises_an_interrupt_only_inside_and_the_handler_comes_back():
         with sigterm_interrupts():
             signal.raise_signal(signal.SIGHUP)
     assert exit_status(info.value) == 129  # the terminal went away: as the shell reports it
+
+
+def test_an_ignored_hangup_stays_ignored(default_dispositions):
+    """Started under ``nohup`` (SIGHUP ignored), the hang-up is no interrupt; SIGTERM still is."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with sigterm_interrupts():
+        signal.raise_signal(signal.SIGHUP)  # ignored: nothing happens
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        with pytest.raises(Terminated):
+            signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
 
 def test_quiet_hides_torch_warnings(monkeypatch, capsys):
