@@ -70,6 +70,34 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 1.0):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def job_alive(job_id: str) -> bool:
+    """Whether Slurm still lists the job (pending, running or requeued) in its queue."""
+    done = subprocess.run(["squeue", "-h", "-j", job_id.split("_")[0], "-o", "%i"],
+                          capture_output=True, text=True, timeout=30)
+    return bool(done.stdout.strip())
+
+
+def wait_for_job(predicate, job_id: str, what: str, grace: float = 60.0,
+                 cap: float = 3600.0, poll: float = 1.0):
+    """Wait for ``predicate`` while the job it depends on is in Slurm's queue: the event
+    waited for is the job's own progress, however slow the machine is. Fails when the job
+    has left the queue ``grace`` seconds without ``predicate`` holding, or after ``cap``
+    seconds (only a safety net against a job that never ends)."""
+    end, gone_since = time.monotonic() + cap, None
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        if job_alive(job_id):
+            gone_since = None
+        elif gone_since is None:
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since > grace:
+            raise AssertionError(f"job {job_id} left the queue without {what}")
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {cap:.0f} s waiting for {what}")
+
+
 def state_of(out: Path, method: str) -> str:
     return next(r["state"] for r in sweep_status(out) if r["method"] == method)
 

@@ -27,9 +27,10 @@ from scaleqbench.bench.store.ownership import load_jobs
 
 # pause, slurm_cluster (module-scoped, autouse): fixtures, found by pytest under these names
 from slurm_support import (
-    bench, pause, paused, release, SLURM, slurm_cluster, state_of, wait_for)
+    bench, pause, paused, release, SLURM, slurm_cluster, state_of, wait_for, wait_for_job)
 
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
+# the waits follow the jobs' own progress (wait_for_job); this is only a safety net
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture()
@@ -67,10 +68,12 @@ def test_a_job_signalled_for_requeue_resumes_from_its_checkpoint(tmp_path, cache
                  "--limit-eval", "40", "--quiet", "--no-report", "--cache-dir", str(cache_dir),
                  "--out", str(out), *SLURM, "--detach") == 0
     (run_id, entry), = load_jobs(out).items()
-    wait_for(lambda: paused(pause), 180, "the job to finish its first epoch and pause")
+    wait_for_job(lambda: paused(pause), entry["job_id"],
+                 "the job to finish its first epoch and pause")
     assert last_checkpoint_path(out, run_id).exists()
     subprocess.run(["scancel", "--signal=USR2", entry["job_id"]], check=True)
-    wait_for(lambda: RunStore(out).path(run_id).exists(), 300, "the requeued job's record")
+    wait_for_job(lambda: RunStore(out).path(run_id).exists(), entry["job_id"],
+                 "the requeued job's record")
     rec = RunStore(out).scan()[0][0]
     assert rec.ok, rec.error
     assert rec.slurm_restarts >= 1 and rec.resumed_from_epoch == 1
@@ -172,13 +175,14 @@ def test_a_task_of_four_runs_is_requeued_whole_and_resumes_all_four(tmp_path, ca
     jobs = load_jobs(out)
     assert len(jobs) == 4 and len({e["job_id"] for e in jobs.values()}) == 1
     job_id = next(iter(jobs.values()))["job_id"]
-    wait_for(lambda: len(paused(pause)) == 4, 300, "all four runs to finish epoch 1 and pause")
+    wait_for_job(lambda: len(paused(pause)) == 4, job_id,
+                 "all four runs to finish epoch 1 and pause")
     assert sorted(paused(pause)) == sorted(jobs)
     assert all(last_checkpoint_path(out, run_id).exists() for run_id in jobs)
     assert not RunStore(out).scan()[0], "a run ended before the signal"
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
-    wait_for(lambda: all(RunStore(out).path(run_id).exists() for run_id in jobs), 420,
-             "the requeued task's four records")
+    wait_for_job(lambda: all(RunStore(out).path(run_id).exists() for run_id in jobs), job_id,
+                 "the requeued task's four records")
     recs = RunStore(out).scan()[0]
     assert sorted(r.run_id for r in recs) == sorted(jobs)
     for rec in recs:
