@@ -168,5 +168,6 @@ def test_the_memory_estimate_sees_the_grids_the_ring_nonlinearity_keeps():
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         layer(x).sum().backward()
-    grids = [t for t in saved if t.dim() == 4 and t.shape[1] == t.shape[3]]  # (R, M, c, M)
+    # the grids are (R, M, M, c), maps last; the spectra (K, K, B, C) are square in front
+    grids = [t for t in saved if t.dim() == 4 and t.shape[1] == t.shape[2] != t.shape[0]]
     assert grids and sum(t.numel() for t in grids) >= 2 * 3 * 8 * 8

@@ -39,7 +39,6 @@ class RingGroup:
     size: int  # padded grid size M (multiple of the pool window)
     synth_stack: torch.Tensor  # (R, M, k): the real synthesis of each grid, zero-padded
     synth_stack_t: torch.Tensor  # (R, k, M)
-    synth_t_rows: torch.Tensor  # (R * M, k, M): S_r^T repeated for each row u of grid r
     base: bool
     row0: int = 0  # first output row / column of the group's rings: 2 j_0 - 1
     ring_rows: torch.Tensor | None = None  # (R, 2, Mo): analysis rows of ring j
@@ -100,12 +99,9 @@ def _synthesis_stack(sched: Schedule, idx: list[int], size: int, k: int) -> torc
 
 
 def _synthesis_fields(s: torch.Tensor, cast: dict) -> dict[str, torch.Tensor]:
-    """The stack ``s`` in the three layouts :class:`RingGroup` keeps (``synth_*``)."""
-    r, size, k = s.shape
+    """The stack ``s`` in the two layouts :class:`RingGroup` keeps (``synth_*``)."""
     stack, stack_t = _both(s, cast)
-    rows = s.transpose(1, 2)[:, None].expand(r, size, k, size).reshape(r * size, k, size)
-    return dict(synth_stack=stack, synth_stack_t=stack_t,
-                synth_t_rows=rows.contiguous().to(**cast))
+    return dict(synth_stack=stack, synth_stack_t=stack_t)
 
 
 def _ring_analysis(sched: Schedule, idx: list[int], mo: int, k_out: int
