@@ -83,19 +83,20 @@ def wait_for_job(predicate, job_id: str, what: str, grace: float = 60.0,
     waited for is the job's own progress, however slow the machine is. Fails when the job
     has left the queue ``grace`` seconds without ``predicate`` holding, or after ``cap``
     seconds (only a safety net against a job that never ends)."""
-    end, gone_since = time.monotonic() + cap, None
-    while time.monotonic() < end:
+    gone_since = None
+
+    def ready():
+        nonlocal gone_since
         value = predicate()
-        if value:
-            return value
-        if job_alive(job_id):
+        if value or job_alive(job_id):
             gone_since = None
         elif gone_since is None:
             gone_since = time.monotonic()
         elif time.monotonic() - gone_since > grace:
             raise AssertionError(f"job {job_id} left the queue without {what}")
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {cap:.0f} s waiting for {what}")
+        return value
+
+    return wait_for(ready, cap, what, poll)
 
 
 def state_of(out: Path, method: str) -> str:

@@ -208,17 +208,15 @@ def test_an_interrupted_sweep_keeps_its_records_and_says_how_to_resume(
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
 
 
-def test_a_sweep_started_under_nohup_survives_a_hangup(tmp_path, fake_runs, capsys):
+def test_a_sweep_started_under_nohup_survives_a_hangup(tmp_path, fake_runs, capsys,
+                                                       default_dispositions):
     """SIGHUP ignored at the start (``nohup``) stays ignored: the hang-up reaches the
     sweep while it runs and every run still finishes."""
     out = tmp_path / "exp"
-    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        fake_runs["before"] = lambda spec, n: n == 2 and os.kill(os.getpid(), signal.SIGHUP)
-        assert bench("run", *TINY, "--seeds", "0-2", "--out", out) == 0
-        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGHUP, before)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    fake_runs["before"] = lambda spec, n: n == 2 and os.kill(os.getpid(), signal.SIGHUP)
+    assert bench("run", *TINY, "--seeds", "0-2", "--out", out) == 0
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     assert len(records(out)) == 3 and "interrupted" not in capsys.readouterr().out
 
 
