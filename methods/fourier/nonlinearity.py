@@ -58,12 +58,20 @@ from torch import nn
 
 from scaleqbench.methods.fourier.basis import map_spectrum, ring_schedule, spectrum_map
 from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_budget
+from scaleqbench.methods.fourier import native
 from scaleqbench.methods.fourier.grid_rings import GridRings
+from scaleqbench.methods.fourier.native import NativePlan
 from scaleqbench.methods.fourier.reference import ring_nonlinearity_reference
 from scaleqbench.methods.fourier.ring_plan import RingPlan, build_plan
 from scaleqbench.methods.fourier.workspace import Workspace
 
-__all__ = ["RingNonlinearity", "ACTIVATIONS"]
+__all__ = ["RingNonlinearity", "ACTIVATIONS", "IMPLS"]
+
+#: how the layer is computed (the same function each way): ``fast`` -- the CPU kernel
+#: (:mod:`methods.fourier.native`) where it runs (CPU, float32/64, ReLU, built), tensor
+#: operations elsewhere; ``tensor`` -- tensor operations always; ``native`` -- the kernel, an
+#: error where it cannot run; ``reference`` -- the plainly written per-ring version
+IMPLS = ("fast", "tensor", "native", "reference")
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -77,14 +85,16 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: RingPlan, pool: int,
                            gamma: torch.Tensor | None, beta: torch.Tensor | None, act: str,
                            eps: float, chunk_elements: int = CHUNK_ELEMENTS,
-                           ws: Workspace | None = None) -> torch.Tensor:
+                           ws: Workspace | None = None,
+                           nplan: NativePlan | None = None) -> torch.Tensor:
     """Batched evaluation of the layer defined in the module docstring on real spectra:
-    ``(K, K, B, C) -> (K', K', B, C)`` (``K' = 2 J(n // pool) + 1``)."""
+    ``(K, K, B, C) -> (K', K', B, C)`` (``K' = 2 J(n // pool) + 1``); with ``nplan``, by the
+    CPU kernel (:mod:`methods.fourier.native`)."""
     bsz = spec_in.shape[2]
     if gamma is not None:  # the affine of grid r, map i = (b, c): row r of gamma, column c
         gamma, beta = gamma[plan.grid_index].repeat(1, bsz), beta[plan.grid_index].repeat(1, bsz)
     return GridRings.apply(spec_in, gamma, beta, plan, pool, ACTIVATIONS[act], act == "relu",
-                           chunk_elements, eps, ws)
+                           chunk_elements, eps, ws, nplan)
 
 
 class RingNonlinearity(nn.Module):
@@ -101,9 +111,8 @@ class RingNonlinearity(nn.Module):
     its own stack, which measured ~8 % faster on CPU than 1.35 (paper MNIST model).
 
     ``norm=True`` adds an instance norm with a learnt affine per evaluation grid
-    (``gamma``/``beta`` of shape ``(grids, C)``); ``impl`` selects the batched
-    (``"fast"``) or the per-ring reference (``"reference"``) computation of the
-    same function.
+    (``gamma``/``beta`` of shape ``(grids, C)``); ``impl`` selects how the same function
+    is computed (:data:`IMPLS`).
     """
 
     def __init__(self, channels: int, min_size: int, max_size: int, pool: int = 1,
@@ -112,8 +121,8 @@ class RingNonlinearity(nn.Module):
         super().__init__()
         if act not in ACTIVATIONS:
             raise ValueError(f"unknown activation {act!r}; choose from {', '.join(ACTIVATIONS)}")
-        if impl not in ("fast", "reference"):
-            raise ValueError(f"impl must be 'fast' or 'reference', got {impl!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
         if min_size // pool < 1 or max_size < min_size:
             raise ValueError(f"bad size range [{min_size}, {max_size}] for pool {pool}")
         self.channels, self.min_size, self.max_size = channels, min_size, max_size
@@ -167,7 +176,20 @@ class RingNonlinearity(nn.Module):
         budget = self.chunk_elements or chunk_budget(spec.device)
         return ring_nonlinearity_fast(spec, self.plan(n, spec.dtype, spec.device), self.pool,
                                       self.gamma, self.beta, self.act, self.eps, budget,
-                                      self.workspace)
+                                      self.workspace, self._native_plan(spec, n))
+
+    def _native_plan(self, spec: torch.Tensor, n: int) -> NativePlan | None:
+        """The CPU kernel's plan when this layer runs it (see :data:`IMPLS`), else None."""
+        if self.impl == "tensor":
+            return None
+        if not native.usable(spec, self.act == "relu"):
+            if self.impl == "native":
+                raise ValueError(
+                    f"impl='native' needs the CPU kernel ({native.status()}), a CPU float32 or "
+                    f"float64 input (got {spec.device.type} {spec.dtype}) and act='relu' (got "
+                    f"{self.act!r}); use impl='fast' to take the tensor path where it cannot run")
+            return None
+        return native.native_plan(n, self.min_size, self.pool, spec.dtype)
 
     def _reference(self, x: torch.Tensor) -> torch.Tensor:
         return ring_nonlinearity_reference(x, self.min_size, self.pool, self.gamma, self.beta,

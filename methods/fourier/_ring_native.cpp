@@ -1,0 +1,538 @@
+// The ring nonlinearity's CPU kernel: every grid of a tile of maps synthesised, activated,
+// pooled and analysed in cache, forward and backward (methods/fourier/native.py binds it).
+//
+// Why native code. Written with tensor operations, every stage of the layer streams a stack
+// of grids (about five times the pixels of the input map) through memory, several times in
+// forward and again in backward, where the grids also have to be kept. Here a tile of maps
+// (16 in float32, 8 in float64: two AVX vectors) goes through all of its grids while they
+// stay in the core's cache, and backward synthesises the grids again instead of keeping
+// them: only spectra ever reach memory.
+//
+// Layouts (the Python side's): spectra are (K, K, N), frequency-major, the maps last, so a
+// tile's values of one coefficient are contiguous. Inside a tile everything is [.., .., t]
+// with the tile's maps t innermost, and every product is the micro-kernel `mk` below: rows
+// of a small constant matrix (synthesis or analysis) times vectors over the tile.
+//
+// Plan (int64, built by native.py): header {E, kin, kout, maxg, pool, mat_len}, then per
+// evaluation {g, band, base, j, off_SC, off_SS, off_SCT, off_SST, off_A, off_AT, ka}: grid
+// size g, the band it reads, whether it is the base grid (its output is the whole leading
+// ka x ka block) or ring j's grid, and the offsets in the matrix buffer of its synthesis
+// halves SC, SS (below) and their transposes, and of its analysis A (ka x g/pool) and A^T.
+//
+// Synthesis by halves. Row u and row g - u of the real synthesis S (g x k) agree on the
+// constant and cosine columns and are opposite on the sine columns; row 0 (and g/2 for an
+// even g) has no sine part. So S X S^T is computed from SC (rows u = 0 .. g/2, the even
+// columns) and SS (rows u = 1 .. (g-1)/2, the sine columns): the four products of the even
+// and odd halves on both sides, then one butterfly per point (`combine`). That is half the
+// multiply-adds of the plain two products; backward folds the grid the same way (`fold`).
+// The tile keeps its spectra with the even (constant, cosine) coefficients first and the
+// sine ones after, on both axes (`gather`, `scatter`).
+//
+// The code is written once (the body below, which this file includes into itself) and
+// compiled twice on x86-64: for AVX2 with FMA and for the baseline, chosen at run time by
+// what the CPU supports.
+
+#ifndef RN_BODY_PASS
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+enum { H_E, H_KIN, H_KOUT, H_MAXG, H_POOL, H_MATS, H_LEN };
+enum { P_G, P_BAND, P_BASE, P_J, P_SC, P_SS, P_SCT, P_SST, P_A, P_AT, P_KA, P_LEN };
+
+#define RN_BODY_PASS
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define RN_AVX2
+namespace fast {
+#include "_ring_native.cpp"
+}
+#undef RN_AVX2
+#pragma GCC pop_options
+static bool use_fast() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#else
+namespace fast {
+#include "_ring_native.cpp"
+}
+static bool use_fast() { return true; }
+#endif
+namespace portable {
+#include "_ring_native.cpp"
+}
+
+#define RN_ENTRY(F, SUFFIX)                                                                    \
+extern "C" int rn_forward_##SUFFIX(const long* plan, const F* mats, const F* spec, long sa,   \
+                                   long sb, const F* scale, const F* shift, long ldn, F* z,   \
+                                   long za, long zb, void* mask, long m0, long m1) {          \
+  return use_fast() ? fast::forward(plan, mats, spec, sa, sb, scale, shift, ldn, z, za, zb,   \
+                                    mask, m0, m1)                                             \
+                    : portable::forward(plan, mats, spec, sa, sb, scale, shift, ldn, z, za,   \
+                                        zb, mask, m0, m1);                                    \
+}                                                                                             \
+extern "C" int rn_backward_##SUFFIX(const long* plan, const F* mats, const F* spec, long sa,  \
+                                    long sb, const F* scale, const F* shift, long ldn,        \
+                                    const F* gz, long za, long zb, F* gspec, F* gscale,       \
+                                    F* gshift, void* mask, long m0, long m1) {                \
+  return use_fast() ? fast::backward(plan, mats, spec, sa, sb, scale, shift, ldn, gz, za, zb, \
+                                     gspec, gscale, gshift, mask, m0, m1)                     \
+                    : portable::backward(plan, mats, spec, sa, sb, scale, shift, ldn, gz, za, \
+                                         zb, gspec, gscale, gshift, mask, m0, m1);            \
+}
+
+RN_ENTRY(float, f32)
+RN_ENTRY(double, f64)
+
+extern "C" int rn_tile(int f64) { return f64 ? 8 : 16; }
+extern "C" int rn_vectorised() { return use_fast() ? 1 : 0; }
+
+#else  // the body: compiled once per instruction set, in its own namespace
+
+template <class F> struct V;
+template <> struct V<float> {
+  typedef float v __attribute__((vector_size(32), aligned(4)));
+  typedef int i __attribute__((vector_size(32)));
+  typedef int lane;
+  typedef unsigned short bits;  // one bit per map of a tile
+  enum { W = 8 };
+  static inline i lanes() { return i{1, 2, 4, 8, 16, 32, 64, 128}; }
+#ifdef RN_AVX2
+  static inline unsigned sign_bits(i m) { return _mm256_movemask_ps((__m256)m); }
+#endif
+};
+template <> struct V<double> {
+  typedef double v __attribute__((vector_size(32), aligned(8)));
+  typedef long long i __attribute__((vector_size(32)));
+  typedef long long lane;
+  typedef unsigned char bits;
+  enum { W = 4 };
+  static inline i lanes() { return i{1, 2, 4, 8}; }
+#ifdef RN_AVX2
+  static inline unsigned sign_bits(i m) { return _mm256_movemask_pd((__m256d)m); }
+#endif
+};
+
+// one tile row of T values as two vectors
+template <class F> struct Row {
+  typedef typename V<F>::v vec;
+  vec lo, hi;
+  static inline Row load(const F* p) { return {*(const vec*)p, *(const vec*)(p + V<F>::W)}; }
+  static inline Row zero() { return {vec{}, vec{}}; }
+  inline void store(F* p) const { *(vec*)p = lo; *(vec*)(p + V<F>::W) = hi; }
+  inline Row operator+(const Row& o) const { return {lo + o.lo, hi + o.hi}; }
+  inline Row operator-(const Row& o) const { return {lo - o.lo, hi - o.hi}; }
+  inline Row operator*(const Row& o) const { return {lo * o.lo, hi * o.hi}; }
+  inline Row& operator+=(const Row& o) { lo += o.lo; hi += o.hi; return *this; }
+  // where `this` > 0: `a`, else 0
+  inline Row positive_or_zero(const Row& a) const {
+    return {lo > 0 ? a.lo : vec{}, hi > 0 ? a.hi : vec{}};
+  }
+  // bit t set where value t > 0 (the ReLU's mask, kept for backward)
+  inline typename V<F>::bits positive_bits() const {
+#ifdef RN_AVX2
+    return V<F>::sign_bits(lo > 0) | V<F>::sign_bits(hi > 0) << V<F>::W;
+#else
+    unsigned out = 0;
+    for (int t = 0; t < V<F>::W; ++t) out |= (unsigned)(lo[t] > 0) << t | (unsigned)(hi[t] > 0) << (t + V<F>::W);
+    return out;
+#endif
+  }
+  // `a` where bit t of `bits` is set, else 0
+  static inline Row select(typename V<F>::bits bits, const Row& a) {
+    typedef typename V<F>::i vi;
+    const vi l = V<F>::lanes(), b = vi{} + (typename V<F>::lane)bits;
+    return {(b & l) != 0 ? a.lo : vec{}, (b & (l << (typename V<F>::lane)V<F>::W)) != 0 ? a.hi : vec{}};
+  }
+};
+
+// out[r][t] (=, +=) sum_q M[r * ldm + q] * in[q * is + t], r < R, t < T (two vectors)
+template <class F, int R, bool ACC>
+static inline __attribute__((always_inline)) void mk(const F* M, long ldm, const F* in, long is,
+                                                     long Q, F* out, long os) {
+  typedef typename V<F>::v vec;
+  const int W = V<F>::W;
+  vec a0[R], a1[R];
+  for (int r = 0; r < R; ++r) { a0[r] = vec{}; a1[r] = vec{}; }
+  for (long q = 0; q < Q; ++q) {
+    const vec x0 = *(const vec*)(in + q * is), x1 = *(const vec*)(in + q * is + W);
+    for (int r = 0; r < R; ++r) {
+      const F m = M[r * ldm + q];
+      a0[r] += m * x0;
+      a1[r] += m * x1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    vec* o0 = (vec*)(out + r * os);
+    vec* o1 = (vec*)(out + r * os + W);
+    if (ACC) { *o0 += a0[r]; *o1 += a1[r]; } else { *o0 = a0[r]; *o1 = a1[r]; }
+  }
+}
+
+// every row r < rows of M: out[r] (=, +=) M[r] . in, four rows at a time
+template <class F, bool ACC>
+static void mm(const F* M, long ldm, long rows, const F* in, long is, long Q, F* out, long os) {
+  long r = 0;
+  for (; r + 4 <= rows; r += 4) mk<F, 4, ACC>(M + r * ldm, ldm, in, is, Q, out + r * os, os);
+  switch (rows - r) {
+    case 3: mk<F, 3, ACC>(M + r * ldm, ldm, in, is, Q, out + r * os, os); break;
+    case 2: mk<F, 2, ACC>(M + r * ldm, ldm, in, is, Q, out + r * os, os); break;
+    case 1: mk<F, 1, ACC>(M + r * ldm, ldm, in, is, Q, out + r * os, os); break;
+    default: break;
+  }
+}
+
+// a tile's scratch, T maps wide: spectra x, gx (kin^2), z (kout^2); per grid the halves of
+// the synthesis (e, o), the four quadrant products (q), the grid (pre), the pooled
+// activations or their gradient (y), the analysis' intermediates (w1, w2)
+template <class F> struct Tile {
+  enum { T = 2 * V<F>::W };
+  F *x, *gx, *z, *e, *o, *q, *pre, *y, *w1, *w2;
+  void* mem;
+  bool alloc(long kin, long kout, long g) {
+    const long h = g / 2 + 1, sizes[10] = {kin * kin, kin * kin, kout * kout, h * g, h * g,
+                                            4 * h * h, g * g, g * g, g * g, 2 * g};
+    F** dst[10] = {&x, &gx, &z, &e, &o, &q, &pre, &y, &w1, &w2};
+    long total = 0;
+    for (long s : sizes) total += (s * T + 15) / 16 * 16;
+    mem = aligned_alloc(64, ((size_t)total * sizeof(F) + 63) / 64 * 64);
+    if (!mem) return false;
+    F* p = (F*)mem;
+    for (int i = 0; i < 10; ++i) { *dst[i] = p; p += (sizes[i] * T + 15) / 16 * 16; }
+    return true;
+  }
+};
+
+// position of real-basis coefficient `a` (0, cos 1, sin 1, cos 2, ...) among kin of them
+// ordered even-first: the constant and cosines, then the sines
+static inline long even_first(long a, long kin) {
+  return a == 0 ? 0 : (a % 2 ? (a + 1) / 2 : (kin + 1) / 2 + a / 2 - 1);
+}
+
+// a kin x kin block of a (.., .., N) spectrum with strides (ra, rb) into [kin][kin][T] with
+// both axes even-first (`perm`) or as they are; maps i0 .. i0 + nt, the rest of the tile 0
+template <class F> static void gather(const F* src, long ra, long rb, long rows, long i0,
+                                      long nt, F* dst, bool perm) {
+  const long T = Tile<F>::T;
+  for (long a = 0; a < rows; ++a)
+    for (long b = 0; b < rows; ++b) {
+      const long pa = perm ? even_first(a, rows) : a, pb = perm ? even_first(b, rows) : b;
+      F* d = dst + (pa * rows + pb) * T;
+      if (nt == T) {
+        Row<F>::load(src + a * ra + b * rb + i0).store(d);
+        continue;
+      }
+      memcpy(d, src + a * ra + b * rb + i0, nt * sizeof(F));
+      for (long t = nt; t < T; ++t) d[t] = 0;
+    }
+}
+
+template <class F> static void scatter(const F* src, long rows, F* dst, long ra, long rb,
+                                       long i0, long nt, bool perm) {
+  const long T = Tile<F>::T;
+  for (long a = 0; a < rows; ++a)
+    for (long b = 0; b < rows; ++b) {
+      const long pa = perm ? even_first(a, rows) : a, pb = perm ? even_first(b, rows) : b;
+      if (nt == T)
+        Row<F>::load(src + (pa * rows + pb) * T).store(dst + a * ra + b * rb + i0);
+      else
+        memcpy(dst + a * ra + b * rb + i0, src + (pa * rows + pb) * T, nt * sizeof(F));
+    }
+}
+
+// the sizes of one evaluation's halves (see the header)
+struct Halves {
+  long g, nc, ns, he, ho, k;
+  Halves(const long* e) : g(e[P_G]), nc(e[P_BAND] + 1), ns(e[P_BAND]), he(e[P_G] / 2 + 1),
+                          ho((e[P_G] + 1) / 2 - 1), k(2 * e[P_BAND] + 1) {}
+};
+
+// pre[u][v] = S X S^T of one grid, X the leading (2 band + 1)^2 block of the tile's
+// even-first spectrum; by halves: e = SC X_even, o = SS X_sine (rows: the grid's half,
+// columns: the block's even then sine coefficients), then the four quadrant products
+template <class F> static void synthesise(const long* e, const F* mats, Tile<F>& b, long kin) {
+  const long T = Tile<F>::T, nci = (kin + 1) / 2;
+  const Halves h(e);
+  const F *SC = mats + e[P_SC], *SS = mats + e[P_SS];
+  for (long c = 0; c < h.k; ++c) {
+    const long col = c < h.nc ? c : nci + c - h.nc;
+    mm<F, false>(SC, h.nc, h.he, b.x + col * T, kin * T, h.nc, b.e + c * T, h.k * T);
+    mm<F, false>(SS, h.ns, h.ho, b.x + (nci * kin + col) * T, kin * T, h.ns, b.o + c * T,
+                 h.k * T);
+  }
+  F *ee = b.q, *eo = ee + h.he * h.he * T, *oe = eo + h.he * h.ho * T, *oo = oe + h.ho * h.he * T;
+  for (long u = 0; u < h.he; ++u) {
+    mm<F, false>(SC, h.nc, h.he, b.e + u * h.k * T, T, h.nc, ee + u * h.he * T, T);
+    mm<F, false>(SS, h.ns, h.ho, b.e + (u * h.k + h.nc) * T, T, h.ns, eo + u * h.ho * T, T);
+  }
+  for (long u = 0; u < h.ho; ++u) {
+    mm<F, false>(SC, h.nc, h.he, b.o + u * h.k * T, T, h.nc, oe + u * h.he * T, T);
+    mm<F, false>(SS, h.ns, h.ho, b.o + (u * h.k + h.nc) * T, T, h.ns, oo + u * h.ho * T, T);
+  }
+  // the butterfly: rows u and g - u, columns v and g - v, from the four quadrants (row 0,
+  // column 0 and, for an even g, row and column g / 2 have no odd part)
+  typedef Row<F> R;
+  for (long u = 0; u < h.he; ++u)
+    for (long v = 0; v < h.he; ++v) {
+      const bool uo = u >= 1 && u <= h.ho, vo = v >= 1 && v <= h.ho;
+      const R e_ = R::load(ee + (u * h.he + v) * T);
+      const R xo = vo ? R::load(eo + (u * h.ho + v - 1) * T) : R::zero();
+      const R ox = uo ? R::load(oe + ((u - 1) * h.he + v) * T) : R::zero();
+      const R oo_ = uo && vo ? R::load(oo + ((u - 1) * h.ho + v - 1) * T) : R::zero();
+      const R s_ = e_ + ox, d = e_ - ox, s2 = xo + oo_, d2 = xo - oo_;
+      (s_ + s2).store(b.pre + (u * h.g + v) * T);
+      if (vo) (s_ - s2).store(b.pre + (u * h.g + h.g - v) * T);
+      if (uo) (d + d2).store(b.pre + ((h.g - u) * h.g + v) * T);
+      if (uo && vo) (d - d2).store(b.pre + ((h.g - u) * h.g + h.g - v) * T);
+    }
+}
+
+/* the transpose of synthesise: with G = S^T w1 S (w1 the gradient at the g x g grid before
+   the affine), gx (even-first) += scale G, and the affine's gradients <G, X> and
+   G[0][0] (the synthesis of X is the grid before the affine; the constant is 1 on it) */
+template <class F> static void synthesise_t(const long* e, const F* mats, Tile<F>& b, long kin,
+                                            const F* sc, F* gsc, F* gsh) {
+  const long T = Tile<F>::T, nci = (kin + 1) / 2;
+  const Halves h(e);
+  const F *SCT = mats + e[P_SCT], *SST = mats + e[P_SST];
+  F *ee = b.q, *eo = ee + h.he * h.he * T, *oe = eo + h.he * h.ho * T, *oo = oe + h.ho * h.he * T;
+  typedef Row<F> R;
+  for (long u = 0; u < h.he; ++u)  // fold the grid into its four quadrants
+    for (long v = 0; v < h.he; ++v) {
+      const bool uo = u >= 1 && u <= h.ho, vo = v >= 1 && v <= h.ho;
+      const R a = R::load(b.w1 + (u * h.g + v) * T);
+      const R bb = vo ? R::load(b.w1 + (u * h.g + h.g - v) * T) : R::zero();
+      const R c = uo ? R::load(b.w1 + ((h.g - u) * h.g + v) * T) : R::zero();
+      const R d = uo && vo ? R::load(b.w1 + ((h.g - u) * h.g + h.g - v) * T) : R::zero();
+      const R s_ = a + c, d_ = a - c, s2 = bb + d, d2 = bb - d;
+      (s_ + s2).store(ee + (u * h.he + v) * T);
+      if (vo) (s_ - s2).store(eo + (u * h.ho + v - 1) * T);
+      if (uo) (d_ + d2).store(oe + ((u - 1) * h.he + v) * T);
+      if (uo && vo) (d_ - d2).store(oo + ((u - 1) * h.ho + v - 1) * T);
+    }
+  for (long u = 0; u < h.he; ++u) {  // e[u][c] = sum_v S[v][c] (quadrant)[u][v]
+    mm<F, false>(SCT, h.he, h.nc, ee + u * h.he * T, T, h.he, b.e + u * h.k * T, T);
+    mm<F, false>(SST, h.ho, h.ns, eo + u * h.ho * T, T, h.ho, b.e + (u * h.k + h.nc) * T, T);
+  }
+  for (long u = 0; u < h.ho; ++u) {
+    mm<F, false>(SCT, h.he, h.nc, oe + u * h.he * T, T, h.he, b.o + u * h.k * T, T);
+    mm<F, false>(SST, h.ho, h.ns, oo + u * h.ho * T, T, h.ho, b.o + (u * h.k + h.nc) * T, T);
+  }
+  F* gg = b.w1;  // G[a][c], both axes even-first within the block: the fold has read w1
+  for (long c = 0; c < h.k; ++c) {  // G[a][c] = sum_u S[u][a] e_or_o[u][c]
+    mm<F, false>(SCT, h.he, h.nc, b.e + c * T, h.k * T, h.he, gg + c * T, h.k * T);
+    mm<F, false>(SST, h.ho, h.ns, b.o + c * T, h.k * T, h.ho, gg + (h.nc * h.k + c) * T,
+                 h.k * T);
+  }
+  const R a = R::load(sc);
+  R dot = R::zero();
+  for (long r = 0; r < h.k; ++r)
+    for (long c = 0; c < h.k; ++c) {
+      const long at = ((r < h.nc ? r : nci + r - h.nc) * kin + (c < h.nc ? c : nci + c - h.nc)) * T;
+      const R gv = R::load(gg + (r * h.k + c) * T);
+      dot += gv * R::load(b.x + at);
+      (R::load(b.gx + at) + a * gv).store(b.gx + at);
+    }
+  dot.store(gsc);
+  R::load(gg).store(gsh);
+}
+
+/* y = pool(relu(scale * pre + shift)), (g / p)^2 values per map */
+template <class F> static void activate(const F* sc, const F* sh, long g, long p,
+                                        Tile<F>& b, typename V<F>::bits* mask) {
+  const long T = Tile<F>::T, mo = g / p;
+  if (p == 1) {
+    typedef Row<F> R;
+    const R a = R::load(sc), c = R::load(sh);
+    for (long i = 0; i < g * g; ++i) {
+      const R v = a * R::load(b.pre + i * T) + c;
+      v.positive_or_zero(v).store(b.y + i * T);
+      if (mask) mask[i] = v.positive_bits();
+    }
+    return;
+  }
+  for (long uo = 0; uo < mo; ++uo)
+    for (long vo = 0; vo < mo; ++vo) {
+      F* out = b.y + (uo * mo + vo) * T;
+      for (long t = 0; t < T; ++t) out[t] = 0;  /* relu: the window's max is >= 0 */
+      for (long du = 0; du < p; ++du)
+        for (long dv = 0; dv < p; ++dv) {
+          const F* in = b.pre + ((uo * p + du) * g + vo * p + dv) * T;
+          for (long t = 0; t < T; ++t) {
+            F v = sc[t] * in[t] + sh[t];
+            out[t] = v > out[t] ? v : out[t];
+          }
+        }
+    }
+}
+
+/* the rings this grid contributes, from the pooled activations b.y, into the tile's z */
+template <class F> static void analyse(const long* e, const F* mats, Tile<F>& b, long kout,
+                                       long p) {
+  const long T = Tile<F>::T, mo = e[P_G] / p, ka = e[P_KA];
+  const F* A = mats + e[P_A];
+  if (e[P_BASE]) {
+    for (long v = 0; v < mo; ++v) /* w1[a][v] = sum_u A[a][u] y[u][v] */
+      mm<F, false>(A, mo, ka, b.y + v * T, mo * T, mo, b.w1 + v * T, mo * T);
+    for (long a = 0; a < ka; ++a) /* z[a][c] = sum_v A[c][v] w1[a][v] */
+      mm<F, false>(A, mo, ka, b.w1 + a * mo * T, T, mo, b.z + a * kout * T, T);
+    return;
+  }
+  const long lo = ka - 2; /* rows / columns 2j - 1, 2j */
+  for (long v = 0; v < mo; ++v) /* w1[s][v] = sum_u A[lo + s][u] y[u][v] */
+    mm<F, false>(A + lo * mo, mo, 2, b.y + v * T, mo * T, mo, b.w1 + v * T, mo * T);
+  for (long s = 0; s < 2; ++s) /* z[lo + s][c] = sum_v A[c][v] w1[s][v], c <= 2j */
+    mm<F, false>(A, mo, ka, b.w1 + s * mo * T, T, mo, b.z + (lo + s) * kout * T, T);
+  for (long u = 0; u < mo; ++u) /* w2[u][s] = sum_v A[lo + s][v] y[u][v] */
+    mm<F, false>(A + lo * mo, mo, 2, b.y + u * mo * T, T, mo, b.w2 + u * 2 * T, T);
+  for (long s = 0; s < 2; ++s) /* z[a][lo + s] = sum_u A[a][u] w2[u][s], a < 2j - 1 */
+    mm<F, false>(A, mo, lo, b.w2 + s * T, 2 * T, mo, b.z + (lo + s) * T, kout * T);
+}
+
+/* the ReLU masks forward keeps for backward (pool 1 only): per tile of maps, per evaluation
+   g^2 entries of T bits; mask_points is the entries per tile */
+static inline long mask_points(const long* plan) {
+  long pts = 0;
+  for (long r = 0; r < plan[H_E]; ++r) pts += plan[H_LEN + r * P_LEN + P_G] * plan[H_LEN + r * P_LEN + P_G];
+  return pts;
+}
+
+template <class F> static inline typename V<F>::bits* tile_mask(void* buf, long i0, long pts) {
+  return buf ? (typename V<F>::bits*)buf + i0 / Tile<F>::T * pts : nullptr;
+}
+
+template <class F>
+static int forward(const long* plan, const F* mats, const F* spec, long sa, long sb,
+                   const F* scale, const F* shift, long ldn, F* z, long za, long zb,
+                   void* mask_buf, long m0, long m1) {
+  const long E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
+  const long T = Tile<F>::T, pts = mask_points(plan);
+  Tile<F> b;
+  if (!b.alloc(kin, kout, plan[H_MAXG])) return 1;
+  F sc[T], sh[T];
+  for (long i0 = m0; i0 < m1; i0 += T) {
+    const long nt = m1 - i0 < T ? m1 - i0 : T;
+    typename V<F>::bits* mask = tile_mask<F>(mask_buf, i0, pts);
+    gather(spec, sa, sb, kin, i0, nt, b.x, true);
+    for (long r = 0; r < E; ++r) {
+      const long* e = plan + H_LEN + r * P_LEN;
+      for (long t = 0; t < T; ++t) {
+        sc[t] = t < nt ? scale[r * ldn + i0 + t] : 0;
+        sh[t] = t < nt ? shift[r * ldn + i0 + t] : 0;
+      }
+      synthesise(e, mats, b, kin);
+      activate(sc, sh, e[P_G], p, b, mask);
+      analyse(e, mats, b, kout, p);
+      if (mask) mask += e[P_G] * e[P_G];
+    }
+    scatter(b.z, kout, z, za, zb, i0, nt, false);
+  }
+  free(b.mem);
+  return 0;
+}
+
+/* the gradient at the pooled activations (the transpose of analyse), into b.w2-sized
+   scratch b.y, from the tile's output gradient b.z */
+template <class F> static void analyse_t(const long* e, const F* mats, Tile<F>& b, long kout,
+                                         long p) {
+  const long T = Tile<F>::T, mo = e[P_G] / p, ka = e[P_KA];
+  const F* AT = mats + e[P_AT]; /* (mo, ka) */
+  if (e[P_BASE]) {
+    for (long a = 0; a < ka; ++a) /* w1[a][v] = sum_c A[c][v] gz[a][c] */
+      mm<F, false>(AT, ka, mo, b.z + a * kout * T, T, ka, b.w1 + a * mo * T, T);
+    for (long v = 0; v < mo; ++v) /* gy[u][v] = sum_a A[a][u] w1[a][v] */
+      mm<F, false>(AT, ka, mo, b.w1 + v * T, mo * T, ka, b.y + v * T, mo * T);
+    return;
+  }
+  const long lo = ka - 2;
+  for (long s = 0; s < 2; ++s) /* w1[s][v] = sum_{c <= 2j} A[c][v] gz[lo + s][c] */
+    mm<F, false>(AT, ka, mo, b.z + (lo + s) * kout * T, T, ka, b.w1 + s * mo * T, T);
+  for (long v = 0; v < mo; ++v) /* gy[u][v] = sum_s A[lo + s][u] w1[s][v] */
+    mm<F, false>(AT + lo, ka, mo, b.w1 + v * T, mo * T, 2, b.y + v * T, mo * T);
+  for (long s = 0; s < 2; ++s) /* w2[u][s] = sum_{a < 2j - 1} A[a][u] gz[a][lo + s] */
+    mm<F, false>(AT, ka, mo, b.z + (lo + s) * T, kout * T, lo, b.w2 + s * T, 2 * T);
+  for (long u = 0; u < mo; ++u) /* gy[u][v] += sum_s A[lo + s][v] w2[u][s] */
+    mm<F, true>(AT + lo, ka, mo, b.w2 + u * 2 * T, T, 2, b.y + u * mo * T, T);
+}
+
+/* from gy (b.y, pooled) to the gradient at the pre-activations, times the scale (into
+   b.w1, g x g), and the norm's gradients: sum g_pre * synthesis, sum g_pre */
+/* from gy (b.y, pooled) to the gradient at the pre-activations (into b.w1, g x g): ReLU's
+   mask from forward's bits (`mask`, pool 1) or from the grid b.pre synthesised again */
+template <class F> static void activate_t(const F* sc, const F* sh, long g, long p,
+                                          Tile<F>& b, const typename V<F>::bits* mask) {
+  const long T = Tile<F>::T, mo = g / p;
+  typedef Row<F> R;
+  if (mask) {
+    for (long i = 0; i < g * g; ++i) R::select(mask[i], R::load(b.y + i * T)).store(b.w1 + i * T);
+    return;
+  }
+  if (p == 1) {
+    const R a = R::load(sc), c = R::load(sh);
+    for (long i = 0; i < g * g; ++i)
+      (a * R::load(b.pre + i * T) + c).positive_or_zero(R::load(b.y + i * T)).store(b.w1 + i * T);
+    return;
+  }
+  for (long uo = 0; uo < mo; ++uo)
+    for (long vo = 0; vo < mo; ++vo) {
+      const F* gy = b.y + (uo * mo + vo) * T;
+      F top[Tile<F>::T], ties[Tile<F>::T];
+      for (long t = 0; t < T; ++t) { top[t] = 0; ties[t] = 0; }
+      for (long d = 0; d < p * p; ++d) { /* the window's max activation, how many reach it */
+        const F* in = b.pre + ((uo * p + d / p) * g + vo * p + d % p) * T;
+        for (long t = 0; t < T; ++t) {
+          F v = sc[t] * in[t] + sh[t];
+          v = v > 0 ? v : 0;
+          if (v > top[t]) { top[t] = v; ties[t] = 1; } else if (v == top[t]) ties[t] += 1;
+        }
+      }
+      for (long d = 0; d < p * p; ++d) {
+        const long at = ((uo * p + d / p) * g + vo * p + d % p) * T;
+        for (long t = 0; t < T; ++t) {
+          const F v = sc[t] * b.pre[at + t] + sh[t];
+          b.w1[at + t] = (v > 0 && v == top[t]) ? gy[t] / ties[t] : 0;
+        }
+      }
+    }
+}
+
+template <class F>
+static int backward(const long* plan, const F* mats, const F* spec, long sa, long sb,
+                    const F* scale, const F* shift, long ldn, const F* gz, long za, long zb,
+                    F* gspec, F* gscale, F* gshift, void* mask_buf, long m0, long m1) {
+  const long E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
+  const long T = Tile<F>::T, pts = mask_points(plan);
+  Tile<F> b;
+  if (!b.alloc(kin, kout, plan[H_MAXG])) return 1;
+  F sc[T], sh[T], gsc[T], gsh[T];
+  for (long i0 = m0; i0 < m1; i0 += T) {
+    const long nt = m1 - i0 < T ? m1 - i0 : T;
+    const typename V<F>::bits* mask = tile_mask<F>(mask_buf, i0, pts);
+    gather(spec, sa, sb, kin, i0, nt, b.x, true);
+    gather(gz, za, zb, kout, i0, nt, b.z, false);
+    memset(b.gx, 0, kin * kin * T * sizeof(F));
+    for (long r = 0; r < E; ++r) {
+      const long* e = plan + H_LEN + r * P_LEN;
+      const long g = e[P_G];
+      for (long t = 0; t < T; ++t) {
+        sc[t] = t < nt ? scale[r * ldn + i0 + t] : 0;
+        sh[t] = t < nt ? shift[r * ldn + i0 + t] : 0;
+      }
+      if (!mask) synthesise(e, mats, b, kin);  // the grid again: no mask was kept
+      analyse_t(e, mats, b, kout, p);
+      activate_t(sc, sh, g, p, b, mask);
+      synthesise_t(e, mats, b, kin, sc, gsc, gsh);
+      for (long t = 0; t < nt; ++t) {
+        gscale[r * ldn + i0 + t] = gsc[t];
+        gshift[r * ldn + i0 + t] = gsh[t];
+      }
+      if (mask) mask += g * g;
+    }
+    scatter(b.gx, kin, gspec, sa, sb, i0, nt, true);
+  }
+  free(b.mem);
+  return 0;
+}
+
+#endif  // RN_BODY_PASS

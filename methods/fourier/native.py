@@ -1,0 +1,174 @@
+"""Bindings of the ring nonlinearity's CPU kernel (``_ring_native.cpp``, built at install).
+
+The kernel computes what :class:`~methods.fourier.grid_rings.GridRings` computes with tensor
+operations -- the grids of every evaluation synthesised from the spectrum, the norm's affine,
+ReLU, the max-pool, the analysis of each grid's rings, and the transpose of all of it -- one
+tile of maps at a time in the core's cache, and synthesises the grids again in backward
+instead of keeping them (see the source's header). It serves the CPU, float32 and float64,
+and ReLU (the published configurations' activation); every other case -- another
+activation, a GPU, an install without a C++ compiler -- takes the tensor path, which is the
+same function. :func:`status` says which applies, and ``bench perf`` reports it.
+
+Threads: the kernel is single-threaded; :func:`run` hands slices of maps (whole tiles) to
+:func:`~methods.fourier.parallel.run_tasks`' workers, and ``ctypes`` releases the GIL for
+the call, so the workers compute in parallel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+
+import torch
+
+from scaleqbench.methods.fourier.basis import real_analysis, real_synthesis, ring_count, ring_schedule
+from scaleqbench.methods.fourier.parallel import even_slices, run_tasks, workers
+
+__all__ = ["NativePlan", "available", "mask_buffer", "native_plan", "run_backward", "run_forward",
+           "status", "usable"]
+
+_MODULE = "scaleqbench.methods.fourier._ring_native"
+_P, _I64 = ctypes.c_void_p, ctypes.c_long
+#: tasks per worker: a preempted worker delays only its share of a slice, not the layer
+TASKS_PER_WORKER = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    spec = importlib.util.find_spec(_MODULE)
+    if spec is None or spec.origin is None:
+        return None
+    lib = ctypes.CDLL(spec.origin)
+    for name in ("rn_forward_f32", "rn_forward_f64"):
+        getattr(lib, name).argtypes = [_P, _P, _P, _I64, _I64, _P, _P, _I64, _P, _I64, _I64,
+                                       _P, _I64, _I64]
+        getattr(lib, name).restype = ctypes.c_int
+    for name in ("rn_backward_f32", "rn_backward_f64"):
+        getattr(lib, name).argtypes = [_P, _P, _P, _I64, _I64, _P, _P, _I64, _P, _I64, _I64,
+                                       _P, _P, _P, _P, _I64, _I64]
+        getattr(lib, name).restype = ctypes.c_int
+    return lib
+
+
+def available() -> bool:
+    """Whether the kernel was built with this install."""
+    return _library() is not None
+
+
+def status() -> str:
+    """One line on the kernel: built or not, and with which instruction set."""
+    lib = _library()
+    if lib is None:
+        return "not built (no C++ compiler at install): the tensor path runs"
+    return "built, AVX2+FMA" if lib.rn_vectorised() else "built, portable (no AVX2+FMA on this CPU)"
+
+
+def usable(spec: torch.Tensor, relu: bool) -> bool:
+    """Whether the kernel computes a layer on ``spec``: CPU, float32/64, ReLU, built."""
+    return (relu and spec.device.type == "cpu" and spec.dtype in (torch.float32, torch.float64)
+            and available())
+
+
+class NativePlan:
+    """The kernel's plan at one input size: the int64 header and evaluations, and the
+    synthesis and analysis matrices of every evaluation in one buffer (see the source)."""
+
+    def __init__(self, n: int, base: int, pool: int, dtype: torch.dtype):
+        sched = ring_schedule(n, base, pool)
+        self.kin = 2 * max(band for _, band, _ in sched) + 1
+        self.kout = 2 * ring_count(n // pool) + 1
+        self.tile = 8 if dtype == torch.float64 else 16
+        mats, rows, at = [], [], 0
+        for r, (g, band, j) in enumerate(sched):
+            offs = []
+            for m in (*_halves(g, band), real_analysis(g // pool, j)):
+                for part in (m, m.T):
+                    offs.append(at)
+                    mats.append(part.contiguous().reshape(-1))
+                    at += part.numel()
+            ka = 2 * j + 1
+            rows.append([g, band, int(r == 0), j, offs[0], offs[2], offs[1], offs[3], offs[4],
+                         offs[5], ka])
+        self.maxg = max(g for g, _, _ in sched)
+        self.pool = pool
+        #: bytes of ReLU mask forward keeps per tile of maps (pool 1: one bit per grid point)
+        self.mask_bytes = sum(g * g for g, _, _ in sched) * self.tile // 8 if pool == 1 else 0
+        header = [len(sched), self.kin, self.kout, self.maxg, pool, at]
+        self.ints = torch.tensor(header + [v for row in rows for v in row], dtype=torch.int64)
+        self.mats = torch.cat(mats).to(dtype)
+        self.evaluations = len(sched)
+
+
+def _halves(g: int, band: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The synthesis' halves (see the kernel's header): ``SC``, rows ``0 .. g // 2`` of the
+    constant and cosine columns, and ``SS``, rows ``1 .. (g - 1) // 2`` of the sine columns."""
+    s = real_synthesis(g, band)
+    even = [0] + list(range(1, 2 * band, 2))
+    return s[:g // 2 + 1, even], s[1:(g + 1) // 2, 2::2]
+
+
+@functools.lru_cache(maxsize=256)
+def native_plan(n: int, base: int, pool: int, dtype: torch.dtype) -> NativePlan:
+    return NativePlan(n, base, pool, dtype)
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _slices(nb: int, tile: int) -> list[tuple[int, int]]:
+    """Slices of maps for the workers: whole tiles each (only the last one may be partial)."""
+    tiles = -(-nb // tile)
+    parts = workers("cpu") * TASKS_PER_WORKER
+    return [(sl.start * tile, min(sl.stop * tile, nb)) for sl in even_slices(tiles, parts)]
+
+
+def _call(fn, nb: int, tile: int) -> None:
+    errors: list[int] = []
+
+    def task(t: int) -> None:
+        lo, hi = slices[t]
+        if fn(lo, hi):
+            errors.append(t)
+
+    slices = _slices(nb, tile)
+    run_tasks(task, len(slices), workers("cpu"))
+    if errors:
+        raise MemoryError("the ring nonlinearity's CPU kernel could not allocate its tile buffers")
+
+
+def mask_buffer(plan: NativePlan, nb: int) -> torch.Tensor | None:
+    """What forward keeps for backward of ``nb`` maps: ReLU's mask (pool 1), or None (the
+    grids are synthesised again in backward)."""
+    if not plan.mask_bytes:
+        return None
+    return torch.empty(-(-nb // plan.tile) * plan.mask_bytes, dtype=torch.uint8)
+
+
+def run_forward(plan: NativePlan, spec: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                z: torch.Tensor, mask: torch.Tensor | None) -> None:
+    """``z`` (``(K', K', N)``, contiguous) from ``spec`` (``(K, K, N)``, contiguous) and the
+    norm's affine per evaluation and map, ``(E, N)`` each; ``mask`` (:func:`mask_buffer`)
+    receives ReLU's mask."""
+    lib, nb = _library(), spec.shape[2]
+    fn = lib.rn_forward_f64 if spec.dtype == torch.float64 else lib.rn_forward_f32
+    k = spec.shape[0]
+    _call(lambda lo, hi: fn(_ptr(plan.ints), _ptr(plan.mats), _ptr(spec), k * nb, nb,
+                            _ptr(scale), _ptr(shift), nb, _ptr(z), z.shape[1] * nb, nb,
+                            _ptr(mask), lo, hi),
+          nb, plan.tile)
+
+
+def run_backward(plan: NativePlan, spec: torch.Tensor, scale: torch.Tensor,
+                 shift: torch.Tensor, gz: torch.Tensor, g_spec: torch.Tensor,
+                 g_scale: torch.Tensor, g_shift: torch.Tensor, mask: torch.Tensor | None) -> None:
+    """The transpose of :func:`run_forward`: ``g_spec[:kin, :kin]`` (written), and the
+    gradients at ``scale`` and ``shift`` (``(E, N)``, written)."""
+    lib, nb = _library(), spec.shape[2]
+    fn = lib.rn_backward_f64 if spec.dtype == torch.float64 else lib.rn_backward_f32
+    k = spec.shape[0]
+    _call(lambda lo, hi: fn(_ptr(plan.ints), _ptr(plan.mats), _ptr(spec), k * nb, nb,
+                            _ptr(scale), _ptr(shift), nb, _ptr(gz), gz.shape[1] * nb, nb,
+                            _ptr(g_spec), _ptr(g_scale), _ptr(g_shift), _ptr(mask), lo, hi),
+          nb, plan.tile)
