@@ -33,6 +33,7 @@
 // what the CPU supports.
 
 #ifndef RN_BODY_PASS
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -40,6 +41,22 @@
 #endif
 
 enum { H_E, H_KIN, H_KOUT, H_MAXG, H_POOL, H_MATS, H_LEN };
+
+// one call's operands (native.py's _Args): spectra (K, K, N) with strides (sa, sb), the output
+// and its gradient (K', K', N) with strides (za, zb), the norm's affine per evaluation and
+// channel (E, C; null: no norm), the per-map gradients at it (E, N), ReLU's mask
+struct Args {
+  const int64_t* plan;
+  const void *mats, *spec;
+  int64_t sa, sb;
+  const void *gamma, *beta;
+  int64_t channels;
+  double eps;
+  void* z;
+  const void* gz;
+  int64_t za, zb;
+  void *gspec, *ggamma, *gbeta, *mask;
+};
 enum { P_G, P_BAND, P_BASE, P_J, P_SC, P_SS, P_SCT, P_SST, P_A, P_AT, P_KA, P_LEN };
 
 #define RN_BODY_PASS
@@ -63,23 +80,12 @@ namespace portable {
 #include "_ring_native.cpp"
 }
 
-#define RN_ENTRY(F, SUFFIX)                                                                    \
-extern "C" int rn_forward_##SUFFIX(const long* plan, const F* mats, const F* spec, long sa,   \
-                                   long sb, const F* scale, const F* shift, long ldn, F* z,   \
-                                   long za, long zb, void* mask, long m0, long m1) {          \
-  return use_fast() ? fast::forward(plan, mats, spec, sa, sb, scale, shift, ldn, z, za, zb,   \
-                                    mask, m0, m1)                                             \
-                    : portable::forward(plan, mats, spec, sa, sb, scale, shift, ldn, z, za,   \
-                                        zb, mask, m0, m1);                                    \
-}                                                                                             \
-extern "C" int rn_backward_##SUFFIX(const long* plan, const F* mats, const F* spec, long sa,  \
-                                    long sb, const F* scale, const F* shift, long ldn,        \
-                                    const F* gz, long za, long zb, F* gspec, F* gscale,       \
-                                    F* gshift, void* mask, long m0, long m1) {                \
-  return use_fast() ? fast::backward(plan, mats, spec, sa, sb, scale, shift, ldn, gz, za, zb, \
-                                     gspec, gscale, gshift, mask, m0, m1)                     \
-                    : portable::backward(plan, mats, spec, sa, sb, scale, shift, ldn, gz, za, \
-                                         zb, gspec, gscale, gshift, mask, m0, m1);            \
+#define RN_ENTRY(F, SUFFIX)                                                                   \
+extern "C" int rn_forward_##SUFFIX(const Args* a, int64_t m0, int64_t m1) {                        \
+  return use_fast() ? fast::forward<F>(*a, m0, m1) : portable::forward<F>(*a, m0, m1);       \
+}                                                                                            \
+extern "C" int rn_backward_##SUFFIX(const Args* a, int64_t m0, int64_t m1) {                       \
+  return use_fast() ? fast::backward<F>(*a, m0, m1) : portable::backward<F>(*a, m0, m1);     \
 }
 
 RN_ENTRY(float, f32)
@@ -120,6 +126,7 @@ template <class F> struct Row {
   vec lo, hi;
   static inline Row load(const F* p) { return {*(const vec*)p, *(const vec*)(p + V<F>::W)}; }
   static inline Row zero() { return {vec{}, vec{}}; }
+  static inline Row fill(F v) { return {vec{} + v, vec{} + v}; }
   inline void store(F* p) const { *(vec*)p = lo; *(vec*)(p + V<F>::W) = hi; }
   inline Row operator+(const Row& o) const { return {lo + o.lo, hi + o.hi}; }
   inline Row operator-(const Row& o) const { return {lo - o.lo, hi - o.hi}; }
@@ -129,6 +136,8 @@ template <class F> struct Row {
   inline Row positive_or_zero(const Row& a) const {
     return {lo > 0 ? a.lo : vec{}, hi > 0 ? a.hi : vec{}};
   }
+  // ReLU that passes NaN on, as torch.relu does (a NaN is not <= 0)
+  inline Row relu() const { return {lo <= 0 ? vec{} : lo, hi <= 0 ? vec{} : hi}; }
   // bit t set where value t > 0 (the ReLU's mask, kept for backward)
   inline typename V<F>::bits positive_bits() const {
 #ifdef RN_AVX2
@@ -149,13 +158,13 @@ template <class F> struct Row {
 
 // out[r][t] (=, +=) sum_q M[r * ldm + q] * in[q * is + t], r < R, t < T (two vectors)
 template <class F, int R, bool ACC>
-static inline __attribute__((always_inline)) void mk(const F* M, long ldm, const F* in, long is,
-                                                     long Q, F* out, long os) {
+static inline __attribute__((always_inline)) void mk(const F* M, int64_t ldm, const F* in, int64_t is,
+                                                     int64_t Q, F* out, int64_t os) {
   typedef typename V<F>::v vec;
   const int W = V<F>::W;
   vec a0[R], a1[R];
   for (int r = 0; r < R; ++r) { a0[r] = vec{}; a1[r] = vec{}; }
-  for (long q = 0; q < Q; ++q) {
+  for (int64_t q = 0; q < Q; ++q) {
     const vec x0 = *(const vec*)(in + q * is), x1 = *(const vec*)(in + q * is + W);
     for (int r = 0; r < R; ++r) {
       const F m = M[r * ldm + q];
@@ -170,10 +179,11 @@ static inline __attribute__((always_inline)) void mk(const F* M, long ldm, const
   }
 }
 
-// every row r < rows of M: out[r] (=, +=) M[r] . in, four rows at a time
+// every row r < rows of M: out[r] (=, +=) M[r] . in, four rows at a time (measured a little
+// faster than six at these sizes, whose row counts are mostly 7..14)
 template <class F, bool ACC>
-static void mm(const F* M, long ldm, long rows, const F* in, long is, long Q, F* out, long os) {
-  long r = 0;
+static void mm(const F* M, int64_t ldm, int64_t rows, const F* in, int64_t is, int64_t Q, F* out, int64_t os) {
+  int64_t r = 0;
   for (; r + 4 <= rows; r += 4) mk<F, 4, ACC>(M + r * ldm, ldm, in, is, Q, out + r * os, os);
   switch (rows - r) {
     case 3: mk<F, 3, ACC>(M + r * ldm, ldm, in, is, Q, out + r * os, os); break;
@@ -190,13 +200,13 @@ template <class F> struct Tile {
   enum { T = 2 * V<F>::W };
   F *x, *gx, *z, *e, *o, *q, *pre, *y, *w1, *w2;
   void* mem;
-  bool alloc(long kin, long kout, long g) {
-    const long h = g / 2 + 1, sizes[10] = {kin * kin, kin * kin, kout * kout, h * g, h * g,
+  bool alloc(int64_t kin, int64_t kout, int64_t g) {
+    const int64_t h = g / 2 + 1, sizes[10] = {kin * kin, kin * kin, kout * kout, h * g, h * g,
                                             4 * h * h, g * g, g * g, g * g, 2 * g};
     F** dst[10] = {&x, &gx, &z, &e, &o, &q, &pre, &y, &w1, &w2};
-    long total = 0;
-    for (long s : sizes) total += (s * T + 15) / 16 * 16;
-    mem = aligned_alloc(64, ((size_t)total * sizeof(F) + 63) / 64 * 64);
+    int64_t total = 0;
+    for (int64_t s : sizes) total += (s * T + 15) / 16 * 16;
+    mem = malloc((size_t)total * sizeof(F));  // every vector access is unaligned-safe
     if (!mem) return false;
     F* p = (F*)mem;
     for (int i = 0; i < 10; ++i) { *dst[i] = p; p += (sizes[i] * T + 15) / 16 * 16; }
@@ -206,34 +216,34 @@ template <class F> struct Tile {
 
 // position of real-basis coefficient `a` (0, cos 1, sin 1, cos 2, ...) among kin of them
 // ordered even-first: the constant and cosines, then the sines
-static inline long even_first(long a, long kin) {
+static inline int64_t even_first(int64_t a, int64_t kin) {
   return a == 0 ? 0 : (a % 2 ? (a + 1) / 2 : (kin + 1) / 2 + a / 2 - 1);
 }
 
 // a kin x kin block of a (.., .., N) spectrum with strides (ra, rb) into [kin][kin][T] with
 // both axes even-first (`perm`) or as they are; maps i0 .. i0 + nt, the rest of the tile 0
-template <class F> static void gather(const F* src, long ra, long rb, long rows, long i0,
-                                      long nt, F* dst, bool perm) {
-  const long T = Tile<F>::T;
-  for (long a = 0; a < rows; ++a)
-    for (long b = 0; b < rows; ++b) {
-      const long pa = perm ? even_first(a, rows) : a, pb = perm ? even_first(b, rows) : b;
+template <class F> static void gather(const F* src, int64_t ra, int64_t rb, int64_t rows, int64_t i0,
+                                      int64_t nt, F* dst, bool perm) {
+  const int64_t T = Tile<F>::T;
+  for (int64_t a = 0; a < rows; ++a)
+    for (int64_t b = 0; b < rows; ++b) {
+      const int64_t pa = perm ? even_first(a, rows) : a, pb = perm ? even_first(b, rows) : b;
       F* d = dst + (pa * rows + pb) * T;
       if (nt == T) {
         Row<F>::load(src + a * ra + b * rb + i0).store(d);
         continue;
       }
       memcpy(d, src + a * ra + b * rb + i0, nt * sizeof(F));
-      for (long t = nt; t < T; ++t) d[t] = 0;
+      for (int64_t t = nt; t < T; ++t) d[t] = 0;
     }
 }
 
-template <class F> static void scatter(const F* src, long rows, F* dst, long ra, long rb,
-                                       long i0, long nt, bool perm) {
-  const long T = Tile<F>::T;
-  for (long a = 0; a < rows; ++a)
-    for (long b = 0; b < rows; ++b) {
-      const long pa = perm ? even_first(a, rows) : a, pb = perm ? even_first(b, rows) : b;
+template <class F> static void scatter(const F* src, int64_t rows, F* dst, int64_t ra, int64_t rb,
+                                       int64_t i0, int64_t nt, bool perm) {
+  const int64_t T = Tile<F>::T;
+  for (int64_t a = 0; a < rows; ++a)
+    for (int64_t b = 0; b < rows; ++b) {
+      const int64_t pa = perm ? even_first(a, rows) : a, pb = perm ? even_first(b, rows) : b;
       if (nt == T)
         Row<F>::load(src + (pa * rows + pb) * T).store(dst + a * ra + b * rb + i0);
       else
@@ -243,38 +253,38 @@ template <class F> static void scatter(const F* src, long rows, F* dst, long ra,
 
 // the sizes of one evaluation's halves (see the header)
 struct Halves {
-  long g, nc, ns, he, ho, k;
-  Halves(const long* e) : g(e[P_G]), nc(e[P_BAND] + 1), ns(e[P_BAND]), he(e[P_G] / 2 + 1),
+  int64_t g, nc, ns, he, ho, k;
+  Halves(const int64_t* e) : g(e[P_G]), nc(e[P_BAND] + 1), ns(e[P_BAND]), he(e[P_G] / 2 + 1),
                           ho((e[P_G] + 1) / 2 - 1), k(2 * e[P_BAND] + 1) {}
 };
 
 // pre[u][v] = S X S^T of one grid, X the leading (2 band + 1)^2 block of the tile's
 // even-first spectrum; by halves: e = SC X_even, o = SS X_sine (rows: the grid's half,
 // columns: the block's even then sine coefficients), then the four quadrant products
-template <class F> static void synthesise(const long* e, const F* mats, Tile<F>& b, long kin) {
-  const long T = Tile<F>::T, nci = (kin + 1) / 2;
+template <class F> static void synthesise(const int64_t* e, const F* mats, Tile<F>& b, int64_t kin) {
+  const int64_t T = Tile<F>::T, nci = (kin + 1) / 2;
   const Halves h(e);
   const F *SC = mats + e[P_SC], *SS = mats + e[P_SS];
-  for (long c = 0; c < h.k; ++c) {
-    const long col = c < h.nc ? c : nci + c - h.nc;
+  for (int64_t c = 0; c < h.k; ++c) {
+    const int64_t col = c < h.nc ? c : nci + c - h.nc;
     mm<F, false>(SC, h.nc, h.he, b.x + col * T, kin * T, h.nc, b.e + c * T, h.k * T);
     mm<F, false>(SS, h.ns, h.ho, b.x + (nci * kin + col) * T, kin * T, h.ns, b.o + c * T,
                  h.k * T);
   }
   F *ee = b.q, *eo = ee + h.he * h.he * T, *oe = eo + h.he * h.ho * T, *oo = oe + h.ho * h.he * T;
-  for (long u = 0; u < h.he; ++u) {
+  for (int64_t u = 0; u < h.he; ++u) {
     mm<F, false>(SC, h.nc, h.he, b.e + u * h.k * T, T, h.nc, ee + u * h.he * T, T);
     mm<F, false>(SS, h.ns, h.ho, b.e + (u * h.k + h.nc) * T, T, h.ns, eo + u * h.ho * T, T);
   }
-  for (long u = 0; u < h.ho; ++u) {
+  for (int64_t u = 0; u < h.ho; ++u) {
     mm<F, false>(SC, h.nc, h.he, b.o + u * h.k * T, T, h.nc, oe + u * h.he * T, T);
     mm<F, false>(SS, h.ns, h.ho, b.o + (u * h.k + h.nc) * T, T, h.ns, oo + u * h.ho * T, T);
   }
   // the butterfly: rows u and g - u, columns v and g - v, from the four quadrants (row 0,
   // column 0 and, for an even g, row and column g / 2 have no odd part)
   typedef Row<F> R;
-  for (long u = 0; u < h.he; ++u)
-    for (long v = 0; v < h.he; ++v) {
+  for (int64_t u = 0; u < h.he; ++u)
+    for (int64_t v = 0; v < h.he; ++v) {
       const bool uo = u >= 1 && u <= h.ho, vo = v >= 1 && v <= h.ho;
       const R e_ = R::load(ee + (u * h.he + v) * T);
       const R xo = vo ? R::load(eo + (u * h.ho + v - 1) * T) : R::zero();
@@ -291,15 +301,15 @@ template <class F> static void synthesise(const long* e, const F* mats, Tile<F>&
 /* the transpose of synthesise: with G = S^T w1 S (w1 the gradient at the g x g grid before
    the affine), gx (even-first) += scale G, and the affine's gradients <G, X> and
    G[0][0] (the synthesis of X is the grid before the affine; the constant is 1 on it) */
-template <class F> static void synthesise_t(const long* e, const F* mats, Tile<F>& b, long kin,
+template <class F> static void synthesise_t(const int64_t* e, const F* mats, Tile<F>& b, int64_t kin,
                                             const F* sc, F* gsc, F* gsh) {
-  const long T = Tile<F>::T, nci = (kin + 1) / 2;
+  const int64_t T = Tile<F>::T, nci = (kin + 1) / 2;
   const Halves h(e);
   const F *SCT = mats + e[P_SCT], *SST = mats + e[P_SST];
   F *ee = b.q, *eo = ee + h.he * h.he * T, *oe = eo + h.he * h.ho * T, *oo = oe + h.ho * h.he * T;
   typedef Row<F> R;
-  for (long u = 0; u < h.he; ++u)  // fold the grid into its four quadrants
-    for (long v = 0; v < h.he; ++v) {
+  for (int64_t u = 0; u < h.he; ++u)  // fold the grid into its four quadrants
+    for (int64_t v = 0; v < h.he; ++v) {
       const bool uo = u >= 1 && u <= h.ho, vo = v >= 1 && v <= h.ho;
       const R a = R::load(b.w1 + (u * h.g + v) * T);
       const R bb = vo ? R::load(b.w1 + (u * h.g + h.g - v) * T) : R::zero();
@@ -311,25 +321,25 @@ template <class F> static void synthesise_t(const long* e, const F* mats, Tile<F
       if (uo) (d_ + d2).store(oe + ((u - 1) * h.he + v) * T);
       if (uo && vo) (d_ - d2).store(oo + ((u - 1) * h.ho + v - 1) * T);
     }
-  for (long u = 0; u < h.he; ++u) {  // e[u][c] = sum_v S[v][c] (quadrant)[u][v]
+  for (int64_t u = 0; u < h.he; ++u) {  // e[u][c] = sum_v S[v][c] (quadrant)[u][v]
     mm<F, false>(SCT, h.he, h.nc, ee + u * h.he * T, T, h.he, b.e + u * h.k * T, T);
     mm<F, false>(SST, h.ho, h.ns, eo + u * h.ho * T, T, h.ho, b.e + (u * h.k + h.nc) * T, T);
   }
-  for (long u = 0; u < h.ho; ++u) {
+  for (int64_t u = 0; u < h.ho; ++u) {
     mm<F, false>(SCT, h.he, h.nc, oe + u * h.he * T, T, h.he, b.o + u * h.k * T, T);
     mm<F, false>(SST, h.ho, h.ns, oo + u * h.ho * T, T, h.ho, b.o + (u * h.k + h.nc) * T, T);
   }
   F* gg = b.w1;  // G[a][c], both axes even-first within the block: the fold has read w1
-  for (long c = 0; c < h.k; ++c) {  // G[a][c] = sum_u S[u][a] e_or_o[u][c]
+  for (int64_t c = 0; c < h.k; ++c) {  // G[a][c] = sum_u S[u][a] e_or_o[u][c]
     mm<F, false>(SCT, h.he, h.nc, b.e + c * T, h.k * T, h.he, gg + c * T, h.k * T);
     mm<F, false>(SST, h.ho, h.ns, b.o + c * T, h.k * T, h.ho, gg + (h.nc * h.k + c) * T,
                  h.k * T);
   }
   const R a = R::load(sc);
   R dot = R::zero();
-  for (long r = 0; r < h.k; ++r)
-    for (long c = 0; c < h.k; ++c) {
-      const long at = ((r < h.nc ? r : nci + r - h.nc) * kin + (c < h.nc ? c : nci + c - h.nc)) * T;
+  for (int64_t r = 0; r < h.k; ++r)
+    for (int64_t c = 0; c < h.k; ++c) {
+      const int64_t at = ((r < h.nc ? r : nci + r - h.nc) * kin + (c < h.nc ? c : nci + c - h.nc)) * T;
       const R gv = R::load(gg + (r * h.k + c) * T);
       dot += gv * R::load(b.x + at);
       (R::load(b.gx + at) + a * gv).store(b.gx + at);
@@ -339,157 +349,194 @@ template <class F> static void synthesise_t(const long* e, const F* mats, Tile<F
 }
 
 /* y = pool(relu(scale * pre + shift)), (g / p)^2 values per map */
-template <class F> static void activate(const F* sc, const F* sh, long g, long p,
+template <class F> static void activate(const F* sc, const F* sh, int64_t g, int64_t p,
                                         Tile<F>& b, typename V<F>::bits* mask) {
-  const long T = Tile<F>::T, mo = g / p;
+  const int64_t T = Tile<F>::T, mo = g / p;
   if (p == 1) {
     typedef Row<F> R;
     const R a = R::load(sc), c = R::load(sh);
-    for (long i = 0; i < g * g; ++i) {
+    for (int64_t i = 0; i < g * g; ++i) {
       const R v = a * R::load(b.pre + i * T) + c;
-      v.positive_or_zero(v).store(b.y + i * T);
+      v.relu().store(b.y + i * T);
       if (mask) mask[i] = v.positive_bits();
     }
     return;
   }
-  for (long uo = 0; uo < mo; ++uo)
-    for (long vo = 0; vo < mo; ++vo) {
+  for (int64_t uo = 0; uo < mo; ++uo)
+    for (int64_t vo = 0; vo < mo; ++vo) {
       F* out = b.y + (uo * mo + vo) * T;
-      for (long t = 0; t < T; ++t) out[t] = 0;  /* relu: the window's max is >= 0 */
-      for (long du = 0; du < p; ++du)
-        for (long dv = 0; dv < p; ++dv) {
+      for (int64_t t = 0; t < T; ++t) out[t] = 0;  /* relu: the window's max is >= 0 */
+      for (int64_t du = 0; du < p; ++du)
+        for (int64_t dv = 0; dv < p; ++dv) {
           const F* in = b.pre + ((uo * p + du) * g + vo * p + dv) * T;
-          for (long t = 0; t < T; ++t) {
+          for (int64_t t = 0; t < T; ++t) {
             F v = sc[t] * in[t] + sh[t];
-            out[t] = v > out[t] ? v : out[t];
+            out[t] = (v > out[t] || v != v) ? v : out[t];  /* NaN wins, as in amax */
           }
         }
     }
 }
 
 /* the rings this grid contributes, from the pooled activations b.y, into the tile's z */
-template <class F> static void analyse(const long* e, const F* mats, Tile<F>& b, long kout,
-                                       long p) {
-  const long T = Tile<F>::T, mo = e[P_G] / p, ka = e[P_KA];
+template <class F> static void analyse(const int64_t* e, const F* mats, Tile<F>& b, int64_t kout,
+                                       int64_t p) {
+  const int64_t T = Tile<F>::T, mo = e[P_G] / p, ka = e[P_KA];
   const F* A = mats + e[P_A];
   if (e[P_BASE]) {
-    for (long v = 0; v < mo; ++v) /* w1[a][v] = sum_u A[a][u] y[u][v] */
+    for (int64_t v = 0; v < mo; ++v) /* w1[a][v] = sum_u A[a][u] y[u][v] */
       mm<F, false>(A, mo, ka, b.y + v * T, mo * T, mo, b.w1 + v * T, mo * T);
-    for (long a = 0; a < ka; ++a) /* z[a][c] = sum_v A[c][v] w1[a][v] */
+    for (int64_t a = 0; a < ka; ++a) /* z[a][c] = sum_v A[c][v] w1[a][v] */
       mm<F, false>(A, mo, ka, b.w1 + a * mo * T, T, mo, b.z + a * kout * T, T);
     return;
   }
-  const long lo = ka - 2; /* rows / columns 2j - 1, 2j */
-  for (long v = 0; v < mo; ++v) /* w1[s][v] = sum_u A[lo + s][u] y[u][v] */
+  const int64_t lo = ka - 2; /* rows / columns 2j - 1, 2j */
+  for (int64_t v = 0; v < mo; ++v) /* w1[s][v] = sum_u A[lo + s][u] y[u][v] */
     mm<F, false>(A + lo * mo, mo, 2, b.y + v * T, mo * T, mo, b.w1 + v * T, mo * T);
-  for (long s = 0; s < 2; ++s) /* z[lo + s][c] = sum_v A[c][v] w1[s][v], c <= 2j */
+  for (int64_t s = 0; s < 2; ++s) /* z[lo + s][c] = sum_v A[c][v] w1[s][v], c <= 2j */
     mm<F, false>(A, mo, ka, b.w1 + s * mo * T, T, mo, b.z + (lo + s) * kout * T, T);
-  for (long u = 0; u < mo; ++u) /* w2[u][s] = sum_v A[lo + s][v] y[u][v] */
+  for (int64_t u = 0; u < mo; ++u) /* w2[u][s] = sum_v A[lo + s][v] y[u][v] */
     mm<F, false>(A + lo * mo, mo, 2, b.y + u * mo * T, T, mo, b.w2 + u * 2 * T, T);
-  for (long s = 0; s < 2; ++s) /* z[a][lo + s] = sum_u A[a][u] w2[u][s], a < 2j - 1 */
+  for (int64_t s = 0; s < 2; ++s) /* z[a][lo + s] = sum_u A[a][u] w2[u][s], a < 2j - 1 */
     mm<F, false>(A, mo, lo, b.w2 + s * T, 2 * T, mo, b.z + (lo + s) * T, kout * T);
 }
 
 /* the ReLU masks forward keeps for backward (pool 1 only): per tile of maps, per evaluation
    g^2 entries of T bits; mask_points is the entries per tile */
-static inline long mask_points(const long* plan) {
-  long pts = 0;
-  for (long r = 0; r < plan[H_E]; ++r) pts += plan[H_LEN + r * P_LEN + P_G] * plan[H_LEN + r * P_LEN + P_G];
+static inline int64_t mask_points(const int64_t* plan) {
+  int64_t pts = 0;
+  for (int64_t r = 0; r < plan[H_E]; ++r) pts += plan[H_LEN + r * P_LEN + P_G] * plan[H_LEN + r * P_LEN + P_G];
   return pts;
 }
 
-template <class F> static inline typename V<F>::bits* tile_mask(void* buf, long i0, long pts) {
+template <class F> static inline typename V<F>::bits* tile_mask(void* buf, int64_t i0, int64_t pts) {
   return buf ? (typename V<F>::bits*)buf + i0 / Tile<F>::T * pts : nullptr;
 }
 
-template <class F>
-static int forward(const long* plan, const F* mats, const F* spec, long sa, long sb,
-                   const F* scale, const F* shift, long ldn, F* z, long za, long zb,
-                   void* mask_buf, long m0, long m1) {
-  const long E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
-  const long T = Tile<F>::T, pts = mask_points(plan);
+/* The instance norm of one evaluation as an affine map per map of the tile: its moments from
+   the tile's spectrum (Parseval: over a grid that resolves it the constant has mean square
+   1, each cosine and sine 1/2), then scale = gamma rsqrt(var + eps), shift = beta - mean
+   scale; without a norm, the identity. `inv` keeps rsqrt(var + eps), `keep` whether the
+   variance was not clamped (sq - mean^2 >= 0), for backward. */
+template <class F> struct Norm {
+  F sc[Tile<F>::T], sh[Tile<F>::T], inv[Tile<F>::T], mean[Tile<F>::T], keep[Tile<F>::T];
+  void compute(const Args& a, const int64_t* e, int64_t r, const Tile<F>& b, int64_t kin, int64_t i0,
+               int64_t nt) {
+    const int64_t T = Tile<F>::T, nci = (kin + 1) / 2;
+    const Halves h(e);
+    if (!a.gamma) {
+      for (int64_t t = 0; t < T; ++t) { sc[t] = 1; sh[t] = 0; }
+      return;
+    }
+    typedef Row<F> R;
+    R acc = R::zero();
+    for (int64_t i = 0; i < h.k; ++i) {
+      const F* row = b.x + (i < h.nc ? i : nci + i - h.nc) * kin * T;
+      R part = R::zero();
+      for (int64_t j = 1; j < h.k; ++j) {
+        const R x = R::load(row + (j < h.nc ? j : nci + j - h.nc) * T);
+        part += x * x;
+      }
+      const R x0 = R::load(row);
+      const R w = R::fill(i ? F(0.5) : F(1));
+      acc += w * (x0 * x0 + R::fill(F(0.5)) * part);
+    }
+    F sq[Tile<F>::T];
+    acc.store(sq);
+    const F *gamma = (const F*)a.gamma + r * a.channels, *beta = (const F*)a.beta + r * a.channels;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t c = (i0 + t) % a.channels;
+      mean[t] = b.x[t];
+      const F var = sq[t] - mean[t] * mean[t];
+      keep[t] = var >= 0;
+      inv[t] = F(1) / __builtin_sqrt((var > 0 ? var : F(0)) + F(a.eps));
+      sc[t] = t < nt ? gamma[c] * inv[t] : 0;
+      sh[t] = t < nt ? beta[c] - mean[t] * sc[t] : 0;
+    }
+  }
+};
+
+template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
+  const int64_t* plan = a.plan;
+  const int64_t E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
+  const int64_t T = Tile<F>::T, pts = mask_points(plan);
+  const F* mats = (const F*)a.mats;
   Tile<F> b;
   if (!b.alloc(kin, kout, plan[H_MAXG])) return 1;
-  F sc[T], sh[T];
-  for (long i0 = m0; i0 < m1; i0 += T) {
-    const long nt = m1 - i0 < T ? m1 - i0 : T;
-    typename V<F>::bits* mask = tile_mask<F>(mask_buf, i0, pts);
-    gather(spec, sa, sb, kin, i0, nt, b.x, true);
-    for (long r = 0; r < E; ++r) {
-      const long* e = plan + H_LEN + r * P_LEN;
-      for (long t = 0; t < T; ++t) {
-        sc[t] = t < nt ? scale[r * ldn + i0 + t] : 0;
-        sh[t] = t < nt ? shift[r * ldn + i0 + t] : 0;
-      }
+  Norm<F> nm;
+  for (int64_t i0 = m0; i0 < m1; i0 += T) {
+    const int64_t nt = m1 - i0 < T ? m1 - i0 : T;
+    typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, pts);
+    gather((const F*)a.spec, a.sa, a.sb, kin, i0, nt, b.x, true);
+    for (int64_t r = 0; r < E; ++r) {
+      const int64_t* e = plan + H_LEN + r * P_LEN;
+      nm.compute(a, e, r, b, kin, i0, nt);
       synthesise(e, mats, b, kin);
-      activate(sc, sh, e[P_G], p, b, mask);
+      activate(nm.sc, nm.sh, e[P_G], p, b, mask);
       analyse(e, mats, b, kout, p);
       if (mask) mask += e[P_G] * e[P_G];
     }
-    scatter(b.z, kout, z, za, zb, i0, nt, false);
+    scatter(b.z, kout, (F*)a.z, a.za, a.zb, i0, nt, false);
   }
   free(b.mem);
   return 0;
 }
 
-/* the gradient at the pooled activations (the transpose of analyse), into b.w2-sized
-   scratch b.y, from the tile's output gradient b.z */
-template <class F> static void analyse_t(const long* e, const F* mats, Tile<F>& b, long kout,
-                                         long p) {
-  const long T = Tile<F>::T, mo = e[P_G] / p, ka = e[P_KA];
+/* the gradient at the pooled activations (the transpose of analyse), into b.y (mo x mo),
+   from the tile's output gradient b.z; w1 and w2 are its scratch */
+template <class F> static void analyse_t(const int64_t* e, const F* mats, Tile<F>& b, int64_t kout,
+                                         int64_t p) {
+  const int64_t T = Tile<F>::T, mo = e[P_G] / p, ka = e[P_KA];
   const F* AT = mats + e[P_AT]; /* (mo, ka) */
   if (e[P_BASE]) {
-    for (long a = 0; a < ka; ++a) /* w1[a][v] = sum_c A[c][v] gz[a][c] */
+    for (int64_t a = 0; a < ka; ++a) /* w1[a][v] = sum_c A[c][v] gz[a][c] */
       mm<F, false>(AT, ka, mo, b.z + a * kout * T, T, ka, b.w1 + a * mo * T, T);
-    for (long v = 0; v < mo; ++v) /* gy[u][v] = sum_a A[a][u] w1[a][v] */
+    for (int64_t v = 0; v < mo; ++v) /* gy[u][v] = sum_a A[a][u] w1[a][v] */
       mm<F, false>(AT, ka, mo, b.w1 + v * T, mo * T, ka, b.y + v * T, mo * T);
     return;
   }
-  const long lo = ka - 2;
-  for (long s = 0; s < 2; ++s) /* w1[s][v] = sum_{c <= 2j} A[c][v] gz[lo + s][c] */
+  const int64_t lo = ka - 2;
+  for (int64_t s = 0; s < 2; ++s) /* w1[s][v] = sum_{c <= 2j} A[c][v] gz[lo + s][c] */
     mm<F, false>(AT, ka, mo, b.z + (lo + s) * kout * T, T, ka, b.w1 + s * mo * T, T);
-  for (long v = 0; v < mo; ++v) /* gy[u][v] = sum_s A[lo + s][u] w1[s][v] */
+  for (int64_t v = 0; v < mo; ++v) /* gy[u][v] = sum_s A[lo + s][u] w1[s][v] */
     mm<F, false>(AT + lo, ka, mo, b.w1 + v * T, mo * T, 2, b.y + v * T, mo * T);
-  for (long s = 0; s < 2; ++s) /* w2[u][s] = sum_{a < 2j - 1} A[a][u] gz[a][lo + s] */
+  for (int64_t s = 0; s < 2; ++s) /* w2[u][s] = sum_{a < 2j - 1} A[a][u] gz[a][lo + s] */
     mm<F, false>(AT, ka, mo, b.z + (lo + s) * T, kout * T, lo, b.w2 + s * T, 2 * T);
-  for (long u = 0; u < mo; ++u) /* gy[u][v] += sum_s A[lo + s][v] w2[u][s] */
+  for (int64_t u = 0; u < mo; ++u) /* gy[u][v] += sum_s A[lo + s][v] w2[u][s] */
     mm<F, true>(AT + lo, ka, mo, b.w2 + u * 2 * T, T, 2, b.y + u * mo * T, T);
 }
 
-/* from gy (b.y, pooled) to the gradient at the pre-activations, times the scale (into
-   b.w1, g x g), and the norm's gradients: sum g_pre * synthesis, sum g_pre */
 /* from gy (b.y, pooled) to the gradient at the pre-activations (into b.w1, g x g): ReLU's
    mask from forward's bits (`mask`, pool 1) or from the grid b.pre synthesised again */
-template <class F> static void activate_t(const F* sc, const F* sh, long g, long p,
+template <class F> static void activate_t(const F* sc, const F* sh, int64_t g, int64_t p,
                                           Tile<F>& b, const typename V<F>::bits* mask) {
-  const long T = Tile<F>::T, mo = g / p;
+  const int64_t T = Tile<F>::T, mo = g / p;
   typedef Row<F> R;
   if (mask) {
-    for (long i = 0; i < g * g; ++i) R::select(mask[i], R::load(b.y + i * T)).store(b.w1 + i * T);
+    for (int64_t i = 0; i < g * g; ++i) R::select(mask[i], R::load(b.y + i * T)).store(b.w1 + i * T);
     return;
   }
   if (p == 1) {
     const R a = R::load(sc), c = R::load(sh);
-    for (long i = 0; i < g * g; ++i)
+    for (int64_t i = 0; i < g * g; ++i)
       (a * R::load(b.pre + i * T) + c).positive_or_zero(R::load(b.y + i * T)).store(b.w1 + i * T);
     return;
   }
-  for (long uo = 0; uo < mo; ++uo)
-    for (long vo = 0; vo < mo; ++vo) {
+  for (int64_t uo = 0; uo < mo; ++uo)
+    for (int64_t vo = 0; vo < mo; ++vo) {
       const F* gy = b.y + (uo * mo + vo) * T;
       F top[Tile<F>::T], ties[Tile<F>::T];
-      for (long t = 0; t < T; ++t) { top[t] = 0; ties[t] = 0; }
-      for (long d = 0; d < p * p; ++d) { /* the window's max activation, how many reach it */
+      for (int64_t t = 0; t < T; ++t) { top[t] = 0; ties[t] = 0; }
+      for (int64_t d = 0; d < p * p; ++d) { /* the window's max activation, how many reach it */
         const F* in = b.pre + ((uo * p + d / p) * g + vo * p + d % p) * T;
-        for (long t = 0; t < T; ++t) {
+        for (int64_t t = 0; t < T; ++t) {
           F v = sc[t] * in[t] + sh[t];
           v = v > 0 ? v : 0;
           if (v > top[t]) { top[t] = v; ties[t] = 1; } else if (v == top[t]) ties[t] += 1;
         }
       }
-      for (long d = 0; d < p * p; ++d) {
-        const long at = ((uo * p + d / p) * g + vo * p + d % p) * T;
-        for (long t = 0; t < T; ++t) {
+      for (int64_t d = 0; d < p * p; ++d) {
+        const int64_t at = ((uo * p + d / p) * g + vo * p + d % p) * T;
+        for (int64_t t = 0; t < T; ++t) {
           const F v = sc[t] * b.pre[at + t] + sh[t];
           b.w1[at + t] = (v > 0 && v == top[t]) ? gy[t] / ties[t] : 0;
         }
@@ -497,39 +544,66 @@ template <class F> static void activate_t(const F* sc, const F* sh, long g, long
     }
 }
 
-template <class F>
-static int backward(const long* plan, const F* mats, const F* spec, long sa, long sb,
-                    const F* scale, const F* shift, long ldn, const F* gz, long za, long zb,
-                    F* gspec, F* gscale, F* gshift, void* mask_buf, long m0, long m1) {
-  const long E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
-  const long T = Tile<F>::T, pts = mask_points(plan);
+/* the norm's transpose for one evaluation: from the gradients at scale and shift (gsc, gsh)
+   to those at gamma and beta (per map, `ggamma`, `gbeta`: the caller sums over the batch)
+   and at the spectrum (its mean square and mean), into the tile's gx */
+template <class F> static void norm_t(const Args& a, const int64_t* e, int64_t r, Tile<F>& b,
+                                      int64_t kin, const Norm<F>& nm, const F* gsc, const F* gsh,
+                                      int64_t i0, int64_t nt) {
+  const int64_t T = Tile<F>::T, nci = (kin + 1) / 2, n = a.sb;
+  const Halves h(e);
+  const F* gamma = (const F*)a.gamma + r * a.channels;
+  F gvar[Tile<F>::T];
+  for (int64_t t = 0; t < T; ++t) {
+    const F g_scale = gsc[t] - gsh[t] * nm.mean[t];  // shift = beta - mean scale
+    const F gam = t < nt ? gamma[(i0 + t) % a.channels] : 0;
+    if (t < nt) {
+      ((F*)a.ggamma)[r * n + i0 + t] = g_scale * nm.inv[t];
+      ((F*)a.gbeta)[r * n + i0 + t] = gsh[t];
+    }
+    gvar[t] = nm.keep[t] ? g_scale * gam * F(-0.5) * nm.inv[t] * nm.inv[t] * nm.inv[t] : 0;
+    b.gx[t] += -gsh[t] * nm.sc[t] - 2 * nm.mean[t] * gvar[t];  // the mean: X[0][0]
+  }
+  typedef Row<F> R;
+  const R gv = R::load(gvar);
+  for (int64_t i = 0; i < h.k; ++i) {  // the mean square: 2 X w_a w_b
+    const int64_t row = (i < h.nc ? i : nci + i - h.nc) * kin * T;
+    const R wi = gv * R::fill(i ? F(1) : F(2));  // 2 w_a w_b, w_b = 1/2 but for b = 0
+    for (int64_t j = 0; j < h.k; ++j) {
+      const int64_t at = row + (j < h.nc ? j : nci + j - h.nc) * T;
+      const R w = j ? wi * R::fill(F(0.5)) : wi;
+      (R::load(b.gx + at) + w * R::load(b.x + at)).store(b.gx + at);
+    }
+  }
+}
+
+template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
+  const int64_t* plan = a.plan;
+  const int64_t E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
+  const int64_t T = Tile<F>::T, pts = mask_points(plan);
+  const F* mats = (const F*)a.mats;
   Tile<F> b;
   if (!b.alloc(kin, kout, plan[H_MAXG])) return 1;
-  F sc[T], sh[T], gsc[T], gsh[T];
-  for (long i0 = m0; i0 < m1; i0 += T) {
-    const long nt = m1 - i0 < T ? m1 - i0 : T;
-    const typename V<F>::bits* mask = tile_mask<F>(mask_buf, i0, pts);
-    gather(spec, sa, sb, kin, i0, nt, b.x, true);
-    gather(gz, za, zb, kout, i0, nt, b.z, false);
+  Norm<F> nm;
+  F gsc[Tile<F>::T], gsh[Tile<F>::T];
+  for (int64_t i0 = m0; i0 < m1; i0 += T) {
+    const int64_t nt = m1 - i0 < T ? m1 - i0 : T;
+    const typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, pts);
+    gather((const F*)a.spec, a.sa, a.sb, kin, i0, nt, b.x, true);
+    gather((const F*)a.gz, a.za, a.zb, kout, i0, nt, b.z, false);
     memset(b.gx, 0, kin * kin * T * sizeof(F));
-    for (long r = 0; r < E; ++r) {
-      const long* e = plan + H_LEN + r * P_LEN;
-      const long g = e[P_G];
-      for (long t = 0; t < T; ++t) {
-        sc[t] = t < nt ? scale[r * ldn + i0 + t] : 0;
-        sh[t] = t < nt ? shift[r * ldn + i0 + t] : 0;
-      }
+    for (int64_t r = 0; r < E; ++r) {
+      const int64_t* e = plan + H_LEN + r * P_LEN;
+      const int64_t g = e[P_G];
+      nm.compute(a, e, r, b, kin, i0, nt);
       if (!mask) synthesise(e, mats, b, kin);  // the grid again: no mask was kept
       analyse_t(e, mats, b, kout, p);
-      activate_t(sc, sh, g, p, b, mask);
-      synthesise_t(e, mats, b, kin, sc, gsc, gsh);
-      for (long t = 0; t < nt; ++t) {
-        gscale[r * ldn + i0 + t] = gsc[t];
-        gshift[r * ldn + i0 + t] = gsh[t];
-      }
+      activate_t(nm.sc, nm.sh, g, p, b, mask);
+      synthesise_t(e, mats, b, kin, nm.sc, gsc, gsh);
+      if (a.gamma) norm_t(a, e, r, b, kin, nm, gsc, gsh, i0, nt);
       if (mask) mask += g * g;
     }
-    scatter(b.gx, kin, gspec, sa, sb, i0, nt, true);
+    scatter(b.gx, kin, (F*)a.gspec, a.sa, a.sb, i0, nt, true);
   }
   free(b.mem);
   return 0;

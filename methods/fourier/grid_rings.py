@@ -33,7 +33,6 @@ from torch.autograd.function import once_differentiable
 
 from scaleqbench.methods.fourier.chunking import chunk_slices
 from scaleqbench.methods.fourier.moments import band_energy, band_energy_backward
-from scaleqbench.methods.fourier.native import NativePlan, mask_buffer, run_backward, run_forward
 from scaleqbench.methods.fourier.parallel import even_slices, run_tasks, task_count, workers
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
@@ -189,59 +188,6 @@ def _chunks(plan, task: slice, budget: int):
         r0 += r
 
 
-def _forward_tensor(ctx, spec: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                    z: torch.Tensor, keep: bool) -> list[list[torch.Tensor]]:
-    """The layer with tensor operations into ``z`` (zeroed); returns, per task, what
-    backward needs of each chunk's grids (``keep``) and records the tasks on ``ctx``."""
-    plan, pool, act, relu, budget = ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.budget
-    tasks, n_workers = _tasks(plan, spec.shape[2], budget, spec.device)
-    saved: list[list[torch.Tensor]] = [[] for _ in tasks]  # [task][chunk]
-
-    def work(t: int) -> None:  # one slice of maps through every grid (disjoint z columns)
-        for grp, r0, sl in _chunks(plan, tasks[t], budget):
-            r, size, k = grp.dims
-            c = sl.stop - sl.start
-            sc, sh = scale[r0:r0 + r, sl], shift[r0:r0 + r, sl]
-            pre = _synthesise(grp, _affine_spectra(spec[:k, :k, sl], sc, sh), c)
-            y = _activate(pre, act, relu)  # in place for relu: y > 0 exactly where pre > 0
-            if keep:  # what backward needs of the grids: see _activation_grad
-                saved[t].append(y if relu else pre)
-            _analyse(grp, _pool(y, pool), z, sl)
-
-    run_tasks(work, len(tasks), n_workers)
-    ctx.tasks = tasks
-    return saved
-
-
-def _backward_tensor(ctx, spec: torch.Tensor, scale: torch.Tensor, gz: torch.Tensor,
-                     g_spec: torch.Tensor, g_scale: torch.Tensor | None,
-                     g_shift: torch.Tensor | None, flat: list[torch.Tensor]) -> None:
-    """The transpose of :func:`_forward_tensor` into ``g_spec`` (zeroed) and the norm's
-    gradients; ``flat`` holds what forward kept of each task's chunks, in order."""
-    plan, pool, act, relu, tasks = ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.tasks
-    held_of, start = [], 0
-    for n in ctx.chunks:
-        held_of.append(flat[start:start + n])
-        start += n
-
-    def work(t: int) -> None:  # the transpose of forward's task t (disjoint map columns)
-        for (grp, r0, sl), held in zip(_chunks(plan, tasks[t], ctx.budget), held_of[t]):
-            r, size, k = grp.dims
-            g_pre = _activation_grad(_analyse_t(grp, gz, sl, size // pool), held, pool,
-                                     act, relu)
-            # everything else through the k x k spectra: G_r = S_r^T g_pre S_r
-            g = _synthesise_t(grp, g_pre, sl.stop - sl.start)
-            if ctx.norm:  # <g_pre, grid> = <G_r, X>, sum g_pre = G_r[0, 0]
-                g_scale[r0:r0 + r, sl] = (g * spec[:k, :k, sl]).sum(dim=(1, 2))
-                g_shift[r0:r0 + r, sl] = g[:, 0, 0]
-            if r == 1:  # one grid per stack (the default): no temporary
-                g_spec[:k, :k, sl].addcmul_(g[0], scale[r0, sl])
-            else:
-                g_spec[:k, :k, sl] += (g * scale[r0:r0 + r, None, None, sl]).sum(0)
-
-    run_tasks(work, len(tasks), workers(spec.device))
-
-
 class GridRings(torch.autograd.Function):
     """``(spec, gamma, beta) -> z``: the output spectrum of a ring nonlinearity.
 
@@ -255,11 +201,9 @@ class GridRings(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec4, gamma, beta, plan, pool, act, relu, budget, eps,
-                ws: Workspace | None, nplan: NativePlan | None = None):
+                ws: Workspace | None):
         k_full, _, bsz, ch = spec4.shape
         nb, kin = bsz * ch, plan.kin
-        if nplan is not None:
-            spec4 = spec4.contiguous()
         spec = spec4.reshape(k_full, k_full, nb)[:kin, :kin]
         if gamma is not None:
             sq = band_energy(spec, plan.band_w, budget)
@@ -269,18 +213,26 @@ class GridRings(torch.autograd.Function):
             scale = spec.new_ones(len(plan.grid_index), nb)
             shift = spec.new_zeros(len(plan.grid_index), nb)
         k_out = 2 * plan.rings_out + 1
-        z4 = workspace_empty(ws, (k_out, k_out, bsz, ch), spec)
+        z4 = workspace_empty(ws, (k_out, k_out, bsz, ch), spec).zero_()
+        z = z4.view(k_out, k_out, nb)
+        keep = any(ctx.needs_input_grad[:3])
+        tasks, n_workers = _tasks(plan, nb, budget, spec.device)
+        saved: list[list[list[torch.Tensor]]] = [[] for _ in tasks]  # [task][group][chunk]
+
+        def work(t: int) -> None:  # one slice of maps through every grid (disjoint z columns)
+            for grp, r0, sl in _chunks(plan, tasks[t], budget):
+                r, size, k = grp.dims
+                c = sl.stop - sl.start
+                sc, sh = scale[r0:r0 + r, sl], shift[r0:r0 + r, sl]
+                pre = _synthesise(grp, _affine_spectra(spec[:k, :k, sl], sc, sh), c)
+                y = _activate(pre, act, relu)  # in place for relu: y > 0 exactly where pre > 0
+                if keep:  # what backward needs of the grids: see _activation_grad
+                    saved[t].append(y if relu else pre)
+                _analyse(grp, _pool(y, pool), z, sl)
+
+        run_tasks(work, len(tasks), n_workers)
         ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.budget = plan, pool, act, relu, budget
-        ctx.eps, ctx.ws, ctx.norm, ctx.nplan = eps, ws, gamma is not None, nplan
-        if nplan is not None:  # the kernel writes every entry of z and keeps no grids
-            scale, shift = scale.contiguous(), shift.contiguous()
-            mask = mask_buffer(nplan, nb) if any(ctx.needs_input_grad[:3]) else None
-            run_forward(nplan, spec4.view(k_full, k_full, nb), scale, shift,
-                        z4.view(k_out, k_out, nb), mask)
-            saved = [[mask]] if mask is not None else []
-        else:
-            saved = _forward_tensor(ctx, spec, scale, shift, z4.zero_().view(k_out, k_out, nb),
-                                    any(ctx.needs_input_grad[:3]))
+        ctx.eps, ctx.ws, ctx.norm, ctx.tasks = eps, ws, gamma is not None, tasks
         # the grids go through save_for_backward too, not onto ctx: what autograd keeps for
         # backward is then visible to saved-tensor hooks (bench perf's memory estimate)
         ctx.chunks = [len(held) for held in saved]
@@ -292,22 +244,36 @@ class GridRings(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gz4):
         spec4, gamma, beta, sq, scale, shift, *flat = ctx.saved_tensors
+        held_of, start = [], 0
+        for n in ctx.chunks:
+            held_of.append(flat[start:start + n])
+            start += n
+        plan, pool, act, relu, tasks = ctx.plan, ctx.pool, ctx.act, ctx.relu, ctx.tasks
         k_full, _, bsz, ch = spec4.shape
-        nb, kin = bsz * ch, ctx.plan.kin
+        nb, kin = bsz * ch, plan.kin
         spec = spec4.reshape(k_full, k_full, nb)[:kin, :kin]
         gz = gz4.reshape(gz4.shape[0], gz4.shape[1], nb)
-        g_spec4 = workspace_empty(ctx.ws, spec4.shape, spec4)
+        g_spec4 = workspace_empty(ctx.ws, spec4.shape, spec4).zero_()
         g_spec = g_spec4.view(k_full, k_full, nb)
-        if ctx.nplan is not None:  # the kernel writes g_spec[:kin, :kin] and both norm grads
-            if kin < k_full:
-                g_spec.zero_()
-            g_scale, g_shift = torch.empty_like(scale), torch.empty_like(shift)
-            run_backward(ctx.nplan, spec4.view(k_full, k_full, nb), scale, shift,
-                         gz.contiguous(), g_spec, g_scale, g_shift, flat[0] if flat else None)
-        else:
-            g_scale = torch.zeros_like(scale) if ctx.norm else None
-            g_shift = torch.zeros_like(shift) if ctx.norm else None
-            _backward_tensor(ctx, spec, scale, gz, g_spec.zero_(), g_scale, g_shift, flat)
+        g_scale = torch.zeros_like(scale) if ctx.norm else None
+        g_shift = torch.zeros_like(shift) if ctx.norm else None
+
+        def work(t: int) -> None:  # the transpose of forward's task t (disjoint map columns)
+            for (grp, r0, sl), held in zip(_chunks(plan, tasks[t], ctx.budget), held_of[t]):
+                r, size, k = grp.dims
+                g_pre = _activation_grad(_analyse_t(grp, gz, sl, size // pool), held, pool,
+                                         act, relu)
+                # everything else through the k x k spectra: G_r = S_r^T g_pre S_r
+                g = _synthesise_t(grp, g_pre, sl.stop - sl.start)
+                if ctx.norm:  # <g_pre, grid> = <G_r, X>, sum g_pre = G_r[0, 0]
+                    g_scale[r0:r0 + r, sl] = (g * spec[:k, :k, sl]).sum(dim=(1, 2))
+                    g_shift[r0:r0 + r, sl] = g[:, 0, 0]
+                if r == 1:  # one grid per stack (the default): no temporary
+                    g_spec[:k, :k, sl].addcmul_(g[0], scale[r0, sl])
+                else:
+                    g_spec[:k, :k, sl] += (g * scale[r0:r0 + r, None, None, sl]).sum(0)
+
+        run_tasks(work, len(tasks), workers(spec.device))
         g_gamma = g_beta = None
         if ctx.norm:
             # the small (grids, N) algebra of the norm by autograd; the moments' own
@@ -316,6 +282,6 @@ class GridRings(torch.autograd.Function):
                 leaves = [t.detach().requires_grad_() for t in (spec[0, 0], sq, gamma, beta)]
                 outs = _affine(*leaves, ctx.eps)
             g_mean, g_sq, g_gamma, g_beta = torch.autograd.grad(outs, leaves, (g_scale, g_shift))
-            band_energy_backward(spec, ctx.plan.band_w, g_sq, g_spec, ctx.budget)
+            band_energy_backward(spec, plan.band_w, g_sq, g_spec, ctx.budget)
             g_spec[0, 0] += g_mean
-        return (g_spec4, g_gamma, g_beta) + (None,) * 8
+        return (g_spec4, g_gamma, g_beta) + (None,) * 7

@@ -29,7 +29,7 @@ __all__ = ["NativePlan", "available", "mask_buffer", "native_plan", "run_backwar
            "status", "usable"]
 
 _MODULE = "scaleqbench.methods.fourier._ring_native"
-_P, _I64 = ctypes.c_void_p, ctypes.c_long
+_P, _I64 = ctypes.c_void_p, ctypes.c_int64
 #: tasks per worker: a preempted worker delays only its share of a slice, not the layer
 TASKS_PER_WORKER = 4
 
@@ -40,13 +40,8 @@ def _library() -> ctypes.CDLL | None:
     if spec is None or spec.origin is None:
         return None
     lib = ctypes.CDLL(spec.origin)
-    for name in ("rn_forward_f32", "rn_forward_f64"):
-        getattr(lib, name).argtypes = [_P, _P, _P, _I64, _I64, _P, _P, _I64, _P, _I64, _I64,
-                                       _P, _I64, _I64]
-        getattr(lib, name).restype = ctypes.c_int
-    for name in ("rn_backward_f32", "rn_backward_f64"):
-        getattr(lib, name).argtypes = [_P, _P, _P, _I64, _I64, _P, _P, _I64, _P, _I64, _I64,
-                                       _P, _P, _P, _P, _I64, _I64]
+    for name in ("rn_forward_f32", "rn_forward_f64", "rn_backward_f32", "rn_backward_f64"):
+        getattr(lib, name).argtypes = [ctypes.POINTER(_Args), _I64, _I64]
         getattr(lib, name).restype = ctypes.c_int
     return lib
 
@@ -60,14 +55,16 @@ def status() -> str:
     """One line on the kernel: built or not, and with which instruction set."""
     lib = _library()
     if lib is None:
-        return "not built (no C++ compiler at install): the tensor path runs"
+        return ("not built (the install compiled no kernel: no C++ compiler, or the build "
+                "failed): the tensor path runs")
     return "built, AVX2+FMA" if lib.rn_vectorised() else "built, portable (no AVX2+FMA on this CPU)"
 
 
-def usable(spec: torch.Tensor, relu: bool) -> bool:
-    """Whether the kernel computes a layer on ``spec``: CPU, float32/64, ReLU, built."""
+def usable(spec: torch.Tensor, relu: bool, param_dtype: torch.dtype | None = None) -> bool:
+    """Whether the kernel computes a layer on ``spec``: CPU, float32/64, ReLU, parameters (if
+    any) of the spectrum's dtype, built."""
     return (relu and spec.device.type == "cpu" and spec.dtype in (torch.float32, torch.float64)
-            and available())
+            and param_dtype in (None, spec.dtype) and available())
 
 
 class NativePlan:
@@ -98,6 +95,30 @@ class NativePlan:
         self.ints = torch.tensor(header + [v for row in rows for v in row], dtype=torch.int64)
         self.mats = torch.cat(mats).to(dtype)
         self.evaluations = len(sched)
+        self.n, self.base = n, base
+        synth = sum(_synthesis_macs(g, band) for g, band, _ in sched)
+        analysis = sum(_analysis_macs(g // pool, 2 * j + 1, r == 0)
+                       for r, (g, _, j) in enumerate(sched))
+        #: floating-point operations per map (2 per multiply-add of the kernel's products;
+        #: its elementwise work counts 0, as PyTorch's FLOP counter counts): forward, and
+        #: backward (the transposes, and the synthesis again where no mask is kept)
+        self.flops_forward = 2 * (synth + analysis)
+        self.flops_backward = 2 * (analysis + synth * (1 if self.mask_bytes else 2))
+
+
+def _synthesis_macs(g: int, band: int) -> int:
+    """Multiply-adds of one grid's synthesis by halves (its transpose has as many): the
+    halves' rows times the spectrum block's columns, then the quadrant products."""
+    nc, ns, he, ho = band + 1, band, g // 2 + 1, (g + 1) // 2 - 1
+    return (2 * band + 1 + he + ho) * (he * nc + ho * ns)
+
+
+def _analysis_macs(mo: int, ka: int, base: bool) -> int:
+    """Multiply-adds of one grid's analysis (pooled size ``mo``, ``ka`` analysis rows): the
+    whole leading block for the base grid, else ring ``j``'s rows and columns."""
+    if base:
+        return ka * mo * mo + ka * ka * mo
+    return 4 * mo * mo + 2 * ka * mo + 2 * (ka - 2) * mo
 
 
 def _halves(g: int, band: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,29 +167,47 @@ def mask_buffer(plan: NativePlan, nb: int) -> torch.Tensor | None:
     return torch.empty(-(-nb // plan.tile) * plan.mask_bytes, dtype=torch.uint8)
 
 
-def run_forward(plan: NativePlan, spec: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                z: torch.Tensor, mask: torch.Tensor | None) -> None:
-    """``z`` (``(K', K', N)``, contiguous) from ``spec`` (``(K, K, N)``, contiguous) and the
-    norm's affine per evaluation and map, ``(E, N)`` each; ``mask`` (:func:`mask_buffer`)
-    receives ReLU's mask."""
-    lib, nb = _library(), spec.shape[2]
+class _Args(ctypes.Structure):
+    """The kernel's ``Args`` (see the source): one call's operands."""
+
+    _fields_ = [("plan", _P), ("mats", _P), ("spec", _P), ("sa", _I64), ("sb", _I64),
+                ("gamma", _P), ("beta", _P), ("channels", _I64), ("eps", ctypes.c_double),
+                ("z", _P), ("gz", _P), ("za", _I64), ("zb", _I64), ("gspec", _P),
+                ("ggamma", _P), ("gbeta", _P), ("mask", _P)]
+
+
+def _args(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
+          beta: torch.Tensor | None, channels: int, eps: float, out: torch.Tensor,
+          mask: torch.Tensor | None, **grads: torch.Tensor | None) -> _Args:
+    nb = spec.shape[2]
+    return _Args(plan=_ptr(plan.ints), mats=_ptr(plan.mats), spec=_ptr(spec),
+                 sa=spec.shape[1] * nb, sb=nb, gamma=_ptr(gamma), beta=_ptr(beta),
+                 channels=channels, eps=eps, za=out.shape[1] * nb, zb=nb, mask=_ptr(mask),
+                 **{k: _ptr(v) for k, v in grads.items()})
+
+
+def run_forward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
+                beta: torch.Tensor | None, eps: float, z: torch.Tensor,
+                mask: torch.Tensor | None) -> None:
+    """``z`` (``(K', K', N)``, contiguous) from ``spec`` (``(K, K, N)``, contiguous, maps
+    ``(b, c)`` in order) and the norm's affine per evaluation and channel (``(E, C)``, or
+    None: no norm); ``mask`` (:func:`mask_buffer`) receives ReLU's mask."""
+    lib = _library()
     fn = lib.rn_forward_f64 if spec.dtype == torch.float64 else lib.rn_forward_f32
-    k = spec.shape[0]
-    _call(lambda lo, hi: fn(_ptr(plan.ints), _ptr(plan.mats), _ptr(spec), k * nb, nb,
-                            _ptr(scale), _ptr(shift), nb, _ptr(z), z.shape[1] * nb, nb,
-                            _ptr(mask), lo, hi),
-          nb, plan.tile)
+    args = _args(plan, spec, gamma, beta, gamma.shape[1] if gamma is not None else 1, eps, z,
+                 mask, z=z)
+    _call(lambda lo, hi: fn(ctypes.byref(args), lo, hi), spec.shape[2], plan.tile)
 
 
-def run_backward(plan: NativePlan, spec: torch.Tensor, scale: torch.Tensor,
-                 shift: torch.Tensor, gz: torch.Tensor, g_spec: torch.Tensor,
-                 g_scale: torch.Tensor, g_shift: torch.Tensor, mask: torch.Tensor | None) -> None:
-    """The transpose of :func:`run_forward`: ``g_spec[:kin, :kin]`` (written), and the
-    gradients at ``scale`` and ``shift`` (``(E, N)``, written)."""
-    lib, nb = _library(), spec.shape[2]
+def run_backward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
+                 beta: torch.Tensor | None, eps: float, gz: torch.Tensor, g_spec: torch.Tensor,
+                 g_gamma: torch.Tensor | None, g_beta: torch.Tensor | None,
+                 mask: torch.Tensor | None) -> None:
+    """The transpose of :func:`run_forward`: ``g_spec[:kin, :kin]`` (written) and, per
+    evaluation and map, the gradients at gamma and beta (``(E, N)``, written; sum them over
+    the batch)."""
+    lib = _library()
     fn = lib.rn_backward_f64 if spec.dtype == torch.float64 else lib.rn_backward_f32
-    k = spec.shape[0]
-    _call(lambda lo, hi: fn(_ptr(plan.ints), _ptr(plan.mats), _ptr(spec), k * nb, nb,
-                            _ptr(scale), _ptr(shift), nb, _ptr(gz), gz.shape[1] * nb, nb,
-                            _ptr(g_spec), _ptr(g_scale), _ptr(g_shift), _ptr(mask), lo, hi),
-          nb, plan.tile)
+    args = _args(plan, spec, gamma, beta, gamma.shape[1] if gamma is not None else 1, eps, gz,
+                 mask, gz=gz, gspec=g_spec, ggamma=g_gamma, gbeta=g_beta)
+    _call(lambda lo, hi: fn(ctypes.byref(args), lo, hi), spec.shape[2], plan.tile)

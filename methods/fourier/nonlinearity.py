@@ -60,6 +60,7 @@ from scaleqbench.methods.fourier.basis import map_spectrum, ring_schedule, spect
 from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_budget
 from scaleqbench.methods.fourier import native
 from scaleqbench.methods.fourier.grid_rings import GridRings
+from scaleqbench.methods.fourier.grid_rings_native import NativeGridRings
 from scaleqbench.methods.fourier.native import NativePlan
 from scaleqbench.methods.fourier.reference import ring_nonlinearity_reference
 from scaleqbench.methods.fourier.ring_plan import RingPlan, build_plan
@@ -90,11 +91,15 @@ def ring_nonlinearity_fast(spec_in: torch.Tensor, plan: RingPlan, pool: int,
     """Batched evaluation of the layer defined in the module docstring on real spectra:
     ``(K, K, B, C) -> (K', K', B, C)`` (``K' = 2 J(n // pool) + 1``); with ``nplan``, by the
     CPU kernel (:mod:`methods.fourier.native`)."""
+    if nplan is not None:  # the affine of evaluation r, channel c: row r of gamma, column c
+        if gamma is not None:
+            gamma, beta = gamma[plan.grid_index], beta[plan.grid_index]
+        return NativeGridRings.apply(spec_in, gamma, beta, nplan, eps, ws)
     bsz = spec_in.shape[2]
     if gamma is not None:  # the affine of grid r, map i = (b, c): row r of gamma, column c
         gamma, beta = gamma[plan.grid_index].repeat(1, bsz), beta[plan.grid_index].repeat(1, bsz)
     return GridRings.apply(spec_in, gamma, beta, plan, pool, ACTIVATIONS[act], act == "relu",
-                           chunk_elements, eps, ws, nplan)
+                           chunk_elements, eps, ws)
 
 
 class RingNonlinearity(nn.Module):
@@ -182,12 +187,14 @@ class RingNonlinearity(nn.Module):
         """The CPU kernel's plan when this layer runs it (see :data:`IMPLS`), else None."""
         if self.impl == "tensor":
             return None
-        if not native.usable(spec, self.act == "relu"):
+        param_dtype = self.gamma.dtype if self.gamma is not None else None
+        if not native.usable(spec, self.act == "relu", param_dtype):
             if self.impl == "native":
                 raise ValueError(
                     f"impl='native' needs the CPU kernel ({native.status()}), a CPU float32 or "
-                    f"float64 input (got {spec.device.type} {spec.dtype}) and act='relu' (got "
-                    f"{self.act!r}); use impl='fast' to take the tensor path where it cannot run")
+                    f"float64 input (got {spec.device.type} {spec.dtype}) with parameters of "
+                    f"its dtype (got {param_dtype}) and act='relu' (got {self.act!r}); use "
+                    f"impl='fast' to take the tensor path where it cannot run")
             return None
         return native.native_plan(n, self.min_size, self.pool, spec.dtype)
 

@@ -46,17 +46,21 @@ def _row_chunks(kmax: int, per_row: int, budget: int) -> list[tuple[int, int]]:
     return [(sl.start + 1, sl.stop + 1) for sl in chunk_slices(kmax, per_row, budget)]
 
 
-def _weights(w: torch.Tensor, pw: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Re W + P, Im W)`` of a block of multiplier rows, contiguous, batched over frequency."""
+def _weights(w: torch.Tensor, pw: torch.Tensor | None, half: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Re W + P, Im W)`` of a block of multiplier rows, contiguous, batched over frequency;
+    ``half``: both times 1/2 (the row pairs' 1/2, applied to the weights, which are smaller
+    than the stacked spectra)."""
     wr = torch.view_as_real(w)
     ci, co = w.shape[-2:]
-    re = (wr[..., 0] + pw) if pw is not None else wr[..., 0].contiguous()
-    return re.reshape(-1, ci, co), wr[..., 1].contiguous().view(-1, ci, co)
+    f = 0.5 if half else 1.0
+    re = (wr[..., 0] + pw).mul_(f) if pw is not None else torch.mul(wr[..., 0], f)
+    return re.reshape(-1, ci, co), torch.mul(wr[..., 1], f).view(-1, ci, co)
 
 
 def _stack_pairs(spec: torch.Tensor, f0: int, f1: int, width: int) -> torch.Tensor:
-    """``0.5 [u; v]`` (A side) and ``0.5 [p; q]`` (B side) of row pairs ``f0 .. f1-1``:
-    ``(f, side, g, part, B, C)``."""
+    """``[u; v]`` (A side) and ``[p; q]`` (B side) of row pairs ``f0 .. f1-1``:
+    ``(f, side, g, part, B, C)`` (their factor 1/2 is in the weights, :func:`_weights`)."""
     nf, nk = f1 - f0, (width + 1) // 2
     blk = spec[2 * f0 - 1:2 * f1 - 1, :width]
     rows = blk.view(nf, 2, width, *blk.shape[2:])
@@ -69,7 +73,7 @@ def _stack_pairs(spec: torch.Tensor, f0: int, f1: int, width: int) -> torch.Tens
     torch.sub(sc, cs, out=x[:, 1, 1:, 1])
     x[:, :, 0, 0] = c[:, None, 0]
     x[:, :, 0, 1] = s[:, None, 0]
-    return x.mul_(0.5)
+    return x
 
 
 def _stack_row0(spec: torch.Tensor, width: int) -> torch.Tensor:
@@ -106,7 +110,7 @@ def _pairs_forward(spec, w, pw, out, f0: int, f1: int) -> None:
     width, nf = w.shape[0], f1 - f0
     nk, bsz, co = (width + 1) // 2, spec.shape[2], w.shape[-1]
     x = _stack_pairs(spec, f0, f1, width).view(nf * 2 * nk, 2 * bsz, -1)
-    wr, wi = _weights(w[2 * f0 - 1:2 * f1 - 1], pw)
+    wr, wi = _weights(w[2 * f0 - 1:2 * f1 - 1], pw, half=True)
     yr = torch.bmm(x, wr).view(nf, 2, nk, 2, bsz, co)
     yi = torch.bmm(x, wi).view(nf, 2, nk, 2, bsz, co)
     re_a, im_a = yr[:, 0, :, 0] + yi[:, 0, :, 1], yi[:, 0, :, 0] - yr[:, 0, :, 1]
@@ -120,9 +124,10 @@ def _pairs_forward(spec, w, pw, out, f0: int, f1: int) -> None:
     torch.sub(re_b[:, 1:], re_a[:, 1:], out=os_[:, 2::2])
 
 
-def _input_grad(gyr, gyi, rows, pw) -> torch.Tensor:
-    """Gradient at the stacked input of ``yr = x Wr, yi = x Wi``: ``gyr Wr^T + gyi Wi^T``."""
-    wr, wi = _weights(rows, pw)
+def _input_grad(gyr, gyi, rows, pw, half: bool = False) -> torch.Tensor:
+    """Gradient at the stacked input of ``yr = x Wr, yi = x Wi``: ``gyr Wr^T + gyi Wi^T``
+    (``half``: of the row pairs, whose weights carry a factor 1/2)."""
+    wr, wi = _weights(rows, pw, half)
     return torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
 
 
@@ -179,7 +184,7 @@ def _unstack_pairs(gx: torch.Tensor, g_rows: torch.Tensor) -> None:
     ``[p; q]`` (``gx``, as :func:`_input_grad` returns it) into the rows' gradient
     ``g_rows`` ``(2 nf, width, B, C_in)``."""
     nf, width, bsz, ci = g_rows.shape[0] // 2, *g_rows.shape[1:]
-    gx = gx.view(nf, 2, (width + 1) // 2, 2, bsz, ci).mul_(0.5)
+    gx = gx.view(nf, 2, (width + 1) // 2, 2, bsz, ci)
     g_u, g_v, g_p, g_q = gx[:, 0, :, 0], gx[:, 0, :, 1], gx[:, 1, :, 0], gx[:, 1, :, 1]
     o = g_rows.view(nf, 2, width, bsz, ci)
     oc, os_ = o[:, 0], o[:, 1]
@@ -208,9 +213,9 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
         gyr, gyi = _pair_output_grads(g_out[rows, :width], nk)
         x = _stack_pairs(spec, f0, f1, width).view(-1, 2 * bsz, ci)
         _mix_backward(x, w[rows], pw, gyr, gyi, g_wr[rows] if g_wr is not None else None,
-                      parts[t])
+                      parts[t], scale=0.5)
         if g_spec is not None:
-            _unstack_pairs(_input_grad(gyr, gyi, w[rows], pw), g_spec[rows, :width])
+            _unstack_pairs(_input_grad(gyr, gyi, w[rows], pw, half=True), g_spec[rows, :width])
 
     run_tasks(task, len(chunks), workers(spec.device))
     for part in parts:
@@ -218,17 +223,21 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
             g_pw += part
 
 
-def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw) -> None:
-    """Weight gradients of ``yr = x Wr, yi = x Wi``: ``g_wr[..., 0] = x^T gyr``, ``[..., 1] =
-    x^T gyi``, and ``g_pw += sum x^T gyr`` where ``P`` was folded into ``Wr``."""
+def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw, scale: float = 1.0) -> None:
+    """Weight gradients of ``yr = scale x Wr, yi = scale x Wi``: ``g_wr[..., 0] = scale x^T
+    gyr``, ``[..., 1] = scale x^T gyi``, and ``g_pw += scale sum x^T gyr`` where ``P`` was
+    folded into ``Wr``."""
     if g_wr is None and g_pw is None:
         return
     ci, co = rows.shape[-2:]
     xt = x.transpose(1, 2)
     d_re = torch.bmm(xt, gyr)
+    if scale != 1.0:
+        d_re.mul_(scale)
     if g_wr is not None:
         g_wr[..., 0] = d_re.view(*rows.shape)
-        g_wr[..., 1] = torch.bmm(xt, gyi).view(*rows.shape)
+        d_im = torch.bmm(xt, gyi).view(*rows.shape)
+        g_wr[..., 1] = d_im.mul_(scale) if scale != 1.0 else d_im
     if g_pw is not None:
         g_pw += d_re.view(-1, ci, co).sum(0)
 
