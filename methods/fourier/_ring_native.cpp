@@ -261,7 +261,9 @@ struct Halves {
 // pre[u][v] = S X S^T of one grid, X the leading (2 band + 1)^2 block of the tile's
 // even-first spectrum; by halves: e = SC X_even, o = SS X_sine (rows: the grid's half,
 // columns: the block's even then sine coefficients), then the four quadrant products
-template <class F> static void synthesise(const int64_t* e, const F* mats, Tile<F>& b, int64_t kin) {
+template <class F> static void synthesise(const int64_t* e, const F* mats, Tile<F>& b, int64_t kin,
+                                          const F* sc = nullptr, const F* sh = nullptr,
+                                          typename V<F>::bits* mask = nullptr) {
   const int64_t T = Tile<F>::T, nci = (kin + 1) / 2;
   const Halves h(e);
   const F *SC = mats + e[P_SC], *SS = mats + e[P_SS];
@@ -291,10 +293,20 @@ template <class F> static void synthesise(const int64_t* e, const F* mats, Tile<
       const R ox = uo ? R::load(oe + ((u - 1) * h.he + v) * T) : R::zero();
       const R oo_ = uo && vo ? R::load(oo + ((u - 1) * h.ho + v - 1) * T) : R::zero();
       const R s_ = e_ + ox, d = e_ - ox, s2 = xo + oo_, d2 = xo - oo_;
-      (s_ + s2).store(b.pre + (u * h.g + v) * T);
-      if (vo) (s_ - s2).store(b.pre + (u * h.g + h.g - v) * T);
-      if (uo) (d + d2).store(b.pre + ((h.g - u) * h.g + v) * T);
-      if (uo && vo) (d - d2).store(b.pre + ((h.g - u) * h.g + h.g - v) * T);
+      const int64_t at[4] = {u * h.g + v, u * h.g + h.g - v, (h.g - u) * h.g + v,
+                             (h.g - u) * h.g + h.g - v};
+      const R val[4] = {s_ + s2, s_ - s2, d + d2, d - d2};
+      const bool has[4] = {true, vo, uo, uo && vo};
+      for (int q = 0; q < 4; ++q) {
+        if (!has[q]) continue;
+        if (!sc) {  // the grid itself
+          val[q].store(b.pre + at[q] * T);
+          continue;
+        }
+        const R pre = R::load(sc) * val[q] + R::load(sh);  // fused: the activation (pool 1)
+        pre.relu().store(b.y + at[q] * T);
+        if (mask) mask[at[q]] = pre.positive_bits();
+      }
     }
 }
 
@@ -302,7 +314,8 @@ template <class F> static void synthesise(const int64_t* e, const F* mats, Tile<
    the affine), gx (even-first) += scale G, and the affine's gradients <G, X> and
    G[0][0] (the synthesis of X is the grid before the affine; the constant is 1 on it) */
 template <class F> static void synthesise_t(const int64_t* e, const F* mats, Tile<F>& b, int64_t kin,
-                                            const F* sc, F* gsc, F* gsh) {
+                                            const F* sc, F* gsc, F* gsh,
+                                            const typename V<F>::bits* mask) {
   const int64_t T = Tile<F>::T, nci = (kin + 1) / 2;
   const Halves h(e);
   const F *SCT = mats + e[P_SCT], *SST = mats + e[P_SST];
@@ -311,10 +324,14 @@ template <class F> static void synthesise_t(const int64_t* e, const F* mats, Til
   for (int64_t u = 0; u < h.he; ++u)  // fold the grid into its four quadrants
     for (int64_t v = 0; v < h.he; ++v) {
       const bool uo = u >= 1 && u <= h.ho, vo = v >= 1 && v <= h.ho;
-      const R a = R::load(b.w1 + (u * h.g + v) * T);
-      const R bb = vo ? R::load(b.w1 + (u * h.g + h.g - v) * T) : R::zero();
-      const R c = uo ? R::load(b.w1 + ((h.g - u) * h.g + v) * T) : R::zero();
-      const R d = uo && vo ? R::load(b.w1 + ((h.g - u) * h.g + h.g - v) * T) : R::zero();
+      // the gradient at the grid: w1, or (pool 1 with forward's mask) ReLU's mask times gy
+      auto at = [&](int64_t i) {
+        return mask ? R::select(mask[i], R::load(b.y + i * T)) : R::load(b.w1 + i * T);
+      };
+      const R a = at(u * h.g + v);
+      const R bb = vo ? at(u * h.g + h.g - v) : R::zero();
+      const R c = uo ? at((h.g - u) * h.g + v) : R::zero();
+      const R d = uo && vo ? at((h.g - u) * h.g + h.g - v) : R::zero();
       const R s_ = a + c, d_ = a - c, s2 = bb + d, d2 = bb - d;
       (s_ + s2).store(ee + (u * h.he + v) * T);
       if (vo) (s_ - s2).store(eo + (u * h.ho + v - 1) * T);
@@ -337,12 +354,17 @@ template <class F> static void synthesise_t(const int64_t* e, const F* mats, Til
   }
   const R a = R::load(sc);
   R dot = R::zero();
-  for (int64_t r = 0; r < h.k; ++r)
-    for (int64_t c = 0; c < h.k; ++c) {
-      const int64_t at = ((r < h.nc ? r : nci + r - h.nc) * kin + (c < h.nc ? c : nci + c - h.nc)) * T;
-      const R gv = R::load(gg + (r * h.k + c) * T);
-      dot += gv * R::load(b.x + at);
-      (R::load(b.gx + at) + a * gv).store(b.gx + at);
+  for (int64_t r = 0; r < h.k; ++r)  // the block's even, then sine columns: two runs
+    for (int64_t run = 0; run < 2; ++run) {
+      const int64_t row = (r < h.nc ? r : nci + r - h.nc) * kin + (run ? nci : 0);
+      const int64_t len = run ? h.ns : h.nc, first = run ? h.nc : 0;
+      const F* pg = gg + (r * h.k + first) * T;
+      F *px = b.x + row * T, *pgx = b.gx + row * T;
+      for (int64_t c = 0; c < len; ++c) {
+        const R gv = R::load(pg + c * T);
+        dot += gv * R::load(px + c * T);
+        (R::load(pgx + c * T) + a * gv).store(pgx + c * T);
+      }
     }
   dot.store(gsc);
   R::load(gg).store(gsh);
@@ -470,8 +492,12 @@ template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
     for (int64_t r = 0; r < E; ++r) {
       const int64_t* e = plan + H_LEN + r * P_LEN;
       nm.compute(a, e, r, b, kin, i0, nt);
-      synthesise(e, mats, b, kin);
-      activate(nm.sc, nm.sh, e[P_G], p, b, mask);
+      if (p == 1) {  // the activation inside the synthesis' butterfly
+        synthesise(e, mats, b, kin, nm.sc, nm.sh, mask);
+      } else {
+        synthesise(e, mats, b, kin);
+        activate(nm.sc, nm.sh, e[P_G], p, b, mask);
+      }
       analyse(e, mats, b, kout, p);
       if (mask) mask += e[P_G] * e[P_G];
     }
@@ -505,16 +531,12 @@ template <class F> static void analyse_t(const int64_t* e, const F* mats, Tile<F
     mm<F, true>(AT + lo, ka, mo, b.w2 + u * 2 * T, T, 2, b.y + u * mo * T, T);
 }
 
-/* from gy (b.y, pooled) to the gradient at the pre-activations (into b.w1, g x g): ReLU's
-   mask from forward's bits (`mask`, pool 1) or from the grid b.pre synthesised again */
+/* from gy (b.y, pooled) to the gradient at the pre-activations (into b.w1, g x g), ReLU's
+   mask taken from the grid b.pre synthesised again (where forward kept no mask) */
 template <class F> static void activate_t(const F* sc, const F* sh, int64_t g, int64_t p,
-                                          Tile<F>& b, const typename V<F>::bits* mask) {
+                                          Tile<F>& b) {
   const int64_t T = Tile<F>::T, mo = g / p;
   typedef Row<F> R;
-  if (mask) {
-    for (int64_t i = 0; i < g * g; ++i) R::select(mask[i], R::load(b.y + i * T)).store(b.w1 + i * T);
-    return;
-  }
   if (p == 1) {
     const R a = R::load(sc), c = R::load(sh);
     for (int64_t i = 0; i < g * g; ++i)
@@ -598,8 +620,8 @@ template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
       nm.compute(a, e, r, b, kin, i0, nt);
       if (!mask) synthesise(e, mats, b, kin);  // the grid again: no mask was kept
       analyse_t(e, mats, b, kout, p);
-      activate_t(nm.sc, nm.sh, g, p, b, mask);
-      synthesise_t(e, mats, b, kin, nm.sc, gsc, gsh);
+      if (!mask) activate_t(nm.sc, nm.sh, g, p, b);  // else inside synthesise_t's fold
+      synthesise_t(e, mats, b, kin, nm.sc, gsc, gsh, mask);
       if (a.gamma) norm_t(a, e, r, b, kin, nm, gsc, gsh, i0, nt);
       if (mask) mask += g * g;
     }
