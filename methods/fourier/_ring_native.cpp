@@ -370,20 +370,11 @@ template <class F> static void synthesise_t(const int64_t* e, const F* mats, Til
   R::load(gg).store(gsh);
 }
 
-/* y = pool(relu(scale * pre + shift)), (g / p)^2 values per map */
+/* y = pool(relu(scale * pre + shift)), (g / p)^2 values per map, for a pool p > 1 (with
+   p = 1 the activation happens inside synthesise's butterfly) */
 template <class F> static void activate(const F* sc, const F* sh, int64_t g, int64_t p,
-                                        Tile<F>& b, typename V<F>::bits* mask) {
+                                        Tile<F>& b) {
   const int64_t T = Tile<F>::T, mo = g / p;
-  if (p == 1) {
-    typedef Row<F> R;
-    const R a = R::load(sc), c = R::load(sh);
-    for (int64_t i = 0; i < g * g; ++i) {
-      const R v = a * R::load(b.pre + i * T) + c;
-      v.relu().store(b.y + i * T);
-      if (mask) mask[i] = v.positive_bits();
-    }
-    return;
-  }
   for (int64_t uo = 0; uo < mo; ++uo)
     for (int64_t vo = 0; vo < mo; ++vo) {
       F* out = b.y + (uo * mo + vo) * T;
@@ -496,7 +487,7 @@ template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
         synthesise(e, mats, b, kin, nm.sc, nm.sh, mask);
       } else {
         synthesise(e, mats, b, kin);
-        activate(nm.sc, nm.sh, e[P_G], p, b, mask);
+        activate(nm.sc, nm.sh, e[P_G], p, b);
       }
       analyse(e, mats, b, kout, p);
       if (mask) mask += e[P_G] * e[P_G];

@@ -22,7 +22,8 @@ With ``A = (u - i v) W(+f, g)`` and ``B = (p + i q) W(-f, g)``, ``irfft2``
 The column ``g = 0`` follows the same formulas with ``u = p = c0, v = q = s0`` (its
 ``cs``/``ss`` do not exist), and the row ``f = 0`` is ``A`` alone with ``u = r_c``,
 ``v = r_s`` (``v = 0`` at ``g = 0``): ``r_c' = Re A``, ``r_s' = -Im A``. Every complex
-product is two real batched GEMMs on ``[u; v]`` stacked along the batch axis.
+product of row 0 is two real batched GEMMs on ``[u; v]`` stacked along the batch axis; the
+row pairs take three real products each (Gauss; :mod:`methods.fourier.mix_pairs`).
 
 The multiplier's rows are in the real spectrum's row order: ``f_y = 0, +1, -1, +2,
 -2, ...`` (:meth:`SpectralConv2d.multiplier`), so row ``r`` of ``W`` belongs to row
@@ -35,6 +36,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_slices
+from scaleqbench.methods.fourier.mix_pairs import pairs_backward, pairs_forward
 from scaleqbench.methods.fourier.parallel import run_tasks, workers
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
@@ -46,34 +48,12 @@ def _row_chunks(kmax: int, per_row: int, budget: int) -> list[tuple[int, int]]:
     return [(sl.start + 1, sl.stop + 1) for sl in chunk_slices(kmax, per_row, budget)]
 
 
-def _weights(w: torch.Tensor, pw: torch.Tensor | None, half: bool = False
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Re W + P, Im W)`` of a block of multiplier rows, contiguous, batched over frequency;
-    ``half``: both times 1/2 (the row pairs' 1/2, applied to the weights, which are smaller
-    than the stacked spectra)."""
+def _weights(w: torch.Tensor, pw: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Re W + P, Im W)`` of a block of multiplier rows, contiguous, batched over frequency."""
     wr = torch.view_as_real(w)
     ci, co = w.shape[-2:]
-    f = 0.5 if half else 1.0
-    re = (wr[..., 0] + pw).mul_(f) if pw is not None else torch.mul(wr[..., 0], f)
-    return re.reshape(-1, ci, co), torch.mul(wr[..., 1], f).view(-1, ci, co)
-
-
-def _stack_pairs(spec: torch.Tensor, f0: int, f1: int, width: int) -> torch.Tensor:
-    """``[u; v]`` (A side) and ``[p; q]`` (B side) of row pairs ``f0 .. f1-1``:
-    ``(f, side, g, part, B, C)`` (their factor 1/2 is in the weights, :func:`_weights`)."""
-    nf, nk = f1 - f0, (width + 1) // 2
-    blk = spec[2 * f0 - 1:2 * f1 - 1, :width]
-    rows = blk.view(nf, 2, width, *blk.shape[2:])
-    c, s = rows[:, 0], rows[:, 1]
-    x = spec.new_empty(nf, 2, nk, 2, *blk.shape[2:])
-    cc, cs, sc, ss = c[:, 1::2], c[:, 2::2], s[:, 1::2], s[:, 2::2]
-    torch.sub(cc, ss, out=x[:, 0, 1:, 0])
-    torch.add(cs, sc, out=x[:, 0, 1:, 1])
-    torch.add(cc, ss, out=x[:, 1, 1:, 0])
-    torch.sub(sc, cs, out=x[:, 1, 1:, 1])
-    x[:, :, 0, 0] = c[:, None, 0]
-    x[:, :, 0, 1] = s[:, None, 0]
-    return x
+    re = (wr[..., 0] + pw) if pw is not None else wr[..., 0].contiguous()
+    return re.reshape(-1, ci, co), wr[..., 1].contiguous().view(-1, ci, co)
 
 
 def _stack_row0(spec: torch.Tensor, width: int) -> torch.Tensor:
@@ -101,33 +81,13 @@ def _inner_forward(spec, w, pw, out, budget: int) -> None:
     torch.neg(im_a[1:], out=out[0, 2:width:2])
     chunks = _row_chunks(kmax, 4 * nk * bsz * max(spec.shape[3], co), budget)
     # each run of row pairs writes its own rows of out: one task each (methods.fourier.parallel)
-    run_tasks(lambda t: _pairs_forward(spec, w, pw, out, *chunks[t]), len(chunks),
+    run_tasks(lambda t: pairs_forward(spec, w, pw, out, *chunks[t]), len(chunks),
               workers(spec.device))
 
 
-def _pairs_forward(spec, w, pw, out, f0: int, f1: int) -> None:
-    """Rows ``2 f0 - 1 .. 2 f1 - 2`` of :func:`_inner_forward`."""
-    width, nf = w.shape[0], f1 - f0
-    nk, bsz, co = (width + 1) // 2, spec.shape[2], w.shape[-1]
-    x = _stack_pairs(spec, f0, f1, width).view(nf * 2 * nk, 2 * bsz, -1)
-    wr, wi = _weights(w[2 * f0 - 1:2 * f1 - 1], pw, half=True)
-    yr = torch.bmm(x, wr).view(nf, 2, nk, 2, bsz, co)
-    yi = torch.bmm(x, wi).view(nf, 2, nk, 2, bsz, co)
-    re_a, im_a = yr[:, 0, :, 0] + yi[:, 0, :, 1], yi[:, 0, :, 0] - yr[:, 0, :, 1]
-    re_b, im_b = yr[:, 1, :, 0] - yi[:, 1, :, 1], yi[:, 1, :, 0] + yr[:, 1, :, 1]
-    o = out[2 * f0 - 1:2 * f1 - 1, :width].view(nf, 2, width, bsz, co)
-    oc, os_ = o[:, 0], o[:, 1]
-    s_re, d_im = re_a + re_b, im_b - im_a
-    oc[:, 0], oc[:, 1::2] = s_re[:, 0], s_re[:, 1:]
-    os_[:, 0], os_[:, 1::2] = d_im[:, 0], d_im[:, 1:]
-    torch.add(im_a[:, 1:], im_b[:, 1:], out=oc[:, 2::2]).neg_()
-    torch.sub(re_b[:, 1:], re_a[:, 1:], out=os_[:, 2::2])
-
-
-def _input_grad(gyr, gyi, rows, pw, half: bool = False) -> torch.Tensor:
-    """Gradient at the stacked input of ``yr = x Wr, yi = x Wi``: ``gyr Wr^T + gyi Wi^T``
-    (``half``: of the row pairs, whose weights carry a factor 1/2)."""
-    wr, wi = _weights(rows, pw, half)
+def _input_grad(gyr, gyi, rows, pw) -> torch.Tensor:
+    """Gradient at the stacked input of ``yr = x Wr, yi = x Wi``: ``gyr Wr^T + gyi Wi^T``."""
+    wr, wi = _weights(rows, pw)
     return torch.baddbmm(torch.bmm(gyr, wr.transpose(1, 2)), gyi, wi.transpose(1, 2))
 
 
@@ -151,51 +111,6 @@ def _row0_backward(spec, w, pw, g_out, g_spec, g_wr, g_pw) -> None:
         g_spec[0, 2:width:2] = gx[1:, 1]
 
 
-def _pair_output_grads(g_rows: torch.Tensor, nk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The gradients at ``yr``, ``yi`` of a run of row pairs, ``(nf * 2 * nk * 2, 2 B, C_out)``,
-    from the output gradient ``g_rows`` ``(2 nf, width, B, C_out)`` of those rows.
-
-    The gradients at Re A, Im A, Re B, Im B (``g >= 1`` from the four outputs, ``g = 0``
-    from ``c0`` and ``s0``), placed where ``Re A = yr_Au + yi_Av``, ``Im A = yi_Au - yr_Av``,
-    ``Re B = yr_Bp - yi_Bq``, ``Im B = yi_Bp + yr_Bq`` take them.
-    """
-    nf, width, bsz, co = g_rows.shape[0] // 2, *g_rows.shape[1:]
-    gr = g_rows.view(nf, 2, width, bsz, co)
-    gc, gs = gr[:, 0], gr[:, 1]
-    gyr = gc.new_empty(nf, 2, nk, 2, bsz, co)
-    gyi = torch.empty_like(gyr)
-    g_ra, g_rb, g_ia, g_ib = gyr[:, 0, :, 0], gyr[:, 1, :, 0], gyi[:, 0, :, 0], gyi[:, 1, :, 0]
-    g_ra[:, 0], g_rb[:, 0] = gc[:, 0], gc[:, 0]
-    torch.neg(gs[:, 0], out=g_ia[:, 0])
-    g_ib[:, 0] = gs[:, 0]
-    torch.sub(gc[:, 1::2], gs[:, 2::2], out=g_ra[:, 1:])
-    torch.add(gc[:, 1::2], gs[:, 2::2], out=g_rb[:, 1:])
-    torch.add(gc[:, 2::2], gs[:, 1::2], out=g_ia[:, 1:]).neg_()
-    torch.sub(gs[:, 1::2], gc[:, 2::2], out=g_ib[:, 1:])
-    gyi[:, 0, :, 1] = g_ra
-    torch.neg(g_ia, out=gyr[:, 0, :, 1])
-    torch.neg(g_rb, out=gyi[:, 1, :, 1])
-    gyr[:, 1, :, 1] = g_ib
-    return gyr.view(-1, 2 * bsz, co), gyi.view(-1, 2 * bsz, co)
-
-
-def _unstack_pairs(gx: torch.Tensor, g_rows: torch.Tensor) -> None:
-    """Transpose of :func:`_stack_pairs`: write the gradient at the stacked ``[u; v]``,
-    ``[p; q]`` (``gx``, as :func:`_input_grad` returns it) into the rows' gradient
-    ``g_rows`` ``(2 nf, width, B, C_in)``."""
-    nf, width, bsz, ci = g_rows.shape[0] // 2, *g_rows.shape[1:]
-    gx = gx.view(nf, 2, (width + 1) // 2, 2, bsz, ci)
-    g_u, g_v, g_p, g_q = gx[:, 0, :, 0], gx[:, 0, :, 1], gx[:, 1, :, 0], gx[:, 1, :, 1]
-    o = g_rows.view(nf, 2, width, bsz, ci)
-    oc, os_ = o[:, 0], o[:, 1]
-    torch.add(g_u[:, 0], g_p[:, 0], out=oc[:, 0])
-    torch.add(g_v[:, 0], g_q[:, 0], out=os_[:, 0])
-    torch.add(g_u[:, 1:], g_p[:, 1:], out=oc[:, 1::2])  # u, p hold +cc
-    torch.sub(g_v[:, 1:], g_q[:, 1:], out=oc[:, 2::2])  # v holds +cs, q -cs
-    torch.add(g_v[:, 1:], g_q[:, 1:], out=os_[:, 1::2])  # v, q hold +sc
-    torch.sub(g_p[:, 1:], g_u[:, 1:], out=os_[:, 2::2])  # p holds +ss, u -ss
-
-
 def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
     """The transpose of :func:`_inner_forward`: ``g_spec[:L, :L]``, ``g_w`` and ``g_pw +=``."""
     width = w.shape[0]
@@ -208,14 +123,7 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
     parts = [torch.zeros_like(g_pw) if g_pw is not None else None for _ in chunks]
 
     def task(t: int) -> None:
-        f0, f1 = chunks[t]
-        rows = slice(2 * f0 - 1, 2 * f1 - 1)
-        gyr, gyi = _pair_output_grads(g_out[rows, :width], nk)
-        x = _stack_pairs(spec, f0, f1, width).view(-1, 2 * bsz, ci)
-        _mix_backward(x, w[rows], pw, gyr, gyi, g_wr[rows] if g_wr is not None else None,
-                      parts[t], scale=0.5)
-        if g_spec is not None:
-            _unstack_pairs(_input_grad(gyr, gyi, w[rows], pw, half=True), g_spec[rows, :width])
+        pairs_backward(spec, w, pw, g_out, g_spec, g_wr, parts[t], *chunks[t])
 
     run_tasks(task, len(chunks), workers(spec.device))
     for part in parts:
@@ -223,21 +131,17 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
             g_pw += part
 
 
-def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw, scale: float = 1.0) -> None:
-    """Weight gradients of ``yr = scale x Wr, yi = scale x Wi``: ``g_wr[..., 0] = scale x^T
-    gyr``, ``[..., 1] = scale x^T gyi``, and ``g_pw += scale sum x^T gyr`` where ``P`` was
-    folded into ``Wr``."""
+def _mix_backward(x, rows, pw, gyr, gyi, g_wr, g_pw) -> None:
+    """Weight gradients of ``yr = x Wr, yi = x Wi``: ``g_wr[..., 0] = x^T gyr``, ``[..., 1] =
+    x^T gyi``, and ``g_pw += sum x^T gyr`` where ``P`` was folded into ``Wr``."""
     if g_wr is None and g_pw is None:
         return
     ci, co = rows.shape[-2:]
     xt = x.transpose(1, 2)
     d_re = torch.bmm(xt, gyr)
-    if scale != 1.0:
-        d_re.mul_(scale)
     if g_wr is not None:
         g_wr[..., 0] = d_re.view(*rows.shape)
-        d_im = torch.bmm(xt, gyi).view(*rows.shape)
-        g_wr[..., 1] = d_im.mul_(scale) if scale != 1.0 else d_im
+        g_wr[..., 1] = torch.bmm(xt, gyi).view(*rows.shape)
     if g_pw is not None:
         g_pw += d_re.view(-1, ci, co).sum(0)
 
