@@ -11,7 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# setup.py and the kernel source: an editable install compiles the kernel once, so a changed
+# source must be compiled again
+$(VENV)/.installed: pyproject.toml setup.py methods/fourier/_ring_native.cpp | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

@@ -33,6 +33,8 @@ For every ``(method, create() overrides)`` and every input size, one row::
     peak_mem_def    what ``peak_mem_mb`` measures on this device (``CUDA allocated`` or
                     ``RSS growth``)
     device          where it ran
+    implementation  how the model computes there, where it says (``fourier``: its ring
+                    nonlinearity's CPU kernel, with the kernel's build, or tensor operations)
     input           the input policy: under ``pad`` / ``upsample`` a size-s image reaches
                     the model on the ``canvas`` (``published``: each method's own policy)
 
@@ -221,7 +223,7 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
                              "params": sum(p.numel() for p in model.parameters()),
                              **m, "infer_img_per_s": batch / infer_s,
                              "peak_mem_def": PEAK_MEMORY.get(dev.type, ""),
-                             "device": dev_name, "input": policy})
+                             "device": dev_name, "input": policy, **_implementation(model, dev)})
                 log.info("perf %s size %d: step %.3f s, %.1f GFLOP/s", label, size,
                          m["train_step_s"], m["gflop_per_s"])
             bar.update()
@@ -229,6 +231,13 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     bar.close()
     rows.sort(key=lambda r: r["_order"])  # one method's sizes together, in the given orders
     return [{k: v for k, v in r.items() if k != "_order"} for r in rows]
+
+
+def _implementation(model: torch.nn.Module, dev: torch.device) -> dict[str, str]:
+    """``{"implementation": ...}`` for a model that says how it computes on ``dev`` (the
+    ``fourier`` network: its ring nonlinearity's CPU kernel or tensor operations), else {}."""
+    describe = getattr(model, "implementation", None)
+    return {"implementation": describe(dev)} if callable(describe) else {}
 
 
 def format_perf_table(rows: list[dict[str, Any]]) -> str:
@@ -264,6 +273,8 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
         out.append(f"device: {rows[0]['device']}; vs_first: train step time / that of the "
                    "first method at the same size; GFLOP: counted per step (forward and "
                    "backward, FFTs included)")
+        described = {r["method"]: r["implementation"] for r in rows if "implementation" in r}
+        out += [f"{name}: {how}" for name, how in described.items()]
         if busy:
             out.append(f"busy_step_s: the step beside a busy {rows[0].get('neighbour_threads')}"
                        "-thread neighbour process; vs_quiet: median over rounds of busy / "

@@ -93,9 +93,13 @@ def versions() -> dict[str, str]:
         ours = version("scaleqbench")
     except PackageNotFoundError:
         ours = "unknown"
+    from scaleqbench.methods.fourier import native
+
+    # the compiled kernel sets fourier's speed on the CPU (not its numbers): a record says it
     return {"scaleqbench": ours, "torch": torch.__version__,
             "python": platform.python_version(), "numpy": np.__version__,
-            "timm": timm.__version__, "git": _git_revision()}
+            "timm": timm.__version__, "git": _git_revision(),
+            "scaleqbench_kernel": native.status()}
 
 
 def _now() -> str:

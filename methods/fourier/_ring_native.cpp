@@ -30,7 +30,8 @@
 //
 // The code is written once (the body below, which this file includes into itself) and
 // compiled twice on x86-64: for AVX2 with FMA and for the baseline, chosen at run time by
-// what the CPU supports.
+// what the CPU supports. It stays one file (about 600 lines) for that reason, and because
+// one source is what setup.py compiles and a source distribution ships without a manifest.
 
 #ifndef RN_BODY_PASS
 #include <stdint.h>

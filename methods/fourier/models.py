@@ -202,6 +202,15 @@ class FourierNet(nn.Module):
             if isinstance(m, (SpectralConv2d, RingNonlinearity)):
                 m.workspace = self.workspace
 
+    def implementation(self, device: torch.device | str = "cpu",
+                       dtype: torch.dtype = torch.float32) -> str:
+        """How the ring nonlinearities compute on ``device`` in ``dtype`` (the same function
+        every way; ``bench perf`` and the run records name it, since it sets the speed)."""
+        layers = [m for m in self.modules() if isinstance(m, RingNonlinearity)]
+        probe = torch.empty(0, dtype=dtype, device=device)
+        kinds = sorted({m.implementation(probe) for m in layers})
+        return "ring nonlinearity: " + ", ".join(kinds)
+
     def empty_cache(self) -> None:
         """Unmap the idle buffers the model keeps for its next step (``bench perf`` calls it
         before it measures a step's memory)."""

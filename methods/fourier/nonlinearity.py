@@ -46,6 +46,13 @@ layer's :attr:`~RingNonlinearity.workspace` (:mod:`methods.fourier.workspace`).
 Every step is a GEMM or an elementwise op with the grid index as the leading
 batch axis, on CPU and CUDA alike. The plainly written per-ring version lives in
 :mod:`methods.fourier.reference`.
+
+On the CPU (float32/64, ReLU) the layer runs by default on a compiled kernel
+(:mod:`methods.fourier.native`, :mod:`methods.fourier.grid_rings_native`): the same
+evaluations, one tile of maps at a time in cache, each grid's synthesis by its even and
+odd halves (half the multiply-adds of ``S X S^T``), the norm's moments taken in the
+kernel, and ReLU's mask kept for backward instead of the grids. ``impl`` chooses
+(:data:`IMPLS`); all of them are tested to compute the same function.
 """
 
 from __future__ import annotations
@@ -182,6 +189,14 @@ class RingNonlinearity(nn.Module):
         return ring_nonlinearity_fast(spec, self.plan(n, spec.dtype, spec.device), self.pool,
                                       self.gamma, self.beta, self.act, self.eps, budget,
                                       self.workspace, self._native_plan(spec, n))
+
+    def implementation(self, spec: torch.Tensor) -> str:
+        """Which computation :meth:`spectral_forward` takes for a spectrum like ``spec``."""
+        if self.impl == "reference":
+            return "per-ring reference"
+        if self.impl != "tensor" and native.usable(spec, self.act == "relu", spec.dtype):
+            return f"CPU kernel ({native.status()})"
+        return "tensor operations"
 
     def _native_plan(self, spec: torch.Tensor, n: int) -> NativePlan | None:
         """The CPU kernel's plan when this layer runs it (see :data:`IMPLS`), else None."""
