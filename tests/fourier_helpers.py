@@ -28,3 +28,23 @@ def worst_error(layer, x: torch.Tensor, sizes, out_size=lambda s: s) -> float:
         assert fs.shape[-1] == out_size(s)
         worst = max(worst, relative_sq_error(fourier_resize(fx, fs.shape[-1]), fs).max().item())
     return worst
+
+
+def layer_pair(channels, base, top, pool, act, norm, seed, dtype=torch.float64,
+               impls=("fast", "reference"), **kwargs):
+    """The same ring nonlinearity twice, with the same parameters, computed two ways
+    (``impls``); with a norm, its affine well away from dead channels, so that relative
+    errors mean something."""
+    from scaleqbench.methods.fourier.nonlinearity import RingNonlinearity
+
+    torch.manual_seed(seed)
+    first = RingNonlinearity(channels, base, top, pool=pool, act=act, norm=norm,
+                             impl=impls[0], **kwargs).to(dtype)
+    if norm:
+        with torch.no_grad():
+            first.gamma.uniform_(0.5, 1.5)
+            first.beta.uniform_(-0.5, 0.5)
+    second = RingNonlinearity(channels, base, top, pool=pool, act=act, norm=norm,
+                              impl=impls[1]).to(dtype)
+    second.load_state_dict(first.state_dict())
+    return first, second

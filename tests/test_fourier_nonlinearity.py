@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fourier_helpers import EXACT, SETTINGS, band_limited, worst_error
+from fourier_helpers import EXACT, SETTINGS, band_limited, layer_pair, worst_error
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,17 +18,8 @@ from scaleqbench.methods.fourier.reference import ring_mask
 
 # --- ring nonlinearity and pooling ----------------------------------------------------------
 def make_pair(channels, base, top, pool, act, norm, seed, dtype=torch.float64, waste=1.0):
-    torch.manual_seed(seed)
-    fast = RingNonlinearity(channels, base, top, pool=pool, act=act, norm=norm,
-                            waste=waste).to(dtype)
-    if norm:
-        with torch.no_grad():  # well away from dead channels, so relative errors are meaningful
-            fast.gamma.uniform_(0.5, 1.5)
-            fast.beta.uniform_(-0.5, 0.5)
-    ref = RingNonlinearity(channels, base, top, pool=pool, act=act, norm=norm,
-                           impl="reference").to(dtype)
-    ref.load_state_dict(fast.state_dict())
-    return fast, ref
+    """The fast layer and the per-ring reference, same parameters."""
+    return layer_pair(channels, base, top, pool, act, norm, seed, dtype, waste=waste)
 
 
 layer_cases = st.tuples(st.integers(6, 12), st.integers(0, 10), st.sampled_from([1, 1, 2, 3]),

@@ -469,20 +469,36 @@ template <class F> struct Norm {
   }
 };
 
-template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
-  const int64_t* plan = a.plan;
-  const int64_t E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
-  const int64_t T = Tile<F>::T, pts = mask_points(plan);
-  const F* mats = (const F*)a.mats;
+/* what forward and backward share: the plan's header, the matrices and a tile's scratch
+   (freed with the call) */
+template <class F> struct Call {
+  const int64_t* plan;
+  int64_t E, kin, kout, p, pts;
+  const F* mats;
   Tile<F> b;
-  if (!b.alloc(kin, kout, plan[H_MAXG])) return 1;
+  bool ok;
+  explicit Call(const Args& a)
+      : plan(a.plan), E(a.plan[H_E]), kin(a.plan[H_KIN]), kout(a.plan[H_KOUT]),
+        p(a.plan[H_POOL]), pts(mask_points(a.plan)), mats((const F*)a.mats) {
+    ok = b.alloc(kin, kout, plan[H_MAXG]);
+  }
+  ~Call() { if (ok) free(b.mem); }
+  const int64_t* evaluation(int64_t r) const { return plan + H_LEN + r * P_LEN; }
+};
+
+template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
+  Call<F> cl(a);
+  if (!cl.ok) return 1;
+  const int64_t E = cl.E, kin = cl.kin, kout = cl.kout, p = cl.p, T = Tile<F>::T, pts = cl.pts;
+  const F* mats = cl.mats;
+  Tile<F>& b = cl.b;
   Norm<F> nm;
   for (int64_t i0 = m0; i0 < m1; i0 += T) {
     const int64_t nt = m1 - i0 < T ? m1 - i0 : T;
     typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, pts);
     gather((const F*)a.spec, a.sa, a.sb, kin, i0, nt, b.x, true);
     for (int64_t r = 0; r < E; ++r) {
-      const int64_t* e = plan + H_LEN + r * P_LEN;
+      const int64_t* e = cl.evaluation(r);
       nm.compute(a, e, r, b, kin, i0, nt);
       if (p == 1) {  // the activation inside the synthesis' butterfly
         synthesise(e, mats, b, kin, nm.sc, nm.sh, mask);
@@ -495,7 +511,6 @@ template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
     }
     scatter(b.z, kout, (F*)a.z, a.za, a.zb, i0, nt, false);
   }
-  free(b.mem);
   return 0;
 }
 
@@ -592,12 +607,11 @@ template <class F> static void norm_t(const Args& a, const int64_t* e, int64_t r
 }
 
 template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
-  const int64_t* plan = a.plan;
-  const int64_t E = plan[H_E], kin = plan[H_KIN], kout = plan[H_KOUT], p = plan[H_POOL];
-  const int64_t T = Tile<F>::T, pts = mask_points(plan);
-  const F* mats = (const F*)a.mats;
-  Tile<F> b;
-  if (!b.alloc(kin, kout, plan[H_MAXG])) return 1;
+  Call<F> cl(a);
+  if (!cl.ok) return 1;
+  const int64_t E = cl.E, kin = cl.kin, kout = cl.kout, p = cl.p, T = Tile<F>::T, pts = cl.pts;
+  const F* mats = cl.mats;
+  Tile<F>& b = cl.b;
   Norm<F> nm;
   F gsc[Tile<F>::T], gsh[Tile<F>::T];
   for (int64_t i0 = m0; i0 < m1; i0 += T) {
@@ -607,7 +621,7 @@ template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
     gather((const F*)a.gz, a.za, a.zb, kout, i0, nt, b.z, false);
     memset(b.gx, 0, kin * kin * T * sizeof(F));
     for (int64_t r = 0; r < E; ++r) {
-      const int64_t* e = plan + H_LEN + r * P_LEN;
+      const int64_t* e = cl.evaluation(r);
       const int64_t g = e[P_G];
       nm.compute(a, e, r, b, kin, i0, nt);
       if (!mask) synthesise(e, mats, b, kin);  // the grid again: no mask was kept
@@ -619,7 +633,6 @@ template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
     }
     scatter(b.gx, kin, (F*)a.gspec, a.sa, a.sb, i0, nt, true);
   }
-  free(b.mem);
   return 0;
 }
 

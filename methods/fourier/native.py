@@ -31,7 +31,7 @@ __all__ = ["NativePlan", "available", "mask_buffer", "native_plan", "run_backwar
 _MODULE = "scaleqbench.methods.fourier._ring_native"
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
 #: tasks per worker: a preempted worker delays only its share of a slice, not the layer
-TASKS_PER_WORKER = 4
+TASKS_PER_WORKER = 8
 
 
 @functools.lru_cache(maxsize=1)

@@ -67,11 +67,10 @@ def _stack_row0(spec: torch.Tensor, width: int) -> torch.Tensor:
     return x
 
 
-def _inner_forward(spec, w, pw, out, budget: int) -> None:
-    """``out[:L, :L]`` (``L = 2 kmax + 1``): the mixing with ``W (+ P)``, row pair by row pair."""
+def _row0_forward(spec, w, pw, out) -> None:
+    """Row 0 of :func:`_inner_forward`: ``[Re A_0, Re A_g, -Im A_g]``."""
     width = w.shape[0]
-    kmax, nk = (width - 1) // 2, (width + 1) // 2
-    bsz, co = spec.shape[2], w.shape[-1]
+    nk, bsz, co = (width + 1) // 2, spec.shape[2], w.shape[-1]
     x0 = _stack_row0(spec, width).view(nk, 2 * bsz, -1)
     wr, wi = _weights(w[0], pw)
     yr, yi = torch.bmm(x0, wr).view(nk, 2, bsz, co), torch.bmm(x0, wi).view(nk, 2, bsz, co)
@@ -79,10 +78,18 @@ def _inner_forward(spec, w, pw, out, budget: int) -> None:
     out[0, 0] = re_a[0]
     out[0, 1:width:2] = re_a[1:]
     torch.neg(im_a[1:], out=out[0, 2:width:2])
+
+
+def _inner_forward(spec, w, pw, out, budget: int) -> None:
+    """``out[:L, :L]`` (``L = 2 kmax + 1``): the mixing with ``W (+ P)``, row pair by row pair."""
+    width = w.shape[0]
+    kmax, nk = (width - 1) // 2, (width + 1) // 2
+    bsz, co = spec.shape[2], w.shape[-1]
     chunks = _row_chunks(kmax, 4 * nk * bsz * max(spec.shape[3], co), budget)
-    # each run of row pairs writes its own rows of out: one task each (methods.fourier.parallel)
-    run_tasks(lambda t: pairs_forward(spec, w, pw, out, *chunks[t]), len(chunks),
-              workers(spec.device))
+    # row 0 and each run of row pairs write their own rows of out: one task each
+    # (methods.fourier.parallel), row 0 among them so that no worker waits for it
+    run_tasks(lambda t: pairs_forward(spec, w, pw, out, *chunks[t - 1]) if t else
+              _row0_forward(spec, w, pw, out), len(chunks) + 1, workers(spec.device))
 
 
 def _input_grad(gyr, gyi, rows, pw) -> torch.Tensor:
@@ -117,15 +124,18 @@ def _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, budget: int) -> None:
     kmax, nk = (width - 1) // 2, (width + 1) // 2
     bsz, ci, co = spec.shape[2], spec.shape[3], w.shape[-1]
     g_wr = torch.view_as_real(g_w) if g_w is not None else None
-    _row0_backward(spec, w, pw, g_out, g_spec, g_wr, g_pw)
     chunks = _row_chunks(kmax, 4 * nk * bsz * max(ci, co), budget)
-    # each task writes its own rows of g_spec and g_w; its share of g_pw is summed after
-    parts = [torch.zeros_like(g_pw) if g_pw is not None else None for _ in chunks]
+    # each task (row 0, then the runs of row pairs) writes its own rows of g_spec and g_w;
+    # its share of g_pw is summed after
+    parts = [torch.zeros_like(g_pw) if g_pw is not None else None for _ in range(len(chunks) + 1)]
 
     def task(t: int) -> None:
-        pairs_backward(spec, w, pw, g_out, g_spec, g_wr, parts[t], *chunks[t])
+        if t == 0:
+            _row0_backward(spec, w, pw, g_out, g_spec, g_wr, parts[0])
+        else:
+            pairs_backward(spec, w, pw, g_out, g_spec, g_wr, parts[t], *chunks[t - 1])
 
-    run_tasks(task, len(chunks), workers(spec.device))
+    run_tasks(task, len(chunks) + 1, workers(spec.device))
     for part in parts:
         if part is not None:
             g_pw += part
