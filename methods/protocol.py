@@ -8,6 +8,7 @@ members, not at their signatures, so the docstrings are the contract):
 * :class:`ScaleModel` -- ``forward(x) -> logits`` and ``features(x) -> maps``;
 * :class:`HasScaleAxes` -- ``scale_axes()``: which feature maps carry a discrete scale axis;
 * :class:`HoldsWorkspace` -- ``empty_cache()``: the model keeps buffers between steps;
+* :class:`DescribesImplementation` -- ``implementation(device)``: how it computes there;
 * :class:`PerSizeClassifier` -- ``per_size_logits(x)``: one prediction per feature size
   (the Fourier network, whose loss reads them).
 """
@@ -19,7 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["HasScaleAxes", "HoldsWorkspace", "PerSizeClassifier", "ScaleModel"]
+__all__ = ["DescribesImplementation", "HasScaleAxes", "HoldsWorkspace", "PerSizeClassifier",
+           "ScaleModel", "implementation_of"]
 
 
 @runtime_checkable
@@ -83,6 +85,25 @@ class HoldsWorkspace(Protocol):
 
     def empty_cache(self) -> None:
         ...
+
+
+@runtime_checkable
+class DescribesImplementation(Protocol):
+    """A model that can compute one function in more than one way (e.g. a compiled kernel
+    or tensor operations): ``implementation(device)`` names the way it takes on ``device``.
+    It changes no result, only the speed; ``bench perf`` rows and run records carry it.
+    """
+
+    def implementation(self, device: torch.device | str = "cpu") -> str:
+        ...
+
+
+def implementation_of(model: Any, device: torch.device | str) -> dict[str, str]:
+    """``{"implementation": ...}`` for a :class:`DescribesImplementation` model, else ``{}``:
+    what ``bench perf`` rows and run records carry."""
+    if isinstance(model, DescribesImplementation):
+        return {"implementation": model.implementation(device)}
+    return {}
 
 
 @runtime_checkable

@@ -270,6 +270,7 @@ def test_a_plugin_whose_config_changed_is_run_again_naming_the_set_aside_record(
     [first] = RunStore(out).scan()[0]
     assert first.config_values == {"width": 4} and first.method_source == "sb-stale-tiny 0.1.0"
     assert first.versions["scaleqbench"] and first.spec.resolved.config == (("width", 4),)
+    assert "implementation" not in first.versions  # the plugin's model does not describe one
     with installed(monkeypatch, _plugin(tmp_path / "v2", "0.2.0", 2), ["sb_stale_tiny"]):
         assert cli.main(argv) == 0
     text = capsys.readouterr().out
@@ -301,3 +302,19 @@ def test_recipe_overrides_run_show_in_the_row_and_are_another_run(tmp_path, cach
     assert labels == {"cnn", "cnn {batch_size=32,lr=0.01}"}
     board = (out / "leaderboard.md").read_text()
     assert "| cnn {batch_size=32,lr=0.01} " in board and "| cnn " in board
+
+
+def test_a_record_names_how_its_model_computed(tmp_path, cache_dir):
+    """A model that computes one function more than one way (the ``fourier`` network: its
+    CPU kernel or tensor operations) has its run record say which way ran, in ``versions``;
+    the way is not part of the run's identity."""
+    from scaleqbench.methods.fourier import native
+
+    out = tmp_path / "exp"
+    assert cli.main(["run", "--methods", "fourier,fourier[impl=tensor]", "--out", str(out),
+                *TINY]) == 0
+    records = {r.method: r for r in RunStore(out).scan()[0]}
+    kernel = f"CPU kernel ({native.status()})" if native.available() else "tensor operations"
+    assert records["fourier"].versions["implementation"] == f"ring nonlinearity: {kernel}"
+    assert (records["fourier[impl=tensor]"].versions["implementation"]
+            == "ring nonlinearity: tensor operations")

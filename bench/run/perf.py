@@ -80,7 +80,7 @@ from scaleqbench.bench.spec_parsing import format_method
 from scaleqbench.bench.run.optimizer import build_optimizer
 from scaleqbench.bench.run.perf_rounds import Subject, measure_size
 from scaleqbench.datasets.scaling import fourier_resize, to_canvas
-from scaleqbench.methods.protocol import HoldsWorkspace
+from scaleqbench.methods.protocol import HoldsWorkspace, implementation_of
 
 __all__ = ["ALLOCATORS", "format_perf_table", "method_label", "run_perf", "write_perf_json"]
 
@@ -223,7 +223,7 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
                              "params": sum(p.numel() for p in model.parameters()),
                              **m, "infer_img_per_s": batch / infer_s,
                              "peak_mem_def": PEAK_MEMORY.get(dev.type, ""),
-                             "device": dev_name, "input": policy, **_implementation(model, dev)})
+                             "device": dev_name, "input": policy, **implementation_of(model, dev)})
                 log.info("perf %s size %d: step %.3f s, %.1f GFLOP/s", label, size,
                          m["train_step_s"], m["gflop_per_s"])
             bar.update()
@@ -231,13 +231,6 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     bar.close()
     rows.sort(key=lambda r: r["_order"])  # one method's sizes together, in the given orders
     return [{k: v for k, v in r.items() if k != "_order"} for r in rows]
-
-
-def _implementation(model: torch.nn.Module, dev: torch.device) -> dict[str, str]:
-    """``{"implementation": ...}`` for a model that says how it computes on ``dev`` (the
-    ``fourier`` network: its ring nonlinearity's CPU kernel or tensor operations), else {}."""
-    describe = getattr(model, "implementation", None)
-    return {"implementation": describe(dev)} if callable(describe) else {}
 
 
 def format_perf_table(rows: list[dict[str, Any]]) -> str:

@@ -55,6 +55,7 @@ from scaleqbench.bench.run.metrics import accuracy
 from scaleqbench.bench.run.optimizer import build_optimizer
 from scaleqbench.bench.run import recipes
 from scaleqbench.bench.run.pause import pause_point
+from scaleqbench.methods.protocol import implementation_of
 from scaleqbench.bench.run.resolve import recipe_of, resolve
 from scaleqbench.bench.run.train_steps import EpochTotals, on_device, to_device
 from scaleqbench.bench.store.record import RunRecord
@@ -93,13 +94,9 @@ def versions() -> dict[str, str]:
         ours = version("scaleqbench")
     except PackageNotFoundError:
         ours = "unknown"
-    from scaleqbench.methods.fourier import native
-
-    # the compiled kernel sets fourier's speed on the CPU (not its numbers): a record says it
     return {"scaleqbench": ours, "torch": torch.__version__,
             "python": platform.python_version(), "numpy": np.__version__,
-            "timm": timm.__version__, "git": _git_revision(),
-            "scaleqbench_kernel": native.status()}
+            "timm": timm.__version__, "git": _git_revision()}
 
 
 def _now() -> str:
@@ -196,8 +193,10 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
     results: dict[str, Any] = {}
 
     def record(**outcome: Any) -> RunRecord:
+        # a run that built its model has its versions with how the model computed
+        base = {"versions": versions(), **results}
         return RunRecord.for_spec(spec, **(context or {}), started_at=started,
-                                  versions=versions(), **results, **outcome,
+                                  **base, **outcome,
                                   wall_time_s=time.perf_counter() - t_start, finished_at=_now())
 
     try:
@@ -257,7 +256,9 @@ def _compute(spec: RunSpec, out_dir: str | Path | None, progress: bool, last_ckp
     recipe, entry = recipe_of(resolved), methods.get_method(spec.method)
     model = entry.builder(in_channels=ds.in_channels, num_classes=ds.num_classes,
                           **dict(resolved.config)).to(device)
-    yield {"config": config, "config_values": resolved.to_json()["config"],
+    # how the model computes here sets the speed, not the numbers (fourier: its CPU kernel)
+    yield {"versions": {**versions(), **implementation_of(model, device)},
+           "config": config, "config_values": resolved.to_json()["config"],
            "method_source": entry.source, "epochs": recipe.epochs,
            "recipe": dataclasses.asdict(recipe),
            "params": sum(p.numel() for p in model.parameters()), "dataset_cache": cache,

@@ -92,7 +92,7 @@ extern "C" int rn_backward_##SUFFIX(const Args* a, int64_t m0, int64_t m1) {    
 RN_ENTRY(float, f32)
 RN_ENTRY(double, f64)
 
-extern "C" int rn_tile(int f64) { return f64 ? 8 : 16; }
+extern "C" int rn_tile(int f64) { return f64 ? int(fast::Tile<double>::T) : int(fast::Tile<float>::T); }
 extern "C" int rn_vectorised() { return use_fast() ? 1 : 0; }
 
 #else  // the body: compiled once per instruction set, in its own namespace
@@ -489,27 +489,26 @@ template <class F> struct Call {
 template <class F> static int forward(const Args& a, int64_t m0, int64_t m1) {
   Call<F> cl(a);
   if (!cl.ok) return 1;
-  const int64_t E = cl.E, kin = cl.kin, kout = cl.kout, p = cl.p, T = Tile<F>::T, pts = cl.pts;
-  const F* mats = cl.mats;
+  const int64_t T = Tile<F>::T;
   Tile<F>& b = cl.b;
   Norm<F> nm;
   for (int64_t i0 = m0; i0 < m1; i0 += T) {
     const int64_t nt = m1 - i0 < T ? m1 - i0 : T;
-    typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, pts);
-    gather((const F*)a.spec, a.sa, a.sb, kin, i0, nt, b.x, true);
-    for (int64_t r = 0; r < E; ++r) {
+    typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, cl.pts);
+    gather((const F*)a.spec, a.sa, a.sb, cl.kin, i0, nt, b.x, true);
+    for (int64_t r = 0; r < cl.E; ++r) {
       const int64_t* e = cl.evaluation(r);
-      nm.compute(a, e, r, b, kin, i0, nt);
-      if (p == 1) {  // the activation inside the synthesis' butterfly
-        synthesise(e, mats, b, kin, nm.sc, nm.sh, mask);
+      nm.compute(a, e, r, b, cl.kin, i0, nt);
+      if (cl.p == 1) {  // the activation inside the synthesis' butterfly
+        synthesise(e, cl.mats, b, cl.kin, nm.sc, nm.sh, mask);
       } else {
-        synthesise(e, mats, b, kin);
-        activate(nm.sc, nm.sh, e[P_G], p, b);
+        synthesise(e, cl.mats, b, cl.kin);
+        activate(nm.sc, nm.sh, e[P_G], cl.p, b);
       }
-      analyse(e, mats, b, kout, p);
+      analyse(e, cl.mats, b, cl.kout, cl.p);
       if (mask) mask += e[P_G] * e[P_G];
     }
-    scatter(b.z, kout, (F*)a.z, a.za, a.zb, i0, nt, false);
+    scatter(b.z, cl.kout, (F*)a.z, a.za, a.zb, i0, nt, false);
   }
   return 0;
 }
@@ -609,29 +608,30 @@ template <class F> static void norm_t(const Args& a, const int64_t* e, int64_t r
 template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
   Call<F> cl(a);
   if (!cl.ok) return 1;
-  const int64_t E = cl.E, kin = cl.kin, kout = cl.kout, p = cl.p, T = Tile<F>::T, pts = cl.pts;
-  const F* mats = cl.mats;
+  const int64_t T = Tile<F>::T;
   Tile<F>& b = cl.b;
   Norm<F> nm;
   F gsc[Tile<F>::T], gsh[Tile<F>::T];
   for (int64_t i0 = m0; i0 < m1; i0 += T) {
     const int64_t nt = m1 - i0 < T ? m1 - i0 : T;
-    const typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, pts);
-    gather((const F*)a.spec, a.sa, a.sb, kin, i0, nt, b.x, true);
-    gather((const F*)a.gz, a.za, a.zb, kout, i0, nt, b.z, false);
-    memset(b.gx, 0, kin * kin * T * sizeof(F));
-    for (int64_t r = 0; r < E; ++r) {
+    const typename V<F>::bits* mask = tile_mask<F>(a.mask, i0, cl.pts);
+    gather((const F*)a.spec, a.sa, a.sb, cl.kin, i0, nt, b.x, true);
+    gather((const F*)a.gz, a.za, a.zb, cl.kout, i0, nt, b.z, false);
+    memset(b.gx, 0, cl.kin * cl.kin * T * sizeof(F));
+    for (int64_t r = 0; r < cl.E; ++r) {
       const int64_t* e = cl.evaluation(r);
       const int64_t g = e[P_G];
-      nm.compute(a, e, r, b, kin, i0, nt);
-      if (!mask) synthesise(e, mats, b, kin);  // the grid again: no mask was kept
-      analyse_t(e, mats, b, kout, p);
-      if (!mask) activate_t(nm.sc, nm.sh, g, p, b);  // else inside synthesise_t's fold
-      synthesise_t(e, mats, b, kin, nm.sc, gsc, gsh, mask);
-      if (a.gamma) norm_t(a, e, r, b, kin, nm, gsc, gsh, i0, nt);
+      // the norm's moments again from the tile's spectrum (about k^2 per map and grid,
+      // under 1 % of the tile's work): cheaper than keeping them
+      nm.compute(a, e, r, b, cl.kin, i0, nt);
+      if (!mask) synthesise(e, cl.mats, b, cl.kin);  // the grid again: no mask was kept
+      analyse_t(e, cl.mats, b, cl.kout, cl.p);
+      if (!mask) activate_t(nm.sc, nm.sh, g, cl.p, b);  // else inside synthesise_t's fold
+      synthesise_t(e, cl.mats, b, cl.kin, nm.sc, gsc, gsh, mask);
+      if (a.gamma) norm_t(a, e, r, b, cl.kin, nm, gsc, gsh, i0, nt);
       if (mask) mask += g * g;
     }
-    scatter(b.gx, kin, (F*)a.gspec, a.sa, a.sb, i0, nt, true);
+    scatter(b.gx, cl.kin, (F*)a.gspec, a.sa, a.sb, i0, nt, true);
   }
   return 0;
 }

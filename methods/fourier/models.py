@@ -203,10 +203,12 @@ class FourierNet(nn.Module):
                 m.workspace = self.workspace
 
     def implementation(self, device: torch.device | str = "cpu",
-                       dtype: torch.dtype = torch.float32) -> str:
-        """How the ring nonlinearities compute on ``device`` in ``dtype`` (the same function
-        every way; ``bench perf`` and the run records name it, since it sets the speed)."""
+                       dtype: torch.dtype | None = None) -> str:
+        """How the ring nonlinearities compute on ``device`` in ``dtype`` (default: the
+        parameters'), the same function every way; ``bench perf`` and the run records name
+        it, since it sets the speed."""
         layers = [m for m in self.modules() if isinstance(m, RingNonlinearity)]
+        dtype = dtype or next(self.parameters()).dtype
         probe = torch.empty(0, dtype=dtype, device=device)
         kinds = sorted({m.implementation(probe) for m in layers})
         return "ring nonlinearity: " + ", ".join(kinds)

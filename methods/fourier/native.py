@@ -75,7 +75,7 @@ class NativePlan:
         sched = ring_schedule(n, base, pool)
         self.kin = 2 * max(band for _, band, _ in sched) + 1
         self.kout = 2 * ring_count(n // pool) + 1
-        self.tile = 8 if dtype == torch.float64 else 16
+        self.tile = _library().rn_tile(int(dtype == torch.float64))  # maps per tile: the kernel's
         mats, rows, at = [], [], 0
         for r, (g, band, j) in enumerate(sched):
             offs = []

@@ -194,22 +194,27 @@ class RingNonlinearity(nn.Module):
         """Which computation :meth:`spectral_forward` takes for a spectrum like ``spec``."""
         if self.impl == "reference":
             return "per-ring reference"
-        if self.impl != "tensor" and native.usable(spec, self.act == "relu", spec.dtype):
-            return f"CPU kernel ({native.status()})"
-        return "tensor operations"
+        return f"CPU kernel ({native.status()})" if self._runs_kernel(spec) else "tensor operations"
+
+    def _runs_kernel(self, spec: torch.Tensor) -> bool:
+        """Whether a spectrum like ``spec`` goes to the CPU kernel (see :data:`IMPLS`); with
+        ``impl="native"``, one error where it cannot."""
+        if self.impl in ("tensor", "reference"):
+            return False
+        param_dtype = self.gamma.dtype if self.gamma is not None else None
+        if native.usable(spec, self.act == "relu", param_dtype):
+            return True
+        if self.impl == "native":
+            raise ValueError(
+                f"impl='native' needs the CPU kernel ({native.status()}), a CPU float32 or "
+                f"float64 input (got {spec.device.type} {spec.dtype}) with parameters of "
+                f"its dtype (got {param_dtype}) and act='relu' (got {self.act!r}); use "
+                f"impl='fast' to take the tensor path where it cannot run")
+        return False
 
     def _native_plan(self, spec: torch.Tensor, n: int) -> NativePlan | None:
-        """The CPU kernel's plan when this layer runs it (see :data:`IMPLS`), else None."""
-        if self.impl == "tensor":
-            return None
-        param_dtype = self.gamma.dtype if self.gamma is not None else None
-        if not native.usable(spec, self.act == "relu", param_dtype):
-            if self.impl == "native":
-                raise ValueError(
-                    f"impl='native' needs the CPU kernel ({native.status()}), a CPU float32 or "
-                    f"float64 input (got {spec.device.type} {spec.dtype}) with parameters of "
-                    f"its dtype (got {param_dtype}) and act='relu' (got {self.act!r}); use "
-                    f"impl='fast' to take the tensor path where it cannot run")
+        """The CPU kernel's plan when this layer runs it, else None."""
+        if not self._runs_kernel(spec):
             return None
         return native.native_plan(n, self.min_size, self.pool, spec.dtype)
 
