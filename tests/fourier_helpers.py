@@ -48,3 +48,12 @@ def layer_pair(channels, base, top, pool, act, norm, seed, dtype=torch.float64,
                               impl=impls[1]).to(dtype)
     second.load_state_dict(first.state_dict())
     return first, second
+
+
+def fourier_paths() -> tuple[str, str]:
+    """How the ``fourier`` network's ring nonlinearity and spectral mixing compute on this
+    install's CPU (float32, ReLU): its kernels, or tensor operations without a build."""
+    from scaleqbench.methods.fourier import mix_native, native
+
+    ring = f"CPU kernel ({native.status()})" if native.available() else "tensor operations"
+    return ring, "CPU kernel" if mix_native.available() else "tensor operations"

@@ -319,7 +319,10 @@ def test_unknown_impl_is_refused_with_the_choices():
 def test_status_says_built_on_one_line():
     line = native.status()
     assert line.startswith("built") and "\n" not in line
-    assert line in ("built, AVX2+FMA", "built, portable (no AVX2+FMA on this CPU)")
+    isa, threads = line.split(", ")[1:]
+    assert isa in ("AVX2+FMA", "portable (no AVX2+FMA on this CPU)")
+    assert threads in ("OpenMP tasks", "thread pool (built without OpenMP)")
+    assert (threads == "OpenMP tasks") == native.uses_openmp(native._library())
 
 
 # --- threads ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fourier_helpers import fourier_paths
 from plugin_support import installed, tiny_plugin, write_plugin
 
 from scaleqbench import methods
@@ -308,13 +309,12 @@ def test_a_record_names_how_its_model_computed(tmp_path, cache_dir):
     """A model that computes one function more than one way (the ``fourier`` network: its
     CPU kernel or tensor operations) has its run record say which way ran, in ``versions``;
     the way is not part of the run's identity."""
-    from scaleqbench.methods.fourier import native
-
     out = tmp_path / "exp"
     assert cli.main(["run", "--methods", "fourier,fourier[impl=tensor]", "--out", str(out),
                 *TINY]) == 0
     records = {r.method: r for r in RunStore(out).scan()[0]}
-    kernel = f"CPU kernel ({native.status()})" if native.available() else "tensor operations"
-    assert records["fourier"].versions["implementation"] == f"ring nonlinearity: {kernel}"
+    ring, mix = fourier_paths()
+    assert (records["fourier"].versions["implementation"]
+            == f"ring nonlinearity: {ring}; spectral mixing: {mix}")
     assert (records["fourier[impl=tensor]"].versions["implementation"]
-            == "ring nonlinearity: tensor operations")
+            == "ring nonlinearity: tensor operations; spectral mixing: tensor operations")

@@ -10,6 +10,8 @@ import math
 
 import pytest
 
+from fourier_helpers import fourier_paths
+
 from scaleqbench.bench.run.perf import format_perf_table, method_label, run_perf, write_perf_json
 from scaleqbench.bench.run.perf_isolated import run_perf_isolated
 
@@ -38,12 +40,12 @@ def test_one_row_per_method_and_size_with_every_column(rows):
         assert r["device"].startswith("cpu") and r["peak_mem_def"] == "RSS growth"
         assert r["gflop"] > 0 and 0 <= r["fft_gflop"] < r["gflop"]
         assert r["gflop_per_s"] == pytest.approx(r["gflop"] / r["train_step_s"])
-    from scaleqbench.methods.fourier import native
-
-    kernel = f"CPU kernel ({native.status()})" if native.available() else "tensor operations"
-    assert rows[2]["implementation"] == f"ring nonlinearity: {kernel}"
-    assert rows[4]["implementation"] == "ring nonlinearity: per-ring reference"
-    assert f"fourier: ring nonlinearity: {kernel}" in format_perf_table(rows).splitlines()
+    ring, mix = fourier_paths()
+    assert rows[2]["implementation"] == f"ring nonlinearity: {ring}; spectral mixing: {mix}"
+    assert rows[4]["implementation"] == ("ring nonlinearity: per-ring reference; "
+                                         "spectral mixing: tensor operations")
+    assert (f"fourier: ring nonlinearity: {ring}; spectral mixing: {mix}"
+            in format_perf_table(rows).splitlines())
     # the fast Fourier layers are GEMMs on real spectra; the per-ring reference resizes by FFT
     assert all(r["fft_gflop"] == 0 for r in rows[:4]) and rows[4]["fft_gflop"] > 0
     # the reference implementation is the same model: same parameter count

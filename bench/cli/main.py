@@ -22,6 +22,7 @@ import warnings
 from scaleqbench.bench.cli.parser import build_parser
 from scaleqbench.bench.errors import user_error_types
 from scaleqbench.bench.run.cpu_memory import tune_cpu_allocator
+from scaleqbench.bench.run.openmp_wait import tune_openmp_waiting
 
 __all__ = ["build_parser", "main"]
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    # before the command loads torch, which reads it (see bench.run.openmp_wait)
+    tune_openmp_waiting()
     # imported after parsing: the commands load torch and pandas, which `bench --help` never
     # needs; every sub-command NAME is the function cmd_NAME of the module cli/cmd_NAME.py
     module = importlib.import_module(f"scaleqbench.bench.cli.cmd_{args.command}")

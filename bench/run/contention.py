@@ -12,10 +12,13 @@ stops and joins it; a child that does not stop is terminated.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from scaleqbench.bench.run.openmp_wait import plain_env
 
 __all__ = ["BusyNeighbour"]
 
@@ -59,8 +62,10 @@ class BusyNeighbour:
 
     def __init__(self, threads: int, size: int = 256):
         self.threads = threads
+        # the neighbour is someone else's process: OpenMP's default waiting, not the CLI's
         self._proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(threads), str(size)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                      env=plain_env(os.environ))
         try:
             self._expect("ready")
         except RuntimeError:

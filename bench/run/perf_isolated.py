@@ -31,6 +31,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from scaleqbench.bench.run.openmp_wait import plain_env
 from scaleqbench.bench.run.perf import ALLOCATORS, method_label, run_perf
 
 __all__ = ["run_perf_isolated"]
@@ -46,6 +47,7 @@ def _child_env(allocator: str) -> dict[str, str]:
     env = dict(os.environ)
     if allocator == "system":  # as a plain script starts: no opt-in left behind by the CLI
         env.pop("THP_MEM_ALLOC_ENABLE", None)
+        env = plain_env(env)
     return env
 
 

@@ -95,6 +95,18 @@ RN_ENTRY(double, f64)
 extern "C" int rn_tile(int f64) { return f64 ? int(fast::Tile<double>::T) : int(fast::Tile<float>::T); }
 extern "C" int rn_vectorised() { return use_fast() ? 1 : 0; }
 
+// One call's tasks on the OpenMP team PyTorch computes with (see rn_tasks.h)
+#include "rn_tasks.h"
+#ifdef _OPENMP
+extern "C" int rn_openmp() { return 1; }
+#else
+extern "C" int rn_openmp() { return 0; }
+#endif
+RN_TASKS(rn_forward_tasks_f32, rn_forward_f32, Args)
+RN_TASKS(rn_forward_tasks_f64, rn_forward_f64, Args)
+RN_TASKS(rn_backward_tasks_f32, rn_backward_f32, Args)
+RN_TASKS(rn_backward_tasks_f64, rn_backward_f64, Args)
+
 #else  // the body: compiled once per instruction set, in its own namespace
 
 template <class F> struct V;

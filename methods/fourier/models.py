@@ -101,7 +101,7 @@ class FourierBlock(_SpectralBlock):
                  kernel_form: str = "real"):
         super().__init__()
         self.conv = SpectralConv2d(c_in, c_out, grid, kernel, pointwise=True, bias=not norm,
-                                   kernel_form=kernel_form)
+                                   kernel_form=kernel_form, impl=impl)
         self.nl = RingNonlinearity(c_out, min_size, max_size, pool=pool, act=act, norm=norm,
                                    impl=impl)
 
@@ -125,10 +125,10 @@ class ResidualFourierBlock(_SpectralBlock):
                  kernel_form: str = "real"):
         super().__init__()
         self.conv1 = SpectralConv2d(c_in, c_out, grid, kernel, pointwise=False, bias=not norm,
-                                    kernel_form=kernel_form)
+                                    kernel_form=kernel_form, impl=impl)
         self.nl1 = RingNonlinearity(c_out, min_size, max_size, act=act, norm=norm, impl=impl)
         self.conv2 = SpectralConv2d(c_out, c_out, grid, kernel, pointwise=False, bias=False,
-                                    kernel_form=kernel_form)
+                                    kernel_form=kernel_form, impl=impl)
         # the skip path: 1x1 mixing restricted to the input's band (keeps even sizes exact)
         self.skip = SpectralConv2d(c_in, c_out, grid, 1, spectral=False, bias=not norm)
         self.nl2 = RingNonlinearity(c_out, min_size, max_size, pool=pool, act=act, norm=norm,
@@ -204,14 +204,15 @@ class FourierNet(nn.Module):
 
     def implementation(self, device: torch.device | str = "cpu",
                        dtype: torch.dtype | None = None) -> str:
-        """How the ring nonlinearities compute on ``device`` in ``dtype`` (default: the
-        parameters'), the same function every way; ``bench perf`` and the run records name
-        it, since it sets the speed."""
-        layers = [m for m in self.modules() if isinstance(m, RingNonlinearity)]
-        dtype = dtype or next(self.parameters()).dtype
-        probe = torch.empty(0, dtype=dtype, device=device)
-        kinds = sorted({m.implementation(probe) for m in layers})
-        return "ring nonlinearity: " + ", ".join(kinds)
+        """How the ring nonlinearities and the spectral mixing compute on ``device`` in
+        ``dtype`` (default: the parameters'), the same function every way; ``bench perf``
+        and the run records name it, since it sets the speed."""
+        probe = torch.empty(0, dtype=dtype or next(self.parameters()).dtype, device=device)
+        rings = [m for m in self.modules() if isinstance(m, RingNonlinearity)]
+        mixes = [m for m in self.modules()
+                 if isinstance(m, SpectralConv2d) and m.spectral_weight is not None]
+        return (f"ring nonlinearity: {', '.join(sorted({m.implementation(probe) for m in rings}))}; "
+                f"spectral mixing: {', '.join(sorted({m.implementation(probe) for m in mixes}))}")
 
     def empty_cache(self) -> None:
         """Unmap the idle buffers the model keeps for its next step (``bench perf`` calls it

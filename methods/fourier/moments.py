@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from scaleqbench.methods.fourier import moments_native
 from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_slices
 from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
@@ -48,20 +49,36 @@ def band_energy_backward(spec: torch.Tensor, w: torch.Tensor, g_sq: torch.Tensor
 class SpectrumMoments(torch.autograd.Function):
     """``(spec (K, K, N), w (S, k)) -> (mean (N,), mean squares (S, N))``; ``w`` is a constant.
 
-    The gradient at ``spec`` comes from ``ws`` (one buffer, no full-size temporaries).
+    The gradient at ``spec`` comes from ``ws`` (one buffer, no full-size temporaries). On the
+    CPU (float32/64) the CPU kernel computes both directions
+    (:mod:`methods.fourier.moments_native`), elsewhere tensor operations, in chunks.
     """
 
     @staticmethod
     def forward(ctx, spec, w, ws: Workspace | None, budget: int = CHUNK_ELEMENTS):
+        ctx.kernel = moments_native.usable(spec)
+        if ctx.kernel:
+            spec = spec.contiguous()
         ctx.save_for_backward(spec, w)
         ctx.ws, ctx.budget = ws, budget
+        if ctx.kernel:
+            return moments_native.forward(spec, w)
         return spec[0, 0].clone(), band_energy(spec, w, budget)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_mean, g_sq):
         spec, w = ctx.saved_tensors
-        g_spec = workspace_empty(ctx.ws, spec.shape, spec).zero_()
-        band_energy_backward(spec, w, g_sq, g_spec, ctx.budget)
-        g_spec[0, 0] += g_mean
+        g_spec = workspace_empty(ctx.ws, spec.shape, spec)
+        if ctx.kernel:
+            k = w.shape[1]
+            if k < spec.shape[0]:  # the kernel writes the leading k x k block
+                g_spec.zero_()
+            moments_native.backward(spec, w, g_mean, g_sq, g_spec)
+            return g_spec, None, None, None
+        g_spec.zero_()
+        if g_sq is not None:
+            band_energy_backward(spec, w, g_sq, g_spec, ctx.budget)
+        if g_mean is not None:
+            g_spec[0, 0] += g_mean
         return g_spec, None, None, None

@@ -9,9 +9,9 @@ and ReLU (the published configurations' activation); every other case -- another
 activation, a GPU, an install without a C++ compiler -- takes the tensor path, which is the
 same function. :func:`status` says which applies, and ``bench perf`` reports it.
 
-Threads: the kernel is single-threaded; :func:`run` hands slices of maps (whole tiles) to
-:func:`~methods.fourier.parallel.run_tasks`' workers, and ``ctypes`` releases the GIL for
-the call, so the workers compute in parallel.
+Threads: a call cuts the maps into slices (whole tiles, :data:`TASKS_PER_WORKER` per thread),
+the tasks that :func:`call_tasks` runs on PyTorch's own OpenMP team (see ``rn_tasks.h``), or,
+in a build without OpenMP, on :func:`~methods.fourier.parallel.run_tasks`' workers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _MODULE = "scaleqbench.methods.fourier._ring_native"
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
 #: tasks per worker: a preempted worker delays only its share of a slice, not the layer
 TASKS_PER_WORKER = 8
+_WHAT = "the ring nonlinearity's CPU kernel"
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,10 +41,20 @@ def _library() -> ctypes.CDLL | None:
     if spec is None or spec.origin is None:
         return None
     lib = ctypes.CDLL(spec.origin)
-    for name in ("rn_forward_f32", "rn_forward_f64", "rn_backward_f32", "rn_backward_f64"):
-        getattr(lib, name).argtypes = [ctypes.POINTER(_Args), _I64, _I64]
-        getattr(lib, name).restype = ctypes.c_int
+    declare_entries(lib, ("rn_forward", "rn_backward"), _Args)
     return lib
+
+
+def declare_entries(lib: ctypes.CDLL, entries: tuple[str, ...], args: type) -> None:
+    """The argument types of kernel ``entries`` (both dtypes, per slice and per call's tasks)
+    taking the operands ``args``."""
+    for entry in entries:
+        for suffix in ("f32", "f64"):
+            one = getattr(lib, f"{entry}_{suffix}")
+            one.argtypes, one.restype = [ctypes.POINTER(args), _I64, _I64], ctypes.c_int
+            tasks = getattr(lib, f"{entry}_tasks_{suffix}")
+            tasks.argtypes = [ctypes.POINTER(args), ctypes.POINTER(_I64), _I64, ctypes.c_int]
+            tasks.restype = ctypes.c_int
 
 
 def available() -> bool:
@@ -52,12 +63,14 @@ def available() -> bool:
 
 
 def status() -> str:
-    """One line on the kernel: built or not, and with which instruction set."""
+    """One line on the kernels: built or not, with which instruction set, on which threads."""
     lib = _library()
     if lib is None:
         return ("not built (the install compiled no kernel: no C++ compiler, or the build "
                 "failed): the tensor path runs")
-    return "built, AVX2+FMA" if lib.rn_vectorised() else "built, portable (no AVX2+FMA on this CPU)"
+    isa = "AVX2+FMA" if lib.rn_vectorised() else "portable (no AVX2+FMA on this CPU)"
+    threads = "OpenMP tasks" if lib.rn_openmp() else "thread pool (built without OpenMP)"
+    return f"built, {isa}, {threads}"
 
 
 def usable(spec: torch.Tensor, relu: bool, param_dtype: torch.dtype | None = None) -> bool:
@@ -145,18 +158,34 @@ def _slices(nb: int, tile: int) -> list[tuple[int, int]]:
     return [(sl.start * tile, min(sl.stop * tile, nb)) for sl in even_slices(tiles, parts)]
 
 
-def _call(fn, nb: int, tile: int) -> None:
-    errors: list[int] = []
+def call_tasks(entry: str, args: ctypes.Structure, dtype: torch.dtype, bounds: list[int],
+               what: str) -> None:
+    """``entry`` (a kernel entry, without its ``_f32``/``_f64``) on the tasks
+    ``[bounds[t], bounds[t + 1])``: on PyTorch's own OpenMP team where the library was built
+    with OpenMP (see ``rn_tasks.h``), else on :func:`~methods.fourier.parallel.run_tasks`'
+    workers (``ctypes`` releases the GIL for each call). ``what`` names the kernel in the
+    error a failed allocation raises."""
+    lib, suffix = _library(), "f64" if dtype == torch.float64 else "f32"
+    n, threads = len(bounds) - 1, workers("cpu")
+    if uses_openmp(lib):
+        failed = getattr(lib, f"{entry}_tasks_{suffix}")(
+            ctypes.byref(args), (_I64 * len(bounds))(*bounds), n, threads)
+    else:
+        fn, errors = getattr(lib, f"{entry}_{suffix}"), []
+        run_tasks(lambda t: errors.append(fn(ctypes.byref(args), bounds[t], bounds[t + 1])),
+                  n, threads)
+        failed = any(errors)
+    if failed:
+        raise MemoryError(f"{what} could not allocate its buffers")
 
-    def task(t: int) -> None:
-        lo, hi = slices[t]
-        if fn(lo, hi):
-            errors.append(t)
 
-    slices = _slices(nb, tile)
-    run_tasks(task, len(slices), workers("cpu"))
-    if errors:
-        raise MemoryError("the ring nonlinearity's CPU kernel could not allocate its tile buffers")
+def uses_openmp(lib: ctypes.CDLL) -> bool:
+    """Whether :func:`call_tasks` runs the tasks on the OpenMP team (the build has OpenMP)."""
+    return bool(lib.rn_openmp())
+
+
+def _bounds(nb: int, tile: int) -> list[int]:
+    return [lo for lo, _ in _slices(nb, tile)] + [nb]
 
 
 def mask_buffer(plan: NativePlan, nb: int) -> torch.Tensor | None:
@@ -192,11 +221,9 @@ def run_forward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None
     """``z`` (``(K', K', N)``, contiguous) from ``spec`` (``(K, K, N)``, contiguous, maps
     ``(b, c)`` in order) and the norm's affine per evaluation and channel (``(E, C)``, or
     None: no norm); ``mask`` (:func:`mask_buffer`) receives ReLU's mask."""
-    lib = _library()
-    fn = lib.rn_forward_f64 if spec.dtype == torch.float64 else lib.rn_forward_f32
     args = _args(plan, spec, gamma, beta, gamma.shape[1] if gamma is not None else 1, eps, z,
                  mask, z=z)
-    _call(lambda lo, hi: fn(ctypes.byref(args), lo, hi), spec.shape[2], plan.tile)
+    call_tasks("rn_forward", args, spec.dtype, _bounds(spec.shape[2], plan.tile), _WHAT)
 
 
 def run_backward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
@@ -206,8 +233,6 @@ def run_backward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | Non
     """The transpose of :func:`run_forward`: ``g_spec[:kin, :kin]`` (written) and, per
     evaluation and map, the gradients at gamma and beta (``(E, N)``, written; sum them over
     the batch)."""
-    lib = _library()
-    fn = lib.rn_backward_f64 if spec.dtype == torch.float64 else lib.rn_backward_f32
     args = _args(plan, spec, gamma, beta, gamma.shape[1] if gamma is not None else 1, eps, gz,
                  mask, gz=gz, gspec=g_spec, ggamma=g_gamma, gbeta=g_beta)
-    _call(lambda lo, hi: fn(ctypes.byref(args), lo, hi), spec.shape[2], plan.tile)
+    call_tasks("rn_backward", args, spec.dtype, _bounds(spec.shape[2], plan.tile), _WHAT)

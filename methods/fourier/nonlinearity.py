@@ -75,10 +75,11 @@ from scaleqbench.methods.fourier.workspace import Workspace
 
 __all__ = ["RingNonlinearity", "ACTIVATIONS", "IMPLS"]
 
-#: how the layer is computed (the same function each way): ``fast`` -- the CPU kernel
-#: (:mod:`methods.fourier.native`) where it runs (CPU, float32/64, ReLU, built), tensor
-#: operations elsewhere; ``tensor`` -- tensor operations always; ``native`` -- the kernel, an
-#: error where it cannot run; ``reference`` -- the plainly written per-ring version
+#: how a Fourier layer is computed (the same function each way): ``fast`` -- the CPU kernel
+#: (:mod:`methods.fourier.native`; the spectral mixing's: :mod:`methods.fourier.mix_native`)
+#: where it runs (CPU, float32/64, ReLU for this layer, built), tensor operations elsewhere;
+#: ``tensor`` -- tensor operations always; ``native`` -- the kernel, an error where it cannot
+#: run; ``reference`` -- the plainly written per-ring version (the mixing: tensor operations)
 IMPLS = ("fast", "tensor", "native", "reference")
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

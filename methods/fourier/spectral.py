@@ -53,8 +53,10 @@ import math
 import torch
 from torch import nn
 
+from scaleqbench.methods.fourier import mix_native, native
 from scaleqbench.methods.fourier.basis import map_spectrum, ring_count, spectrum_map
 from scaleqbench.methods.fourier.chunking import chunk_budget
+from scaleqbench.methods.fourier.nonlinearity import IMPLS
 from scaleqbench.methods.fourier.spectral_mix import SpectralMix
 from scaleqbench.methods.fourier.workspace import Workspace
 
@@ -88,13 +90,18 @@ class SpectralConv2d(nn.Module):
     cyclic integer translations. Input ``(B, C_in, n, n)``, output
     ``(B, C_out, n, n)``, band-limited (an even size gets no Nyquist ring, whatever
     the input held). ``kernel_form``: ``"real"`` (default; the localized ``N x N`` kernel)
-    or ``"hilbert"`` (complex taps; see the module docstring).
+    or ``"hilbert"`` (complex taps; see the module docstring). ``impl``
+    (:data:`~methods.fourier.nonlinearity.IMPLS`): how the band's mixing is computed, by
+    the CPU kernel (:mod:`methods.fourier.mix_native`) or by tensor operations, the same
+    function (``reference`` computes it by tensor operations).
     """
 
     def __init__(self, in_channels: int, out_channels: int, global_grid: int, kernel_size: int,
                  pointwise: bool = True, bias: bool = True, spectral: bool = True,
-                 kernel_form: str = "real"):
+                 kernel_form: str = "real", impl: str = "fast"):
         super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
         if kernel_size > global_grid:
             raise ValueError(f"kernel {kernel_size} does not fit the global grid {global_grid}")
         if not (spectral or pointwise):
@@ -104,7 +111,7 @@ class SpectralConv2d(nn.Module):
                              f"got {kernel_form!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.global_grid, self.kernel_size = global_grid, kernel_size
-        self.kernel_form = kernel_form
+        self.kernel_form, self.impl = kernel_form, impl
         self.band = ring_count(global_grid)  # |k| < G/2
         if spectral:
             # taps first, so that its DFT comes out frequency-major (see multiplier); the
@@ -130,7 +137,7 @@ class SpectralConv2d(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, G={self.global_grid}, "
                 f"N={self.kernel_size}, spectral={self.spectral_weight is not None}, "
                 f"kernel_form={self.kernel_form}, "
-                f"pointwise={self.pointwise is not None}")
+                f"pointwise={self.pointwise is not None}, impl={self.impl}")
 
     def multiplier(self, kmax: int, cdtype: torch.dtype) -> torch.Tensor:
         """``W[k]``, ``(ky, kx, C_in, C_out)``: ``k_y = 0, +1, -1, ..., +kmax, -kmax`` (the real
@@ -165,4 +172,24 @@ class SpectralConv2d(nn.Module):
         w = self.multiplier(kmax, cdtype) if self.spectral_weight is not None else None
         pw = self.pointwise.to(spec.dtype) if self.pointwise is not None else None
         bias = self.bias.to(spec.dtype) if self.bias is not None else None
-        return SpectralMix.apply(spec, w, pw, bias, self.workspace, chunk_budget(spec.device))
+        return SpectralMix.apply(spec, w, pw, bias, self.workspace, chunk_budget(spec.device),
+                                 self._runs_kernel(spec))
+
+    def implementation(self, spec: torch.Tensor) -> str:
+        """How :meth:`spectral_forward` mixes the band of a spectrum like ``spec``."""
+        return "CPU kernel" if self._runs_kernel(spec) else "tensor operations"
+
+    def _runs_kernel(self, spec: torch.Tensor) -> bool:
+        """Whether the band of a spectrum like ``spec`` is mixed by the CPU kernel; with
+        ``impl="native"``, one error where it cannot."""
+        if self.impl in ("tensor", "reference") or self.spectral_weight is None:
+            return False
+        if mix_native.usable(spec):
+            return True
+        if self.impl == "native":
+            raise ValueError(
+                f"impl='native' needs the spectral mixing's CPU kernel "
+                f"({'built' if mix_native.available() else native.status()}) and a CPU "
+                f"float32 or float64 input (got {spec.device.type} {spec.dtype}); use "
+                f"impl='fast' to take the tensor path where it cannot run")
+        return False

@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from scaleqbench.methods.fourier import mix_native
 from scaleqbench.methods.fourier.chunking import CHUNK_ELEMENTS, chunk_slices
 from scaleqbench.methods.fourier.mix_pairs import pairs_backward, pairs_forward
 from scaleqbench.methods.fourier.parallel import run_tasks, workers
@@ -194,23 +195,28 @@ class SpectralMix(torch.autograd.Function):
     ``W`` (complex, ``(2 kmax + 1, kmax + 1, C_in, C_out)``, rows in the spectrum's row
     order) mixes the band ``|k| <= kmax``; ``P`` (real ``(C_in, C_out)``) is added to it
     there and alone mixes the rest; ``bias`` goes to the constant coefficient. ``W`` or
-    ``P`` may be ``None``, not both.
+    ``P`` may be ``None``, not both. ``kernel``: the band's mixing by the CPU kernel
+    (:mod:`methods.fourier.mix_native`, where :func:`~methods.fourier.mix_native.usable`),
+    else by tensor operations; the same function.
     """
 
     @staticmethod
-    def forward(ctx, spec, w, pw, bias, ws: Workspace | None, budget: int = CHUNK_ELEMENTS):
+    def forward(ctx, spec, w, pw, bias, ws: Workspace | None, budget: int = CHUNK_ELEMENTS,
+                kernel: bool = False):
         spec = spec.contiguous()
         k, _, bsz, _ = spec.shape
         co = (w if w is not None else pw).shape[-1]
         width = w.shape[0] if w is not None else 0
         out = workspace_empty(ws, (k, k, bsz, co), spec)
         _outer(spec, pw, out, width)
-        if w is not None:
+        if w is not None and kernel:
+            mix_native.inner_forward(spec, w, pw, out)
+        elif w is not None:
             _inner_forward(spec, w, pw, out, budget)
         if bias is not None:
             out[0, 0] += bias
         ctx.save_for_backward(spec, w, pw)
-        ctx.ws, ctx.budget, ctx.has_bias = ws, budget, bias is not None
+        ctx.ws, ctx.budget, ctx.has_bias, ctx.kernel = ws, budget, bias is not None, kernel
         return out
 
     @staticmethod
@@ -227,7 +233,9 @@ class SpectralMix(torch.autograd.Function):
             _outer(g_out, pw, g_spec, width, transpose=True)
         if g_pw is not None:
             _outer_weight_grad(spec, g_out, g_pw, width)
-        if w is not None:
+        if w is not None and ctx.kernel:
+            mix_native.inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw)
+        elif w is not None:
             _inner_backward(spec, w, pw, g_out, g_spec, g_w, g_pw, ctx.budget)
         g_bias = g_out[0, 0].sum(0) if need_bias and ctx.has_bias else None
-        return g_spec, g_w, g_pw, g_bias, None, None
+        return g_spec, g_w, g_pw, g_bias, None, None, None

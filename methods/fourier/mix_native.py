@@ -1,0 +1,153 @@
+"""The spectral mixing's CPU kernel (``_mix_native.cpp``): bindings, operators, and the band's
+mixing forward and backward by it.
+
+:class:`~methods.fourier.spectral_mix.SpectralMix` mixes the band ``|k| <= kmax`` of a real
+spectrum per frequency; with tensor operations (:mod:`methods.fourier.mix_pairs`) each row
+pair's products are batched matrix products on stacked copies of the spectrum and of the
+weights. The kernel computes the same band with the stacking folded into its loads: per
+frequency, the four coefficients' combinations ``u, v, p, q`` for the batch, then every
+output channel tile's products with the tile's weights in L1, the four outputs combined in
+registers. Its forward serves the input gradient too (the conjugate-transposed weights: see
+the source's header), and a second entry computes the weight gradient.
+
+The kernel takes ``W`` and ``P`` as they are and packs one frequency's weights at a time in
+each task (``P`` added to the real part, the derivation's factors, the conjugate transpose for
+the input gradient), and writes the weight gradient as ``W`` is laid out. The kernel's calls are PyTorch
+custom operators (``scaleqbench::mix_kernel_rows``, ``_weight_grad``) with FLOP formulas (2
+per multiply-add: four real products per side and frequency), so that ``bench perf`` counts
+them. The kernel is built with the ring nonlinearity's (:mod:`methods.fourier.native`), and a
+call's rows are its tasks (:func:`~methods.fourier.native.call_tasks`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+from scaleqbench.methods.fourier import native
+
+__all__ = ["available", "inner_backward", "inner_forward", "usable"]
+
+_P, _I64 = ctypes.c_void_p, ctypes.c_int64
+
+
+class _MixArgs(ctypes.Structure):
+    """The kernel's ``MixArgs`` (see the source): one call's operands."""
+
+    _fields_ = [("x", _P), ("xa", _I64), ("xb", _I64), ("ci", _I64), ("w", _P), ("pw", _P),
+                ("transpose", _I64), ("y", _P), ("ya", _I64), ("yb", _I64), ("co", _I64),
+                ("cop", _I64), ("gy", _P), ("gw", _P), ("gpw", _P), ("batch", _I64),
+                ("nk", _I64)]
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    lib = native._library()  # one library holds both kernels
+    if lib is None or not hasattr(lib, "mx_rows_f32"):
+        return None
+    native.declare_entries(lib, ("mx_rows", "mx_weight_grad"), _MixArgs)
+    return lib
+
+
+def available() -> bool:
+    """Whether the mixing kernel was built with this install."""
+    return _library() is not None
+
+
+def usable(spec: torch.Tensor) -> bool:
+    """Whether the kernel mixes a spectrum like ``spec``: CPU, float32/64, built."""
+    return (spec.device.type == "cpu" and spec.dtype in (torch.float32, torch.float64)
+            and available())
+
+
+def _padded(channels: int, dtype: torch.dtype) -> int:
+    tile = _library().mx_tile(int(dtype == torch.float64))
+    return -(-channels // tile) * tile
+
+
+def _args(xs: torch.Tensor, ys: torch.Tensor, kmax: int, **ptrs: torch.Tensor | None) -> _MixArgs:
+    """Operands of a call on spectra ``xs`` ``(K, K, B, C)`` and ``ys`` ``(K', K', B, C')``
+    (contiguous; the kernel reads and writes their leading ``2 kmax + 1`` square); ``ptrs``:
+    the other operands by name (None: absent)."""
+    k, _, bsz, ci = xs.shape
+    ky, _, _, co = ys.shape
+    return _MixArgs(xa=k * bsz * ci, xb=bsz * ci, ci=ci, ya=ky * bsz * co, yb=bsz * co, co=co,
+                    cop=_padded(co, xs.dtype), batch=bsz, nk=kmax + 1,
+                    **{name: None if t is None else t.data_ptr() for name, t in ptrs.items()})
+
+
+def _call(entry: str, args: _MixArgs, dtype: torch.dtype, kmax: int) -> None:
+    """``entry`` on rows ``0 .. kmax`` (row 0, then the row pairs), one task per row."""
+    _library()  # declares the entries
+    native.call_tasks(entry, args, dtype, list(range(kmax + 2)),
+                      "the spectral mixing's CPU kernel")
+
+
+def _macs(batch: int, cin: int, cout: int, kmax: int) -> int:
+    """Multiply-adds of one kernel call: four real products per side and frequency, side A
+    alone on row 0."""
+    return batch * cin * cout * (kmax + 1) * (8 * kmax + 4)
+
+
+@torch.library.custom_op("scaleqbench::mix_kernel_rows", mutates_args=("y",), device_types="cpu")
+def _rows_op(x: torch.Tensor, w: torch.Tensor, pw: torch.Tensor, y: torch.Tensor, kmax: int,
+             transpose: bool) -> None:
+    args = _args(x, y, kmax, x=x, w=torch.view_as_real(w), pw=pw if pw.numel() else None, y=y)
+    args.transpose = int(transpose)
+    _call("mx_rows", args, x.dtype, kmax)
+
+
+@torch.library.custom_op("scaleqbench::mix_kernel_weight_grad", mutates_args=("gw", "gpw"),
+                         device_types="cpu")
+def _weight_grad_op(x: torch.Tensor, gy: torch.Tensor, gw: torch.Tensor, gpw: torch.Tensor,
+                    kmax: int) -> None:
+    _call("mx_weight_grad", _args(x, gy, kmax, x=x, gy=gy, gw=torch.view_as_real(gw) if gw.numel()
+                                  else None, gpw=gpw if gpw.numel() else None), x.dtype, kmax)
+
+
+@register_flop_formula(torch.ops.scaleqbench.mix_kernel_rows)
+def _rows_flops(x_shape, w_shape, pw_shape, y_shape, kmax, *args, **kwargs) -> int:
+    return 2 * _macs(x_shape[2], x_shape[3], y_shape[3], kmax)
+
+
+@register_flop_formula(torch.ops.scaleqbench.mix_kernel_weight_grad)
+def _weight_grad_flops(x_shape, gy_shape, *args, kmax: int | None = None, **kwargs) -> int:
+    kmax = args[2] if kmax is None else kmax
+    return 2 * _macs(x_shape[2], x_shape[3], gy_shape[3], kmax)
+
+
+def inner_forward(spec: torch.Tensor, w: torch.Tensor, pw: torch.Tensor | None,
+                  out: torch.Tensor) -> None:
+    """``out[:L, :L]`` (``L`` the multiplier's rows, ``2 kmax + 1``): the band mixed with
+    ``W (+ P)``; ``spec`` and ``out`` contiguous."""
+    torch.ops.scaleqbench.mix_kernel_rows(spec, w.contiguous(), _or_empty(pw, spec), out,
+                                          (w.shape[0] - 1) // 2, False)
+
+
+def inner_backward(spec: torch.Tensor, w: torch.Tensor, pw: torch.Tensor | None,
+                   g_out: torch.Tensor, g_spec: torch.Tensor | None, g_w: torch.Tensor | None,
+                   g_pw: torch.Tensor | None) -> None:
+    """The transpose of :func:`inner_forward`: ``g_spec[:L, :L]`` and ``g_w`` (written),
+    ``g_pw +=``."""
+    kmax = (w.shape[0] - 1) // 2
+    if g_spec is not None:
+        torch.ops.scaleqbench.mix_kernel_rows(g_out, w.contiguous(), _or_empty(pw, spec), g_spec,
+                                              kmax, True)
+    if g_w is None and g_pw is None:
+        return
+    # dL/dP of the band per row task (each task adds to its own), summed here
+    parts = spec.new_zeros(kmax + 1, *pw.shape) if g_pw is not None else _EMPTY
+    torch.ops.scaleqbench.mix_kernel_weight_grad(spec, g_out, g_w if g_w is not None else
+                                                 _EMPTY_COMPLEX, parts, kmax)
+    if g_pw is not None:
+        g_pw += parts.sum(0)
+
+
+_EMPTY, _EMPTY_COMPLEX = torch.empty(0), torch.empty(0, dtype=torch.complex64)
+
+
+def _or_empty(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return t.contiguous() if t is not None else like.new_empty(0)

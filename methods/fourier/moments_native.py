@@ -1,0 +1,118 @@
+"""The band moments of real spectra by the CPU kernel (``_moments_native.cpp``): bindings and
+operators for :class:`~methods.fourier.moments.SpectrumMoments`.
+
+Each map's mean and the mean squares of its bands (the network's RMS head) in one call of
+tasks over slices of maps, and the transpose in another, instead of a few tensor operations
+per chunk of maps (see the source's header for why that matters beside a busy neighbour).
+The kernel takes the products ``w[s, a] w[s, c]`` of the band weights and skips the zero
+ones. Its calls are PyTorch custom operators (``scaleqbench::moments_kernel_forward``,
+``_backward``) with FLOP formulas (2 per multiply-add it does: per map, the nonzero products).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+from scaleqbench.methods.fourier import native
+from scaleqbench.methods.fourier.parallel import even_slices, workers
+
+__all__ = ["backward", "forward", "usable"]
+
+_P, _I64 = ctypes.c_void_p, ctypes.c_int64
+_WHAT = "the band moments' CPU kernel"
+
+
+class _MomentArgs(ctypes.Structure):
+    """The kernel's ``MomentArgs`` (see the source)."""
+
+    _fields_ = [("spec", _P), ("K", _I64), ("N", _I64), ("k", _I64), ("S", _I64), ("ww", _P),
+                ("mean", _P), ("ms", _P), ("gmean", _P), ("gms", _P), ("gspec", _P)]
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    lib = native._library()  # one library holds every kernel
+    if lib is None or not hasattr(lib, "mo_forward_f32"):
+        return None
+    native.declare_entries(lib, ("mo_forward", "mo_backward"), _MomentArgs)
+    return lib
+
+
+def usable(spec: torch.Tensor) -> bool:
+    """Whether the kernel takes the moments of a spectrum like ``spec``: CPU, float32/64,
+    built."""
+    return (spec.device.type == "cpu" and spec.dtype in (torch.float32, torch.float64)
+            and _library() is not None)
+
+
+def products(w: torch.Tensor) -> torch.Tensor:
+    """``(S, k, k)``: ``w[s, a] w[s, c]``."""
+    return (w[:, :, None] * w[:, None, :]).contiguous()
+
+
+def _bounds(n: int) -> list[int]:
+    """Slices of the ``n`` maps: :data:`~methods.fourier.native.TASKS_PER_WORKER` per thread."""
+    parts = even_slices(n, workers("cpu") * native.TASKS_PER_WORKER)
+    return [sl.start for sl in parts] + [n]
+
+
+def _args(spec: torch.Tensor, ww: torch.Tensor, **ptrs: torch.Tensor | None) -> _MomentArgs:
+    big_k, _, n = spec.shape
+    s, k, _ = ww.shape
+    return _MomentArgs(spec=spec.data_ptr(), K=big_k, N=n, k=k, S=s, ww=ww.data_ptr(),
+                       **{name: None if t is None or not t.numel() else t.data_ptr()
+                          for name, t in ptrs.items()})
+
+
+@torch.library.custom_op("scaleqbench::moments_kernel_forward", mutates_args=("mean", "ms"),
+                         device_types="cpu")
+def _forward_op(spec: torch.Tensor, ww: torch.Tensor, mean: torch.Tensor, ms: torch.Tensor,
+                nnz: int) -> None:
+    native.call_tasks("mo_forward", _args(spec, ww, mean=mean, ms=ms), spec.dtype,
+                      _bounds(spec.shape[2]), _WHAT)
+
+
+@torch.library.custom_op("scaleqbench::moments_kernel_backward", mutates_args=("g_spec",),
+                         device_types="cpu")
+def _backward_op(spec: torch.Tensor, ww: torch.Tensor, g_mean: torch.Tensor, g_ms: torch.Tensor,
+                 g_spec: torch.Tensor, nnz: int) -> None:
+    native.call_tasks("mo_backward", _args(spec, ww, gmean=g_mean, gms=g_ms, gspec=g_spec),
+                      spec.dtype, _bounds(spec.shape[2]), _WHAT)
+
+
+@register_flop_formula(torch.ops.scaleqbench.moments_kernel_forward)
+def _forward_flops(spec_shape, *args, nnz: int | None = None, **kwargs) -> int:
+    return 2 * (args[3] if nnz is None else nnz) * spec_shape[2]
+
+
+@register_flop_formula(torch.ops.scaleqbench.moments_kernel_backward)
+def _backward_flops(spec_shape, *args, nnz: int | None = None, **kwargs) -> int:
+    return 2 * (args[4] if nnz is None else nnz) * spec_shape[2]
+
+
+def forward(spec: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean (N,), mean squares (S, N))`` of ``spec`` ``(K, K, N)`` (contiguous)."""
+    _library()  # declares the entries
+    mean, ms = spec.new_empty(spec.shape[2]), spec.new_empty(w.shape[0], spec.shape[2])
+    ww = products(w)
+    torch.ops.scaleqbench.moments_kernel_forward(spec, ww, mean, ms, _nonzero(ww))
+    return mean, ms
+
+
+def backward(spec: torch.Tensor, w: torch.Tensor, g_mean: torch.Tensor | None,
+             g_ms: torch.Tensor | None, g_spec: torch.Tensor) -> None:
+    """``g_spec[:k, :k]`` (written) from the gradients at the mean and the mean squares."""
+    _library()
+    empty, ww = spec.new_empty(0), products(w)
+    torch.ops.scaleqbench.moments_kernel_backward(
+        spec, ww, empty if g_mean is None else g_mean.contiguous(),
+        empty if g_ms is None else g_ms.contiguous(), g_spec, _nonzero(ww))
+
+
+def _nonzero(ww: torch.Tensor) -> int:
+    """The multiply-adds per map (the kernel skips the zero weights)."""
+    return int(torch.count_nonzero(ww))
