@@ -11,7 +11,11 @@ Layers (each states what it is equivariant to):
 
 The layers' large spectra and gradients come from a pool of warm buffers that the
 model owns (:mod:`methods.fourier.workspace`), so a training step in a plain script
-costs what it costs under ``bench`` (no allocator tuning needed).
+costs what it costs under ``bench`` (no allocator tuning needed). On the CPU the ring
+nonlinearity, the spectral mixing and the head's band moments run on compiled kernels
+(:mod:`methods.fourier.native`, :mod:`~methods.fourier.mix_native`,
+:mod:`~methods.fourier.moments_native`; ``impl`` chooses, and tensor operations compute
+the same functions elsewhere).
 
 Configurations: ``mnist`` (the paper's: 4 blocks 32/64/100/100, G = 28, N = 5,
 ReLU, MLP 256), ``stl10`` (3 residual blocks 128/256/512 after a 32-channel lift,
