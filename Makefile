@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # setup.py and the kernel source: an editable install compiles the kernel once, so a changed
 # source must be compiled again
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard methods/fourier/*.cpp methods/fourier/*.h) | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard methods/fourier/*.cpp methods/fourier/*.h methods/fourier/*.inc) | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

@@ -13,7 +13,7 @@ from setuptools.command.build_ext import build_ext
 
 class BuildExt(build_ext):
     """With OpenMP where the compiler has it (the kernels' tasks then run on PyTorch's own
-    thread team: see methods/fourier/rn_tasks.h), else without (a pool of threads runs them)."""
+    thread team: see methods/fourier/kernels.h), else without (a pool of threads runs them)."""
 
     def build_extension(self, ext):
         try:
@@ -30,7 +30,7 @@ setup(cmdclass={"build_ext": BuildExt}, ext_modules=[Extension(
     "scaleqbench.methods.fourier._ring_native",
     sources=["methods/fourier/_ring_native.cpp", "methods/fourier/_mix_native.cpp",
              "methods/fourier/_moments_native.cpp"],
-    depends=["methods/fourier/rn_tasks.h"],
+    depends=["methods/fourier/kernels.h", "methods/fourier/kernel_builds.inc"],
     language="c++",
     # gnu++17, not c++17: GCC contracts a * b + c to FMA only in its GNU modes
     # -Wno-psabi: the portable build's vector helpers are internal, their ABI never crosses

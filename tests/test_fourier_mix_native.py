@@ -1,6 +1,6 @@
 """The Fourier network's other CPU kernels -- the spectral mixing's (``_mix_native.cpp``) and
 the band moments' (``_moments_native.cpp``) -- against the tensor paths they replace, and the
-task drivers that run every kernel (``rn_tasks.h``, :func:`methods.fourier.native.call_tasks`).
+task drivers that run every kernel (``kernels.h``, :func:`methods.fourier.native.call_tasks`).
 
 What is tested: :class:`~methods.fourier.spectral_mix.SpectralMix` with the kernel computes
 what the tensor path computes -- output and the gradients at the spectrum, ``W``, ``P`` and the

@@ -33,7 +33,7 @@
 // Written once and compiled twice on x86-64 (AVX2 with FMA, and the baseline), chosen at run
 // time, as _ring_native.cpp is.
 
-#ifndef MX_BODY_PASS
+#ifndef KERNEL_BODY_PASS
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,44 +53,16 @@ struct MixArgs {
   int64_t batch, nk;
 };
 
-#define MX_BODY_PASS
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace mix_fast {
-#include "_mix_native.cpp"
-}
-#pragma GCC pop_options
-static bool mx_use_fast() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-namespace mix_fast {
-#include "_mix_native.cpp"
-}
-static bool mx_use_fast() { return true; }
-#endif
-namespace mix_portable {
-#include "_mix_native.cpp"
-}
+#include "kernels.h"
 
-#define MX_ENTRY(F, SUFFIX)                                                                   \
-extern "C" int mx_rows_##SUFFIX(const MixArgs* a, int64_t f0, int64_t f1) {                  \
-  return mx_use_fast() ? mix_fast::rows<F>(*a, f0, f1) : mix_portable::rows<F>(*a, f0, f1);  \
-}                                                                                            \
-extern "C" int mx_weight_grad_##SUFFIX(const MixArgs* a, int64_t f0, int64_t f1) {           \
-  return mx_use_fast() ? mix_fast::weight_grad<F>(*a, f0, f1)                                \
-                       : mix_portable::weight_grad<F>(*a, f0, f1);                           \
-}
+#define KERNEL_SOURCE "_mix_native.cpp"
+#define KERNEL_FAST mix_fast
+#define KERNEL_PORTABLE mix_portable
+#include "kernel_builds.inc"
 
-MX_ENTRY(float, f32)
-MX_ENTRY(double, f64)
-
+KERNEL_ENTRIES(mx_rows, rows, MixArgs, mix_fast, mix_portable)
+KERNEL_ENTRIES(mx_weight_grad, weight_grad, MixArgs, mix_fast, mix_portable)
 extern "C" int mx_tile(int f64) { return f64 ? int(mix_fast::Lanes<double>::T) : int(mix_fast::Lanes<float>::T); }
-
-#include "rn_tasks.h"
-RN_TASKS(mx_rows_tasks_f32, mx_rows_f32, MixArgs)
-RN_TASKS(mx_rows_tasks_f64, mx_rows_f64, MixArgs)
-RN_TASKS(mx_weight_grad_tasks_f32, mx_weight_grad_f32, MixArgs)
-RN_TASKS(mx_weight_grad_tasks_f64, mx_weight_grad_f64, MixArgs)
 
 #else  // the body: compiled once per instruction set, in its own namespace
 
@@ -330,4 +302,4 @@ template <class F> int weight_grad(const MixArgs& a, int64_t f0, int64_t f1) {
   return 0;
 }
 
-#endif  // MX_BODY_PASS
+#endif  // KERNEL_BODY_PASS

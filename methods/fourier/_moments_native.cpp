@@ -12,12 +12,12 @@
 // is a fork and join of PyTorch's thread team, and beside a busy neighbour process every
 // join waits for whichever thread the scheduler has just preempted (measured: the network's
 // head took a third of a training step beside a busy neighbour). Here a call is one set of
-// tasks (rn_tasks.h), each a slice of maps, 64 maps at a time with their sums in L1.
+// tasks (kernels.h), each a slice of maps, 64 maps at a time with their sums in L1.
 //
 // Written once and compiled twice on x86-64 (AVX2 with FMA, and the baseline), chosen at run
 // time, as _ring_native.cpp is; the loops over the maps vectorise.
 
-#ifndef MO_BODY_PASS
+#ifndef KERNEL_BODY_PASS
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -31,42 +31,15 @@ struct MomentArgs {
   void* gspec;       // backward: (K, K, N); its leading k x k block is written
 };
 
-#define MO_BODY_PASS
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace mo_fast {
-#include "_moments_native.cpp"
-}
-#pragma GCC pop_options
-static bool mo_use_fast() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-namespace mo_fast {
-#include "_moments_native.cpp"
-}
-static bool mo_use_fast() { return true; }
-#endif
-namespace mo_portable {
-#include "_moments_native.cpp"
-}
+#include "kernels.h"
 
-#define MO_ENTRY(F, SUFFIX)                                                                   \
-extern "C" int mo_forward_##SUFFIX(const MomentArgs* a, int64_t i0, int64_t i1) {             \
-  return mo_use_fast() ? mo_fast::forward<F>(*a, i0, i1) : mo_portable::forward<F>(*a, i0, i1); \
-}                                                                                            \
-extern "C" int mo_backward_##SUFFIX(const MomentArgs* a, int64_t i0, int64_t i1) {            \
-  return mo_use_fast() ? mo_fast::backward<F>(*a, i0, i1)                                    \
-                       : mo_portable::backward<F>(*a, i0, i1);                               \
-}
+#define KERNEL_SOURCE "_moments_native.cpp"
+#define KERNEL_FAST mo_fast
+#define KERNEL_PORTABLE mo_portable
+#include "kernel_builds.inc"
 
-MO_ENTRY(float, f32)
-MO_ENTRY(double, f64)
-
-#include "rn_tasks.h"
-RN_TASKS(mo_forward_tasks_f32, mo_forward_f32, MomentArgs)
-RN_TASKS(mo_forward_tasks_f64, mo_forward_f64, MomentArgs)
-RN_TASKS(mo_backward_tasks_f32, mo_backward_f32, MomentArgs)
-RN_TASKS(mo_backward_tasks_f64, mo_backward_f64, MomentArgs)
+KERNEL_ENTRIES(mo_forward, forward, MomentArgs, mo_fast, mo_portable)
+KERNEL_ENTRIES(mo_backward, backward, MomentArgs, mo_fast, mo_portable)
 
 #else  // the body: compiled once per instruction set, in its own namespace
 
@@ -125,4 +98,4 @@ template <class F> int backward(const MomentArgs& a, int64_t i0, int64_t i1) {
   return 0;
 }
 
-#endif  // MO_BODY_PASS
+#endif  // KERNEL_BODY_PASS

@@ -28,12 +28,12 @@
 // The tile keeps its spectra with the even (constant, cosine) coefficients first and the
 // sine ones after, on both axes (`gather`, `scatter`).
 //
-// The code is written once (the body below, which this file includes into itself) and
-// compiled twice on x86-64: for AVX2 with FMA and for the baseline, chosen at run time by
-// what the CPU supports. It stays one file (about 600 lines) for that reason, and because
-// one source is what setup.py compiles and a source distribution ships without a manifest.
+// The code is written once (the body below, which this file includes into itself through
+// kernel_builds.inc) and compiled twice on x86-64: for AVX2 with FMA and for the baseline,
+// chosen at run time by what the CPU supports (kernels.h). It stays one file (about 600
+// lines) for that reason: the body is one unit that is compiled twice.
 
-#ifndef RN_BODY_PASS
+#ifndef KERNEL_BODY_PASS
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,52 +60,23 @@ struct Args {
 };
 enum { P_G, P_BAND, P_BASE, P_J, P_SC, P_SS, P_SCT, P_SST, P_A, P_AT, P_KA, P_LEN };
 
-#define RN_BODY_PASS
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define RN_AVX2
-namespace fast {
-#include "_ring_native.cpp"
-}
-#undef RN_AVX2
-#pragma GCC pop_options
-static bool use_fast() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-namespace fast {
-#include "_ring_native.cpp"
-}
-static bool use_fast() { return true; }
-#endif
-namespace portable {
-#include "_ring_native.cpp"
-}
+#include "kernels.h"
 
-#define RN_ENTRY(F, SUFFIX)                                                                   \
-extern "C" int rn_forward_##SUFFIX(const Args* a, int64_t m0, int64_t m1) {                        \
-  return use_fast() ? fast::forward<F>(*a, m0, m1) : portable::forward<F>(*a, m0, m1);       \
-}                                                                                            \
-extern "C" int rn_backward_##SUFFIX(const Args* a, int64_t m0, int64_t m1) {                       \
-  return use_fast() ? fast::backward<F>(*a, m0, m1) : portable::backward<F>(*a, m0, m1);     \
-}
+#define KERNEL_SOURCE "_ring_native.cpp"
+#define KERNEL_FAST fast
+#define KERNEL_PORTABLE portable
+#include "kernel_builds.inc"
 
-RN_ENTRY(float, f32)
-RN_ENTRY(double, f64)
+KERNEL_ENTRIES(rn_forward, forward, Args, fast, portable)
+KERNEL_ENTRIES(rn_backward, backward, Args, fast, portable)
 
 extern "C" int rn_tile(int f64) { return f64 ? int(fast::Tile<double>::T) : int(fast::Tile<float>::T); }
-extern "C" int rn_vectorised() { return use_fast() ? 1 : 0; }
-
-// One call's tasks on the OpenMP team PyTorch computes with (see rn_tasks.h)
-#include "rn_tasks.h"
+extern "C" int rn_vectorised() { return kernels_fast_isa() ? 1 : 0; }
 #ifdef _OPENMP
-extern "C" int rn_openmp() { return 1; }
+extern "C" int rn_openmp() { return 1; }  // the tasks run on OpenMP (kernels.h)
 #else
 extern "C" int rn_openmp() { return 0; }
 #endif
-RN_TASKS(rn_forward_tasks_f32, rn_forward_f32, Args)
-RN_TASKS(rn_forward_tasks_f64, rn_forward_f64, Args)
-RN_TASKS(rn_backward_tasks_f32, rn_backward_f32, Args)
-RN_TASKS(rn_backward_tasks_f64, rn_backward_f64, Args)
 
 #else  // the body: compiled once per instruction set, in its own namespace
 
@@ -117,7 +88,7 @@ template <> struct V<float> {
   typedef unsigned short bits;  // one bit per map of a tile
   enum { W = 8 };
   static inline i lanes() { return i{1, 2, 4, 8, 16, 32, 64, 128}; }
-#ifdef RN_AVX2
+#ifdef KERNELS_AVX2
   static inline unsigned sign_bits(i m) { return _mm256_movemask_ps((__m256)m); }
 #endif
 };
@@ -128,7 +99,7 @@ template <> struct V<double> {
   typedef unsigned char bits;
   enum { W = 4 };
   static inline i lanes() { return i{1, 2, 4, 8}; }
-#ifdef RN_AVX2
+#ifdef KERNELS_AVX2
   static inline unsigned sign_bits(i m) { return _mm256_movemask_pd((__m256d)m); }
 #endif
 };
@@ -153,7 +124,7 @@ template <class F> struct Row {
   inline Row relu() const { return {lo <= 0 ? vec{} : lo, hi <= 0 ? vec{} : hi}; }
   // bit t set where value t > 0 (the ReLU's mask, kept for backward)
   inline typename V<F>::bits positive_bits() const {
-#ifdef RN_AVX2
+#ifdef KERNELS_AVX2
     return V<F>::sign_bits(lo > 0) | V<F>::sign_bits(hi > 0) << V<F>::W;
 #else
     unsigned out = 0;
@@ -648,4 +619,4 @@ template <class F> static int backward(const Args& a, int64_t m0, int64_t m1) {
   return 0;
 }
 
-#endif  // RN_BODY_PASS
+#endif  // KERNEL_BODY_PASS

@@ -22,7 +22,6 @@ call's rows are its tasks (:func:`~methods.fourier.native.call_tasks`).
 from __future__ import annotations
 
 import ctypes
-import functools
 
 import torch
 from torch.utils.flop_counter import register_flop_formula
@@ -43,13 +42,8 @@ class _MixArgs(ctypes.Structure):
                 ("nk", _I64)]
 
 
-@functools.lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
-    lib = native._library()  # one library holds both kernels
-    if lib is None or not hasattr(lib, "mx_rows_f32"):
-        return None
-    native.declare_entries(lib, ("mx_rows", "mx_weight_grad"), _MixArgs)
-    return lib
+    return native.kernel_library(("mx_rows", "mx_weight_grad"), _MixArgs)
 
 
 def available() -> bool:

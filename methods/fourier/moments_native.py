@@ -12,7 +12,6 @@ ones. Its calls are PyTorch custom operators (``scaleqbench::moments_kernel_forw
 from __future__ import annotations
 
 import ctypes
-import functools
 
 import torch
 from torch.utils.flop_counter import register_flop_formula
@@ -33,13 +32,8 @@ class _MomentArgs(ctypes.Structure):
                 ("mean", _P), ("ms", _P), ("gmean", _P), ("gms", _P), ("gspec", _P)]
 
 
-@functools.lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
-    lib = native._library()  # one library holds every kernel
-    if lib is None or not hasattr(lib, "mo_forward_f32"):
-        return None
-    native.declare_entries(lib, ("mo_forward", "mo_backward"), _MomentArgs)
-    return lib
+    return native.kernel_library(("mo_forward", "mo_backward"), _MomentArgs)
 
 
 def usable(spec: torch.Tensor) -> bool:

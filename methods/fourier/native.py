@@ -10,7 +10,7 @@ activation, a GPU, an install without a C++ compiler -- takes the tensor path, w
 same function. :func:`status` says which applies, and ``bench perf`` reports it.
 
 Threads: a call cuts the maps into slices (whole tiles, :data:`TASKS_PER_WORKER` per thread),
-the tasks that :func:`call_tasks` runs on PyTorch's own OpenMP team (see ``rn_tasks.h``), or,
+the tasks that :func:`call_tasks` runs on PyTorch's own OpenMP team (see ``kernels.h``), or,
 in a build without OpenMP, on :func:`~methods.fourier.parallel.run_tasks`' workers.
 """
 
@@ -42,6 +42,17 @@ def _library() -> ctypes.CDLL | None:
         return None
     lib = ctypes.CDLL(spec.origin)
     declare_entries(lib, ("rn_forward", "rn_backward"), _Args)
+    return lib
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_library(entries: tuple[str, ...], args: type) -> ctypes.CDLL | None:
+    """The library with kernel ``entries`` declared (taking the operands ``args``), or None
+    where it is not built or was built without them."""
+    lib = _library()  # one library holds every kernel
+    if lib is None or not all(hasattr(lib, f"{entry}_f32") for entry in entries):
+        return None
+    declare_entries(lib, entries, args)
     return lib
 
 
@@ -162,7 +173,7 @@ def call_tasks(entry: str, args: ctypes.Structure, dtype: torch.dtype, bounds: l
                what: str) -> None:
     """``entry`` (a kernel entry, without its ``_f32``/``_f64``) on the tasks
     ``[bounds[t], bounds[t + 1])``: on PyTorch's own OpenMP team where the library was built
-    with OpenMP (see ``rn_tasks.h``), else on :func:`~methods.fourier.parallel.run_tasks`'
+    with OpenMP (see ``kernels.h``), else on :func:`~methods.fourier.parallel.run_tasks`'
     workers (``ctypes`` releases the GIL for each call). ``what`` names the kernel in the
     error a failed allocation raises."""
     lib, suffix = _library(), "f64" if dtype == torch.float64 else "f32"
