@@ -1,4 +1,6 @@
-"""Bindings of the ring nonlinearity's CPU kernel (``_ring_native.cpp``, built at install).
+"""Bindings of the ring nonlinearity's CPU kernel (``_ring_native.cpp``, built at install), and
+what the bindings of every Fourier kernel share: the one library they are built into
+(:func:`kernel_library`), :func:`status`, and :func:`call_tasks`, which runs a call's tasks.
 
 The kernel computes what :class:`~methods.fourier.grid_rings.GridRings` computes with tensor
 operations -- the grids of every evaluation synthesised from the spectrum, the norm's affine,
@@ -25,8 +27,9 @@ import torch
 from scaleqbench.methods.fourier.basis import real_analysis, real_synthesis, ring_count, ring_schedule
 from scaleqbench.methods.fourier.parallel import even_slices, run_tasks, workers
 
-__all__ = ["NativePlan", "available", "mask_buffer", "native_plan", "run_backward", "run_forward",
-           "status", "usable"]
+__all__ = ["NativePlan", "available", "call_tasks", "declare_entries", "kernel_library",
+           "mask_buffer", "native_plan", "run_backward", "run_forward", "status", "usable",
+           "uses_openmp"]
 
 _MODULE = "scaleqbench.methods.fourier._ring_native"
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
