@@ -17,7 +17,7 @@ from scaleqbench.bench.run.perf_isolated import run_perf_isolated
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
            "peak_mem_def", "device", "input", "gflop", "fft_gflop", "gflop_per_s"}
-BUSY_COLUMNS = {"train_step_busy_s", "contention_ratio", "neighbour_threads"}
+BUSY_COLUMNS = {"train_step_busy_s", "contention_ratio", "neighbour_threads", "contention_baseline"}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from scaleqbench.bench.run.contention import BusyNeighbour
+from scaleqbench.bench.run.contention import BusyNeighbour, baseline_loop
 from scaleqbench.bench.run.perf import format_perf_table, run_perf
 from test_perf import BUSY_COLUMNS, COLUMNS
 
@@ -50,5 +50,23 @@ def test_contention_rows_carry_the_slowdown_and_the_table_shows_it():
         assert set(r) == COLUMNS | BUSY_COLUMNS | described
         assert r["train_step_busy_s"] > 0 and r["contention_ratio"] > 0
         assert r["neighbour_threads"] >= 1
-    header = format_perf_table(rows).splitlines()[0]
-    assert "busy_step_s" in header and "vs_quiet" in header
+        # one baseline per run, measured in the same rounds
+        assert r["contention_baseline"] == rows[0]["contention_baseline"] > 0
+    table = format_perf_table(rows).splitlines()
+    assert "busy_step_s" in table[0] and "vs_quiet" in table[0]
+    assert table[-1].startswith("baseline: a plain compute-bound loop (matrix products) on the "
+                                f"same threads slowed {rows[0]['contention_baseline']:.2f}x")
+
+
+def test_the_baseline_loop_is_matrix_products_on_this_process_sized_from_a_sample(monkeypatch):
+    """It samples 32 products to size itself, then runs at least as many per call: the
+    neighbour's kind of work, in this process (no timing is asserted)."""
+    import torch
+
+    calls, real = [], torch.mm
+    monkeypatch.setattr(torch, "mm", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    loop = baseline_loop(target_s=0.01, size=32)
+    sampled = len(calls)
+    loop()
+    assert sampled == 8 + 32 and len(calls) - sampled >= 32
+    assert set(calls) == {torch.Size([32, 32])}

@@ -8,6 +8,15 @@ training job's threads) whenever it is told to, and idles on an event otherwise.
 child's own signal that it has started its loop (and that the loop has stopped, on the
 way out), never on a sleep. :meth:`BusyNeighbour.close` (or leaving the ``with`` block)
 stops and joins it; a child that does not stop is terminated.
+
+:func:`baseline_loop` is a yardstick for the slowdowns: plain compute-bound work (matrix
+products, the neighbour's own kind) on this process's threads, timed in the same rounds.
+Beside a neighbour that keeps as many threads busy, the scheduler gives each thread its share
+of the cores, so a process that keeps all of its threads computing slows by about
+``(ours + theirs) / cores`` -- 2x for two threads against two on two cores -- plus what it
+loses waiting for a preempted thread at each join. The loop's slowdown says how harsh the
+machine is at the moment: on the 2-core reference machine it ranged from 2.2x to 2.6x on a
+day when ``fourier`` slowed 1.9-2.1x.
 """
 
 from __future__ import annotations
@@ -15,12 +24,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from scaleqbench.bench.run.openmp_wait import plain_env
 
-__all__ = ["BusyNeighbour"]
+__all__ = ["BusyNeighbour", "baseline_loop"]
 
 #: seconds to wait for the child to stop before it is killed
 STOP_TIMEOUT = 60.0
@@ -120,3 +130,22 @@ class BusyNeighbour:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def baseline_loop(target_s: float = 0.1, size: int = 1024) -> Callable[[], None]:
+    """A compute-bound loop of ``size`` x ``size`` matrix products on this process's intra-op
+    threads, sized to take about ``target_s`` on idle cores (module docstring: the yardstick)."""
+    import torch
+
+    a, out = torch.randn(size, size), torch.empty(size, size)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            torch.mm(a, a, out=out)
+
+    run(8)  # warm
+    t0 = time.perf_counter()
+    run(32)
+    per = max((time.perf_counter() - t0) / 32, 1e-7)
+    n = max(32, round(target_s / per))
+    return lambda: run(n)

@@ -272,6 +272,11 @@ def format_perf_table(rows: list[dict[str, Any]]) -> str:
             out.append(f"busy_step_s: the step beside a busy {rows[0].get('neighbour_threads')}"
                        "-thread neighbour process; vs_quiet: median over rounds of busy / "
                        "quiet step time")
+            baseline = rows[0].get("contention_baseline")
+            if baseline is not None:
+                out.append(f"baseline: a plain compute-bound loop (matrix products) on the same "
+                           f"threads slowed {baseline:.2f}x beside the neighbour in the same "
+                           "rounds")
         if allocs:
             out.append(f"each row: median of {rows[0].get('rounds', 1)} fresh process(es); "
                        "vs_alloc: median over rounds of step time / that of the first "

@@ -5,7 +5,8 @@ warmed up; then each timed round takes one training step of every method in turn
 with a :class:`~bench.run.contention.BusyNeighbour`, one more of every method while the
 neighbour computes), so that a shared machine's changing load falls on all methods alike.
 The step time is the median over rounds; the contention ratio the median over rounds of
-the busy step's time over the quiet one's of the same round. After the rounds, each
+the busy step's time over the quiet one's of the same round, and the baseline the same
+ratio for a plain compute-bound loop on the same threads, timed in the same rounds. After the rounds, each
 method's work is counted in one further step (:func:`~bench.run.flops.count_flops`: the
 counter slows what it watches, so it is never timed), its memory measured in another
 (``bench.run.perf``'s docstring) and its inference timed.
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from scaleqbench.bench.run.contention import BusyNeighbour
+from scaleqbench.bench.run.contention import BusyNeighbour, baseline_loop
 from scaleqbench.bench.run.devices import synchronize
 from scaleqbench.bench.run.flops import count_flops
 
@@ -46,18 +47,18 @@ def _timed(fn: Callable[[], None], sync: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
-def _rounds(subjects: list[Subject], repeats: int, sync, neighbour: BusyNeighbour | None
-            ) -> tuple[list[list[float]], list[list[float]]]:
-    """Step times per subject, quiet and (with a neighbour) busy, one of each per round."""
-    quiet: list[list[float]] = [[] for _ in subjects]
-    busy: list[list[float]] = [[] for _ in subjects]
+def _rounds(steps: list[Callable[[], None]], repeats: int, sync,
+            neighbour: BusyNeighbour | None) -> tuple[list[list[float]], list[list[float]]]:
+    """Times per step, quiet and (with a neighbour) busy, one of each per round."""
+    quiet: list[list[float]] = [[] for _ in steps]
+    busy: list[list[float]] = [[] for _ in steps]
     for _ in range(repeats):
-        for i, s in enumerate(subjects):
-            quiet[i].append(_timed(s.step, sync))
+        for i, step in enumerate(steps):
+            quiet[i].append(_timed(step, sync))
         if neighbour is not None:
             with neighbour.busy():
-                for i, s in enumerate(subjects):
-                    busy[i].append(_timed(s.step, sync))
+                for i, step in enumerate(steps):
+                    busy[i].append(_timed(step, sync))
     return quiet, busy
 
 
@@ -65,7 +66,8 @@ def measure_size(subjects: list[Subject], repeats: int, warmup: int, dev: torch.
                  neighbour: BusyNeighbour | None = None) -> list[dict[str, Any]]:
     """One dict per subject: ``train_step_s``, ``infer_s`` (median time of one forward pass),
     ``gflop``, ``fft_gflop``, ``gflop_per_s``, ``peak_mem_mb`` and, with a neighbour,
-    ``train_step_busy_s``, ``contention_ratio`` and ``neighbour_threads``."""
+    ``train_step_busy_s``, ``contention_ratio``, ``neighbour_threads`` and
+    ``contention_baseline`` (the same ratio for :func:`~bench.run.contention.baseline_loop`)."""
     sync = lambda: synchronize(dev)  # noqa: E731
     for s in subjects:
         s.model.train()
@@ -75,9 +77,13 @@ def measure_size(subjects: list[Subject], repeats: int, warmup: int, dev: torch.
             with neighbour.busy():  # a first step under load may differ too
                 s.step()
     sync()
-    quiet, busy = _rounds(subjects, repeats, sync, neighbour)
+    # with a neighbour, the yardstick's loop runs in the same rounds, after the methods
+    steps = [s.step for s in subjects] + ([baseline_loop()] if neighbour is not None else [])
+    quiet, busy = _rounds(steps, repeats, sync, neighbour)
     out = []
     med = statistics.median
+    baseline = (med(b / q for b, q in zip(busy[-1], quiet[-1])) if neighbour is not None
+                else None)
     for i, s in enumerate(subjects):
         flops, fft = count_flops(s.step)
         step_s = med(quiet[i])
@@ -86,7 +92,8 @@ def measure_size(subjects: list[Subject], repeats: int, warmup: int, dev: torch.
                "peak_mem_mb": s.memory()}
         if neighbour is not None:
             row.update(train_step_busy_s=med(busy[i]), neighbour_threads=neighbour.threads,
-                       contention_ratio=med(b / q for b, q in zip(busy[i], quiet[i])))
+                       contention_ratio=med(b / q for b, q in zip(busy[i], quiet[i])),
+                       contention_baseline=baseline)
         s.model.eval()
         for _ in range(warmup):
             s.infer()
