@@ -12,11 +12,12 @@ the source's header), and a second entry computes the weight gradient.
 
 The kernel takes ``W`` and ``P`` as they are and packs one frequency's weights at a time in
 each task (``P`` added to the real part, the derivation's factors, the conjugate transpose for
-the input gradient), and writes the weight gradient as ``W`` is laid out. The kernel's calls are PyTorch
-custom operators (``scaleqbench::mix_kernel_rows``, ``_weight_grad``) with FLOP formulas (2
-per multiply-add: four real products per side and frequency), so that ``bench perf`` counts
-them. The kernel is built with the ring nonlinearity's (:mod:`methods.fourier.native`), and a
-call's rows are its tasks (:func:`~methods.fourier.native.call_tasks`).
+the input gradient), and writes the weight gradient as ``W`` is laid out. Its calls are
+PyTorch custom operators (``scaleqbench::mix_kernel_rows``, ``_weight_grad``) with FLOP
+formulas (2 per multiply-add: four real products per side and frequency), so that
+``bench perf`` counts them. The kernel is built into one library with the ring
+nonlinearity's (:mod:`methods.fourier.native`), and a call's rows are its tasks
+(:func:`~methods.fourier.native.call_tasks`).
 """
 
 from __future__ import annotations
