@@ -202,6 +202,26 @@ def test_results_do_not_depend_on_threads_nor_on_who_runs_the_tasks(dtype, monke
         assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
 
 
+def test_rows_get_more_tasks_only_where_the_threads_outnumber_them():
+    assert mix_native.tile_groups(rows=14, tiles=7, threads=2) == 1  # the paper layer, 2 cores
+    assert mix_native.tile_groups(rows=14, tiles=7, threads=7) == 1
+    assert mix_native.tile_groups(rows=14, tiles=7, threads=32) == 5  # 70 tasks for 32 threads
+    assert mix_native.tile_groups(rows=2, tiles=2, threads=64) == 2  # never more than its tiles
+
+
+@needs_kernel
+@pytest.mark.parametrize("groups", [2, 3, 7])
+def test_rows_cut_into_tile_groups_compute_the_same_bits(groups, monkeypatch):
+    """Several tasks per row (as on a machine with more threads than rows): each writes its
+    own output channels, so every value is bit-identical to one task per row."""
+    for dtype in (torch.float64, torch.float32):
+        monkeypatch.setattr(mix_native, "tile_groups", lambda rows, tiles, threads: 1)
+        one = kernels_step(dtype)
+        monkeypatch.setattr(mix_native, "tile_groups",
+                            lambda rows, tiles, threads: min(groups, tiles))
+        assert all(torch.equal(a, b) for a, b in zip(one, kernels_step(dtype)))
+
+
 @needs_kernel
 def test_a_failed_task_raises_one_memory_error_naming_the_kernel(monkeypatch):
     """A task that cannot allocate its buffers fails the call, on either runner."""

@@ -51,6 +51,7 @@ struct MixArgs {
   void* gw;        // weight gradient: dL/dW, complex as W
   void* gpw;       // weight gradient: per row task, dL/dP of the band (kmax + 1, ci, co), added to
   int64_t batch, nk;
+  int64_t groups;  // tasks per row: its output-channel tiles cut into this many groups
 };
 
 #include "kernels.h"
@@ -197,21 +198,34 @@ static void rows_tile(const MixArgs& a, const F* z, const F* wA, const F* wB, bo
   }
 }
 
-// Rows f0 .. f1 - 1 of the mixing (row 0, then row pairs f): y's blocks from x's.
-template <class F> int rows(const MixArgs& a, int64_t f0, int64_t f1) {
+// Task `task`: row f (0: row 0, else row pair f) and its output channels [t0, t1), whole
+// tiles: group `task % groups` of the row's tiles (several tasks per row where the threads
+// outnumber the rows)
+struct Task {
+  int64_t f, t0, t1;
+  Task(const MixArgs& a, int64_t task, int64_t T) : f(task / a.groups) {
+    const int64_t tiles = a.cop / T, gi = task % a.groups;
+    t0 = tiles * gi / a.groups * T;
+    t1 = tiles * (gi + 1) / a.groups * T;
+  }
+};
+
+// Tasks lo .. hi - 1 of the mixing (Task): y's blocks from x's.
+template <class F> int rows(const MixArgs& a, int64_t lo, int64_t hi) {
   const int64_t B = a.batch, C = a.ci, part = C * a.cop;
   F* z = (F*)malloc(sizeof(F) * (B * C * 4 + 4 * part));
   if (!z) return 1;
   F *wA = z + B * C * 4, *wB = wA + 2 * part;
-  for (int64_t f = f0; f < f1; ++f) {
-    const bool pair = f > 0;
-    for (int64_t g = 0; g < a.nk; ++g) {
-      stack((const F*)a.x, a.xa, a.xb, B, C, f, g, z, 4 * C, C);
-      pack(a, pair ? 2 * f - 1 : 0, g, wA);
-      if (pair) pack(a, 2 * f, g, wB);
+  for (int64_t task = lo; task < hi; ++task) {
+    const Task k(a, task, Lanes<F>::T);
+    const bool pair = k.f > 0;
+    for (int64_t g = 0; g < a.nk && k.t1 > k.t0; ++g) {
+      stack((const F*)a.x, a.xa, a.xb, B, C, k.f, g, z, 4 * C, C);
+      pack(a, pair ? 2 * k.f - 1 : 0, g, wA);
+      if (pair) pack(a, 2 * k.f, g, wB);
       F* o[4];
-      out_blocks((F*)a.y, a, f, g, o);
-      for (int64_t t = 0; t < a.cop; t += Lanes<F>::T)
+      out_blocks((F*)a.y, a, k.f, g, o);
+      for (int64_t t = k.t0; t < k.t1; t += Lanes<F>::T)
         for (int64_t b = 0; b < B; b += 2) rows_tile(a, z, wA, wB, pair, t, b, o);
     }
   }
@@ -254,14 +268,16 @@ static void grad_tile(const F* zx, const F* zg, int64_t B, int64_t C, int64_t co
   }
 }
 
-// buf (2, ci, cop) of multiplier row `row`, column g, times its factor, into dL/dW (complex,
-// as W) and added to this row task's dL/dP (ci, co)
-template <class F> static void unpack_grad(const MixArgs& a, int64_t row, int64_t g, const F* buf, F* gp) {
+// buf (2, ci, cop) of multiplier row `row`, column g, output channels [o0, o1), times its
+// factor, into dL/dW (complex, as W) and added to this row's dL/dP (ci, co)
+template <class F>
+static void unpack_grad(const MixArgs& a, int64_t row, int64_t g, const F* buf, F* gp,
+                        int64_t o0, int64_t o1) {
   const int64_t part = a.ci * a.cop;
   F* gw = (F*)a.gw + (row * a.nk + g) * a.ci * a.co * 2;
   const F s = factor<F>(row);
   for (int64_t k = 0; k < a.ci; ++k) {
-    for (int64_t o = 0; o < a.co; ++o) {
+    for (int64_t o = o0; o < o1; ++o) {
       const F re = s * buf[k * a.cop + o];
       if (gw) {
         gw[2 * (k * a.co + o)] = re;
@@ -272,9 +288,10 @@ template <class F> static void unpack_grad(const MixArgs& a, int64_t row, int64_
   }
 }
 
-// The weight gradient of rows f0 .. f1 - 1 (row 0, then row pairs f) from the input x and the
-// output gradient gy: dL/dW's rows (written) and, per row task f, dL/dP at gpw[f] (added).
-template <class F> int weight_grad(const MixArgs& a, int64_t f0, int64_t f1) {
+// The weight gradient of tasks lo .. hi - 1 (Task) from the input x and the output gradient
+// gy: dL/dW's rows and columns (written) and, per row f, dL/dP at gpw[f] (added; the tasks of
+// one row add to disjoint columns).
+template <class F> int weight_grad(const MixArgs& a, int64_t lo, int64_t hi) {
   const int64_t B = a.batch, C = a.ci, T = Lanes<F>::T, part = C * a.cop;
   F* zx = (F*)malloc(sizeof(F) * (B * C * 4 + 2 * part));
   F* zg = (F*)calloc(B * 4 * a.cop, sizeof(F));  // the padding channels stay 0
@@ -284,16 +301,18 @@ template <class F> int weight_grad(const MixArgs& a, int64_t f0, int64_t f1) {
     return 1;
   }
   F* buf = zx + B * C * 4;
-  for (int64_t f = f0; f < f1; ++f) {
-    const bool pair = f > 0;
-    F* gp = a.gpw ? (F*)a.gpw + f * C * a.co : nullptr;
-    for (int64_t g = 0; g < a.nk; ++g) {
-      stack((const F*)a.x, a.xa, a.xb, B, C, f, g, zx, 4 * C, C);
-      stack((const F*)a.gy, a.ya, a.yb, B, a.co, f, g, zg, 4 * a.cop, a.cop);
+  for (int64_t task = lo; task < hi; ++task) {
+    const Task tk(a, task, T);
+    const bool pair = tk.f > 0;
+    F* gp = a.gpw ? (F*)a.gpw + tk.f * C * a.co : nullptr;
+    for (int64_t g = 0; g < a.nk && tk.t1 > tk.t0; ++g) {
+      stack((const F*)a.x, a.xa, a.xb, B, C, tk.f, g, zx, 4 * C, C);
+      stack((const F*)a.gy, a.ya, a.yb, B, a.co, tk.f, g, zg, 4 * a.cop, a.cop);
       for (int side = 0; side < (pair ? 2 : 1); ++side) {
-        for (int64_t t = 0; t < a.cop; t += T)
+        for (int64_t t = tk.t0; t < tk.t1; t += T)
           for (int64_t k = 0; k < C; k += 2) grad_tile(zx, zg, B, C, a.cop, side, k, t, buf, part);
-        unpack_grad(a, pair ? 2 * f - 1 + side : 0, g, buf, gp);
+        unpack_grad(a, pair ? 2 * tk.f - 1 + side : 0, g, buf, gp, tk.t0,
+                    tk.t1 < a.co ? tk.t1 : a.co);
       }
     }
   }

@@ -16,8 +16,9 @@ the input gradient), and writes the weight gradient as ``W`` is laid out. Its ca
 PyTorch custom operators (``scaleqbench::mix_kernel_rows``, ``_weight_grad``) with FLOP
 formulas (2 per multiply-add: four real products per side and frequency), so that
 ``bench perf`` counts them. The kernel is built into one library with the ring
-nonlinearity's (:mod:`methods.fourier.native`), and a call's rows are its tasks
-(:func:`~methods.fourier.native.call_tasks`).
+nonlinearity's (:mod:`methods.fourier.native`); a call's tasks
+(:func:`~methods.fourier.native.call_tasks`) are its rows, or, where the threads outnumber
+the rows, groups of a row's output-channel tiles (:func:`tile_groups`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from scaleqbench.methods.fourier import native
+from scaleqbench.methods.fourier.parallel import workers
 
-__all__ = ["available", "inner_backward", "inner_forward", "usable"]
+__all__ = ["available", "inner_backward", "inner_forward", "tile_groups", "usable"]
 
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
 
@@ -40,7 +42,7 @@ class _MixArgs(ctypes.Structure):
     _fields_ = [("x", _P), ("xa", _I64), ("xb", _I64), ("ci", _I64), ("w", _P), ("pw", _P),
                 ("transpose", _I64), ("y", _P), ("ya", _I64), ("yb", _I64), ("co", _I64),
                 ("cop", _I64), ("gy", _P), ("gw", _P), ("gpw", _P), ("batch", _I64),
-                ("nk", _I64)]
+                ("nk", _I64), ("groups", _I64)]
 
 
 def _library() -> ctypes.CDLL | None:
@@ -74,10 +76,20 @@ def _args(xs: torch.Tensor, ys: torch.Tensor, kmax: int, **ptrs: torch.Tensor | 
                     **{name: None if t is None else t.data_ptr() for name, t in ptrs.items()})
 
 
+def tile_groups(rows: int, tiles: int, threads: int) -> int:
+    """Tasks per row: 1 while the rows are at least twice the threads (one task per row, the
+    stacking done once per frequency), else the row's output-channel tiles cut into as many
+    groups as it takes for two tasks per thread (where the threads outnumber the rows)."""
+    return max(1, min(tiles, -(-2 * threads // rows)))
+
+
 def _call(entry: str, args: _MixArgs, dtype: torch.dtype, kmax: int) -> None:
-    """``entry`` on rows ``0 .. kmax`` (row 0, then the row pairs), one task per row."""
-    _library()  # declares the entries
-    native.call_tasks(entry, args, dtype, list(range(kmax + 2)),
+    """``entry`` on rows ``0 .. kmax`` (row 0, then the row pairs): :func:`tile_groups` tasks
+    per row."""
+    lib = _library()  # declares the entries
+    args.groups = tile_groups(kmax + 1, args.cop // lib.mx_tile(int(dtype == torch.float64)),
+                              workers("cpu"))
+    native.call_tasks(entry, args, dtype, list(range((kmax + 1) * args.groups + 1)),
                       "the spectral mixing's CPU kernel")
 
 
