@@ -23,8 +23,10 @@ from torch.utils.flop_counter import register_flop_formula
 
 from scaleqbench.methods.fourier.native import (
     NativePlan,
+    as_operand,
     mask_buffer,
     native_plan,
+    operand,
     run_backward,
     run_forward,
 )
@@ -32,19 +34,12 @@ from scaleqbench.methods.fourier.workspace import Workspace, workspace_empty
 
 __all__ = ["NativeGridRings"]
 
-_NONE = torch.empty(0)  # an absent optional operand (the operators take tensors)
-
-
-def _opt(t: torch.Tensor) -> torch.Tensor | None:
-    return t if t.numel() else None
-
-
 @torch.library.custom_op("scaleqbench::ring_kernel_forward", mutates_args=("z", "mask"),
                          device_types="cpu")
 def _forward_op(spec: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, z: torch.Tensor,
                 mask: torch.Tensor, n: int, base: int, pool: int, eps: float) -> None:
-    run_forward(native_plan(n, base, pool, spec.dtype), spec, _opt(gamma), _opt(beta), eps, z,
-                _opt(mask))
+    run_forward(native_plan(n, base, pool, spec.dtype), spec, operand(gamma), operand(beta), eps,
+                z, operand(mask))
 
 
 @torch.library.custom_op("scaleqbench::ring_kernel_backward",
@@ -52,10 +47,10 @@ def _forward_op(spec: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, z: 
 def _backward_op(spec: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, gz: torch.Tensor,
                  mask: torch.Tensor, g_spec: torch.Tensor, g_affine: torch.Tensor, n: int,
                  base: int, pool: int, eps: float) -> None:
-    g_aff = _opt(g_affine)
-    run_backward(native_plan(n, base, pool, spec.dtype), spec, _opt(gamma), _opt(beta), eps, gz,
-                 g_spec, g_aff[0] if g_aff is not None else None,
-                 g_aff[1] if g_aff is not None else None, _opt(mask))
+    g_aff = operand(g_affine)
+    g_gamma, g_beta = (g_aff[0], g_aff[1]) if g_aff is not None else (None, None)
+    run_backward(native_plan(n, base, pool, spec.dtype), spec, operand(gamma), operand(beta), eps,
+                 gz, g_spec, g_gamma, g_beta, operand(mask))
 
 
 @register_flop_formula(torch.ops.scaleqbench.ring_kernel_forward)
@@ -88,8 +83,8 @@ class NativeGridRings(torch.autograd.Function):
         z4 = workspace_empty(ws, (plan.kout, plan.kout, bsz, ch), spec4)
         mask = mask_buffer(plan, nb) if any(ctx.needs_input_grad[:3]) else None
         torch.ops.scaleqbench.ring_kernel_forward(
-            spec4.view(k, k, nb), _or_none(gamma), _or_none(beta),
-            z4.view(plan.kout, plan.kout, nb), _or_none(mask), plan.n, plan.base, plan.pool, eps)
+            spec4.view(k, k, nb), as_operand(gamma), as_operand(beta),
+            z4.view(plan.kout, plan.kout, nb), as_operand(mask), plan.n, plan.base, plan.pool, eps)
         ctx.plan, ctx.eps, ctx.ws = plan, eps, ws
         ctx.save_for_backward(spec4, gamma, beta, mask)
         return z4
@@ -105,16 +100,12 @@ class NativeGridRings(torch.autograd.Function):
         if plan.kin < k:  # the kernel writes the leading kin x kin block only
             g_spec4.zero_()
         # per evaluation and map, the gradients at gamma and at beta
-        parts = spec4.new_empty(2, plan.evaluations, nb) if gamma is not None else _NONE
+        parts = spec4.new_empty(2, plan.evaluations, nb) if gamma is not None else as_operand(None)
         torch.ops.scaleqbench.ring_kernel_backward(
-            spec4.view(k, k, nb), _or_none(gamma), _or_none(beta),
-            gz4.contiguous().view(plan.kout, plan.kout, nb), _or_none(mask),
+            spec4.view(k, k, nb), as_operand(gamma), as_operand(beta),
+            gz4.contiguous().view(plan.kout, plan.kout, nb), as_operand(mask),
             g_spec4.view(k, k, nb), parts, plan.n, plan.base, plan.pool, ctx.eps)
         g_gamma = g_beta = None
         if gamma is not None:  # per map -> per channel: sum over the batch
             g_gamma, g_beta = parts.view(2, plan.evaluations, bsz, ch).sum(2).unbind(0)
         return g_spec4, g_gamma, g_beta, None, None, None
-
-
-def _or_none(t: torch.Tensor | None) -> torch.Tensor:
-    return _NONE if t is None else t

@@ -60,9 +60,13 @@ def usable(spec: torch.Tensor) -> bool:
             and available())
 
 
+def _tile(dtype: torch.dtype) -> int:
+    """Output channels per register tile (16 in float32, 8 in float64: two vectors)."""
+    return _library().mx_tile(int(dtype == torch.float64))
+
+
 def _padded(channels: int, dtype: torch.dtype) -> int:
-    tile = _library().mx_tile(int(dtype == torch.float64))
-    return -(-channels // tile) * tile
+    return -(-channels // _tile(dtype)) * _tile(dtype)
 
 
 def _args(xs: torch.Tensor, ys: torch.Tensor, kmax: int, **ptrs: torch.Tensor | None) -> _MixArgs:
@@ -73,7 +77,7 @@ def _args(xs: torch.Tensor, ys: torch.Tensor, kmax: int, **ptrs: torch.Tensor | 
     ky, _, _, co = ys.shape
     return _MixArgs(xa=k * bsz * ci, xb=bsz * ci, ci=ci, ya=ky * bsz * co, yb=bsz * co, co=co,
                     cop=_padded(co, xs.dtype), batch=bsz, nk=kmax + 1,
-                    **{name: None if t is None else t.data_ptr() for name, t in ptrs.items()})
+                    **{name: native.pointer(t) for name, t in ptrs.items()})
 
 
 def tile_groups(rows: int, tiles: int, threads: int) -> int:
@@ -86,10 +90,8 @@ def tile_groups(rows: int, tiles: int, threads: int) -> int:
 def _call(entry: str, args: _MixArgs, dtype: torch.dtype, kmax: int) -> None:
     """``entry`` on rows ``0 .. kmax`` (row 0, then the row pairs): :func:`tile_groups` tasks
     per row."""
-    lib = _library()  # declares the entries
-    args.groups = tile_groups(kmax + 1, args.cop // lib.mx_tile(int(dtype == torch.float64)),
-                              workers("cpu"))
-    native.call_tasks(entry, args, dtype, list(range((kmax + 1) * args.groups + 1)),
+    args.groups = tile_groups(kmax + 1, args.cop // _tile(dtype), workers("cpu"))
+    native.call_tasks(_library(), entry, args, dtype, list(range((kmax + 1) * args.groups + 1)),
                       "the spectral mixing's CPU kernel")
 
 
@@ -102,7 +104,7 @@ def _macs(batch: int, cin: int, cout: int, kmax: int) -> int:
 @torch.library.custom_op("scaleqbench::mix_kernel_rows", mutates_args=("y",), device_types="cpu")
 def _rows_op(x: torch.Tensor, w: torch.Tensor, pw: torch.Tensor, y: torch.Tensor, kmax: int,
              transpose: bool) -> None:
-    args = _args(x, y, kmax, x=x, w=torch.view_as_real(w), pw=pw if pw.numel() else None, y=y)
+    args = _args(x, y, kmax, x=x, w=torch.view_as_real(w), pw=pw, y=y)
     args.transpose = int(transpose)
     _call("mx_rows", args, x.dtype, kmax)
 
@@ -111,8 +113,10 @@ def _rows_op(x: torch.Tensor, w: torch.Tensor, pw: torch.Tensor, y: torch.Tensor
                          device_types="cpu")
 def _weight_grad_op(x: torch.Tensor, gy: torch.Tensor, gw: torch.Tensor, gpw: torch.Tensor,
                     kmax: int) -> None:
-    _call("mx_weight_grad", _args(x, gy, kmax, x=x, gy=gy, gw=torch.view_as_real(gw) if gw.numel()
-                                  else None, gpw=gpw if gpw.numel() else None), x.dtype, kmax)
+    gw = native.operand(gw)
+    _call("mx_weight_grad", _args(x, gy, kmax, x=x, gy=gy, gpw=gpw,
+                                  gw=torch.view_as_real(gw) if gw is not None else None),
+          x.dtype, kmax)
 
 
 @register_flop_formula(torch.ops.scaleqbench.mix_kernel_rows)
@@ -130,7 +134,7 @@ def inner_forward(spec: torch.Tensor, w: torch.Tensor, pw: torch.Tensor | None,
                   out: torch.Tensor) -> None:
     """``out[:L, :L]`` (``L`` the multiplier's rows, ``2 kmax + 1``): the band mixed with
     ``W (+ P)``; ``spec`` and ``out`` contiguous."""
-    torch.ops.scaleqbench.mix_kernel_rows(spec, w.contiguous(), _or_empty(pw, spec), out,
+    torch.ops.scaleqbench.mix_kernel_rows(spec, w.contiguous(), native.as_operand(pw), out,
                                           (w.shape[0] - 1) // 2, False)
 
 
@@ -141,20 +145,13 @@ def inner_backward(spec: torch.Tensor, w: torch.Tensor, pw: torch.Tensor | None,
     ``g_pw +=``."""
     kmax = (w.shape[0] - 1) // 2
     if g_spec is not None:
-        torch.ops.scaleqbench.mix_kernel_rows(g_out, w.contiguous(), _or_empty(pw, spec), g_spec,
-                                              kmax, True)
+        torch.ops.scaleqbench.mix_kernel_rows(g_out, w.contiguous(), native.as_operand(pw),
+                                              g_spec, kmax, True)
     if g_w is None and g_pw is None:
         return
     # dL/dP of the band per row task (each task adds to its own), summed here
-    parts = spec.new_zeros(kmax + 1, *pw.shape) if g_pw is not None else _EMPTY
-    torch.ops.scaleqbench.mix_kernel_weight_grad(spec, g_out, g_w if g_w is not None else
-                                                 _EMPTY_COMPLEX, parts, kmax)
+    parts = spec.new_zeros(kmax + 1, *pw.shape) if g_pw is not None else None
+    torch.ops.scaleqbench.mix_kernel_weight_grad(spec, g_out, native.as_operand(g_w),
+                                                 native.as_operand(parts), kmax)
     if g_pw is not None:
         g_pw += parts.sum(0)
-
-
-_EMPTY, _EMPTY_COMPLEX = torch.empty(0), torch.empty(0, dtype=torch.complex64)
-
-
-def _or_empty(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return t.contiguous() if t is not None else like.new_empty(0)

@@ -58,15 +58,14 @@ def _args(spec: torch.Tensor, ww: torch.Tensor, **ptrs: torch.Tensor | None) -> 
     big_k, _, n = spec.shape
     s, k, _ = ww.shape
     return _MomentArgs(spec=spec.data_ptr(), K=big_k, N=n, k=k, S=s, ww=ww.data_ptr(),
-                       **{name: None if t is None or not t.numel() else t.data_ptr()
-                          for name, t in ptrs.items()})
+                       **{name: native.pointer(t) for name, t in ptrs.items()})
 
 
 @torch.library.custom_op("scaleqbench::moments_kernel_forward", mutates_args=("mean", "ms"),
                          device_types="cpu")
 def _forward_op(spec: torch.Tensor, ww: torch.Tensor, mean: torch.Tensor, ms: torch.Tensor,
                 nnz: int) -> None:
-    native.call_tasks("mo_forward", _args(spec, ww, mean=mean, ms=ms), spec.dtype,
+    native.call_tasks(_library(), "mo_forward", _args(spec, ww, mean=mean, ms=ms), spec.dtype,
                       _bounds(spec.shape[2]), _WHAT)
 
 
@@ -74,7 +73,8 @@ def _forward_op(spec: torch.Tensor, ww: torch.Tensor, mean: torch.Tensor, ms: to
                          device_types="cpu")
 def _backward_op(spec: torch.Tensor, ww: torch.Tensor, g_mean: torch.Tensor, g_ms: torch.Tensor,
                  g_spec: torch.Tensor, nnz: int) -> None:
-    native.call_tasks("mo_backward", _args(spec, ww, gmean=g_mean, gms=g_ms, gspec=g_spec),
+    native.call_tasks(_library(), "mo_backward",
+                      _args(spec, ww, gmean=g_mean, gms=g_ms, gspec=g_spec),
                       spec.dtype, _bounds(spec.shape[2]), _WHAT)
 
 
@@ -90,7 +90,6 @@ def _backward_flops(spec_shape, *args, nnz: int | None = None, **kwargs) -> int:
 
 def forward(spec: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean (N,), mean squares (S, N))`` of ``spec`` ``(K, K, N)`` (contiguous)."""
-    _library()  # declares the entries
     mean, ms = spec.new_empty(spec.shape[2]), spec.new_empty(w.shape[0], spec.shape[2])
     ww = products(w)
     torch.ops.scaleqbench.moments_kernel_forward(spec, ww, mean, ms, _nonzero(ww))
@@ -100,11 +99,10 @@ def forward(spec: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 def backward(spec: torch.Tensor, w: torch.Tensor, g_mean: torch.Tensor | None,
              g_ms: torch.Tensor | None, g_spec: torch.Tensor) -> None:
     """``g_spec[:k, :k]`` (written) from the gradients at the mean and the mean squares."""
-    _library()
-    empty, ww = spec.new_empty(0), products(w)
+    ww = products(w)
     torch.ops.scaleqbench.moments_kernel_backward(
-        spec, ww, empty if g_mean is None else g_mean.contiguous(),
-        empty if g_ms is None else g_ms.contiguous(), g_spec, _nonzero(ww))
+        spec, ww, native.as_operand(g_mean if g_mean is None else g_mean.contiguous()),
+        native.as_operand(g_ms if g_ms is None else g_ms.contiguous()), g_spec, _nonzero(ww))
 
 
 def _nonzero(ww: torch.Tensor) -> int:

@@ -27,9 +27,9 @@ import torch
 from scaleqbench.methods.fourier.basis import real_analysis, real_synthesis, ring_count, ring_schedule
 from scaleqbench.methods.fourier.parallel import even_slices, run_tasks, workers
 
-__all__ = ["NativePlan", "available", "call_tasks", "declare_entries", "kernel_library",
-           "mask_buffer", "native_plan", "run_backward", "run_forward", "status", "usable",
-           "uses_openmp"]
+__all__ = ["NativePlan", "as_operand", "available", "call_tasks", "declare_entries",
+           "kernel_library", "mask_buffer", "native_plan", "operand", "pointer", "run_backward",
+           "run_forward", "status", "usable", "uses_openmp"]
 
 _MODULE = "scaleqbench.methods.fourier._ring_native"
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
@@ -161,8 +161,23 @@ def native_plan(n: int, base: int, pool: int, dtype: torch.dtype) -> NativePlan:
     return NativePlan(n, base, pool, dtype)
 
 
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+#: an absent optional operand of a kernel's custom operator (the operators take tensors)
+_ABSENT = torch.empty(0)
+
+
+def as_operand(t: torch.Tensor | None) -> torch.Tensor:
+    """An optional operand as a kernel operator takes it: ``t``, or an empty tensor for None."""
+    return _ABSENT if t is None else t
+
+
+def operand(t: torch.Tensor) -> torch.Tensor | None:
+    """The operand back from an operator's argument: None for an empty tensor."""
+    return t if t.numel() else None
+
+
+def pointer(t: torch.Tensor | None) -> int | None:
+    """What a kernel's operand struct holds for ``t``: its data, or null where absent."""
+    return None if t is None or not t.numel() else t.data_ptr()
 
 
 def _slices(nb: int, tile: int) -> list[tuple[int, int]]:
@@ -172,14 +187,14 @@ def _slices(nb: int, tile: int) -> list[tuple[int, int]]:
     return [(sl.start * tile, min(sl.stop * tile, nb)) for sl in even_slices(tiles, parts)]
 
 
-def call_tasks(entry: str, args: ctypes.Structure, dtype: torch.dtype, bounds: list[int],
-               what: str) -> None:
-    """``entry`` (a kernel entry, without its ``_f32``/``_f64``) on the tasks
+def call_tasks(lib: ctypes.CDLL, entry: str, args: ctypes.Structure, dtype: torch.dtype,
+               bounds: list[int], what: str) -> None:
+    """``entry`` of ``lib`` (a kernel entry, declared, without its ``_f32``/``_f64``) on the tasks
     ``[bounds[t], bounds[t + 1])``: on PyTorch's own OpenMP team where the library was built
     with OpenMP (see ``kernels.h``), else on :func:`~methods.fourier.parallel.run_tasks`'
     workers (``ctypes`` releases the GIL for each call). ``what`` names the kernel in the
     error a failed allocation raises."""
-    lib, suffix = _library(), "f64" if dtype == torch.float64 else "f32"
+    suffix = "f64" if dtype == torch.float64 else "f32"
     n, threads = len(bounds) - 1, workers("cpu")
     if uses_openmp(lib):
         failed = getattr(lib, f"{entry}_tasks_{suffix}")(
@@ -223,10 +238,10 @@ def _args(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
           beta: torch.Tensor | None, channels: int, eps: float, out: torch.Tensor,
           mask: torch.Tensor | None, **grads: torch.Tensor | None) -> _Args:
     nb = spec.shape[2]
-    return _Args(plan=_ptr(plan.ints), mats=_ptr(plan.mats), spec=_ptr(spec),
-                 sa=spec.shape[1] * nb, sb=nb, gamma=_ptr(gamma), beta=_ptr(beta),
-                 channels=channels, eps=eps, za=out.shape[1] * nb, zb=nb, mask=_ptr(mask),
-                 **{k: _ptr(v) for k, v in grads.items()})
+    return _Args(plan=pointer(plan.ints), mats=pointer(plan.mats), spec=pointer(spec),
+                 sa=spec.shape[1] * nb, sb=nb, gamma=pointer(gamma), beta=pointer(beta),
+                 channels=channels, eps=eps, za=out.shape[1] * nb, zb=nb, mask=pointer(mask),
+                 **{k: pointer(v) for k, v in grads.items()})
 
 
 def run_forward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
@@ -237,7 +252,7 @@ def run_forward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None
     None: no norm); ``mask`` (:func:`mask_buffer`) receives ReLU's mask."""
     args = _args(plan, spec, gamma, beta, gamma.shape[1] if gamma is not None else 1, eps, z,
                  mask, z=z)
-    call_tasks("rn_forward", args, spec.dtype, _bounds(spec.shape[2], plan.tile), _WHAT)
+    call_tasks(_library(), "rn_forward", args, spec.dtype, _bounds(spec.shape[2], plan.tile), _WHAT)
 
 
 def run_backward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | None,
@@ -249,4 +264,4 @@ def run_backward(plan: NativePlan, spec: torch.Tensor, gamma: torch.Tensor | Non
     the batch)."""
     args = _args(plan, spec, gamma, beta, gamma.shape[1] if gamma is not None else 1, eps, gz,
                  mask, gz=gz, gspec=g_spec, ggamma=g_gamma, gbeta=g_beta)
-    call_tasks("rn_backward", args, spec.dtype, _bounds(spec.shape[2], plan.tile), _WHAT)
+    call_tasks(_library(), "rn_backward", args, spec.dtype, _bounds(spec.shape[2], plan.tile), _WHAT)
