@@ -135,12 +135,12 @@ def test_the_moments_kernel_matches_the_tensor_path(dtype, tol, shape):
     g = torch.Generator().manual_seed(n)
     spec = torch.randn(big_k, big_k, n, dtype=dtype, generator=g)
     w = band_mean_square(list(range((k + 1) // 2)), k, dtype)
-    mean, ms = moments_native.forward(spec, w)
+    mean, ms = moments_native.forward(spec, moments_native.BandProducts.of(w))
     assert torch.equal(mean, spec[0, 0]) and close(ms, band_energy(spec, w), tol)
     g_mean, g_ms = torch.randn(n, dtype=dtype, generator=g), torch.randn(ms.shape, dtype=dtype,
                                                                           generator=g)
     got, want = torch.zeros_like(spec), torch.zeros_like(spec)
-    moments_native.backward(spec, w, g_mean, g_ms, got)
+    moments_native.backward(spec, moments_native.BandProducts.of(w), g_mean, g_ms, got)
     band_energy_backward(spec, w, g_ms, want)
     want[0, 0] += g_mean
     assert close(got, want, tol)
@@ -177,7 +177,8 @@ def kernels_step(dtype):
     spec, w, pw, bias = operands(9, 9, 13, 5, 19, dtype, seed=3)
     g_out = torch.randn(9, 9, 13, 19, dtype=dtype, generator=torch.Generator().manual_seed(4))
     out, g_spec, g_w, g_pw, _ = mix(True, spec, w, pw, bias, g_out)  # the bias: torch's sum
-    flat, bands = out.reshape(9, 9, -1), band_mean_square([1, 2, 4], 9, dtype)
+    flat = out.reshape(9, 9, -1)
+    bands = moments_native.BandProducts.of(band_mean_square([1, 2, 4], 9, dtype))
     mean, ms = moments_native.forward(flat, bands)
     g_flat = torch.empty_like(flat)
     moments_native.backward(flat, bands, mean, ms, g_flat)

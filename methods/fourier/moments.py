@@ -56,13 +56,14 @@ class SpectrumMoments(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, w, ws: Workspace | None, budget: int = CHUNK_ELEMENTS):
-        ctx.kernel = moments_native.usable(spec)
-        if ctx.kernel:
+        # the kernel's weight products, made once here and kept for backward (None: tensor ops)
+        ctx.bands = moments_native.BandProducts.of(w) if moments_native.usable(spec) else None
+        if ctx.bands is not None:
             spec = spec.contiguous()
         ctx.save_for_backward(spec, w)
         ctx.ws, ctx.budget = ws, budget
-        if ctx.kernel:
-            return moments_native.forward(spec, w)
+        if ctx.bands is not None:
+            return moments_native.forward(spec, ctx.bands)
         return spec[0, 0].clone(), band_energy(spec, w, budget)
 
     @staticmethod
@@ -70,11 +71,10 @@ class SpectrumMoments(torch.autograd.Function):
     def backward(ctx, g_mean, g_sq):
         spec, w = ctx.saved_tensors
         g_spec = workspace_empty(ctx.ws, spec.shape, spec)
-        if ctx.kernel:
-            k = w.shape[1]
-            if k < spec.shape[0]:  # the kernel writes the leading k x k block
+        if ctx.bands is not None:
+            if w.shape[1] < spec.shape[0]:  # the kernel writes the leading k x k block
                 g_spec.zero_()
-            moments_native.backward(spec, w, g_mean, g_sq, g_spec)
+            moments_native.backward(spec, ctx.bands, g_mean, g_sq, g_spec)
             return g_spec, None, None, None
         g_spec.zero_()
         if g_sq is not None:

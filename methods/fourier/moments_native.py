@@ -12,6 +12,7 @@ ones. Its calls are PyTorch custom operators (``scaleqbench::moments_kernel_forw
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import register_flop_formula
@@ -19,7 +20,7 @@ from torch.utils.flop_counter import register_flop_formula
 from scaleqbench.methods.fourier import native
 from scaleqbench.methods.fourier.parallel import even_slices, workers
 
-__all__ = ["backward", "forward", "usable"]
+__all__ = ["BandProducts", "backward", "forward", "usable"]
 
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
 _WHAT = "the band moments' CPU kernel"
@@ -43,9 +44,19 @@ def usable(spec: torch.Tensor) -> bool:
             and _library() is not None)
 
 
-def products(w: torch.Tensor) -> torch.Tensor:
-    """``(S, k, k)``: ``w[s, a] w[s, c]``."""
-    return (w[:, :, None] * w[:, None, :]).contiguous()
+@dataclass(frozen=True)
+class BandProducts:
+    """What the kernel takes of band weights ``w`` ``(S, k)``: ``ww`` ``(S, k, k)``, the
+    products ``w[s, a] w[s, c]``, and ``nonzero``, how many of them are not 0 (the multiply-adds
+    per map: the kernel skips the others). Made once per forward, kept for backward."""
+
+    ww: torch.Tensor
+    nonzero: int
+
+    @classmethod
+    def of(cls, w: torch.Tensor) -> BandProducts:
+        ww = (w[:, :, None] * w[:, None, :]).contiguous()
+        return cls(ww, int(torch.count_nonzero(ww)))
 
 
 def _bounds(n: int) -> list[int]:
@@ -88,23 +99,17 @@ def _backward_flops(spec_shape, *args, nnz: int | None = None, **kwargs) -> int:
     return 2 * (args[4] if nnz is None else nnz) * spec_shape[2]
 
 
-def forward(spec: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(spec: torch.Tensor, bands: BandProducts) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean (N,), mean squares (S, N))`` of ``spec`` ``(K, K, N)`` (contiguous)."""
-    mean, ms = spec.new_empty(spec.shape[2]), spec.new_empty(w.shape[0], spec.shape[2])
-    ww = products(w)
-    torch.ops.scaleqbench.moments_kernel_forward(spec, ww, mean, ms, _nonzero(ww))
+    mean = spec.new_empty(spec.shape[2])
+    ms = spec.new_empty(bands.ww.shape[0], spec.shape[2])
+    torch.ops.scaleqbench.moments_kernel_forward(spec, bands.ww, mean, ms, bands.nonzero)
     return mean, ms
 
 
-def backward(spec: torch.Tensor, w: torch.Tensor, g_mean: torch.Tensor | None,
+def backward(spec: torch.Tensor, bands: BandProducts, g_mean: torch.Tensor | None,
              g_ms: torch.Tensor | None, g_spec: torch.Tensor) -> None:
     """``g_spec[:k, :k]`` (written) from the gradients at the mean and the mean squares."""
-    ww = products(w)
     torch.ops.scaleqbench.moments_kernel_backward(
-        spec, ww, native.as_operand(g_mean if g_mean is None else g_mean.contiguous()),
-        native.as_operand(g_ms if g_ms is None else g_ms.contiguous()), g_spec, _nonzero(ww))
-
-
-def _nonzero(ww: torch.Tensor) -> int:
-    """The multiply-adds per map (the kernel skips the zero weights)."""
-    return int(torch.count_nonzero(ww))
+        spec, bands.ww, native.as_operand(g_mean if g_mean is None else g_mean.contiguous()),
+        native.as_operand(g_ms if g_ms is None else g_ms.contiguous()), g_spec, bands.nonzero)
