@@ -73,7 +73,7 @@ from scaleqbench.methods.fourier.reference import ring_nonlinearity_reference
 from scaleqbench.methods.fourier.ring_plan import RingPlan, build_plan
 from scaleqbench.methods.fourier.workspace import Workspace
 
-__all__ = ["RingNonlinearity", "ACTIVATIONS", "IMPLS"]
+__all__ = ["RingNonlinearity", "ACTIVATIONS", "IMPLS", "runs_kernel"]
 
 #: how a Fourier layer is computed (the same function each way): ``fast`` -- the CPU kernel
 #: (:mod:`methods.fourier.native`; the spectral mixing's: :mod:`methods.fourier.mix_native`)
@@ -81,6 +81,20 @@ __all__ = ["RingNonlinearity", "ACTIVATIONS", "IMPLS"]
 #: ``tensor`` -- tensor operations always; ``native`` -- the kernel, an error where it cannot
 #: run; ``reference`` -- the plainly written per-ring version (the mixing: tensor operations)
 IMPLS = ("fast", "tensor", "native", "reference")
+
+
+def runs_kernel(impl: str, usable: bool, needs: Callable[[], str]) -> bool:
+    """The choice :data:`IMPLS` describe, for a layer whose CPU kernel can run here or not
+    (``usable``): never for ``tensor`` and ``reference``; for ``fast`` where usable; for
+    ``native`` where usable, else one error saying what it ``needs``."""
+    if impl in ("tensor", "reference"):
+        return False
+    if usable:
+        return True
+    if impl == "native":
+        raise ValueError(f"impl='native' needs {needs()}; use impl='fast' to take the tensor "
+                         "path where it cannot run")
+    return False
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -200,18 +214,12 @@ class RingNonlinearity(nn.Module):
     def _runs_kernel(self, spec: torch.Tensor) -> bool:
         """Whether a spectrum like ``spec`` goes to the CPU kernel (see :data:`IMPLS`); with
         ``impl="native"``, one error where it cannot."""
-        if self.impl in ("tensor", "reference"):
-            return False
         param_dtype = self.gamma.dtype if self.gamma is not None else None
-        if native.usable(spec, self.act == "relu", param_dtype):
-            return True
-        if self.impl == "native":
-            raise ValueError(
-                f"impl='native' needs the CPU kernel ({native.status()}), a CPU float32 or "
-                f"float64 input (got {spec.device.type} {spec.dtype}) with parameters of "
-                f"its dtype (got {param_dtype}) and act='relu' (got {self.act!r}); use "
-                f"impl='fast' to take the tensor path where it cannot run")
-        return False
+        return runs_kernel(self.impl, native.usable(spec, self.act == "relu", param_dtype),
+                           lambda: f"the CPU kernel ({native.status()}), a CPU float32 or "
+                                   f"float64 input (got {spec.device.type} {spec.dtype}) with "
+                                   f"parameters of its dtype (got {param_dtype}) and "
+                                   f"act='relu' (got {self.act!r})")
 
     def _native_plan(self, spec: torch.Tensor, n: int) -> NativePlan | None:
         """The CPU kernel's plan when this layer runs it, else None."""

@@ -56,7 +56,7 @@ from torch import nn
 from scaleqbench.methods.fourier import mix_native, native
 from scaleqbench.methods.fourier.basis import map_spectrum, ring_count, spectrum_map
 from scaleqbench.methods.fourier.chunking import chunk_budget
-from scaleqbench.methods.fourier.nonlinearity import IMPLS
+from scaleqbench.methods.fourier.nonlinearity import IMPLS, runs_kernel
 from scaleqbench.methods.fourier.spectral_mix import SpectralMix
 from scaleqbench.methods.fourier.workspace import Workspace
 
@@ -182,14 +182,8 @@ class SpectralConv2d(nn.Module):
     def _runs_kernel(self, spec: torch.Tensor) -> bool:
         """Whether the band of a spectrum like ``spec`` is mixed by the CPU kernel; with
         ``impl="native"``, one error where it cannot."""
-        if self.impl in ("tensor", "reference") or self.spectral_weight is None:
-            return False
-        if mix_native.usable(spec):
-            return True
-        if self.impl == "native":
-            raise ValueError(
-                f"impl='native' needs the spectral mixing's CPU kernel "
-                f"({'built' if mix_native.available() else native.status()}) and a CPU "
-                f"float32 or float64 input (got {spec.device.type} {spec.dtype}); use "
-                f"impl='fast' to take the tensor path where it cannot run")
-        return False
+        return self.spectral_weight is not None and runs_kernel(
+            self.impl, mix_native.usable(spec),
+            lambda: f"the spectral mixing's CPU kernel "
+                    f"({'built' if mix_native.available() else native.status()}) and a CPU "
+                    f"float32 or float64 input (got {spec.device.type} {spec.dtype})")
