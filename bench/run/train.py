@@ -193,10 +193,11 @@ def run_one(spec: RunSpec, out_dir: str | Path | None = None, progress: bool = F
     results: dict[str, Any] = {}
 
     def record(**outcome: Any) -> RunRecord:
-        # a run that built its model has its versions with how the model computed
-        base = {"versions": versions(), **results}
+        # a run that built its model has its versions already, with how the model computed
+        # (versions() asks git: once per run)
+        found = {"versions": results.get("versions") or versions()}
         return RunRecord.for_spec(spec, **(context or {}), started_at=started,
-                                  **base, **outcome,
+                                  **{**results, **found}, **outcome,
                                   wall_time_s=time.perf_counter() - t_start, finished_at=_now())
 
     try:
