@@ -113,19 +113,22 @@ static void stack(const F* x, int64_t xa, int64_t xb, int64_t B, int64_t C, int6
 // The derivation's factor of multiplier row `row`: 1 on row 0, 1/2 on the row pairs
 template <class F> static inline F factor(int64_t row) { return row ? F(0.5) : F(1); }
 
-// The weights of multiplier row `row`, column g into buf (2, ci, cop) (see the header)
-template <class F> static void pack(const MixArgs& a, int64_t row, int64_t g, F* buf) {
+// The weights of multiplier row `row`, column g, output channels [t0, t1) into buf (2, ci,
+// cop) (see the header)
+template <class F>
+static void pack(const MixArgs& a, int64_t row, int64_t g, int64_t t0, int64_t t1, F* buf) {
   const int64_t wi = a.transpose ? a.co : a.ci, wo = a.transpose ? a.ci : a.co;
   const F* w = (const F*)a.w + (row * a.nk + g) * wi * wo * 2;
   const F *p = (const F*)a.pw, s = factor<F>(row), si = a.transpose ? -s : s;
   F *re = buf, *im = buf + a.ci * a.cop;
+  const int64_t o1 = t1 < a.co ? t1 : a.co;
   for (int64_t k = 0; k < a.ci; ++k) {
-    for (int64_t o = 0; o < a.co; ++o) {
+    for (int64_t o = t0; o < o1; ++o) {
       const int64_t at = a.transpose ? o * wo + k : k * wo + o;
       re[k * a.cop + o] = s * (w[2 * at] + (p ? p[at] : F(0)));
       im[k * a.cop + o] = si * w[2 * at + 1];
     }
-    for (int64_t o = a.co; o < a.cop; ++o) re[k * a.cop + o] = im[k * a.cop + o] = 0;
+    for (int64_t o = o1 < t0 ? t0 : o1; o < t1; ++o) re[k * a.cop + o] = im[k * a.cop + o] = 0;
   }
 }
 
@@ -221,8 +224,8 @@ template <class F> int rows(const MixArgs& a, int64_t lo, int64_t hi) {
     const bool pair = k.f > 0;
     for (int64_t g = 0; g < a.nk && k.t1 > k.t0; ++g) {
       stack((const F*)a.x, a.xa, a.xb, B, C, k.f, g, z, 4 * C, C);
-      pack(a, pair ? 2 * k.f - 1 : 0, g, wA);
-      if (pair) pack(a, 2 * k.f, g, wB);
+      pack(a, pair ? 2 * k.f - 1 : 0, g, k.t0, k.t1, wA);  // this task's channels only
+      if (pair) pack(a, 2 * k.f, g, k.t0, k.t1, wB);
       F* o[4];
       out_blocks((F*)a.y, a, k.f, g, o);
       for (int64_t t = k.t0; t < k.t1; t += Lanes<F>::T)
