@@ -16,8 +16,11 @@ from scaleqbench.bench.run.perf import format_perf_table, method_label, run_perf
 from scaleqbench.bench.run.perf_isolated import run_perf_isolated
 
 COLUMNS = {"method", "size", "batch", "params", "train_step_s", "infer_img_per_s", "peak_mem_mb",
-           "peak_mem_def", "device", "input", "gflop", "fft_gflop", "gflop_per_s"}
-BUSY_COLUMNS = {"train_step_busy_s", "contention_ratio", "neighbour_threads", "contention_baseline"}
+           "peak_mem_def", "device", "input", "gflop", "fft_gflop", "gflop_per_s",
+           "train_step_s_interval", "timed_rounds", "interval_coverage"}
+BUSY_COLUMNS = {"train_step_busy_s", "contention_ratio", "neighbour_threads", "contention_baseline",
+                "contention_vs_baseline"}
+BUSY_COLUMNS |= {f"{c}_interval" for c in BUSY_COLUMNS - {"neighbour_threads"}}
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +97,53 @@ def test_allocators_are_measured_each_in_a_fresh_process_and_compared():
     system, tuned = rows
     assert COLUMNS <= set(system) and system["rounds"] == 1
     assert system["train_step_s_rounds"] == [system["train_step_s"]]
+    # one process: its interval is the one value, with no coverage to claim
+    assert system["train_step_s_interval"] == [system["train_step_s"]] * 2
+    assert system["interval_coverage"] == 0.0
     assert system["alloc_ratio"] == 1.0
     assert tuned["alloc_ratio"] > 0 and not system["glibc_tuned"]
     assert "allocator" in format_perf_table(rows).splitlines()[0]
     with pytest.raises(ValueError):
         run_perf_isolated([("cnn", {})], [8], ["jemalloc"], progress=False)
+
+
+def test_every_median_carries_its_order_statistic_interval():
+    """The step time's interval comes from its rounds, the busy columns' from per-round
+    ratios (the method's over the baseline's of the same round for ``vs_baseline``)."""
+    from scaleqbench.bench.report.stats import median_interval
+    from scaleqbench.bench.run.perf_rounds import _busy_columns, _median
+
+    quiet = [1.0, 1.1, 0.9, 1.3, 1.0, 1.2, 0.95]
+    busy = [2.0, 2.3, 1.7, 2.5, 2.2, 2.3, 2.0]
+    baseline = [2.1, 2.0, 2.2, 2.0, 2.4, 2.1, 2.0]
+    iv = median_interval(quiet)
+    assert _median(quiet, "t") == {"t": iv.median, "t_interval": [iv.lo, iv.hi]}
+    cols = _busy_columns(quiet, busy, baseline, threads=2)
+    ratios = [b / q for b, q in zip(busy, quiet)]
+    rel = median_interval([r / b for r, b in zip(ratios, baseline)])
+    assert cols["contention_ratio"] == median_interval(ratios).median
+    assert cols["contention_vs_baseline"] == rel.median
+    assert cols["contention_vs_baseline_interval"] == [rel.lo, rel.hi]
+    assert cols["contention_baseline_interval"] == [2.0, 2.4]  # 7 values: min and max
+    assert set(cols) == BUSY_COLUMNS
+
+
+def test_the_table_shows_intervals_and_says_what_they_are():
+    row = {"method": "m", "size": 8, "batch": 2, "params": 10, "train_step_s": 0.5,
+           "train_step_s_interval": [0.45, 0.61], "timed_rounds": 9,
+           "interval_coverage": 0.9609375, "gflop": 1.0, "gflop_per_s": 2.0,
+           "infer_img_per_s": 4.0, "peak_mem_mb": 1.0, "device": "cpu (2 threads)",
+           "train_step_busy_s": 1.0, "contention_ratio": 2.0,
+           "contention_ratio_interval": [1.9, 2.1], "contention_baseline": 2.2,
+           "contention_baseline_interval": [2.1, 2.3], "contention_vs_baseline": 0.9,
+           "contention_vs_baseline_interval": [0.85, 1.02], "neighbour_threads": 2}
+    table = format_perf_table([row]).splitlines()
+    assert "vs_baseline" in table[0]
+    assert "0.500 [0.450–0.610]" in table[2] and "2.00x [1.90–2.10]" in table[2]
+    assert "0.90x [0.85–1.02]" in table[2]
+    assert ("[lo–hi]: the interval of the median over 9 rounds between two order statistics "
+            "(96.1% coverage, any distribution)") in table[4]
+    assert table[-1].endswith("slowed 2.20x [2.10–2.30] beside the neighbour in the same rounds")
+    # a row from before intervals (an older perf.json) shows its medians alone
+    old = {k: v for k, v in row.items() if "interval" not in k}
+    assert "[" not in format_perf_table([old]).splitlines()[2]

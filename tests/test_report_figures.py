@@ -107,6 +107,12 @@ def test_learning_curves_and_perf(data, perf_json):
     fig = plots.perf_cost(load_perf(perf_json), plots.Palette())
     assert sorted(_lines(fig.axes[0])) == ["cnn", "fourier", "sesn"]
     assert fig.axes[0].get_xlabel() == "input size (px)" and fig.axes[0].get_yscale() == "log"
+    # cnn's intervals, one bar per row, per image: [0.9, 1.2] x its step time / batch
+    bars = [seg for c in fig.axes[0].collections for seg in c.get_segments()]
+    expected = sorted((s, 1000 * f * 0.01 * s / b) for s in (8, 16, 28) for b in (32, 64)
+                      for f in (0.9, 1.2))
+    got = sorted(tuple(p) for seg in bars for p in seg)
+    assert [x for p in got for x in p] == pytest.approx([x for p in expected for x in p])
     assert fig.axes[2].get_ylabel() == "peak memory (MiB)"
     assert sorted(_lines(fig.axes[2])) == ["cnn", "fourier"]  # sesn: no memory reading
     assert plots.perf_cost(load_perf(perf_json.parent / "absent.json"), plots.Palette()) is None

@@ -192,3 +192,40 @@ def test_friedman_without_ties_is_scipys():
     assert res.chi2 == pytest.approx(ref.statistic) and res.p_chi2 == pytest.approx(ref.pvalue)
     with pytest.raises(ValueError, match="at least 2 datasets"):
         stats.friedman(np.ones((1, 3)))
+
+
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=6, max_size=60, unique=True))
+def test_median_interval_is_scipys_quantile_test_interval(xs):
+    """From six values on, the interval is the order-statistic interval of scipy's
+    ``quantile_test`` at 95 %, and holds at least 95 % by its own account."""
+    iv = stats.median_interval(xs)
+    ci = sp.quantile_test(xs, p=0.5).confidence_interval(0.95)
+    assert (iv.lo, iv.hi) == (ci.low, ci.high)
+    assert iv.lo <= iv.median == np.median(xs) <= iv.hi and iv.n == len(xs)
+    assert 0.95 <= iv.coverage < 1
+
+
+@given(st.integers(1, 40))
+def test_median_interval_coverage_is_the_binomial_count(n):
+    """The interval is ``[x_(k), x_(n+1-k)]`` and its coverage the share of the ``2^n`` sign
+    patterns with between ``k`` and ``n - k`` values below the median, counted by hand."""
+    iv = stats.median_interval(list(range(n)))
+    k = int(iv.lo) + 1  # the values are 0 .. n-1: x_(k) = k - 1
+    assert iv.hi == n - k
+    inside = sum(comb(n, j) for j in range(k, n - k + 1))
+    assert iv.coverage == pytest.approx(inside / 2 ** n if n > 1 else 0.0, abs=1e-12)
+    if n >= 6:  # the largest k that still reaches 95 %
+        assert iv.coverage >= 0.95
+        assert sum(comb(n, j) for j in range(k + 1, n - k)) / 2 ** n < 0.95
+    else:  # no k reaches 95 %: the whole range, with its own coverage
+        assert (iv.lo, iv.hi) == (0, n - 1) and iv.coverage < 0.95
+
+
+def test_median_interval_covers_a_known_median():
+    """On a skewed distribution (exponential, median ln 2) about 96 % of 9-value intervals
+    hold the median: their stated coverage, within ~±0.03 over 400 trials."""
+    rng = np.random.default_rng(3)
+    ivs = [stats.median_interval(rng.exponential(1.0, 9)) for _ in range(400)]
+    hits = np.mean([iv.lo <= math.log(2) <= iv.hi for iv in ivs])
+    assert abs(hits - ivs[0].coverage) <= 0.03, (hits, ivs[0].coverage)
+    assert stats.median_interval([]) is None and stats.median_interval([math.nan]) is None

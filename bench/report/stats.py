@@ -6,6 +6,8 @@ Pure functions of numbers (no records, no tables), each one a textbook procedure
 * :func:`t_interval` -- the Student t interval of a mean over ``n >= 2`` values (seeds);
 * :func:`bootstrap_interval` -- the percentile bootstrap interval of a mean over the values
   of one run (its test images), seeded so that a report is the same every time it is made;
+* :func:`median_interval` -- the distribution-free interval of a median between two order
+  statistics (timings over rounds: skewed, with outliers, no mean worth taking);
 * :func:`paired_t_test` (per-seed values of two methods, same seeds),
   :func:`mcnemar_exact` (per-image right/wrong of two methods on the same images) and
   :func:`paired_bootstrap_test` (per-image values of two methods) -- two-sided p-values;
@@ -28,7 +30,7 @@ from scaleqbench.bench.formatting import MISSING, finite
 
 __all__ = ["ALPHA", "CONFIDENCE", "RESAMPLES", "SEED", "FriedmanResult", "Interval",
            "average_ranks", "bootstrap_interval", "friedman", "friedman_from_mean_ranks",
-           "mcnemar_exact", "nemenyi_cd",
+           "MedianInterval", "mcnemar_exact", "median_interval", "nemenyi_cd",
            "nemenyi_q", "paired_bootstrap_test", "paired_t_test", "rank_label", "rank_ranges",
            "t_interval"]
 
@@ -70,6 +72,35 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     mean, std = float(x.mean()), float(x.std(ddof=1))
     half = float(_sp.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, std, n, "t")
+
+
+@dataclass(frozen=True)
+class MedianInterval:
+    """A median of ``n`` values with the interval ``[lo, hi]`` between two order statistics;
+    ``coverage``: the probability that such an interval holds the true median, whatever the
+    distribution (continuous) -- at least the confidence asked for when ``n`` allows it."""
+
+    median: float
+    lo: float
+    hi: float
+    coverage: float
+    n: int
+
+
+def median_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> MedianInterval | None:
+    """The median of the finite ``values`` and ``[x_(k), x_(n+1-k)]`` (order statistics from 1)
+    with the largest ``k`` whose coverage ``1 - 2 P(Binomial(n, 1/2) <= k - 1)`` is at least
+    ``confidence``. Where no ``k`` reaches it (``n <= 5`` at 95 %), ``[min, max]`` with its own,
+    lower coverage. None without values."""
+    x = np.sort(_finite(values))
+    n = len(x)
+    if n == 0:
+        return None
+    k = 1
+    while k < (n + 1) // 2 and 1 - 2 * _sp.binom.cdf(k, n, 0.5) >= confidence:
+        k += 1
+    coverage = 1 - 2 * float(_sp.binom.cdf(k - 1, n, 0.5)) if n > 1 else 0.0
+    return MedianInterval(float(np.median(x)), float(x[k - 1]), float(x[n - k]), coverage, n)
 
 
 def _resampled_means(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:

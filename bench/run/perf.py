@@ -9,6 +9,12 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     forward + backward + optimizer step, with the method's own loss
                     (``recipes.loss_for(name, config)``) and optimiser (its recipe for
                     ``config``); each round times one step of every method in turn
+    train_step_s_interval
+                    ``[lo, hi]``: the median's distribution-free interval (two order
+                    statistics, :func:`~bench.report.stats.median_interval`)
+    timed_rounds    ``repeats``
+    interval_coverage  the intervals' coverage (95 % or more from six rounds on; five
+                    rounds give ``[min, max]`` at 93.75 %)
     gflop           the step's counted work in 10^9 floating-point operations, forward and
                     backward (:mod:`bench.run.flops`: PyTorch's FLOP counter, matrix products
                     and convolutions, plus the FFTs at 5 N log2 N per complex transform of
@@ -44,7 +50,12 @@ every method while a busy neighbour process computes on as many threads
 
     train_step_busy_s  median over rounds of that step's time
     contention_ratio   median over rounds of busy step time / quiet step time (the slowdown)
+    contention_baseline  the same for a plain compute-bound loop in the same rounds
+    contention_vs_baseline  median over rounds of the method's slowdown / the baseline's
+                       (below 1: the method slowed less than plain compute-bound work)
     neighbour_threads  the neighbour's thread count
+
+each median with its ``_interval`` as ``train_step_s``'s.
 
 Inputs are band-limited random images (``fourier_resize`` of noise) with random
 labels: timing does not depend on the data. Timings are wall-clock medians;
@@ -79,6 +90,7 @@ from scaleqbench.bench.run.devices import numerics, synchronize
 from scaleqbench.bench.spec_parsing import format_method
 from scaleqbench.bench.run.optimizer import build_optimizer
 from scaleqbench.bench.run.perf_rounds import Subject, measure_size
+from scaleqbench.bench.run.perf_table import format_perf_table
 from scaleqbench.datasets.scaling import fourier_resize, to_canvas
 from scaleqbench.methods.protocol import HoldsWorkspace, implementation_of
 
@@ -231,63 +243,6 @@ def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int
     bar.close()
     rows.sort(key=lambda r: r["_order"])  # one method's sizes together, in the given orders
     return [{k: v for k, v in r.items() if k != "_order"} for r in rows]
-
-
-def format_perf_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table, one line per row, plus each method's step time relative to the first
-    (and, where measured, the work, its rate and the slowdown beside a busy neighbour)."""
-    allocs = any("allocator" in r for r in rows)
-    busy = any("contention_ratio" in r for r in rows)
-    nan = float("nan")
-    header = (["method", "size", "batch", "params", "train_step_s", "GFLOP", "GFLOP/s",
-               "infer_img/s", _memory_header(rows), "vs_first"]
-              + (["busy_step_s", "vs_quiet"] if busy else [])
-              + (["allocator", "vs_alloc"] if allocs else []))
-    first: dict[int, float] = {}
-    lines = []
-    for r in rows:
-        first.setdefault(r["size"], r["train_step_s"])
-        rel = r["train_step_s"] / first[r["size"]] if first[r["size"]] else nan
-        lines.append([r["method"], str(r["size"]), str(r["batch"]), f"{r['params']:,}",
-                      f"{r['train_step_s']:.3f}", f"{r.get('gflop', nan):.4g}",
-                      f"{r.get('gflop_per_s', nan):.1f}", f"{r['infer_img_per_s']:.0f}",
-                      f"{r['peak_mem_mb']:.0f}", f"{rel:.2f}x"])
-        if busy:
-            lines[-1] += [f"{r.get('train_step_busy_s', nan):.3f}",
-                          f"{r.get('contention_ratio', nan):.2f}x"]
-        if allocs:
-            lines[-1] += [str(r.get("allocator", "")), f"{r.get('alloc_ratio', nan):.3f}x"]
-    widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h)
-              for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(ln) for ln in lines]
-    if rows:
-        out.append(f"device: {rows[0]['device']}; vs_first: train step time / that of the "
-                   "first method at the same size; GFLOP: counted per step (forward and "
-                   "backward, FFTs included)")
-        described = {r["method"]: r["implementation"] for r in rows if "implementation" in r}
-        out += [f"{name}: {how}" for name, how in described.items()]
-        if busy:
-            out.append(f"busy_step_s: the step beside a busy {rows[0].get('neighbour_threads')}"
-                       "-thread neighbour process; vs_quiet: median over rounds of busy / "
-                       "quiet step time")
-            baseline = rows[0].get("contention_baseline")
-            if baseline is not None:
-                out.append(f"baseline: a plain compute-bound loop (matrix products) on the same "
-                           f"threads slowed {baseline:.2f}x beside the neighbour in the same "
-                           "rounds")
-        if allocs:
-            out.append(f"each row: median of {rows[0].get('rounds', 1)} fresh process(es); "
-                       "vs_alloc: median over rounds of step time / that of the first "
-                       "allocator in the same round")
-    return "\n".join(out)
-
-
-def _memory_header(rows: list[dict[str, Any]]) -> str:
-    """``peak_mem_mb`` named by what it measures (the rows' devices': one kind per table)."""
-    kinds = sorted({r.get("peak_mem_def") for r in rows if r.get("peak_mem_def")})
-    return f"peak_mem_mb ({' / '.join(kinds)})" if kinds else "peak_mem_mb"
 
 
 def write_perf_json(rows: list[dict[str, Any]], path: str | Path) -> Path:

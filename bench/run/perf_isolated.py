@@ -104,8 +104,11 @@ def run_perf_isolated(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Ite
 
 def _aggregate(got: dict[tuple[int, int, str], list[dict[str, Any]]], n_methods: int,
                sizes: list[int], allocators: list[str], rounds: int) -> list[dict[str, Any]]:
-    """One row per (method, size, allocator): medians over rounds, and the ratio of each
-    round's step time to the first allocator's in the same round."""
+    """One row per (method, size, allocator): medians over rounds (the step time's with its
+    interval over the rounds' processes), and the ratio of each round's step time to the
+    first allocator's in the same round."""
+    from scaleqbench.bench.report.stats import median_interval  # loads the plotting stack
+
     med = statistics.median
     rows = []
     for mi in range(n_methods):
@@ -114,8 +117,10 @@ def _aggregate(got: dict[tuple[int, int, str], list[dict[str, Any]]], n_methods:
             for alloc in allocators:
                 runs = got[(mi, size, alloc)]
                 steps = [r["train_step_s"] for r in runs]
+                iv = median_interval(steps)  # over the processes, as the median
                 rows.append(dict(
-                    runs[0], allocator=alloc, rounds=rounds, train_step_s=med(steps),
+                    runs[0], allocator=alloc, rounds=rounds, train_step_s=iv.median,
+                    train_step_s_interval=[iv.lo, iv.hi], interval_coverage=iv.coverage,
                     train_step_s_rounds=steps,
                     infer_img_per_s=med(r["infer_img_per_s"] for r in runs),
                     peak_mem_mb=med(r["peak_mem_mb"] for r in runs),

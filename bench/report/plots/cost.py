@@ -29,9 +29,22 @@ def _panels(df: pd.DataFrame) -> list[tuple[str, str]]:
     return [(c, lab) for c, lab in panels if (df[c] > 0).any()]
 
 
+def _step_intervals(ax, sub: pd.DataFrame, color: str) -> None:
+    """The step time's interval over rounds (``train_step_s_interval``, where the rows have
+    one; a size measured in several rows: each row's) as error bars per image."""
+    if "train_step_s_interval" not in sub.columns:
+        return
+    for _, r in sub.iterrows():
+        iv = r.train_step_s_interval
+        if isinstance(iv, (list, tuple)) and len(iv) == 2 and r.batch > 0:
+            lo, hi = (1000 * v / r.batch for v in iv)
+            ax.vlines(r["size"], lo, hi, colors=color, linewidth=1.2)
+
+
 def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:
-    """Training-step time per image, achieved GFLOP/s (where measured), inference throughput and
-    peak memory vs input size (``bench perf``)."""
+    """Training-step time per image (with its interval over rounds, where measured), achieved
+    GFLOP/s (where measured), inference throughput and peak memory vs input size
+    (``bench perf``)."""
     if perf is None or perf.empty:
         return None
     df = perf.copy()
@@ -46,7 +59,10 @@ def perf_cost(perf: pd.DataFrame | None, palette: Palette) -> Figure | None:
             if sub.empty:
                 continue
             agg = sub.groupby("size")[col].median().sort_index()
-            ax.plot(agg.index, agg.values, label=method, markersize=4, **palette.style(method).kw())
+            (line,) = ax.plot(agg.index, agg.values, label=method, markersize=4,
+                              **palette.style(method).kw())
+            if col == "train_ms_per_img":
+                _step_intervals(ax, sub, line.get_color())
         ax.set_yscale("log")
         kit.plain_log_labels(ax)
         kit.label_panel(ax, "input size (px)", label, grid="both")
