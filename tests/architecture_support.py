@@ -37,7 +37,7 @@ WINGS: dict[str, set[str]] = {
 }
 
 
-CORE = ("spec", "spec_parsing", "errors", "formatting")
+CORE = ("spec", "spec_parsing", "errors", "formatting", "stats")
 
 
 Graph = dict[str, dict[str, int]]  # module -> {imported module: first line of that import}

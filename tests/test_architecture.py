@@ -9,7 +9,7 @@ only breaks a cycle is still an edge here, so it cannot hide the cycle.
 Layers: ``bench`` -> ``methods``, ``datasets``; ``methods`` -> ``datasets.scaling`` at most;
 ``datasets`` imports neither. Wings of ``bench`` (``architecture_support.WINGS``): each
 imports only the wings named beside it, and the core (``spec``, ``spec_parsing``,
-``errors``, ``formatting``) imports no wing.
+``errors``, ``formatting``, ``stats``) imports no wing.
 """
 
 from __future__ import annotations

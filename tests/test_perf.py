@@ -110,7 +110,7 @@ def test_allocators_are_measured_each_in_a_fresh_process_and_compared():
 def test_every_median_carries_its_order_statistic_interval():
     """The step time's interval comes from its rounds, the busy columns' from per-round
     ratios (the method's over the baseline's of the same round for ``vs_baseline``)."""
-    from scaleqbench.bench.report.stats import median_interval
+    from scaleqbench.bench.stats import median_interval
     from scaleqbench.bench.run.perf_rounds import _busy_columns, _median
 
     quiet = [1.0, 1.1, 0.9, 1.3, 1.0, 1.2, 0.95]

@@ -143,7 +143,8 @@ def test_small_multiples_one_panel_per_family(data):
 
 
 def test_bands_are_the_95_percent_interval_over_seeds(data):
-    """The band of a line is the Student t interval of the mean at each point."""
+    """The band of a line is the Student t interval of the mean at each point, drawn within the
+    range an accuracy can take (a t interval over three seeds may reach past 100 %)."""
     palette = plots.Palette(list(data.runs.method))
     res = per_size_frame(data.records)
     res = res[(res.dataset == "mnist-res") & (res.method == "cnn")]
@@ -152,7 +153,35 @@ def test_bands_are_the_95_percent_interval_over_seeds(data):
     at = res[res.x == res.x.min()].acc
     lo, hi = sp.t.interval(0.95, len(at) - 1, loc=at.mean(), scale=sp.sem(at))
     ys = band.get_paths()[0].vertices[:, 1]
-    assert np.isclose(ys, 100 * lo).any() and np.isclose(ys, 100 * hi).any()
+    assert np.isclose(ys, 100 * max(lo, 0)).any() and np.isclose(ys, 100 * min(hi, 1)).any()
+    assert ys.min() >= 0 and ys.max() <= 100
+    assert (res.groupby("x").acc.agg(lambda a: sp.t.interval(0.95, len(a) - 1, loc=a.mean(),
+                                                             scale=sp.sem(a))[1]) > 1).any(), \
+        "the fixture has an interval past 100 %: the clipping is exercised"
+
+
+def test_a_long_title_wraps_inside_the_figure_and_sizes_are_whole_pixels(data):
+    """The title sits over the panel, wrapped, clear of the legend outside the panel (with
+    more methods than fit inside) and within the figure's edges once drawn."""
+    palette = plots.Palette(list(data.runs.method))
+    res = per_size_frame(data.records)
+    res = res[res.dataset == "mnist-res"]
+    # more methods than a legend inside the panel takes: copies under other names
+    res = pd.concat([res.assign(method=res.method + f"-{k}") for k in range(3)])
+    palette = plots.Palette(list(dict.fromkeys(res.method)))
+    title = "mnist-res (source embedded, preset quick, eq images 64, consistency images 500)"
+    fig = plots.acc_vs_size(res, palette, title)
+    ax = fig.axes[0]
+    assert ax.get_title().replace("\n", " ") == title and "\n" in ax.get_title()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box, page = ax.title.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1
+    (outside,) = fig.legends
+    assert not box.overlaps(outside.get_window_extent(renderer))
+    assert all(float(t).is_integer() for t in ax.get_xticks())
 
 
 def test_equivariance_per_operator_figure():

@@ -1,4 +1,4 @@
-"""The leaderboard's statistics (``bench.report.stats``) against independent computations.
+"""The leaderboard's statistics (``bench.stats``) against independent computations.
 
 Intervals against scipy and against their coverage on distributions whose mean is
 known; the tests against scipy and hand counts; the rank ranges on constructed
@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sp
 
-from scaleqbench.bench.report import stats
+from scaleqbench.bench import stats
 
 values = st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=30)
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaleqbench.bench.report import significance, stats
+from scaleqbench.bench import stats
+from scaleqbench.bench.report import significance
 
 __all__ = ["GLOSSARY", "METRIC_HEADERS", "mark_tied", "rank_summary_table", "rank_summary_text",
            "significance_notes", "tied_mask"]

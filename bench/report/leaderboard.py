@@ -38,7 +38,7 @@ from scaleqbench.bench.report.board_text import (
     rank_summary_text,
     significance_notes,
 )
-from scaleqbench.bench.report.stats import rank_label
+from scaleqbench.bench.stats import rank_label
 from scaleqbench.bench.store.record import NUMERIC_COLUMNS, RUN_COLUMNS, RunRecord, protocol_key
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.spec import PROTOCOL_FIELDS, Protocol

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaleqbench.bench.report import stats
+from scaleqbench.bench import stats
 from scaleqbench.bench.store.per_image import unpack_bits
 
 __all__ = ["METRICS", "Metric", "Sample", "compare", "judge_section", "rank_summary",

@@ -11,7 +11,7 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     ``config``); each round times one step of every method in turn
     train_step_s_interval
                     ``[lo, hi]``: the median's distribution-free interval (two order
-                    statistics, :func:`~bench.report.stats.median_interval`)
+                    statistics, :func:`~bench.stats.median_interval`)
     timed_rounds    ``repeats``
     interval_coverage  the intervals' coverage (95 % or more from six rounds on; five
                     rounds give ``[min, max]`` at 93.75 %)

@@ -31,6 +31,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from scaleqbench.bench.stats import median_interval
 from scaleqbench.bench.run.openmp_wait import plain_env
 from scaleqbench.bench.run.perf import ALLOCATORS, method_label, run_perf
 
@@ -107,8 +108,6 @@ def _aggregate(got: dict[tuple[int, int, str], list[dict[str, Any]]], n_methods:
     """One row per (method, size, allocator): medians over rounds (the step time's with its
     interval over the rounds' processes), and the ratio of each round's step time to the
     first allocator's in the same round."""
-    from scaleqbench.bench.report.stats import median_interval  # loads the plotting stack
-
     med = statistics.median
     rows = []
     for mi in range(n_methods):

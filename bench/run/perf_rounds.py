@@ -8,7 +8,7 @@ The step time is the median over rounds; the contention ratio the median over ro
 the busy step's time over the quiet one's of the same round, and the baseline the same
 ratio for a plain compute-bound loop on the same threads, timed in the same rounds; each
 method's ratio is also set against the baseline's of the same round. Every median carries
-its distribution-free interval (:func:`~bench.report.stats.median_interval`: between two
+its distribution-free interval (:func:`~bench.stats.median_interval`: between two
 order statistics, 95 % from six rounds on, ``[min, max]`` below with the coverage it
 has), because a shared machine's timings are skewed and their outliers real. After the rounds, each
 method's work is counted in one further step (:func:`~bench.run.flops.count_flops`: the
@@ -29,6 +29,7 @@ import torch
 from scaleqbench.bench.run.contention import BusyNeighbour, baseline_loop
 from scaleqbench.bench.run.devices import synchronize
 from scaleqbench.bench.run.flops import count_flops
+from scaleqbench.bench.stats import median_interval
 
 __all__ = ["Subject", "measure_size"]
 
@@ -66,16 +67,9 @@ def _rounds(steps: list[Callable[[], None]], repeats: int, sync,
     return quiet, busy
 
 
-def _median_interval(values: list[float]):
-    # imported here: bench.report's package loads the plotting stack, which perf never needs
-    from scaleqbench.bench.report.stats import median_interval
-
-    return median_interval(values)
-
-
 def _median(values: list[float], key: str) -> dict[str, Any]:
     """``key``: the median of ``values``; ``key_interval``: its ``[lo, hi]``."""
-    iv = _median_interval(values)
+    iv = median_interval(values)
     return {key: iv.median, f"{key}_interval": [iv.lo, iv.hi]}
 
 
@@ -120,7 +114,7 @@ def measure_size(subjects: list[Subject], repeats: int, warmup: int, dev: torch.
         row.update(gflop=flops / 1e9, fft_gflop=fft / 1e9,
                    gflop_per_s=flops / 1e9 / step_s if step_s > 0 else float("nan"),
                    peak_mem_mb=s.memory(), timed_rounds=repeats,
-                   interval_coverage=_median_interval(quiet[i]).coverage)
+                   interval_coverage=median_interval(quiet[i]).coverage)
         if neighbour is not None:
             row.update(_busy_columns(quiet[i], busy[i], baseline, neighbour.threads))
         s.model.eval()

@@ -20,6 +20,16 @@ def _shade_training(ax, train_range: tuple[float, float] | None, label: bool = T
                    label="training sizes" if label else "_nolegend_", zorder=0)
 
 
+#: what an accuracy can be: its bands are drawn within it
+_ACCURACY = (0.0, 1.0)
+
+
+def _size_ticks(ax, per_size: pd.DataFrame) -> None:
+    """Whole pixels on a test-size axis (sizes are integers; object-scale bins are not)."""
+    if not bool(per_size["binned"].any()):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _xlabel(per_size: pd.DataFrame) -> str:
     binned = bool(per_size["binned"].any())
     return "object scale (bin centre)" if binned else "test image size (px)"
@@ -36,7 +46,9 @@ def acc_vs_size(per_size: pd.DataFrame, palette: Palette, title: str,
     _shade_training(ax, train_range)
     for method in kit.methods_of(per_size):
         sub = per_size[per_size.method == method]
-        kit.line(ax, kit.aggregate(sub, "x", "acc"), method, palette.style(method), scale=100)
+        kit.line(ax, kit.aggregate(sub, "x", "acc"), method, palette.style(method), scale=100,
+                 bounds=_ACCURACY)
+    _size_ticks(ax, per_size)
     return kit.single_panel(fig, ax, _xlabel(per_size), "test accuracy (%)", title)
 
 
@@ -59,11 +71,13 @@ def acc_vs_size_by_family(per_size: pd.DataFrame, palette: Palette, title: str,
             if method not in members:
                 kit.context_line(ax, agg, scale=100)
         for method in members:
-            kit.line(ax, aggs[method], method, palette.style(method), scale=100)
+            kit.line(ax, aggs[method], method, palette.style(method), scale=100,
+                     bounds=_ACCURACY)
+        _size_ticks(ax, per_size)
         first_col = ax.get_subplotspec().is_first_col()
         kit.label_panel(ax, _xlabel(per_size), "test accuracy (%)" if first_col else "", family)
         ax.legend(fontsize=7, frameon=False, loc="best")
-    fig.suptitle(title, fontsize=10)
+    kit.title(fig, title)
     return fig
 
 
@@ -80,7 +94,8 @@ def learning_curves(hist: pd.DataFrame, palette: Palette, title: str) -> Figure 
             sub = hist[(hist.method == method) & hist[col].notna()]
             ok = sub[sub.status == "ok"]
             if not ok.empty:
-                kit.line(ax, kit.aggregate(ok, "epoch", col, "range"), method, st, scale=scale)
+                kit.line(ax, kit.aggregate(ok, "epoch", col, "range"), method, st, scale=scale,
+                         bounds=_ACCURACY if col == "val_acc" else None)
             for k, (_, run) in enumerate(sub[sub.status != "ok"].groupby("seed")):
                 # a method with no finished run still gets one legend entry
                 ax.plot(run.epoch, scale * run[col], color=st.color, linestyle=":", linewidth=1,

@@ -87,7 +87,7 @@ def eq_vs_size_by_family(eq: pd.DataFrame, palette: Palette, title: str) -> Figu
                         else "", family if name == panels[0][0] else None)
         if name == panels[0][0]:
             ax.legend(fontsize=7, frameon=False, loc="best")
-    fig.suptitle(title, fontsize=10)
+    kit.title(fig, title)
     return fig
 
 

@@ -11,6 +11,7 @@ PDF with the pdf backend on its own.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from scaleqbench.bench.spec_parsing import base_method
 __all__ = ["FAMILY_ORDER", "LINESTYLES", "Palette", "Style", "aggregate", "by_family", "figure",
            "context_line", "finish", "grid", "label_panel", "legend", "line", "log_axis",
            "log_floor", "methods_of",
-           "plain_log_labels", "save_figure", "single_panel", "tint"]
+           "plain_log_labels", "save_figure", "single_panel", "tint", "title"]
 
 LINESTYLES = ["-", "--", ":", "-."]
 #: how much lighter each variant of a method is drawn (a mix with white), in turn
@@ -140,7 +141,7 @@ def methods_of(df: pd.DataFrame) -> list[str]:
 
 def aggregate(df: pd.DataFrame, x: str, y: str, spread: str = "ci") -> pd.DataFrame:
     """Per x: mean over seeds and the band: ``ci`` the 95 % Student t interval of the mean
-    (the leaderboard's, :func:`bench.report.stats.t_interval`), ``std`` mean ± one standard
+    (the leaderboard's, :func:`bench.stats.t_interval`), ``std`` mean ± one standard
     deviation, ``range`` min…max. No band where there is one seed."""
     from scipy.stats import t as student_t
 
@@ -159,14 +160,19 @@ def aggregate(df: pd.DataFrame, x: str, y: str, spread: str = "ci") -> pd.DataFr
 
 
 def line(ax: Axes, agg: pd.DataFrame, label: str, style: Style, scale: float = 1.0,
-         floor: float | None = None) -> None:
+         floor: float | None = None, bounds: tuple[float, float] | None = None) -> None:
     """The mean of an :func:`aggregate` as a line, its band shaded where there are seeds
-    (``floor``: a log axis' floor, where a band reaching below it stops)."""
+    (``floor``: a log axis' floor, where a band reaching below it stops; ``bounds``: the range
+    the quantity can take, e.g. ``(0, 1)`` for an accuracy, where a t interval over a few
+    seeds that reaches past it is cut: the drawing only, the tables keep the interval)."""
     ax.plot(agg.index, scale * agg["mean"], label=label, markersize=4, linewidth=1.4, **style.kw())
     band = agg[agg["n"] > 1]
     if not band.empty:
         lo = band["lo"] if floor is None else band["lo"].clip(lower=floor)
-        ax.fill_between(band.index, scale * lo, scale * band["hi"], color=style.color,
+        hi = band["hi"]
+        if bounds is not None:
+            lo, hi = lo.clip(*bounds), hi.clip(*bounds)
+        ax.fill_between(band.index, scale * lo, scale * hi, color=style.color,
                         alpha=0.18, linewidth=0)
 
 
@@ -222,15 +228,28 @@ def label_panel(ax: Axes, xlabel: str, ylabel: str, title: str | None = None,
 
 
 def single_panel(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
-    """Label, title, grid and legend of a one-panel figure."""
-    label_panel(ax, xlabel, ylabel, title)
+    """Label, title, grid and legend of a one-panel figure; the title is wrapped to the width
+    the panel keeps beside a legend placed outside it, so that it runs into neither the
+    legend nor the figure's edges."""
+    label_panel(ax, xlabel, ylabel, _wrapped(title, 0.62 * fig.get_figwidth()))
     legend(fig, [ax])
     return fig
 
 
-def finish(fig: Figure, axes: list[Axes], title: str) -> Figure:
-    """The title and the shared legend of a figure of several panels."""
-    fig.suptitle(title, fontsize=10)
+def _wrapped(text: str, inches: float) -> str:
+    """``text`` wrapped at word boundaries to lines of ``inches`` at font size 10."""
+    return textwrap.fill(text, max(30, int(inches * 11)))  # ~11 characters per inch
+
+
+def title(fig: Figure, text: str) -> None:
+    """The figure's title; one too long for a line of the figure's width is wrapped at word
+    boundaries rather than cut at its edges."""
+    fig.suptitle(_wrapped(text, fig.get_figwidth()), fontsize=10)
+
+
+def finish(fig: Figure, axes: list[Axes], text: str) -> Figure:
+    """The title and the shared legend of a figure."""
+    title(fig, text)
     legend(fig, axes)
     return fig
 

@@ -62,5 +62,5 @@ def cd_diagram(frame: pd.DataFrame, cd: float, k: int, palette: Palette,
         y = -0.35 - 0.2 * level
         ax.plot([frame.average_rank[a] - 0.03, frame.average_rank[b] + 0.03], [y, y],
                 color="#222222", linewidth=3, solid_capstyle="round")
-    fig.suptitle(title, fontsize=10)
+    kit.title(fig, title)
     return fig
