@@ -22,6 +22,7 @@ import pandas as pd
 from scaleqbench.bench.store.atomic_io import atomic_write_text
 from scaleqbench.bench.store.collection import Collection
 from scaleqbench.bench.report import plots, significance, tables
+from scaleqbench.bench.report.cost_table import cost_markdown
 from scaleqbench.bench.report.data import (
     ReportData,
     eq_frame,
@@ -144,23 +145,27 @@ def build_report(source: Collection | Sequence[str | Path], out_dir: Path,
     the files written.
 
     Raises :class:`bench.errors.NoRecordsError` when a folder holds no records.
-    ``perf_json`` (``bench perf``'s output) adds the training-cost figure when it exists.
+    ``perf_json`` (``bench perf``'s output) adds the training-cost table (``training_cost.md``
+    and on the page) and figure when it exists.
     """
     out_dir = Path(out_dir)
     data = load(source, perf_json=perf_json)
     board = tables.leaderboard(data)
     palette = palette_of(data)
     written: list[Path] = []
-    for name, text in (("leaderboard.md", tables.to_markdown(board, data)),
-                       ("leaderboard.csv", tables.to_csv(board)),
-                       ("leaderboard.tex", tables.to_latex(board, data))):
+    texts = [("leaderboard.md", tables.to_markdown(board, data)),
+             ("leaderboard.csv", tables.to_csv(board)),
+             ("leaderboard.tex", tables.to_latex(board, data))]
+    if data.perf is not None and not data.perf.empty:
+        texts.append(("training_cost.md", cost_markdown(data.perf)))
+    for name, text in texts:
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
     figures = make_figures(data, board, out_dir / "figures", palette)
     for f in figures:
         written += [f.png, f.pdf]
     page = render_html(data, board, figures, out_dir, tables.table_notes(data, board),
-                       written[:3], palette)
+                       written[:len(texts)], palette)
     atomic_write_text(out_dir / "index.html", page)
     written.append(out_dir / "index.html")
     log.info("report: %d files in %s", len(written), out_dir)

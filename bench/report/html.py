@@ -25,6 +25,7 @@ import pandas as pd
 from scaleqbench.bench.formatting import MISSING, num
 from scaleqbench.bench.report.leaderboard import comparison, runs_text
 from scaleqbench.bench.store.record import RunRecord
+from scaleqbench.bench.report.cost_table import cost_html
 from scaleqbench.bench.report.data import (
     Experiment,
     ReportData,
@@ -33,6 +34,7 @@ from scaleqbench.bench.report.data import (
 )
 from scaleqbench.bench.report.html_board import (
     glossary_html,
+    key_html,
     leaderboard_html,
     rank_summary_html,
     table_html,
@@ -247,8 +249,11 @@ def render_html(data: ReportData, board: pd.DataFrame, figures: list[FigureEntry
         parts.append(f'<h2 id="{section_slug(key)}">Figures: {_e(section_title(key))}</h2>')
         parts.extend(_figure_html(f, out_dir) for f in figures if f.section == key)
     extra = [f for f in figures if f.section is None and f.name != RANKS_FIGURE]
-    if extra:
+    has_perf = data.perf is not None and not data.perf.empty
+    if extra or has_perf:
         parts.append('<h2 id="cost">Training cost</h2>')
+        if has_perf:
+            parts.append(cost_html(data.perf, lambda m: key_html(m, palette)))
         parts.extend(_figure_html(f, out_dir) for f in extra)
     parts.append('<h2 id="experiments">Experiments and runs</h2>')
     for exp in data.experiments:
