@@ -235,7 +235,9 @@ def _perf(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default="all")
     p.add_argument("--sizes", default="8,16,28")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=5)
+    # six rounds: the fewest whose [min, max] holds the median with 95 % confidence
+    p.add_argument("--repeats", type=int, default=6,
+                   help="timed rounds; each median's interval is over them (default: 6)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--config", default="mnist")
     p.add_argument("--channels", type=int, default=1)

@@ -13,8 +13,8 @@ For every ``(method, create() overrides)`` and every input size, one row::
                     ``[lo, hi]``: the median's distribution-free interval (two order
                     statistics, :func:`~bench.stats.median_interval`)
     timed_rounds    ``repeats``
-    interval_coverage  the intervals' coverage (95 % or more from six rounds on; five
-                    rounds give ``[min, max]`` at 93.75 %)
+    interval_coverage  the intervals' coverage (95 % or more from six rounds on, the CLI's
+                    default; five rounds give ``[min, max]`` at 93.75 %)
     gflop           the step's counted work in 10^9 floating-point operations, forward and
                     backward (:mod:`bench.run.flops`: PyTorch's FLOP counter, matrix products
                     and convolutions, plus the FFTs at 5 N log2 N per complex transform of
@@ -194,7 +194,7 @@ def _subject(label: str, model: torch.nn.Module, loss_fn, opt, x: torch.Tensor,
 
 
 def run_perf(methods_: Iterable[tuple[str, dict[str, Any]]], sizes: Iterable[int],
-             batch: int = 128, repeats: int = 5, warmup: int = 2, config: str = "mnist",
+             batch: int = 128, repeats: int = 6, warmup: int = 2, config: str = "mnist",
              in_channels: int = 1, num_classes: int = 10, device: str = "cpu",
              progress: bool = True, seed: int = 0, input: str = "native",
              canvas: int | None = None, contention: bool = False) -> list[dict[str, Any]]:
