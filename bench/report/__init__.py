@@ -135,8 +135,9 @@ def _overall_figures(data: ReportData, board: pd.DataFrame, palette: plots.Palet
             f"{res.n} comparisons (1 the best); a thick line joins methods whose average ranks "
             f"differ by less than the Nemenyi critical difference (α = {res.alpha:g}).")
     add(plots.perf_cost(data.perf, palette), "training_cost", "Training cost vs input size",
-        "From `bench perf`: training-step time per image, inference throughput and peak "
-        "memory; median over the measured batch sizes; timings compare only within one run.")
+        "From `bench perf`: training-step time per image (bars: its interval over rounds), "
+        "inference throughput, peak memory and the achieved GFLOP/s; median over the measured "
+        "batch sizes; timings compare only within one run.")
 
 
 def build_report(source: Collection | Sequence[str | Path], out_dir: Path,
