@@ -109,12 +109,12 @@ def measure_size(subjects: list[Subject], repeats: int, warmup: int, dev: torch.
     out = []
     for i, s in enumerate(subjects):
         flops, fft = count_flops(s.step)
-        row = _median(quiet[i], "train_step_s")
-        step_s = row["train_step_s"]
-        row.update(gflop=flops / 1e9, fft_gflop=fft / 1e9,
-                   gflop_per_s=flops / 1e9 / step_s if step_s > 0 else float("nan"),
-                   peak_mem_mb=s.memory(), timed_rounds=repeats,
-                   interval_coverage=median_interval(quiet[i]).coverage)
+        step = median_interval(quiet[i])
+        row = {"train_step_s": step.median, "train_step_s_interval": [step.lo, step.hi],
+               "gflop": flops / 1e9, "fft_gflop": fft / 1e9,
+               "gflop_per_s": flops / 1e9 / step.median if step.median > 0 else float("nan"),
+               "peak_mem_mb": s.memory(), "timed_rounds": repeats,
+               "interval_coverage": step.coverage}
         if neighbour is not None:
             row.update(_busy_columns(quiet[i], busy[i], baseline, neighbour.threads))
         s.model.eval()
