@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MISSING", "finite", "mean_std", "num", "signed"]
+__all__ = ["MISSING", "finite", "mean_std", "num", "signed", "with_interval"]
 
 MISSING = "—"
 
@@ -42,3 +42,14 @@ def mean_std(mean: Any, std: Any, fmt: str = ".2f", scale: float = 1.0) -> str:
     if finite(std) is None:
         return num(mean, fmt, scale)
     return f"{num(mean, fmt, scale)} ± {num(std, fmt, scale)}"
+
+
+def with_interval(x: Any, interval: Any, fmt: str, unit: str = "") -> str:
+    """``x`` as ``fmt`` followed by ``unit``, then `` [lo–hi]`` where ``interval`` is a pair
+    (a median's interval over rounds: ``0.405 [0.401–0.415]``); :data:`MISSING` without ``x``."""
+    if finite(x) is None:
+        return MISSING
+    shown = num(x, fmt) + unit
+    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+        shown += f" [{num(interval[0], fmt)}–{num(interval[1], fmt)}]"
+    return shown

@@ -15,21 +15,14 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from scaleqbench.bench.formatting import MISSING, finite
+from scaleqbench.bench.formatting import MISSING, finite, with_interval
 
 __all__ = ["COST_COLUMNS", "cost_rows", "cost_html", "cost_markdown", "cost_notes"]
 
 
 def _value(r: pd.Series, key: str, fmt: str, unit: str = "") -> str:
-    """``r[key]`` as ``fmt`` (``—`` where missing), with its ``[lo–hi]`` where the row has one."""
-    v = finite(r.get(key))
-    if v is None:
-        return MISSING
-    iv = r.get(f"{key}_interval")
-    shown = f"{v:{fmt}}{unit}"
-    if isinstance(iv, (list, tuple)) and len(iv) == 2:
-        shown += f" [{iv[0]:{fmt}}–{iv[1]:{fmt}}]"
-    return shown
+    """``r[key]`` (``—`` where missing), with its ``[lo–hi]`` where the row has one."""
+    return with_interval(r.get(key), r.get(f"{key}_interval"), fmt, unit)
 
 
 def _per_image_ms(r: pd.Series) -> str:

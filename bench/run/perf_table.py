@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scaleqbench.bench.formatting import with_interval
+
 __all__ = ["format_perf_table"]
 
 
@@ -40,10 +42,8 @@ _NAN = float("nan")
 
 
 def _with_interval(r: dict[str, Any], key: str, fmt: str, unit: str = "") -> str:
-    """``r[key]`` as ``fmt``, followed by its ``[lo–hi]`` where the row has one."""
-    cell = f"{r.get(key, _NAN):{fmt}}{unit}"
-    iv = r.get(f"{key}_interval")
-    return cell + (f" [{iv[0]:{fmt}}–{iv[1]:{fmt}}]" if iv else "")
+    """``r[key]`` with its ``[lo–hi]`` where the row has one."""
+    return with_interval(r.get(key), r.get(f"{key}_interval"), fmt, unit)
 
 
 def _cells(r: dict[str, Any], rel: float, busy: bool, allocs: bool) -> list[str]:
