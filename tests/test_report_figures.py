@@ -241,3 +241,25 @@ def test_cd_cliques_join_what_the_critical_difference_does_not_separate():
     assert cliques([1.0, 2.0, 3.0, 4.0], cd=1.5) == [(0, 1), (1, 2), (2, 3)]
     assert cliques([1.0, 3.0, 5.0], cd=1.0) == []  # every pair separated
     assert cliques([1.0, 1.1, 1.2], cd=5.0) == [(0, 2)]
+
+
+def test_log_axes_label_plain_numbers_and_only_some_minor_ticks():
+    """Under two decades, minor ticks are labelled at 2 and 5 times a power of ten only; over
+    two, not at all; the major labels are plain numbers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from scaleqbench.bench.report.plots import kit
+
+    fig, (narrow, wide) = kit.figure(2)
+    for ax, top in ((narrow, 300), (wide, 3000)):
+        ax.plot([1, 2], [8, top])
+        ax.set_yscale("log")
+        kit.plain_log_labels(ax)
+    FigureCanvasAgg(fig).draw()
+
+    def minor(ax) -> set[str]:  # the labels of the minor ticks within the axis' limits
+        lo, hi = ax.get_ylim()
+        return {t.get_text() for t in ax.get_yticklabels(minor=True)
+                if lo <= t.get_position()[1] <= hi} - {""}
+
+    assert minor(narrow) == {"20", "50", "200"} and minor(wide) == set()
+    assert {t.get_text() for t in narrow.get_yticklabels()} >= {"10", "100"}

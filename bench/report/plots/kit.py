@@ -200,11 +200,21 @@ def grid(n: int, width: float = 3.6, height: float = 3.1, nrows: int | None = No
 
 def plain_log_labels(ax: Axes) -> None:
     """Plain numbers ("20", "0.5") on a log y axis of a few decades, where the default
-    "2 x 10^1" labels crowd; minor labels only while the axis spans under two decades."""
+    "2 x 10^1" labels crowd; minor labels, at 2 and 5 times a power of ten only, while the
+    axis spans under two decades (every minor tick labelled would run into each other)."""
     lo, hi = ax.get_ylim()
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain if hi < 100 * lo else NullFormatter())
+    ax.yaxis.set_minor_formatter(FuncFormatter(_two_or_five) if hi < 100 * lo
+                                 else NullFormatter())
+
+
+def _two_or_five(v: float, _pos=None) -> str:
+    """``v`` plainly where it is 2 or 5 times a power of ten, else no label."""
+    if v <= 0:
+        return ""
+    mantissa = v / 10 ** math.floor(math.log10(v))
+    return f"{v:g}" if min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6 else ""
 
 
 def legend(fig: Figure, axes: list[Axes]) -> None:
