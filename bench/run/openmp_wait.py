@@ -9,7 +9,7 @@ wait for, and every join waits for whichever thread the scheduler has just preem
 Measured on the 2-core reference machine beside a busy 2-thread neighbour
 (``bench perf --contention``), a short spin (``GOMP_SPINCOUNT=1000``) left the quiet step
 times of ``fourier`` and ``cnn`` as they were and took their slowdown from 2.3-2.4x and
-2.5-3.2x to 1.8x and 2.0x.
+2.5-3.2x to about 2.0x and 2.2x (``docs/cli.md``).
 
 GNU OpenMP reads the setting when PyTorch loads it, so it must be in the environment before
 ``import torch``: the CLI sets it first thing (:func:`tune_openmp_waiting`), and the
